@@ -1,0 +1,1 @@
+"""The interactive app: window, keyboard, HUD, frame loop and profiler."""
