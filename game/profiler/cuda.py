@@ -1,0 +1,78 @@
+"""CUDA device timing and NVTX ranges for the profiler, guarded for CPU-only machines.
+
+torch is imported here only when a Profiler is built with use_cuda=True, so profiling a CPU run never
+pays for the import. CUDA events (torch.cuda.Event(enable_timing=True)) are recorded on the current
+stream around each stage and only read back when the report is written: reading elapsed_time per
+frame would force a device sync every frame and distort the very latency we are measuring.
+NVTX ranges (torch.cuda.nvtx.range_push/pop) name the stages in Nsight Systems; on a CPU-only torch
+build they raise, hence the guard.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+
+class CudaTimer:
+    """Records (name, frame, start_event, end_event) and NVTX ranges; inert when CUDA is missing."""
+
+    def __init__(self, torch_module: Any | None = None) -> None:
+        self.available = False
+        self.nvtx = False
+        self.device_name: str | None = None
+        self.records: list[tuple[str, int, Any, Any]] = []
+        self._torch = torch_module
+        if self._torch is None:
+            try:
+                import torch  # heavy: only for use_cuda=True
+            except ImportError:
+                warnings.warn("Profiler(use_cuda=True) but torch is not installed: host timing only",
+                              RuntimeWarning, stacklevel=3)
+                return
+            self._torch = torch
+        cuda = self._torch.cuda
+        if not cuda.is_available():
+            warnings.warn("Profiler(use_cuda=True) but CUDA is not available: host timing only",
+                          RuntimeWarning, stacklevel=3)
+            return
+        self.available = True
+        self.device_name = str(cuda.get_device_name())
+        try:  # NVTX is compiled out of some builds; probe once instead of failing every frame
+            cuda.nvtx.range_push("profiler-probe")
+            cuda.nvtx.range_pop()
+            self.nvtx = True
+        except (RuntimeError, AttributeError):
+            self.nvtx = False
+
+    def start(self, name: str) -> Any:
+        """Push the NVTX range and record a start event on the current stream."""
+        cuda = self._torch.cuda
+        if self.nvtx:
+            cuda.nvtx.range_push(name)
+        event = cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def stop(self, name: str, frame: int, start_event: Any) -> None:
+        cuda = self._torch.cuda
+        end_event = cuda.Event(enable_timing=True)
+        end_event.record()
+        if self.nvtx:
+            cuda.nvtx.range_pop()
+        self.records.append((name, frame, start_event, end_event))
+
+    def push_range(self, name: str) -> None:
+        if self.nvtx:
+            self._torch.cuda.nvtx.range_push(name)
+
+    def pop_range(self) -> None:
+        if self.nvtx:
+            self._torch.cuda.nvtx.range_pop()
+
+    def resolve(self) -> list[tuple[str, int, float]]:
+        """(name, frame, device_ms) for every recorded stage; one synchronize for all of them."""
+        if not self.available or not self.records:
+            return []
+        self._torch.cuda.synchronize()
+        return [(name, frame, float(start.elapsed_time(end))) for name, frame, start, end in self.records]

@@ -1,0 +1,49 @@
+"""The small glue the game loop calls: time a Renderer call and format the HUD lines.
+
+Kept apart from the loop itself (owned by the game part) so the loop only needs these names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from game.profiler.profiler import END_TO_END, STAGES, Profiler
+
+RENDER_STAGE = "render"  # the whole Renderer.render call; its parts come from last_timings
+RENDERER_STAGES = ("preprocess", "upload", "inference", "download")
+
+
+def add_renderer_timings(profiler: Profiler, renderer: Any) -> None:
+    """Add the spans of the Renderer's last call (contract 2: last_timings = {stage: (start, end)})."""
+    if not profiler.enabled:
+        return
+    timings = getattr(renderer, "last_timings", None) or {}
+    for name in RENDERER_STAGES:
+        span = timings.get(name)
+        if span is not None:
+            profiler.add_span(name, span[0], span[1])
+    for name, span in timings.items():  # any extra stage a backend reports
+        if name not in RENDERER_STAGES and span is not None:
+            profiler.add_span(name, span[0], span[1])
+
+
+def timed_render(profiler: Profiler, renderer: Any, frame: Any) -> Any:
+    """renderer.render(frame) inside a "render" stage (host time, CUDA events, NVTX range), then the
+    renderer's own preprocess/upload/inference/download spans nested inside it."""
+    if not profiler.enabled:
+        return renderer.render(frame)
+    with profiler.stage(RENDER_STAGE):
+        image = renderer.render(frame)
+    add_renderer_timings(profiler, renderer)
+    return image
+
+
+def hud_lines(profiler: Profiler, stages: tuple[str, ...] | None = None) -> list[str]:
+    """'stage  p50 / p95 ms' lines for the HUD, end to end first then the pipeline stages."""
+    stats = profiler.live_stats()
+    if not stats:
+        return []
+    order = stages or (END_TO_END, *STAGES)
+    names = [n for n in order if n in stats] + ([] if stages else
+                                                 [n for n in stats if n not in order and n != RENDER_STAGE])
+    return [f"{name:<11}{stats[name][0]:6.1f} /{stats[name][1]:6.1f} ms" for name in names]

@@ -1,0 +1,228 @@
+"""The Profiler: times every stage of every frame on the host (time.perf_counter_ns), plus CUDA events
+and NVTX ranges on the GPU, and keeps the raw spans for the report, the trace and the plot.
+
+Frame model: begin_frame() when the controls are sampled, end_frame() after the display flip; their
+difference is the end-to-end latency. A span (from stage() or add_span()) belongs to the most recently
+begun frame, so work done after the flip (e.g. recording) still counts towards that frame's stage
+times, though not towards its end-to-end time. A stage's time in a frame is the sum of its spans there.
+Frames with index < warmup_frames are kept in the trace but left out of every statistic.
+
+A disabled profiler turns every method into an immediate return (stage() hands back one shared no-op
+context manager), so `--profile` off costs a few attribute lookups per frame.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from game.profiler.stats import percentile
+
+END_TO_END = "end_to_end"
+# Canonical stages in pipeline order (issue 7); other names are allowed and listed after these.
+STAGES = ("source", "preprocess", "upload", "inference", "download", "display", "record")
+LIVE_WINDOW_FRAMES = 120  # ~2-6 s of driving: recent enough for the HUD, enough samples for a p95
+LIVE_REFRESH_S = 0.25  # live_stats recomputes at most 4x per second, otherwise serves its cache
+
+_perf_ns = time.perf_counter_ns
+_get_ident = threading.get_ident
+
+
+class _NullStage:
+    """Shared no-op context manager of a disabled profiler."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> _NullStage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NULL_STAGE = _NullStage()
+
+
+class _Stage:
+    """Context manager timing one span; a plain class because @contextmanager costs ~1 us more."""
+
+    __slots__ = ("_profiler", "_name", "_start", "_event")
+
+    def __init__(self, profiler: Profiler, name: str) -> None:
+        self._profiler = profiler
+        self._name = name
+
+    def __enter__(self) -> _Stage:
+        cuda = self._profiler._cuda
+        self._event = cuda.start(self._name) if cuda is not None else None
+        self._start = _perf_ns()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = _perf_ns()
+        profiler = self._profiler
+        frame = profiler._record(self._name, self._start, end)
+        if self._event is not None:
+            profiler._cuda.stop(self._name, frame, self._event)
+
+
+class Profiler:
+    """Per-stage frame timing; see the module docstring. Contract 7 in /work/notes/CONTRACTS.md."""
+
+    def __init__(self, enabled: bool = True, warmup_frames: int = 10, use_cuda: bool = False) -> None:
+        if not isinstance(warmup_frames, int) or warmup_frames < 0:
+            raise ValueError(f"Profiler warmup_frames must be an integer >= 0, got {warmup_frames!r}")
+        self.enabled = bool(enabled)
+        self.warmup_frames = warmup_frames
+        self.use_cuda = bool(use_cuda)
+        self.frame_begin_ns: list[int] = []
+        self.frame_end_ns: list[int | None] = []
+        # (name, start_ns, end_ns, thread ident, frame index or -1 before the first frame)
+        self.spans: list[tuple[str, int, int, int, int]] = []
+        self.thread_names: dict[int, str] = {}
+        self._frame = -1
+        self.frame_thread: int | None = None  # thread ident of the loop calling begin_frame
+        self._pending: dict[str, int] = {}  # stage ns of the current frame, for live_stats
+        self._live: dict[str, deque[float]] = {}
+        self._live_cache: dict[str, tuple[float, float]] = {}
+        self._live_at = 0.0
+        self._cuda = None
+        if self.enabled and self.use_cuda:
+            from game.profiler.cuda import CudaTimer  # imports torch: only on this path
+
+            timer = CudaTimer()
+            self._cuda = timer if timer.available else None
+
+    # ----------------------------------------------------------------- recording (hot path)
+    def begin_frame(self) -> None:
+        """Mark the moment the controls are sampled: the start of the end-to-end latency."""
+        if not self.enabled:
+            return
+        now = _perf_ns()
+        if self.frame_thread is None:
+            self.frame_thread = _get_ident()
+            self.thread_names.setdefault(self.frame_thread, threading.current_thread().name)
+        self._flush_live()
+        self._frame = len(self.frame_begin_ns)
+        self.frame_begin_ns.append(now)
+        self.frame_end_ns.append(None)
+        if self._cuda is not None:
+            self._cuda.push_range(f"frame {self._frame}")
+
+    def end_frame(self) -> None:
+        """Mark the frame on screen (after the display flip): the end of the end-to-end latency."""
+        if not self.enabled or self._frame < 0 or self.frame_end_ns[self._frame] is not None:
+            return
+        now = _perf_ns()
+        self.frame_end_ns[self._frame] = now
+        if self._cuda is not None:
+            self._cuda.pop_range()
+        self._push_live(END_TO_END, now - self.frame_begin_ns[self._frame])
+
+    def stage(self, name: str) -> _Stage | _NullStage:
+        """Context manager timing `name` (host perf_counter_ns; CUDA events and NVTX on CUDA)."""
+        if not self.enabled:
+            return _NULL_STAGE
+        return _Stage(self, name)
+
+    def add_span(self, name: str, start_ns: int, end_ns: int) -> None:
+        """Record a span timed elsewhere (e.g. Renderer.last_timings), in perf_counter_ns."""
+        if not self.enabled:
+            return
+        if end_ns < start_ns:
+            raise ValueError(f"add_span({name!r}): end_ns {end_ns} is before start_ns {start_ns}")
+        self._record(name, int(start_ns), int(end_ns))
+
+    def _record(self, name: str, start: int, end: int) -> int:
+        ident = _get_ident()
+        if ident not in self.thread_names:
+            self.thread_names[ident] = threading.current_thread().name
+        frame = self._frame
+        self.spans.append((name, start, end, ident, frame))
+        self._pending[name] = self._pending.get(name, 0) + (end - start)
+        return frame
+
+    # ----------------------------------------------------------------- live HUD figures
+    def _flush_live(self) -> None:
+        if self._pending:
+            for name, total_ns in self._pending.items():
+                self._push_live(name, total_ns)
+            self._pending = {}
+
+    def _push_live(self, name: str, duration_ns: int) -> None:
+        window = self._live.get(name)
+        if window is None:
+            window = self._live[name] = deque(maxlen=LIVE_WINDOW_FRAMES)
+        window.append(duration_ns / 1e6)
+
+    def live_stats(self) -> dict[str, tuple[float, float]]:
+        """(p50, p95) in ms per stage and end to end over the last LIVE_WINDOW_FRAMES frames.
+
+        Cheap enough to call every frame: the percentiles (120 samples per stage) are recomputed at
+        most every LIVE_REFRESH_S seconds and cached in between.
+        """
+        if not self.enabled:
+            return {}
+        now = time.perf_counter()
+        if now - self._live_at >= LIVE_REFRESH_S:
+            self._live_at = now
+            self._live_cache = {
+                name: tuple(float(v) for v in percentile(window, (50, 95)))
+                for name, window in self._live.items()
+                if window
+            }
+        return self._live_cache
+
+    # ----------------------------------------------------------------- queries used by the report
+    @property
+    def frames_recorded(self) -> int:
+        return len(self.frame_begin_ns)
+
+    @property
+    def warmup_skipped(self) -> int:
+        return min(self.warmup_frames, self.frames_recorded)
+
+    def measured_frames(self) -> list[int]:
+        """Indices of completed frames past the warm-up."""
+        return [
+            i for i in range(self.warmup_skipped, self.frames_recorded) if self.frame_end_ns[i] is not None
+        ]
+
+    def stage_names(self) -> list[str]:
+        """Canonical stages first (pipeline order), then others by first appearance."""
+        seen = dict.fromkeys(span[0] for span in self.spans)
+        return [s for s in STAGES if s in seen] + [s for s in seen if s not in STAGES]
+
+    def frame_stage_ms(self) -> dict[str, dict[int, float]]:
+        """{stage: {frame: total ms}} over every recorded frame (warm-up included)."""
+        table: dict[str, dict[int, float]] = {}
+        for name, start, end, _ident, frame in self.spans:
+            per_frame = table.setdefault(name, {})
+            per_frame[frame] = per_frame.get(frame, 0.0) + (end - start) / 1e6
+        return table
+
+    def device_stage_ms(self) -> dict[str, dict[int, float]]:
+        """{stage: {frame: device ms}} from CUDA events (empty without CUDA)."""
+        table: dict[str, dict[int, float]] = {}
+        if self._cuda is None:
+            return table
+        for name, frame, ms in self._cuda.resolve():
+            per_frame = table.setdefault(name, {})
+            per_frame[frame] = per_frame.get(frame, 0.0) + ms
+        return table
+
+    @property
+    def cuda_device_name(self) -> str | None:
+        return self._cuda.device_name if self._cuda is not None else None
+
+    def write_report(self, directory: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
+        """Write report.json, trace.json and latency.png into directory, print the console table,
+        and return the report dict. A disabled profiler writes nothing and returns {}."""
+        if not self.enabled:
+            return {}
+        from game.profiler.report import write_report  # matplotlib etc. only when reporting
+
+        return write_report(self, directory, meta)

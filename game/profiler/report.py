@@ -1,0 +1,113 @@
+"""Builds report.json from a Profiler and writes the report directory (report.json, trace.json,
+latency.png) and the console table.
+
+report.json (schema "neural-drive/profile-report/1"), times in milliseconds:
+  frames: {recorded, warmup_skipped, measured}; fps (measured frames / wall time from the first
+  measured begin_frame to the last measured end_frame); fps_from_p50 (1000 / end-to-end p50);
+  stages: {stage: summary}; end_to_end: summary; device_ms: {stage: summary} (CUDA events, when
+  profiled on CUDA); summary = {count, mean, stdev, min, p50, p90, p95, p99, max} (stats.py);
+  backend, device, precision, model, resolution, source (copied from meta); meta (all of it);
+  machine (machine.py); percentile_method; files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from game.profiler.machine import machine_info
+from game.profiler.stats import PERCENTILE_METHOD, STDEV_METHOD, summarize
+from game.profiler.table import stage_table
+
+if TYPE_CHECKING:
+    from game.profiler.profiler import Profiler
+
+SCHEMA = "neural-drive/profile-report/1"
+META_FIELDS = ("backend", "device", "precision", "model", "resolution", "source")
+REPORT_FILE, TRACE_FILE, PLOT_FILE = "report.json", "trace.json", "latency.png"
+
+
+def _resolution_text(value: Any) -> Any:
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return f"{int(value[0])}x{int(value[1])}"
+    return value
+
+
+def collect(profiler: Profiler) -> dict[str, Any]:
+    """Per-frame numbers of the measured (post warm-up, completed) frames."""
+    from game.profiler.profiler import END_TO_END
+
+    frames = profiler.measured_frames()
+    wanted = set(frames)
+    all_stage_ms = profiler.frame_stage_ms()
+    stage_ms = {
+        name: {f: ms for f, ms in all_stage_ms[name].items() if f in wanted}
+        for name in profiler.stage_names()
+    }
+    e2e_ms = {f: (profiler.frame_end_ns[f] - profiler.frame_begin_ns[f]) / 1e6 for f in frames}
+    device = {name: {f: ms for f, ms in per.items() if f in wanted}
+              for name, per in profiler.device_stage_ms().items()}
+    return {"frames": frames, "stage_ms": stage_ms, "e2e_ms": e2e_ms, "device_ms": device,
+            "end_to_end_name": END_TO_END}
+
+
+def build_report(profiler: Profiler, meta: dict[str, Any], data: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = data if data is not None else collect(profiler)
+    frames = data["frames"]
+    end_to_end = summarize(data["e2e_ms"].values())
+    fps = None
+    if len(frames) >= 2:
+        wall_ns = profiler.frame_end_ns[frames[-1]] - profiler.frame_begin_ns[frames[0]]
+        fps = round(len(frames) / (wall_ns / 1e9), 3) if wall_ns > 0 else None
+    elif frames and end_to_end["mean"]:
+        fps = round(1000.0 / end_to_end["mean"], 3)
+    meta = dict(meta or {})
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "unit": "ms",
+        "frames": {
+            "recorded": profiler.frames_recorded,
+            "warmup_skipped": profiler.warmup_skipped,
+            "measured": len(frames),
+        },
+        "fps": fps,
+        "fps_from_p50": round(1000.0 / end_to_end["p50"], 3) if end_to_end["p50"] else None,
+        "end_to_end_name": data["end_to_end_name"],
+        "end_to_end": end_to_end,
+        "stages": {name: summarize(per.values()) for name, per in data["stage_ms"].items()},
+        "device_ms": {name: summarize(per.values()) for name, per in data["device_ms"].items()},
+        "percentile_method": PERCENTILE_METHOD,
+        "stdev_method": STDEV_METHOD,
+        "cuda_device": profiler.cuda_device_name,
+        "machine": machine_info(),
+        "meta": meta,
+        "files": {"report": REPORT_FILE, "trace": TRACE_FILE, "plot": PLOT_FILE},
+    }
+    for key in META_FIELDS:
+        report[key] = _resolution_text(meta.get(key))
+    return report
+
+
+def write_report(profiler: Profiler, directory: str | Path, meta: dict[str, Any], quiet: bool = False) -> dict[str, Any]:
+    """Write the three files into directory (created if needed), print the table, return the report."""
+    from game.profiler.plot import plot_latency
+    from game.profiler.trace import write_trace
+
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"report directory {str(directory)!r} cannot be created ({error}); "
+                         "pass a writable --report DIR") from error
+    data = collect(profiler)
+    report = build_report(profiler, meta, data)
+    (directory / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    write_trace(profiler, directory / TRACE_FILE, {k: report[k] for k in META_FIELDS})
+    title = (f"{report.get('backend')} / {report.get('device')} / {report.get('resolution')}: "
+             f"{len(data['frames'])} frames, {report['frames']['warmup_skipped']} warm-up skipped")
+    plot_latency(data["frames"], data["stage_ms"], data["e2e_ms"], directory / PLOT_FILE, title)
+    if not quiet:
+        print(stage_table(report))
+        print(f"profile report written to {directory}/ ({REPORT_FILE}, {TRACE_FILE}, {PLOT_FILE})")
+    return report
