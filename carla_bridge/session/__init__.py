@@ -1,0 +1,19 @@
+"""Recorded sessions (contract 6, DESIGN.md "Sessions"): record a drive to a folder, replay it as a Source.
+
+    with SessionRecorder("sessions/run1", meta, size=(512, 256)) as rec:
+        rec.add(frame, control, rendered, {"source": 3.1, "inference": 12.0})
+    for frame in ReplaySource("sessions/run1"): ...
+
+Format and versioning: format.py. Writer thread and crash consistency: writer.py. Back-pressure: recorder.py.
+"""
+
+from carla_bridge.session.format import FORMAT_VERSION, SessionFormatError, digest_thumb, render_digest
+from carla_bridge.session.reader import SessionIndex, load_frame, open_session
+from carla_bridge.session.recorder import SessionRecorder, default_session_dir
+from carla_bridge.session.replay import ReplaySource, SessionEnded, resize_frame
+
+__all__ = [
+    "FORMAT_VERSION", "ReplaySource", "SessionEnded", "SessionFormatError", "SessionIndex",
+    "SessionRecorder", "default_session_dir", "digest_thumb", "load_frame", "open_session",
+    "render_digest", "resize_frame",
+]

@@ -1,0 +1,171 @@
+"""The session folder format: file names, the session.json schema and version, one frames.jsonl record.
+
+A session is a folder (DESIGN.md, "Sessions"):
+
+    session.json        format_version (int), project_version, git_commit, started_at, size [w, h], fps,
+                        record {rgb, flow, depth, video}, plus the caller's meta (model, model_sha256,
+                        backend, device, precision, source, source_settings, seed). Written at the start
+                        and rewritten atomically at close with frames, ended_at, closed, error.
+    frames.jsonl        one JSON object per tick (FrameRecord), appended and flushed only after every
+                        file of that tick is in place, so it is the source of truth after a crash.
+    labels/000000.png   8-bit grey PNG of tag ids (lossless).
+    flow/000000.npy     float32 (H, W, 2) backward flow in pixels (lossless: replay feeds the renderer
+                        exactly what it saw while driving).
+    depth/000000.npy    float32 (H, W) metres, when recorded.
+    rgb/000000.png      8-bit RGB PNG of the engine image, with record_rgb=True (training data).
+    render.mp4          H.264 yuv420p of the neural render (lossy; a viewing copy, not the truth).
+    engine.mp4          H.264 of the engine rgb, when the source has it.
+
+Compatibility rule: readers accept format_version <= FORMAT_VERSION and ignore unknown keys, so adding a
+key keeps the version; changing or removing one bumps it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_VERSION = 1
+SESSION_JSON = "session.json"
+FRAMES_JSONL = "frames.jsonl"
+RENDER_MP4 = "render.mp4"
+ENGINE_MP4 = "engine.mp4"
+# Per-frame files: kind -> (folder, suffix). The record's "files" list names the kinds present.
+FRAME_FILES: dict[str, tuple[str, str]] = {
+    "labels": ("labels", ".png"),
+    "flow": ("flow", ".npy"),
+    "depth": ("depth", ".npy"),
+    "rgb": ("rgb", ".png"),
+}
+# Keys the recorder owns in session.json; the caller's meta cannot override them.
+RESERVED_KEYS = (
+    "format_version", "project_version", "git_commit", "started_at", "ended_at", "size", "fps",
+    "record", "frames", "closed", "error", "video", "notes",
+)
+# The render digest thumbnail: block means over at most THUMB_W x THUMB_H cells (see render_digest).
+THUMB_W, THUMB_H = 16, 8
+
+
+class SessionFormatError(ValueError):
+    """A folder that is not a session, a session from a newer format, or a missing/corrupt file."""
+
+
+def frame_file(directory: Path, kind: str, position: int) -> Path:
+    """Path of the ``kind`` file ('labels', 'flow', 'depth', 'rgb') of the session's ``position``-th line.
+
+    Files are numbered by position in frames.jsonl (0, 1, 2...), not by the source's tick index, so a
+    recording started mid-drive still begins at 000000.
+    """
+    folder, suffix = FRAME_FILES[kind]
+    return Path(directory) / folder / f"{position:06d}{suffix}"
+
+
+def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to ``path`` through a temporary file and os.replace, so readers never see half a file."""
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def project_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("neural-drive")
+    except Exception:  # not installed as a package: read it from pyproject.toml beside the sources
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            for line in pyproject.read_text(encoding="utf-8").splitlines():
+                if line.startswith("version"):
+                    return line.split("=", 1)[1].strip().strip('"')
+        except OSError:
+            pass
+    return "unknown"
+
+
+def git_commit() -> str | None:
+    """The repository's HEAD commit (with '-dirty' when the tree has changes), or None outside git."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=5,
+        )
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def file_sha256(path: str | Path) -> str | None:
+    """sha256 of a file (the model weights), or None when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def render_digest(image: np.ndarray) -> dict[str, Any]:
+    """A small fingerprint of a rendered frame for the replay determinism check.
+
+    sha256 (first 16 hex digits) of the exact bytes, and a thumbnail of block means (at most 16x8 cells,
+    uint8, base64) so that a replay on another run of the same model/backend/device can be compared with a
+    tolerance in grey levels even when it is not bit-exact (GPU kernels may choose other algorithms).
+    The mp4 cannot serve: H.264 is lossy.
+    """
+    image = np.ascontiguousarray(image)
+    h, w = image.shape[:2]
+    cells_w, cells_h = min(THUMB_W, w), min(THUMB_H, h)
+    bw, bh = w // cells_w, h // cells_h
+    crop = image[: bh * cells_h, : bw * cells_w].reshape(cells_h, bh, cells_w, bw, -1)
+    thumb = np.rint(crop.mean(axis=(1, 3), dtype=np.float32)).astype(np.uint8)
+    return {
+        "sha256": hashlib.sha256(image.tobytes()).hexdigest()[:16],
+        "thumb": base64.b64encode(thumb.tobytes()).decode("ascii"),
+        "thumb_shape": list(thumb.shape),
+    }
+
+
+def digest_thumb(digest: dict[str, Any]) -> np.ndarray:
+    """Decode the thumbnail of a render_digest back to a uint8 array."""
+    raw = base64.b64decode(digest["thumb"])
+    return np.frombuffer(raw, dtype=np.uint8).reshape(digest["thumb_shape"])
+
+
+def check_meta(meta: Any, where: Path) -> dict[str, Any]:
+    """Validate a loaded session.json; raise SessionFormatError naming the problem and the file."""
+    if not isinstance(meta, dict):
+        raise SessionFormatError(f"{where}: expected a JSON object, got {type(meta).__name__}")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SessionFormatError(f"{where}: 'format_version' must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise SessionFormatError(
+            f"{where}: session format version {version} is newer than this neural-drive reads "
+            f"({FORMAT_VERSION}); update neural-drive (project version {project_version()}) to replay it"
+        )
+    if version < 1:
+        raise SessionFormatError(f"{where}: 'format_version' must be >= 1, got {version}")
+    size = meta.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+        raise SessionFormatError(f"{where}: 'size' must be [width, height] in pixels, got {size!r}")
+    return meta

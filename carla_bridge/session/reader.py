@@ -1,0 +1,154 @@
+"""Read a session folder back: validate session.json, index frames.jsonl, load one frame's files.
+
+Everything that can be wrong with a folder raises SessionFormatError naming the file (and line) and what
+is wrong; the one tolerated defect is a half-written last line of frames.jsonl (a crash or kill -9 while
+writing it), which is skipped with a note, because the recorder appends that line last (writer.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from carla_bridge.frames import Control, EgoState, SceneFrame
+from carla_bridge.session.format import (
+    FRAME_FILES, FRAMES_JSONL, SESSION_JSON, SessionFormatError, check_meta, frame_file,
+)
+
+REQUIRED_RECORD_KEYS = ("position", "index", "time_s", "ego", "control", "cut", "files")
+
+
+@dataclass
+class SessionIndex:
+    """A validated session: its meta (session.json), one dict per complete frame, and reader notes."""
+
+    path: Path
+    meta: dict[str, Any]
+    records: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        width, height = self.meta["size"]
+        return int(width), int(height)
+
+
+def open_session(directory: str | Path) -> SessionIndex:
+    """Validate and index a session folder; raise SessionFormatError naming what is wrong and where."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise SessionFormatError(f"{path}: not a session: no such folder")
+    meta_path = path / SESSION_JSON
+    if not meta_path.is_file():
+        raise SessionFormatError(
+            f"{path}: not a session: {SESSION_JSON} is missing (a session folder holds {SESSION_JSON}, "
+            f"{FRAMES_JSONL} and labels/; record one with launch.py --record DIR)"
+        )
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SessionFormatError(f"{meta_path}: cannot be read as JSON: {exc}") from None
+    meta = check_meta(meta, meta_path)
+    lines_path = path / FRAMES_JSONL
+    if not lines_path.is_file():
+        raise SessionFormatError(f"{lines_path} is missing: the session has no frame records")
+    index = SessionIndex(path=path, meta=meta, records=[])
+    index.records = _read_records(lines_path, index.notes)
+    for record in index.records:
+        for kind in record["files"]:
+            if kind not in FRAME_FILES:
+                raise SessionFormatError(
+                    f"{lines_path}:{record['position'] + 1}: unknown file kind {kind!r} in 'files'"
+                )
+            file = frame_file(path, kind, record["position"])
+            if not file.is_file():
+                raise SessionFormatError(
+                    f"{file} is missing (listed by {lines_path.name} line {record['position'] + 1})"
+                )
+    return index
+
+
+def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    try:
+        raw = lines_path.read_bytes()
+    except OSError as exc:
+        raise SessionFormatError(f"{lines_path}: cannot be read: {exc}") from None
+    lines = raw.split(b"\n")
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        last = number == len(lines)
+        if not line.strip():
+            continue
+        try:
+            if last:  # text after the final newline: the recorder was stopped while writing it
+                raise ValueError("no newline at the end")
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            if last or (number == len(lines) - 1 and not lines[-1].strip()):
+                notes.append(f"{lines_path.name} line {number} is incomplete ({exc}); ignored "
+                             "(the recording was cut off there)")
+                break
+            raise SessionFormatError(f"{lines_path}:{number}: not a JSON record: {exc}") from None
+        if not isinstance(record, dict):
+            raise SessionFormatError(f"{lines_path}:{number}: expected a JSON object")
+        missing = [k for k in REQUIRED_RECORD_KEYS if k not in record]
+        if missing:
+            raise SessionFormatError(f"{lines_path}:{number}: record lacks {', '.join(missing)}")
+        if record["position"] != len(records):
+            raise SessionFormatError(
+                f"{lines_path}:{number}: position {record['position']} out of order "
+                f"(expected {len(records)}); the file was edited or two recordings share the folder"
+            )
+        records.append(record)
+    return records
+
+
+def record_control(record: dict[str, Any]) -> Control:
+    """The control the drive passed to SessionRecorder.add for this frame."""
+    return Control.from_dict(record["control"])
+
+
+def load_frame(index: SessionIndex, position: int) -> SceneFrame:
+    """Read the files of frame ``position`` into a SceneFrame (labels bit-identical to the recording)."""
+    if not 0 <= position < len(index.records):
+        raise IndexError(f"frame {position} outside 0..{len(index.records) - 1} of {index.path}")
+    record = index.records[position]
+    width, height = index.size
+    arrays: dict[str, np.ndarray] = {}
+    for kind in record["files"]:
+        file = frame_file(index.path, kind, position)
+        array = _read_array(file)
+        expected = {"labels": ((height, width), np.uint8), "flow": ((height, width, 2), np.float32),
+                    "depth": ((height, width), np.float32), "rgb": ((height, width, 3), np.uint8)}[kind]
+        if array.shape != expected[0] or array.dtype != expected[1]:
+            raise SessionFormatError(
+                f"{file}: expected {expected[0]} {np.dtype(expected[1]).name} for a {width}x{height} "
+                f"session, got {array.shape} {array.dtype}"
+            )
+        arrays[kind] = array
+    try:
+        ego = EgoState.from_dict(record["ego"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SessionFormatError(f"{index.path / FRAMES_JSONL}:{position + 1}: bad 'ego': {exc}") from None
+    return SceneFrame(
+        index=int(record["index"]), time_s=float(record["time_s"]), labels=arrays["labels"],
+        flow=arrays.get("flow"), depth=arrays.get("depth"), rgb=arrays.get("rgb"), ego=ego,
+        cut=bool(record["cut"]),
+    )
+
+
+def _read_array(file: Path) -> np.ndarray:
+    try:
+        if file.suffix == ".npy":
+            return np.load(file, allow_pickle=False)
+        from PIL import Image
+
+        with Image.open(file) as image:
+            image.load()
+            return np.asarray(image)
+    except Exception as exc:  # truncated/corrupt file: name it
+        raise SessionFormatError(f"{file}: cannot be read: {exc}") from None

@@ -1,0 +1,230 @@
+"""SessionRecorder: the drive-side half of recording (contract 6). Copies a tick and queues it; never blocks.
+
+Back-pressure policy (the drive must never stall on the disk, and lossless data is never dropped silently):
+- The render/engine video frames of a tick are dropped first when more than ``max_video_backlog`` ticks
+  with video wait in the queue (the encoder is behind); the record says ``"video": {}`` for that tick, so
+  the mp4 is only a viewing copy and frames.jsonl + PNGs stay complete.
+- Labels, flow, depth, rgb and the jsonl line are never dropped one by one: a frame with a line has all its
+  files. If the writer falls more than ``max_backlog_mb`` behind (the disk is slower than the drive for
+  seconds on end), the recording stops with a message in ``error`` rather than blocking the drive or
+  leaving holes; everything recorded before that point is a valid session.
+- Disk errors (full disk, unwritable folder) likewise stop the recording with ``error`` set; ``add`` never
+  raises, so the drive goes on. The game shows ``error`` on its HUD.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from carla_bridge.frames import Control, SceneFrame
+from carla_bridge.session.format import (
+    FORMAT_VERSION, FRAME_FILES, RESERVED_KEYS, SESSION_JSON, atomic_write_json, file_sha256,
+    git_commit, project_version,
+)
+from carla_bridge.session.writer import FramePacket, SessionWriter, describe_os_error
+
+
+def default_session_dir(root: str | Path = "sessions") -> Path:
+    """A fresh timestamped folder name under ``root`` for the R key (e.g. sessions/20250101-120000)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / stamp
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path(root) / f"{stamp}-{suffix}"
+    return path
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class SessionRecorder:
+    """Record ticks into a session folder (format: carla_bridge/session/format.py).
+
+    meta: the caller's description (model, model_sha256 (computed from model_path/model when it names a
+    file), backend, device, precision, source, source_settings, seed, delta_s...); stored in session.json.
+    size: (width, height) of the label maps. fps of the mp4s: ``fps`` or meta["fps"] or 1/meta["delta_s"]
+    or 20. record_rgb: store engine rgb as lossless PNGs (training data). video: write render.mp4 and,
+    when frames carry rgb, engine.mp4. Flow is stored as float32 .npy (lossless, exact replay).
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        meta: dict[str, Any],
+        size: tuple[int, int] = (512, 256),
+        record_rgb: bool = False,
+        video: bool = True,
+        *,
+        record_flow: bool = True,
+        record_depth: bool = False,
+        fps: float | None = None,
+        max_backlog_mb: float = 256.0,
+        max_video_backlog: int = 30,
+        crf: int = 18,
+    ) -> None:
+        width, height = (int(v) for v in size)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"SessionRecorder size must be positive (width, height), got {size!r}")
+        self.path = Path(directory)
+        self.size = (width, height)
+        self.record_rgb, self.video = bool(record_rgb), bool(video)
+        self.record_flow, self.record_depth = bool(record_flow), bool(record_depth)
+        self.fps = float(fps or meta.get("fps") or (1.0 / meta["delta_s"] if meta.get("delta_s") else 20.0))
+        self.max_backlog_bytes = int(max_backlog_mb * 2**20)
+        self.max_video_backlog = int(max_video_backlog)
+        self.frames_queued = 0
+        self.video_frames_dropped = 0
+        self._closed = False
+        self._start_error: str | None = None
+        self._writer: SessionWriter | None = None
+        self.meta = self._build_meta(dict(meta))
+        try:
+            self._start(crf)
+        except OSError as exc:
+            self._start_error = f"recording not started in {self.path}: {describe_os_error(exc)} ({exc})"
+        if self._writer is not None:
+            atexit.register(self.close)
+
+    # -- public -----------------------------------------------------------------------------------
+    @property
+    def error(self) -> str | None:
+        """Why the recording stopped (disk full, unwritable folder, writer too far behind), or None."""
+        if self._start_error:
+            return self._start_error
+        return self._writer.state.error if self._writer is not None else None
+
+    @property
+    def frames_written(self) -> int:
+        """Ticks whose files and frames.jsonl line are on disk (lags frames_queued by the queue)."""
+        return self._writer.state.frames_written if self._writer is not None else 0
+
+    @property
+    def recording(self) -> bool:
+        return not self._closed and self.error is None
+
+    def add(
+        self,
+        frame: SceneFrame,
+        control: Control,
+        rendered: np.ndarray | None,
+        timings: dict[str, float] | None = None,
+    ) -> None:
+        """Queue one tick. Returns at once; never raises (problems end up in ``error``)."""
+        if self._closed or self.error is not None or self._writer is None:
+            return
+        try:
+            self._add(frame, control, rendered, timings or {})
+        except Exception as exc:  # bad frame or bug: stop recording, keep driving
+            self._writer.state.error = f"recording stopped at frame {self.frames_queued}: {exc}"
+
+    def close(self) -> None:
+        """Flush the queue, finalize the videos and rewrite session.json with the totals. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        writer = self._writer
+        if writer is None:
+            return
+        writer.put(None)
+        writer.join()
+        self.meta.update(
+            frames=writer.state.frames_written, ended_at=_now_iso(), closed=True, error=self.error,
+            video={name: s.frames for name, s in writer.streams.items() if s.frames},
+            video_frames_dropped=self.video_frames_dropped, notes=list(writer.state.notes),
+        )
+        try:
+            atomic_write_json(self.path / SESSION_JSON, self.meta)
+        except OSError as exc:
+            writer.state.error = writer.state.error or (
+                f"session.json could not be updated at close: {describe_os_error(exc)}; "
+                "frames.jsonl still holds every complete frame"
+            )
+
+    def __enter__(self) -> SessionRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------------
+    def _build_meta(self, meta: dict[str, Any]) -> dict[str, Any]:
+        for key in RESERVED_KEYS:
+            meta.pop(key, None)
+        model_path = meta.get("model_path") or meta.get("model")
+        if model_path and "model_sha256" not in meta and Path(str(model_path)).is_file():
+            meta["model_sha256"] = file_sha256(model_path)
+        meta.update(
+            format_version=FORMAT_VERSION, project_version=project_version(), git_commit=git_commit(),
+            started_at=_now_iso(), size=list(self.size), fps=self.fps, closed=False,
+            record={"rgb": self.record_rgb, "flow": self.record_flow, "depth": self.record_depth,
+                    "video": self.video},
+        )
+        return meta
+
+    def _start(self, crf: int) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        if (self.path / SESSION_JSON).exists():
+            self._start_error = (
+                f"recording not started: {self.path} already holds a session; choose a new folder"
+            )
+            return
+        kinds = ["labels"] + [k for k, on in (("flow", self.record_flow), ("depth", self.record_depth),
+                                               ("rgb", self.record_rgb)) if on]
+        for kind in kinds:
+            (self.path / FRAME_FILES[kind][0]).mkdir(exist_ok=True)
+        atomic_write_json(self.path / SESSION_JSON, self.meta)
+        self._writer = SessionWriter(self.path, self.fps, self.video, crf)
+        self._writer.start()
+
+    def _add(self, frame: SceneFrame, control: Control, rendered: np.ndarray | None,
+             timings: dict[str, float]) -> None:
+        labels = frame.labels
+        if labels.shape != (self.size[1], self.size[0]) or labels.dtype != np.uint8:
+            raise ValueError(
+                f"labels are {labels.shape} {labels.dtype}, the session is "
+                f"{self.size[1]}x{self.size[0]} uint8 (height x width)"
+            )
+        # Private copies: sources and renderers may reuse their buffers on the next tick.
+        arrays = {"labels": labels.copy()}
+        if self.record_flow and frame.flow is not None:
+            arrays["flow"] = np.array(frame.flow, dtype=np.float32)
+        if self.record_depth and frame.depth is not None:
+            arrays["depth"] = np.array(frame.depth, dtype=np.float32)
+        engine = frame.rgb.copy() if frame.rgb is not None else None
+        if self.record_rgb and engine is not None:
+            arrays["rgb"] = engine
+        render = np.array(rendered, dtype=np.uint8) if rendered is not None else None
+
+        state = self._writer.state
+        has_video = self.video and (render is not None or engine is not None)
+        video = has_video and state.pending_video < self.max_video_backlog
+        if has_video and not video:
+            self.video_frames_dropped += 1
+        nbytes = sum(a.nbytes for a in arrays.values()) + (render.nbytes if render is not None else 0)
+        nbytes += engine.nbytes if engine is not None and "rgb" not in arrays else 0
+        if state.pending_bytes + nbytes > self.max_backlog_bytes:
+            raise RuntimeError(
+                f"the writer fell {state.pending_bytes / 2**20:.0f} MB behind (the disk is slower than the "
+                f"drive); recording stopped so the drive does not stall; frames before it are complete"
+            )
+        record = {
+            "position": self.frames_queued, "index": int(frame.index), "time_s": float(frame.time_s),
+            "wall_time": time.time(), "ego": frame.ego.as_dict(), "control": control.as_dict(),
+            "autopilot": bool(control.autopilot), "cut": bool(frame.cut),
+            "timings_ms": {k: round(float(v), 3) for k, v in timings.items()},
+            "files": list(arrays),
+        }
+        self._writer.put(FramePacket(
+            position=self.frames_queued, record=record, arrays=arrays, render=render,
+            engine=engine if video else None, video=video, nbytes=nbytes,
+        ))
+        self.frames_queued += 1

@@ -1,0 +1,208 @@
+"""The session writer thread: PNG/npy files, the frames.jsonl line, and the two H.264 streams.
+
+Every disk operation of a recording happens here so the drive never waits on the disk or the encoder.
+Per frame, in this order (crash consistency, DESIGN.md "Sessions"):
+  1. each lossless file is written to ``name.tmp`` and renamed into place (a reader never sees half a PNG);
+  2. the render/engine images go to their ffmpeg pipes (lossy viewing copies; may be cut by a crash);
+  3. the frames.jsonl line is appended with one write() call.
+So a line exists only when its files are complete: after kill -9 the session is readable up to its last
+line, and a half-written last line (killed inside write) is skipped by the reader.
+A write error on a lossless file stops the recording (``error`` says where and why); a video error only
+stops that video (noted in session.json) because the lossless files are the source of truth.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from carla_bridge.session.format import ENGINE_MP4, FRAMES_JSONL, RENDER_MP4, frame_file, render_digest
+
+
+@dataclass
+class FramePacket:
+    """One tick handed from the drive to the writer: the record and private copies of its arrays."""
+
+    position: int
+    record: dict[str, Any]
+    arrays: dict[str, np.ndarray]  # kind ('labels', 'flow', 'depth', 'rgb') -> array to store losslessly
+    render: np.ndarray | None = None  # rendered frame, for the digest (always) and render.mp4 (video)
+    engine: np.ndarray | None = None  # engine rgb for engine.mp4, or None
+    video: bool = True  # False when the drive dropped this tick's video frames (writer behind)
+    nbytes: int = 0
+
+
+def json_default(value: Any) -> Any:
+    """Let json.dumps take numpy scalars/arrays (sources may hand np.float32 poses)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """Say why a write failed and what to do, for recorder.error."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full: free some space or record to another disk"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is not writable: choose another with --record DIR"
+    return str(exc)
+
+
+class VideoStream:
+    """An H.264 (yuv420p) mp4 fed frame by frame through imageio-ffmpeg, opened on the first frame.
+
+    Fragmented mp4 (moov first, a fragment per keyframe) so that a file cut by a crash still plays up to
+    its last fragment; odd sizes are padded by one edge pixel because yuv420p needs even sides.
+    """
+
+    def __init__(self, path: Path, fps: float, crf: int = 18, preset: str = "veryfast") -> None:
+        self.path, self.fps, self.crf, self.preset = path, fps, crf, preset
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+        self.error: str | None = None
+        self._gen = None
+
+    def _open(self, width: int, height: int) -> None:
+        import imageio_ffmpeg
+
+        self.size = (width, height)
+        padded = (width + width % 2, height + height % 2)
+        self._gen = imageio_ffmpeg.write_frames(
+            str(self.path), padded, fps=self.fps, codec="libx264", quality=None, macro_block_size=1,
+            pix_fmt_out="yuv420p", ffmpeg_log_level="error",
+            output_params=["-crf", str(self.crf), "-preset", self.preset,
+                           "-movflags", "+frag_keyframe+empty_moov+default_base_moof"],
+        )
+        self._gen.send(None)
+
+    def write(self, image: np.ndarray) -> bool:
+        """Append a frame; return False (and note why in .error) when the stream cannot take it."""
+        if self.error is not None:
+            return False
+        height, width = image.shape[:2]
+        try:
+            if self._gen is None:
+                self._open(width, height)
+            if (width, height) != self.size:
+                return False  # a frame of another size cannot join this stream; the record says so
+            if width % 2 or height % 2:
+                image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            self._gen.send(np.ascontiguousarray(image))
+            self.frames += 1
+            return True
+        except Exception as exc:  # ffmpeg missing, pipe broken, disk full: the video stops, not the drive
+            self.error = f"{self.path.name} stopped after {self.frames} frames: {exc}"
+            self.close()
+            return False
+
+    def close(self) -> None:
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            try:
+                gen.close()
+            except Exception as exc:
+                self.error = self.error or f"{self.path.name} could not be finalized: {exc}"
+
+
+@dataclass
+class WriterState:
+    """What the writer reports back to the recorder (read from the drive thread; plain attributes)."""
+
+    frames_written: int = 0
+    pending_bytes: int = 0
+    pending_video: int = 0
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class SessionWriter(threading.Thread):
+    """Consumes FramePackets from an unbounded queue; the recorder bounds it by bytes (see recorder.py)."""
+
+    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18) -> None:
+        super().__init__(name=f"session-writer:{directory.name}", daemon=True)
+        self.directory = directory
+        self.queue: queue.SimpleQueue[FramePacket | None] = queue.SimpleQueue()
+        self.state = WriterState()
+        self._lock = threading.Lock()
+        self.streams = (
+            {"render": VideoStream(directory / RENDER_MP4, fps, crf),
+             "engine": VideoStream(directory / ENGINE_MP4, fps, crf)}
+            if video else {}
+        )
+        self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def put(self, packet: FramePacket | None) -> None:
+        if packet is not None:
+            with self._lock:
+                self.state.pending_bytes += packet.nbytes
+                self.state.pending_video += packet.video
+        self.queue.put(packet)
+
+    def run(self) -> None:
+        try:
+            while (packet := self.queue.get()) is not None:
+                try:
+                    if self.state.error is None:
+                        self._write(packet)
+                except OSError as exc:
+                    self.state.error = (
+                        f"recording stopped at frame {packet.position}: cannot write in "
+                        f"{self.directory}: {describe_os_error(exc)} ({exc.strerror or exc}); "
+                        f"the {self.state.frames_written} frames before it are complete"
+                    )
+                except Exception as exc:  # a bug must not kill the drive either; say what happened
+                    self.state.error = f"recording stopped at frame {packet.position}: {exc!r}"
+                finally:
+                    with self._lock:
+                        self.state.pending_bytes -= packet.nbytes
+                        self.state.pending_video -= packet.video
+        finally:
+            self._finish()
+
+    def _write(self, packet: FramePacket) -> None:
+        for kind, array in packet.arrays.items():
+            path = frame_file(self.directory, kind, packet.position)
+            tmp = path.with_name(path.name + ".tmp")
+            if path.suffix == ".png":
+                from PIL import Image
+
+                Image.fromarray(array).save(tmp, format="PNG", compress_level=1)
+            else:
+                with open(tmp, "wb") as handle:
+                    np.save(handle, array, allow_pickle=False)
+            os.replace(tmp, path)
+        record = packet.record
+        if packet.render is not None:
+            record["render"] = render_digest(packet.render)
+        in_video = {}
+        for name, image in (("render", packet.render), ("engine", packet.engine)):
+            if image is not None and name in self.streams:
+                in_video[name] = packet.video and self.streams[name].write(image)
+        record["video"] = in_video
+        line = (json.dumps(record, default=json_default, separators=(",", ":")) + "\n").encode()
+        view = memoryview(line)
+        while view:  # one write() in practice; loop in case the kernel takes part of it
+            view = view[os.write(self._fd, view):]
+        self.state.frames_written += 1
+
+    def _finish(self) -> None:
+        for stream in self.streams.values():
+            stream.close()
+            if stream.error:
+                self.state.notes.append(stream.error)
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            pass
+        os.close(self._fd)
