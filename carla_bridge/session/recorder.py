@@ -84,6 +84,7 @@ class SessionRecorder:
         self.video_frames_dropped = 0
         self._closed = False
         self._start_error: str | None = None
+        self._drive_error: str | None = None  # set by add(); frames queued before it are still written
         self._writer: SessionWriter | None = None
         self.meta = self._build_meta(dict(meta))
         try:
@@ -97,8 +98,8 @@ class SessionRecorder:
     @property
     def error(self) -> str | None:
         """Why the recording stopped (disk full, unwritable folder, writer too far behind), or None."""
-        if self._start_error:
-            return self._start_error
+        if self._start_error or self._drive_error:
+            return self._start_error or self._drive_error
         return self._writer.state.error if self._writer is not None else None
 
     @property
@@ -123,7 +124,7 @@ class SessionRecorder:
         try:
             self._add(frame, control, rendered, timings or {})
         except Exception as exc:  # bad frame or bug: stop recording, keep driving
-            self._writer.state.error = f"recording stopped at frame {self.frames_queued}: {exc}"
+            self._drive_error = f"recording stopped at frame {self.frames_queued}: {exc}"
 
     def close(self) -> None:
         """Flush the queue, finalize the videos and rewrite session.json with the totals. Idempotent."""

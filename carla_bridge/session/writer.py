@@ -49,9 +49,16 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def describe_os_error(exc: BaseException) -> str:
+def describe_os_error(exc: BaseException, directory: Path | None = None) -> str:
     """Say why a write failed and what to do, for recorder.error."""
     code = getattr(exc, "errno", None)
+    if code is None and directory is not None:  # numpy reports a short write without an errno
+        try:
+            stat = os.statvfs(directory)
+            if stat.f_bavail * stat.f_frsize < (1 << 20):
+                code = errno.ENOSPC
+        except OSError:
+            pass
     if code in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full: free some space or record to another disk"
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -158,7 +165,7 @@ class SessionWriter(threading.Thread):
                 except OSError as exc:
                     self.state.error = (
                         f"recording stopped at frame {packet.position}: cannot write in "
-                        f"{self.directory}: {describe_os_error(exc)} ({exc.strerror or exc}); "
+                        f"{self.directory}: {describe_os_error(exc, self.directory)} ({exc.strerror or exc}); "
                         f"the {self.state.frames_written} frames before it are complete"
                     )
                 except Exception as exc:  # a bug must not kill the drive either; say what happened

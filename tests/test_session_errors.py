@@ -1,0 +1,142 @@
+"""Disk errors stop the recording with a message and never reach the drive; bad folders are named."""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from carla_bridge.frames import Control
+from carla_bridge.session import (
+    FORMAT_VERSION, ReplaySource, SessionFormatError, SessionRecorder, open_session,
+)
+from carla_bridge.session import writer as writer_module
+from carla_bridge.session.synthetic import synthetic_frame
+
+SIZE = (96, 48)
+
+
+def _drive(rec: SessionRecorder, n: int, start: int = 0) -> None:
+    for i in range(start, start + n):
+        frame = synthetic_frame(i, SIZE)
+        rec.add(frame, Control(), frame.rgb, {})  # must never raise
+
+
+def test_unwritable_folder_sets_error_and_add_returns(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    rec = SessionRecorder(blocker / "session", {}, size=SIZE)
+    assert rec.error and "recording not started" in rec.error and str(blocker) in rec.error
+    _drive(rec, 3)
+    rec.close()
+    rec.close()
+    assert rec.frames_written == 0 and not rec.recording
+
+
+def test_a_folder_that_already_holds_a_session_is_not_overwritten(tmp_path):
+    with SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False) as rec:
+        _drive(rec, 2)
+    again = SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False)
+    assert again.error and "already holds a session" in again.error
+    assert len(ReplaySource(tmp_path / "s")) == 2
+
+
+def test_failing_writer_stops_recording_and_keeps_complete_frames(tmp_path, monkeypatch):
+    real_replace = writer_module.os.replace
+    calls = {"n": 0}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if "flow" in str(dst) and calls["n"] > 8:  # the disk fills up in the middle of a frame
+            raise OSError(errno.ENOSPC, "No space left on device", str(src))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(writer_module.os, "replace", replace)
+    rec = SessionRecorder(tmp_path / "full", {}, size=SIZE)
+    _drive(rec, 20)
+    rec.close()
+    assert rec.error and "disk is full" in rec.error and "recording stopped at frame" in rec.error
+    assert 0 < rec.frames_written < 20
+    meta = json.loads((tmp_path / "full" / "session.json").read_text())
+    assert meta["error"] == rec.error and meta["frames"] == rec.frames_written
+    assert len(ReplaySource(tmp_path / "full")) == rec.frames_written
+
+
+def test_a_bad_frame_stops_recording_without_raising(tmp_path):
+    rec = SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False)
+    _drive(rec, 2)
+    rec.add(synthetic_frame(2, (64, 32)), Control(), None, {})
+    assert rec.error and "64" in rec.error
+    rec.close()
+    assert len(ReplaySource(tmp_path / "s")) == 2
+
+
+def test_real_full_disk_on_a_tiny_tmpfs(tmp_path):
+    mount = Path("/tmp") / f"nd-tmpfs-{uuid.uuid4().hex[:8]}"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        mount.rmdir()
+        pytest.skip("cannot mount a tmpfs here (needs root); the failing-writer test covers this")
+    try:
+        rec = SessionRecorder(mount / "s", {}, size=SIZE, record_rgb=True)
+        _drive(rec, 200)  # ~40 kB per frame: fills 256 kB within a few frames
+        rec.close()
+        assert rec.error and "disk is full" in rec.error
+        replay = ReplaySource(mount / "s")
+        assert 0 < len(replay) < 200
+        for i, frame in enumerate(replay):
+            assert np.array_equal(frame.labels, synthetic_frame(i, SIZE).labels)
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+        shutil.rmtree(mount, ignore_errors=True)
+
+
+def _session(tmp_path: Path, n: int = 2) -> Path:
+    path = tmp_path / "s"
+    with SessionRecorder(path, {}, size=SIZE, video=False) as rec:
+        _drive(rec, n)
+    return path
+
+
+def test_not_a_session(tmp_path):
+    with pytest.raises(SessionFormatError, match="no such folder"):
+        ReplaySource(tmp_path / "nowhere")
+    with pytest.raises(SessionFormatError, match="session.json is missing"):
+        ReplaySource(tmp_path)
+
+
+def test_future_format_version(tmp_path):
+    path = _session(tmp_path)
+    meta = json.loads((path / "session.json").read_text())
+    meta["format_version"] = FORMAT_VERSION + 1
+    (path / "session.json").write_text(json.dumps(meta))
+    with pytest.raises(SessionFormatError, match=rf"version {FORMAT_VERSION + 1} is newer"):
+        ReplaySource(path)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: (p / "labels" / "000001.png").unlink(), r"000001.png is missing .*line 2"),
+    (lambda p: (p / "frames.jsonl").unlink(), r"frames.jsonl is missing"),
+    (lambda p: (p / "session.json").write_text("{not json"), r"session.json: cannot be read as JSON"),
+    (lambda p: (p / "flow" / "000000.npy").write_bytes(b"garbage"), r"000000.npy: cannot be read"),
+    (lambda p: (p / "session.json").write_text('{"format_version": 1, "size": [1]}'), r"'size'"),
+])
+def test_damaged_sessions_name_the_problem(tmp_path, damage, message):
+    path = _session(tmp_path)
+    damage(path)
+    with pytest.raises(SessionFormatError, match=message):
+        list(ReplaySource(path))
+
+
+def test_an_empty_session_is_an_error(tmp_path):
+    SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False).close()
+    assert open_session(tmp_path / "s").records == []
+    with pytest.raises(SessionFormatError, match="no complete frame"):
+        ReplaySource(tmp_path / "s")
