@@ -43,7 +43,13 @@ def hud_lines(profiler: Profiler, stages: tuple[str, ...] | None = None) -> list
     stats = profiler.live_stats()
     if not stats:
         return []
+    key = (profiler.live_version, stages)
+    cached = getattr(profiler, "_hud_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]  # figures refresh a few times per second; formatting follows them
     order = stages or (END_TO_END, *STAGES)
     names = [n for n in order if n in stats] + ([] if stages else
                                                  [n for n in stats if n not in order and n != RENDER_STAGE])
-    return [f"{name:<11}{stats[name][0]:6.1f} /{stats[name][1]:6.1f} ms" for name in names]
+    lines = [f"{name:<11}{stats[name][0]:6.1f} /{stats[name][1]:6.1f} ms" for name in names]
+    profiler._hud_cache = (key, lines)
+    return lines

@@ -89,6 +89,7 @@ class Profiler:
         self._live: dict[str, deque[float]] = {}
         self._live_cache: dict[str, tuple[float, float]] = {}
         self._live_at = 0.0
+        self.live_version = 0  # bumped when live_stats recomputes, so callers can cache formatting
         self._cuda = None
         if self.enabled and self.use_cuda:
             from game.profiler.cuda import CudaTimer  # imports torch: only on this path
@@ -169,6 +170,7 @@ class Profiler:
         now = time.perf_counter()
         if now - self._live_at >= LIVE_REFRESH_S:
             self._live_at = now
+            self.live_version += 1
             self._live_cache = {
                 name: tuple(float(v) for v in percentile(window, (50, 95)))
                 for name, window in self._live.items()
