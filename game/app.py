@@ -1,0 +1,206 @@
+"""The app: set everything up from a GameConfig, run ticks (game.loop) until told to stop, and tear
+down cleanly whatever ends the drive (ESC, window close, Ctrl+C, SIGTERM, --frames, end of a replay):
+the step in flight finishes, the recording is finalized, the source is closed (CARLA's settings are
+restored by CarlaSource.close), the profiling report and the screenshot are written.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pygame
+
+from game.cli import GameConfig, LaunchError
+from game.display import DEFAULT_WINDOW, open_display, save_screenshot
+from game.hud import HUD
+from game.keyboard import KeyboardController
+from game.loop import tick
+from game.rendering import default_resolution, load_model, make_renderer, resolve_device
+from game.sources import make_source
+from game.status import FrameStats, session_meta
+
+
+class App:
+    """Holds the live state the loop, the keys and the HUD share (see game.loop.tick)."""
+
+    def __init__(self, config: GameConfig) -> None:
+        self.config = config
+        self.model = load_model(config)
+        self.device = resolve_device(config)
+        requested = config.res or default_resolution(self.model.preset, self.device)
+        choice = make_source(config, requested)
+        self.source, self.source_name, self.source_reason = choice.source, choice.name, choice.reason
+        try:
+            self._setup(config)
+        except BaseException:
+            self.source.close()
+            raise
+
+    def _setup(self, config: GameConfig) -> None:
+        self.pending = self.source.reset(config.seed)  # cut=True: shown by the first tick
+        self.size = self.pending.size  # a replay fixes its own size
+        self.renderer = make_renderer(self.model.model, config.backend, config.device, config.precision, self.size)
+        self.surface, self.headless, display_note = open_display(config.window or DEFAULT_WINDOW, config.headless)
+        self.draw = not self.headless or config.screenshot is not None  # headless draws only for a screenshot
+        from_replay = self.source_name == "replay"
+        self.keyboard = KeyboardController(autopilot=config.autopilot or (self.headless and not from_replay))
+        self.hud = HUD()
+        self.profiler = _make_profiler(config, self.device)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="source") if config.threaded else None
+        self.end_errors = _end_errors(from_replay)
+        self.clock = pygame.time.Clock()
+        self.stats = FrameStats()
+        self.frame = self.rendered = None
+        self.timings: dict[str, float] = {}
+        self.rects: dict = {}
+        self.layout = self.weather = self.ticks = 0
+        self.backend_tried: str | None = None
+        self.pace_origin = None
+        self.recorder = None
+        self.stop_requested = False
+        self._closed = False
+        self._announce(display_note)
+        if config.record is not None:
+            from game.actions import start_recording
+
+            start_recording(self)
+
+    def _announce(self, display_note: str | None) -> None:
+        renderer = self.renderer
+        print(f"source: {self.source_reason}")
+        print(f"model: {self.model.label}; backend {renderer.backend_name} on {renderer.device_name} "
+              f"({renderer.precision}), {self.size[0]}x{self.size[1]}"
+              f"{', threaded' if self.pool is not None else ''}")
+        if display_note:
+            print(display_note)
+        self.hud.notify(f"source: {self.source_reason}", seconds=5.0)
+        if self.model.untrained:
+            from game.status import banner_text
+
+            bar = "!" * 78
+            print(f"{bar}\n!! {banner_text(self)}\n!! the neural view shows an untrained network's output, "
+                  f"not a photo.\n{bar}", file=sys.stderr)
+
+    def run(self) -> int:
+        """Tick until something ends the drive; always tears down. Returns the exit code."""
+        previous = self._catch_sigterm()
+        try:
+            while not self.stop_requested and tick(self):
+                pass
+            if self.stop_requested:
+                print("SIGTERM: closing")
+        except KeyboardInterrupt:
+            print("Ctrl+C: closing")
+        finally:
+            self.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return 0
+
+    def _catch_sigterm(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def stop(signum, _frame) -> None:
+            self.stop_requested = True
+
+        return signal.signal(signal.SIGTERM, stop)
+
+    def close(self) -> None:
+        """Idempotent teardown, in the order that loses nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)  # let a step in flight finish before closing its source
+        if self.config.screenshot is not None and self.frame is not None:
+            save_screenshot(self.surface, self.config.screenshot)
+            print(f"screenshot: {self.config.screenshot}")
+        if self.recorder is not None:
+            from game.actions import stop_recording
+
+            stop_recording(self)
+        self.source.close()
+        if self.config.profile:
+            report_dir = self.config.report or _stamped("reports")
+            self.profiler.write_report(report_dir, {**session_meta(self), "resolution": list(self.size)})
+            print(f"profile report: {report_dir}")
+        close = getattr(self.renderer, "close", None)
+        if callable(close):
+            close()
+        print(f"{self.ticks} ticks: {self.stats.summary()}")
+        pygame.display.quit()
+
+
+class _NoProfiler:
+    """Stands in for a disabled game.profiler.Profiler when that package is not in this checkout."""
+
+    enabled = False
+
+    def begin_frame(self) -> None: ...
+    def end_frame(self) -> None: ...
+    def add_span(self, name: str, start_ns: int, end_ns: int) -> None: ...
+    def live_stats(self) -> dict:
+        return {}
+
+
+def _make_profiler(config: GameConfig, device: str):
+    try:
+        from game.profiler import Profiler
+    except ImportError as error:
+        if config.profile:
+            raise LaunchError(f"--profile: the profiler is not available in this checkout ({error})") from None
+        return _NoProfiler()
+    return Profiler(enabled=config.profile, warmup_frames=10, use_cuda=device.startswith("cuda"))
+
+
+def _end_errors(from_replay: bool) -> tuple[type[BaseException], ...]:
+    if not from_replay:
+        return ()
+    from carla_bridge.session import SessionEnded
+
+    return (SessionEnded,)
+
+
+def _stamped(root: str):
+    import time
+    from pathlib import Path
+
+    return Path(root) / time.strftime("%Y%m%d-%H%M%S")
+
+
+def run_export(config: GameConfig) -> int:
+    """--replay DIR --export OUT.mp4 / --export-frames DIR: render the session offline and exit."""
+    try:
+        from game.export import export_session
+    except ImportError as error:
+        raise LaunchError(f"--export: session export is not available in this checkout ({error})") from None
+    model = load_model(config)
+    source = make_source(config, (0, 0)).source
+    try:
+        size = source.reset().size
+    finally:
+        source.close()
+    renderer = make_renderer(model.model, config.backend, config.device, config.precision, size)
+    if model.untrained:
+        print(f"warning: exporting with an UNTRAINED {model.preset} model", file=sys.stderr)
+    export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
+    for target in (config.export, config.export_frames):
+        if target is not None:
+            print(f"exported: {target}")
+    return 0
+
+
+def main(config: GameConfig) -> int:
+    """Run the game (or the export) for a parsed config; start-up problems print and return 2."""
+    try:
+        if config.export is not None or config.export_frames is not None:
+            return run_export(config)
+        app = App(config)
+    except LaunchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return app.run()

@@ -1,0 +1,31 @@
+"""The key bindings, as text: one table serves the `--help` epilog and the in-game help overlay (H or ?).
+
+Kept free of pygame so that `python launch.py --help` answers without initialising SDL. The keys
+follow CARLA's PythonAPI/examples/manual_control.py; J and K sit on keys it leaves free.
+"""
+
+from __future__ import annotations
+
+KEY_BINDINGS: tuple[tuple[str, str], ...] = (
+    ("W / Up", "throttle (ramps up while held)"),
+    ("S / Down", "brake"),
+    ("A / D, Left / Right", "steer left / right (ramps while held, max 0.7)"),
+    ("Q", "toggle reverse"),
+    ("Space", "hand brake"),
+    ("P", "toggle autopilot"),
+    ("Backspace", "respawn at a new spawn point (a cut: the renderer drops its history)"),
+    ("R", "start / stop recording a session"),
+    ("C / Shift+C", "next / previous weather or lighting preset"),
+    ("TAB", "cycle layouts: side by side, render only, render with label inset"),
+    ("J", "toggle the renderer's history: recurrent vs frame by frame (flicker demo)"),
+    ("K", "cycle through the available inference backends"),
+    ("F1", "toggle the HUD"),
+    ("H / ?", "toggle this help"),
+    ("ESC / Ctrl+Q", "quit"),
+)
+
+
+def bindings_text(indent: str = "  ") -> str:
+    """The table as aligned plain text (for the argparse epilog)."""
+    width = max(len(keys) for keys, _ in KEY_BINDINGS)
+    return "\n".join(f"{indent}{keys:<{width}}  {action}" for keys, action in KEY_BINDINGS)

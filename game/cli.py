@@ -1,0 +1,193 @@
+"""Command line of launch.py: flags, their checks, and the resolved GameConfig.
+
+Flag names follow CARLA's PythonAPI/examples/manual_control.py where they overlap (--host, --port,
+--res, --sync, --autopilot, --filter, --seed). A bad value is an argparse error that names the flag.
+Nothing heavy is imported here, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from carla_bridge.frames import parse_resolution
+from game.bindings import bindings_text
+
+SOURCES = ("auto", "procedural", "carla", "replay")
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
+PRECISIONS = ("fp32", "fp16", "bf16")
+RETRAIN_COMMAND = "python -m neural_render.train --preset cpu --data procedural --steps 20000 --out runs/cpu"
+
+
+@dataclass
+class GameConfig:
+    """Everything launch.py decides from its flags (None = pick a sensible default at start-up)."""
+
+    source: str = "auto"
+    host: str = "127.0.0.1"
+    port: int = 2000
+    res: tuple[int, int] | None = None
+    window: tuple[int, int] | None = None
+    sync: bool = False
+    autopilot: bool = False
+    filter: str = "vehicle.*"
+    seed: int | None = None
+    model: Path | None = None
+    preset: str | None = None
+    backend: str = "auto"
+    device: str | None = None
+    precision: str = "fp32"
+    headless: bool = False
+    frames: int | None = None
+    screenshot: Path | None = None
+    record: Path | None = None
+    record_rgb: bool = False
+    replay: Path | None = None
+    export: Path | None = None
+    export_frames: Path | None = None
+    profile: bool = False
+    report: Path | None = None
+    threaded: bool = False
+
+
+def _resolution(flag: str):
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            return parse_resolution(text, flag)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = "WIDTHxHEIGHT"
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port in 1..65535, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="launch.py",
+        description=(
+            "Drive through the procedural world (or CARLA) and watch a recurrent vid2vid + SPADE\n"
+            "generator turn the semantic label map into a video, live. Also records, replays,\n"
+            "exports and profiles sessions."
+        ),
+        epilog=(
+            "keys (in the window):\n" + bindings_text() + "\n\n"
+            "examples:\n"
+            "  python launch.py                                  drive (CARLA if one answers, else procedural)\n"
+            "  python launch.py --headless --frames 200 --screenshot shot.png\n"
+            "  python launch.py --record sessions               record from the start (R toggles)\n"
+            "  python launch.py --replay sessions/<stamp> --export out.mp4\n"
+            "  python launch.py --profile --report reports/cpu --headless --frames 300\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    world = parser.add_argument_group("world")
+    world.add_argument("--source", choices=SOURCES, default="auto",
+                       help="where frames come from; auto = CARLA at --host/--port if it answers, "
+                            "else the procedural world (default: auto)")
+    world.add_argument("--host", default="127.0.0.1", help="CARLA server address (default: 127.0.0.1)")
+    world.add_argument("--port", type=_port, default=2000, help="CARLA server port (default: 2000)")
+    world.add_argument("--sync", action="store_true", help="CARLA synchronous mode (fixed time step)")
+    world.add_argument("--autopilot", action="store_true", help="start with the autopilot driving")
+    world.add_argument("--filter", default="vehicle.*", help="CARLA actor filter for the ego (default: vehicle.*)")
+    world.add_argument("--seed", type=int, default=None, help="world / spawn seed")
+
+    view = parser.add_argument_group("view")
+    view.add_argument("--res", type=_resolution("--res"), default=None, metavar="WIDTHxHEIGHT",
+                      help="render size (default: 256x128 on CPU, 512x256 on CUDA, 1024x512 for the gpu preset)")
+    view.add_argument("--window", type=_resolution("--window"), default=None, metavar="WIDTHxHEIGHT",
+                      help="window size (default: 1280x720)")
+    view.add_argument("--headless", action="store_true",
+                      help="no window (SDL dummy driver); the autopilot drives unless replaying")
+    view.add_argument("--frames", type=_positive_int, default=None, metavar="N",
+                      help="stop after N ticks (default: run until ESC / Ctrl+C)")
+    view.add_argument("--screenshot", type=Path, default=None, metavar="PATH",
+                      help="save the final window image as PNG")
+    view.add_argument("--threaded", action="store_true",
+                      help="overlap the source tick t+1 with inference of tick t in a worker thread "
+                           "(one tick more latency, higher frame rate)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", type=Path, default=None, metavar="PATH",
+                       help="generator weights (.safetensors; default: the shipped model in models/, "
+                            "or an UNTRAINED model of --preset when none is shipped yet)")
+    model.add_argument("--preset", default=None, help="generator preset: tiny, cpu, gpu (default: cpu)")
+    model.add_argument("--backend", choices=BACKENDS, default="auto",
+                       help="inference backend (default: auto = tensorrt, else torch on CUDA, else onnxruntime)")
+    model.add_argument("--device", type=_device, default=None, help="cpu, cuda or cuda:N (default: auto)")
+    model.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
+
+    sessions = parser.add_argument_group("sessions and profiling")
+    sessions.add_argument("--record", type=Path, default=None, metavar="DIR",
+                          help="record from the start into a new folder under DIR (R also records, "
+                               "under DIR or ./sessions)")
+    sessions.add_argument("--record-rgb", action="store_true", help="also record the engine rgb (training data)")
+    sessions.add_argument("--replay", type=Path, default=None, metavar="DIR",
+                          help="replay a recorded session (same as --source replay)")
+    sessions.add_argument("--export", type=Path, default=None, metavar="OUT.mp4",
+                          help="render the --replay session to a video and exit")
+    sessions.add_argument("--export-frames", type=Path, default=None, metavar="DIR",
+                          help="render the --replay session to PNG frames and exit")
+    sessions.add_argument("--profile", action="store_true", help="time every stage; write a report at exit")
+    sessions.add_argument("--report", type=Path, default=None, metavar="DIR",
+                          help="profiling report folder (implies --profile; default: reports/<timestamp>)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> GameConfig:
+    """Parse and cross-check the flags; errors go through parser.error, naming the flag."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.replay is not None and args.source not in ("auto", "replay"):
+        parser.error(f"argument --replay: cannot be combined with --source {args.source}")
+    if args.source == "replay" and args.replay is None:
+        parser.error("argument --source: 'replay' needs --replay DIR (the session folder)")
+    if args.replay is not None:
+        args.source = "replay"
+    for flag, value in (("--export", args.export), ("--export-frames", args.export_frames)):
+        if value is not None and args.replay is None:
+            parser.error(f"argument {flag}: needs --replay DIR (the session to export)")
+    if args.export is not None and args.export.suffix.lower() != ".mp4":
+        parser.error(f"argument --export: must name an .mp4 file, got {str(args.export)!r}")
+    if args.preset is not None:
+        _check_preset(parser, args.preset)
+    if args.report is not None:
+        args.profile = True
+    names = {f.name for f in fields(GameConfig)}
+    return GameConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _check_preset(parser: argparse.ArgumentParser, preset: str) -> None:
+    # Imported only when the flag is given: neural_render.model pulls in torch, which --help must not wait for.
+    from neural_render.model import PRESETS
+
+    if preset not in PRESETS:
+        parser.error(f"argument --preset: unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+
+
+class LaunchError(RuntimeError):
+    """A start-up problem with a message meant for the person at the console (printed, exit code 2)."""

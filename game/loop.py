@@ -1,0 +1,137 @@
+"""One tick of the game: read the keys, advance the source, render, show, record.
+
+Sequential mode (default), per tick t:  controls -> source.step -> render(frame t) -> display -> record.
+Threaded mode (--threaded): the source step for tick t+1 runs in a worker thread while the main thread
+renders and shows frame t, so a tick costs max(source, render + display) instead of their sum, for
+one tick more control latency. PyTorch and numpy release the GIL in their kernels, so the two really
+overlap. Source calls made by keys (respawn, weather) happen only between ticks, when no step is in
+flight.
+
+Every stage is timed with perf_counter_ns: the milliseconds feed the HUD and the recorder, and the
+spans go to the profiler (contract 7; a disabled profiler drops them at no cost).
+"""
+
+from __future__ import annotations
+
+import time
+from time import perf_counter_ns
+
+import pygame
+
+from game.actions import apply_action
+from game.layout import draw_panes
+from game.status import banner_text, hud_lines, recording_text
+
+RENDERER_STAGES = ("preprocess", "upload", "inference", "download")
+
+
+class StageTimes:
+    """Milliseconds per stage of one tick (HUD, recorder) and the same spans for the profiler."""
+
+    def __init__(self, profiler) -> None:
+        self.profiler = profiler
+        self.ms: dict[str, float] = {}
+
+    def add(self, name: str, start_ns: int, end_ns: int) -> None:
+        self.ms[name] = self.ms.get(name, 0.0) + (end_ns - start_ns) / 1e6
+        self.profiler.add_span(name, start_ns, end_ns)
+
+
+def _timed_step(source, control, times: StageTimes):
+    start = perf_counter_ns()
+    frame = source.step(control)
+    times.add("source", start, perf_counter_ns())
+    return frame
+
+
+def tick(app) -> bool:
+    """Run one frame; False when the app should stop (quit key, window closed, --frames reached,
+    replay finished)."""
+    app.profiler.begin_frame()
+    times = StageTimes(app.profiler)
+    milliseconds = app.clock.tick()  # no frame cap: never wait here (pacing is below, on sim time)
+    for action in app.keyboard.parse_events(pygame.event.get(), milliseconds):
+        if not apply_action(app, action):
+            return False
+    control = app.keyboard.control()
+
+    try:
+        future = None
+        if app.pool is not None:  # show the frame stepped last tick; step the next one meanwhile
+            frame = app.pending
+            future = app.pool.submit(_timed_step, app.source, control, times)
+        elif app.pending is not None:  # the first frame (reset) or a respawn: show it instead of stepping
+            frame = app.pending
+        else:
+            frame = _timed_step(app.source, control, times)
+        app.pending = None
+        rendered = _render(app, frame, times)
+        if app.draw:
+            _display(app, frame, rendered, times)
+        app.profiler.end_frame()
+        _record(app, frame, rendered, times)
+        if future is not None:
+            app.pending = future.result()
+    except app.end_errors as end:  # the replay ran out of frames: a normal end
+        print(f"replay finished: {end}")
+        return False
+
+    app.frame, app.rendered, app.timings = frame, rendered, times.ms
+    app.ticks += 1
+    app.stats.add(frame)
+    app.hud.tick(milliseconds / 1000.0)
+    if not app.headless:
+        _pace(app, frame)
+    return app.config.frames is None or app.ticks < app.config.frames
+
+
+def _render(app, frame, times: StageTimes):
+    start = perf_counter_ns()
+    rendered = app.renderer.render(frame)
+    times.add("render", start, perf_counter_ns())
+    for name, span in (getattr(app.renderer, "last_timings", None) or {}).items():
+        if span is not None:
+            times.add(name, span[0], span[1])
+    return rendered
+
+
+def _display(app, frame, rendered, times: StageTimes) -> None:
+    from carla_bridge.labels import colorize
+
+    start = perf_counter_ns()
+    images = {"labels": colorize(frame.labels), "render": rendered}
+    if frame.rgb is not None:
+        images["engine"] = frame.rgb
+    app.rects = draw_panes(app.surface, app.layout, images)
+    app.hud.draw(app.surface, hud_lines(app, frame), banner_text(app), recording_text(app))
+    pygame.display.flip()
+    times.add("display", start, perf_counter_ns())
+
+
+def _record(app, frame, rendered, times: StageTimes) -> None:
+    recorder = app.recorder
+    if recorder is None:
+        return
+    start = perf_counter_ns()
+    recorder.add(frame, frame.ego.control, rendered, timings=dict(times.ms))
+    times.add("record", start, perf_counter_ns())
+    if recorder.error:
+        app.hud.notify(f"recording stopped: {recorder.error}", color=(255, 80, 80), seconds=6.0)
+        print(f"recording stopped: {recorder.error}")
+        recorder.close()
+        app.recorder = None
+
+
+def _pace(app, frame) -> None:
+    """Keep simulated time from running ahead of the wall clock (a fast machine would otherwise drive
+    in fast-forward). Sleeps only for the remainder of the tick; never blocks on the display."""
+    now = time.perf_counter()
+    if app.pace_origin is None or frame.cut:
+        app.pace_origin = (now, frame.time_s)
+        return
+    wall0, sim0 = app.pace_origin
+    ahead = (frame.time_s - sim0) - (now - wall0)
+    if ahead > 0.5:  # a jump in sim time (replay seek, new episode): re-anchor instead of stalling
+        app.pace_origin = (now, frame.time_s)
+    elif ahead > 0:
+        time.sleep(ahead)

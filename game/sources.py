@@ -1,0 +1,91 @@
+"""Which world source to drive: the source factory behind --source auto|procedural|carla|replay.
+
+auto probes for a CARLA server at --host/--port (a TCP connect with a short timeout, no carla import)
+and falls back to the built-in procedural world, saying why. The CARLA and replay sources are imported
+only when chosen, so the game runs while those optional parts (or the carla package) are missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from carla_bridge.frames import Source
+from game.cli import GameConfig, LaunchError
+
+PROBE_TIMEOUT_S = 0.5
+
+
+@dataclass
+class SourceChoice:
+    source: Source
+    name: str  # "procedural", "carla" or "replay"
+    reason: str  # one line for the console and the HUD
+
+
+def make_source(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
+    """Open the source asked for; LaunchError with what to do when it cannot be opened."""
+    if config.source == "replay":
+        return _replay(config)
+    if config.source == "procedural":
+        return SourceChoice(_procedural(config, size), "procedural", "procedural world (--source procedural)")
+    if config.source == "carla":
+        return SourceChoice(_carla(config, size), "carla", f"CARLA at {config.host}:{config.port}")
+    return _auto(config, size)
+
+
+def _auto(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
+    where = f"{config.host}:{config.port}"
+    try:
+        from carla_bridge.carla_source import carla_server_answers
+    except ImportError as error:
+        reason = f"procedural world (CARLA source unavailable: {error})"
+        return SourceChoice(_procedural(config, size), "procedural", reason)
+    if not carla_server_answers(config.host, config.port, timeout_s=PROBE_TIMEOUT_S):
+        reason = f"procedural world (no CARLA server answered at {where})"
+        return SourceChoice(_procedural(config, size), "procedural", reason)
+    try:
+        return SourceChoice(_carla(config, size), "carla", f"CARLA at {where} (auto)")
+    except LaunchError as error:
+        reason = f"procedural world (CARLA at {where} answered but failed: {error})"
+        return SourceChoice(_procedural(config, size), "procedural", reason)
+
+
+def _procedural(config: GameConfig, size: tuple[int, int]) -> Source:
+    from carla_bridge.procedural import ProceduralWorld, WorldConfig
+
+    width, height = size
+    options = {"width": width, "height": height}
+    if config.seed is not None:
+        options["seed"] = config.seed
+    try:
+        return ProceduralWorld(WorldConfig(**options))
+    except ValueError as error:
+        raise LaunchError(f"procedural world: {error}") from None
+
+
+def _carla(config: GameConfig, size: tuple[int, int]) -> Source:
+    try:
+        from carla_bridge.carla_source import CarlaConnectionError, CarlaSource
+    except ImportError as error:
+        raise LaunchError(
+            f"the CARLA source cannot be imported ({error}); install the extra: pip install -e .[carla]"
+        ) from None
+    try:
+        return CarlaSource(
+            host=config.host, port=config.port, size=size, sync=config.sync,
+            vehicle_filter=config.filter, seed=config.seed,
+        )
+    except (CarlaConnectionError, ImportError) as error:
+        raise LaunchError(str(error)) from None
+
+
+def _replay(config: GameConfig) -> SourceChoice:
+    try:
+        from carla_bridge.session import ReplaySource, SessionFormatError
+    except ImportError as error:
+        raise LaunchError(f"replay is not available in this checkout ({error})") from None
+    try:
+        source = ReplaySource(config.replay)
+    except (SessionFormatError, FileNotFoundError, OSError) as error:
+        raise LaunchError(f"--replay {config.replay}: {error}") from None
+    return SourceChoice(source, "replay", f"replay of {config.replay} ({len(source)} frames)")

@@ -1,0 +1,28 @@
+#!/usr/bin/env python3
+"""neural-drive: drive through the procedural world (or CARLA) and watch the neural rendering live.
+
+    python launch.py                      # a window; CARLA if a server answers, else the procedural world
+    python launch.py --help               # every flag and every key
+    python launch.py --headless --frames 200 --screenshot shot.png
+
+Thin on purpose: the flags live in game/cli.py, the app in game/app.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # keep pygame's banner off the console
+    from game.cli import parse_args
+
+    config = parse_args(argv)
+    from game.app import main as run_game
+
+    return run_game(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
