@@ -37,7 +37,7 @@ def comparison_frames(size: tuple[int, int], count: int, session: str | Path | N
     if session is not None:
         from carla_bridge.session import ReplaySource, SessionEnded
 
-        with ReplaySource(session) as source:
+        with ReplaySource(session, size=tuple(size)) as source:  # resampled to the renderer's size
             frames.append(source.reset())
             while len(frames) < count:
                 try:
