@@ -1,0 +1,65 @@
+"""``python -m carla_bridge.standin --port P [--seed S] [--res WxH]``: serve the procedural world as CARLA.
+
+Prints ``READY <host>:<port>`` on stdout once both ports listen (scripts and tests wait for it) and
+shuts down cleanly on SIGTERM or Ctrl+C (connections closed, exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from carla_bridge.frames import parse_resolution
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m carla_bridge.standin",
+        description="A CARLA 0.9.16 wire-protocol server (msgpack-rpc on PORT, streaming on PORT+1, "
+        "127.0.0.1 only) whose world and cameras are the procedural world.",
+    )
+    parser.add_argument("--port", type=int, default=2000, help="RPC port; streaming uses PORT+1 (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="procedural town seed (default 0)")
+    parser.add_argument("--res", default="512x256", help="procedural world's native WIDTHxHEIGHT; cameras "
+                        "render at their own image_size_x/y (default 512x256)")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        size = parse_resolution(args.res)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from carla_bridge.standin.server import StandinServer
+
+    try:
+        server = StandinServer(port=args.port, seed=args.seed, size=size)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logging.getLogger("carla_bridge.standin").info("signal %d: shutting down", signum)
+        server.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    print(f"READY {server.host}:{server.port}", flush=True)
+    try:
+        while not server.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

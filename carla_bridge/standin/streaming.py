@@ -1,0 +1,157 @@
+"""CARLA's streaming side channel: stream tokens and the TCP server that pushes sensor data.
+
+A token (what ``get_sensor_token`` / ``get_episode_info`` return, msgpack bin of 24 bytes) tells the
+client where to connect: ``<I stream_id, H port, B protocol (1 = TCP), B address type (1 = IPv4),
+16-byte address>``. The client connects, sends the 4-byte little-endian stream id, then reads frames
+``[u32 size][payload]`` (LibCarla/source/carla/streaming/detail/tcp). Subscriptions are asynchronous,
+so a frame published before the client's subscription arrives is simply not seen: clients pair
+frames by id with a timeout (DESIGN.md, CARLA source).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import threading
+
+from carla_bridge.standin.rpc import _close, make_listener
+
+log = logging.getLogger("carla_bridge.standin.streaming")
+
+_TOKEN = struct.Struct("<IHBB16s")
+PROTOCOL_TCP = 1
+ADDRESS_IPV4 = 1
+SEND_TIMEOUT_S = 2.0
+"""A subscriber that cannot take a frame for this long is dropped, so a stuck client never stalls ticks."""
+
+
+def encode_token(stream_id: int, port: int, host: str = "127.0.0.1") -> bytes:
+    """The 24-byte stream token for ``stream_id`` served on ``host:port``."""
+    address = socket.inet_aton(host) + bytes(12)
+    return _TOKEN.pack(stream_id, port, PROTOCOL_TCP, ADDRESS_IPV4, address)
+
+
+def decode_token(token: bytes) -> tuple[int, int, str]:
+    """(stream_id, port, host) of a token; the inverse of :func:`encode_token` (used by tests)."""
+    stream_id, port, protocol, address_type, address = _TOKEN.unpack(token)
+    if protocol != PROTOCOL_TCP or address_type != ADDRESS_IPV4:
+        raise ValueError(f"unsupported stream token: protocol {protocol}, address type {address_type}")
+    return stream_id, port, socket.inet_ntoa(address[:4])
+
+
+class StreamServer:
+    """Accept stream subscriptions on ``host:port`` and publish payloads to a stream's subscribers."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._listener = make_listener(host, port)
+        self._subscribers: dict[int, list[socket.socket]] = {}
+        self._expected: set[int] = set()  # streams a client asked a token for and has not joined yet
+        self._lock = threading.Lock()
+        self._joined = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, name="standin-stream-accept", daemon=True)
+
+    def token(self, stream_id: int) -> bytes:
+        return encode_token(stream_id, self.port, self.host)
+
+    def start(self) -> StreamServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            sockets = [s for subs in self._subscribers.values() for s in subs]
+            self._subscribers.clear()
+        for sock in sockets:
+            _close(sock)
+        self._thread.join(timeout=2.0)
+        _close(self._listener)
+
+    def expect(self, stream_id: int) -> None:
+        """A client resolved this stream's token: it is about to subscribe (see wait_for_subscriber)."""
+        with self._lock:
+            if not self._subscribers.get(stream_id):
+                self._expected.add(stream_id)
+
+    def wait_for_subscriber(self, stream_id: int, timeout_s: float) -> bool:
+        """Wait for an expected subscription to arrive (at most ``timeout_s``).
+
+        ``sensor.listen()`` subscribes asynchronously; a real server takes long enough to render that
+        the subscription wins the race with the next tick. Waiting here gives clients the same: the
+        first tick after ``listen`` delivers its frame. Returns whether the stream has subscribers.
+        """
+        with self._joined:
+            if stream_id in self._expected:
+                self._joined.wait_for(lambda: stream_id not in self._expected, timeout=timeout_s)
+                self._expected.discard(stream_id)
+            return bool(self._subscribers.get(stream_id))
+
+    def has_subscribers(self, stream_id: int) -> bool:
+        with self._lock:
+            return bool(self._subscribers.get(stream_id))
+
+    def close_stream(self, stream_id: int) -> None:
+        """Disconnect everyone on a stream (its sensor was destroyed)."""
+        with self._lock:
+            sockets = self._subscribers.pop(stream_id, [])
+            self._expected.discard(stream_id)
+        for sock in sockets:
+            _close(sock)
+
+    def publish(self, stream_id: int, payload: bytes) -> int:
+        """Send one frame to every subscriber of ``stream_id``; returns how many got it."""
+        with self._lock:
+            sockets = list(self._subscribers.get(stream_id, ()))
+        message = struct.pack("<I", len(payload)) + payload
+        delivered = 0
+        for sock in sockets:
+            try:
+                sock.sendall(message)
+                delivered += 1
+            except OSError:
+                log.info("stream %d: subscriber gone, dropped", stream_id)
+                with self._lock:
+                    subs = self._subscribers.get(stream_id, [])
+                    if sock in subs:
+                        subs.remove(sock)
+                _close(sock)
+        return delivered
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, address = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._subscribe, args=(conn, address), daemon=True).start()
+
+    def _subscribe(self, conn: socket.socket, address: tuple) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(SEND_TIMEOUT_S)
+        header = b""
+        try:
+            while len(header) < 4:
+                chunk = conn.recv(4 - len(header))
+                if not chunk:
+                    break
+                header += chunk
+        except OSError:
+            pass
+        if len(header) < 4:
+            log.warning("stream connection from %s:%s sent no stream id; closed", *address)
+            _close(conn)
+            return
+        (stream_id,) = struct.unpack("<I", header)
+        log.debug("stream %d: subscriber %s:%s", stream_id, *address)
+        with self._lock:
+            if self._stopping.is_set():
+                _close(conn)
+                return
+            self._subscribers.setdefault(stream_id, []).append(conn)
+            self._expected.discard(stream_id)
+            self._joined.notify_all()

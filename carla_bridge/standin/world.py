@@ -1,0 +1,232 @@
+"""The stand-in's simulation state: the procedural world behind CARLA's actors, settings and ticks.
+
+Each tick advances the procedural world (vehicles move by the controls they were last given, or by
+the world's own autopilot), renders every subscribed camera at its world pose and size, and
+publishes the camera frames and then the episode state: the client's ``world.tick()`` returns when
+the episode state of that frame arrives, so by then the camera frames are already on their way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+from carla_bridge import carla_codec
+from carla_bridge.frames import Control, Transform
+from carla_bridge.standin import protocol
+from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, ActorRegistry, compose
+from carla_bridge.standin.blueprints import description_attributes
+from carla_bridge.standin.streaming import StreamServer
+from carla_bridge.standin.weather import DEFAULT_WEATHER, weather_index
+
+log = logging.getLogger("carla_bridge.standin.world")
+
+EPISODE_STREAM = 1
+ASYNC_DELTA_S = 0.05
+SUBSCRIBE_WAIT_S = 1.0  # how long a tick waits for a camera whose token was just resolved to subscribe
+# rpc::EpisodeSettings of CARLA 0.9.16 (11 fields): synchronous_mode, no_rendering_mode,
+# fixed_delta_seconds (optional), substepping, max_substep_delta_time, max_substeps,
+# max_culling_distance, deterministic_ragdolls, tile_stream_distance, actor_active_distance,
+# spectator_as_ego. The defaults are a fresh CARLA server's.
+DEFAULT_SETTINGS = [False, False, [False], True, 0.01, 10, 0.0, False, 3000.0, 2000.0, True]
+
+
+class SpawnError(RuntimeError):
+    """A spawn the world refused (occupied spot, unknown blueprint); answered as a CARLA error."""
+
+
+class StandinWorld:
+    """CARLA episode semantics on top of a ProceduralWorld (contract section 1)."""
+
+    def __init__(self, world: Any, streams: StreamServer, map_name: str = "Carla/Maps/ProceduralTown") -> None:
+        self.world = world
+        self.streams = streams
+        self.map_name = map_name
+        self.actors = ActorRegistry()
+        self.lock = threading.RLock()
+        self.frame = 0
+        self.elapsed_s = 0.0
+        self.episode_id = 1
+        self.settings: list = list(DEFAULT_SETTINGS)
+        self.weather: list = list(DEFAULT_WEATHER)
+        self._velocity: dict[int, tuple[float, float, float]] = {}
+        self._hide_builtin_ego()
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def synchronous(self) -> bool:
+        return bool(self.settings[0])
+
+    @property
+    def delta_s(self) -> float:
+        fixed = self.settings[2]
+        return float(fixed[1]) if fixed and fixed[0] else ASYNC_DELTA_S
+
+    def apply_settings(self, settings: list) -> int:
+        """Take new episode settings and tick once so the client sees a frame carrying them."""
+        if not isinstance(settings, list) or len(settings) < 3:
+            raise ValueError(f"episode settings must be a list of CARLA's fields, got {settings!r}")
+        with self.lock:
+            self.settings = list(settings) + DEFAULT_SETTINGS[len(settings):]
+            log.info("settings: synchronous=%s fixed_delta_seconds=%s", self.synchronous,
+                     self.delta_s if self.settings[2][0] else None)
+            return self.tick()
+
+    def set_weather(self, parameters: list) -> None:
+        with self.lock:
+            self.weather = list(parameters)
+            names = list(getattr(self.world, "weather_names", []) or [])
+            if names:
+                index = weather_index(parameters, names)
+                self.world.set_weather(index)
+                log.info("weather -> %s", names[index])
+
+    # ------------------------------------------------------------------ actors
+    def spawn(self, description: list, transform: Transform, parent_id: int = 0) -> ActorRecord:
+        type_id = str(description[1])
+        attributes = description_attributes(description)
+        with self.lock:
+            if parent_id and self.actors.get(parent_id) is None:
+                raise SpawnError(f"spawn failed: parent actor {parent_id} not found")
+            world_id = None
+            if type_id.startswith("vehicle."):
+                try:
+                    world_id = self.world.spawn_vehicle(transform)
+                except ValueError as error:
+                    raise SpawnError(f"Spawn failed because of collision at spawn position ({error})") from None
+                self.world.apply_vehicle_control(world_id, Control())
+            elif not type_id.startswith("sensor."):
+                raise SpawnError(f"spawn failed: the stand-in has no blueprint {type_id!r}")
+            actor_id, stream_id = self.actors.new_ids(sensor=type_id in protocol.SENSOR_TYPE)
+            record = ActorRecord(actor_id, type_id, description, attributes, parent_id, transform,
+                                 world_id=world_id, stream_id=stream_id)
+            log.info("spawned %s id=%d parent=%d at %s", type_id, actor_id, parent_id, transform)
+            return self.actors.add(record)
+
+    def destroy(self, actor_id: int) -> bool:
+        with self.lock:
+            record = self.actors.remove(actor_id)
+            if record is None:
+                return False
+            for child in self.actors.children(actor_id):
+                self.destroy(child.actor_id)  # CARLA destroys attached sensors with their parent
+            if record.world_id is not None:
+                self.world.destroy_vehicle(record.world_id)
+                self._velocity.pop(record.world_id, None)
+            if record.stream_id is not None:
+                self.streams.close_stream(record.stream_id)
+            log.info("destroyed %s id=%d", record.type_id, actor_id)
+            return True
+
+    def vehicle(self, actor_id: int) -> ActorRecord:
+        record = self.actors.get(actor_id)
+        if record is None or record.world_id is None:
+            raise KeyError(f"actor {actor_id} is not a vehicle of this episode")
+        return record
+
+    def apply_control(self, actor_id: int, control: Control) -> None:
+        with self.lock:
+            self.world.apply_vehicle_control(self.vehicle(actor_id).world_id, control)
+
+    def set_autopilot(self, actor_id: int, enabled: bool) -> None:
+        """Server-side autopilot: the procedural world's lane follower drives the car."""
+        with self.lock:
+            world_id = self.vehicle(actor_id).world_id
+            current = self.world.vehicle_state(world_id).control
+            self.world.apply_vehicle_control(world_id, Control(**{**current.as_dict(), "autopilot": enabled}))
+
+    def set_transform(self, actor_id: int, transform: Transform) -> None:
+        with self.lock:
+            record = self.actors.get(actor_id)
+            if record is None:
+                raise KeyError(f"actor {actor_id} not found")
+            if record.world_id is not None:
+                self.world.set_vehicle_transform(record.world_id, transform)
+                for child in self.actors.children(actor_id):
+                    child.prev_pose = None  # a teleport: no flow across it
+            else:
+                record.transform = transform
+
+    def world_pose(self, record: ActorRecord) -> Transform:
+        if record.world_id is not None:
+            return self.world.vehicle_state(record.world_id).transform
+        if record.parent_id:
+            parent = self.actors.get(record.parent_id)
+            if parent is not None:
+                return compose(self.world_pose(parent), record.transform)
+        return record.transform
+
+    # ------------------------------------------------------------------ ticking
+    def tick(self) -> int:
+        """Advance one step, publish camera frames and the episode state; returns the new frame id."""
+        with self.lock:
+            dt = self.delta_s
+            self.world.advance(dt)
+            self.frame += 1
+            self.elapsed_s += dt
+            self._publish_cameras()
+            self.streams.publish(EPISODE_STREAM, self.episode_state())
+            return self.frame
+
+    def _publish_cameras(self) -> None:
+        rendered: dict[tuple, Any] = {}  # cameras at one pose and size share one render
+        for record in self.actors.all():
+            if record.stream_id is None:
+                continue
+            pose = self.world_pose(record)
+            if not self.streams.wait_for_subscriber(record.stream_id, SUBSCRIBE_WAIT_S):
+                record.prev_pose = pose
+                continue
+            width = int(record.attributes.get("image_size_x", 800))
+            height = int(record.attributes.get("image_size_y", 600))
+            fov = float(record.attributes.get("fov", 90.0))
+            key = (pose, record.prev_pose, width, height, fov)
+            if key not in rendered:
+                rendered[key] = self.world.render_camera(pose, record.prev_pose, width, height, fov)
+            record.prev_pose = pose
+            pixels = _encode(record.type_id, rendered[key])
+            payload = protocol.image_payload(protocol.SENSOR_TYPE[record.type_id], self.frame,
+                                             self.elapsed_s, pose, width, height, fov, pixels)
+            self.streams.publish(record.stream_id, payload)
+
+    def episode_state(self) -> bytes:
+        dynamics = []
+        for record in self.actors.all():
+            pose = self.world_pose(record)
+            if record.world_id is None:
+                dynamics.append(protocol.ActorDynamics(record.actor_id, pose))
+                continue
+            state = self.world.vehicle_state(record.world_id)
+            yaw, pitch = math.radians(pose.yaw), math.radians(pose.pitch)
+            velocity = (state.speed_mps * math.cos(yaw) * math.cos(pitch),
+                        state.speed_mps * math.sin(yaw) * math.cos(pitch), state.speed_mps * math.sin(pitch))
+            previous = self._velocity.get(record.world_id, velocity)
+            self._velocity[record.world_id] = velocity
+            acceleration = tuple((v - p) / self.delta_s for v, p in zip(velocity, previous))
+            dynamics.append(protocol.ActorDynamics(record.actor_id, pose, velocity, (0.0, 0.0, 0.0),
+                                                   acceleration, state.control))
+        return protocol.episode_state_payload(self.frame, self.elapsed_s, self.episode_id, time.time(),
+                                              self.delta_s, dynamics)
+
+    def _hide_builtin_ego(self) -> None:
+        """A CARLA server starts without vehicles: remove the procedural world's own ego car."""
+        try:
+            self.world.destroy_vehicle(self.world.ego_id)
+        except (ValueError, KeyError, AttributeError) as error:
+            log.warning("procedural ego kept in the scene (%s)", error)
+
+
+def _encode(type_id: str, gbuffer: Any) -> bytes:
+    if type_id == "sensor.camera.semantic_segmentation":
+        return carla_codec.encode_semantic(gbuffer.labels)
+    if type_id == "sensor.camera.depth":
+        return carla_codec.encode_depth(gbuffer.depth)
+    if type_id == "sensor.camera.optical_flow":
+        return carla_codec.encode_flow(gbuffer.flow)
+    return carla_codec.encode_rgb(gbuffer.rgb)
+
+
+__all__ = ["StandinWorld", "SpawnError", "EPISODE_STREAM", "SPECTATOR_ID"]
