@@ -174,11 +174,17 @@ def test_cuda_events_give_device_times_and_nvtx_is_guarded(tmp_path, clock, monk
     assert timer.available and not timer.nvtx  # NVTX probe failed: ranges skipped, no crash
     monkeypatch.setattr(cuda_module, "CudaTimer", lambda: timer)
     profiler = scripted_session(clock, warmup=1, frames=4, profiler=Profiler(warmup_frames=1, use_cuda=True))
+    profiler.begin_frame()
+    with profiler.device_range("render"):  # device time only; the host span comes via add_span
+        clock.advance(4.0)
+    profiler.end_frame()
     report = profiler.write_report(tmp_path, META)
     assert fake_torch.cuda.synced == 1  # one sync at report time, none per frame
     assert report["cuda_device"] == "Fake GPU"
-    assert report["device_ms"]["render"]["mean"] == pytest.approx(1.5)  # 3 ms host / 2
+    assert report["device_ms"]["render"]["p50"] == pytest.approx(1.5)  # 3 ms host / 2
+    assert report["device_ms"]["render"]["max"] == pytest.approx(2.0)  # the device_range frame
     assert report["device_ms"]["source"]["count"] == 3
+    assert report["stages"]["render"]["count"] == 3  # device_range adds no host span
 
 
 def test_use_cuda_without_cuda_falls_back_to_host_timing(clock):
@@ -189,3 +195,30 @@ def test_use_cuda_without_cuda_falls_back_to_host_timing(clock):
         profiler = Profiler(use_cuda=True, warmup_frames=0)
     scripted_session(clock, warmup=0, frames=2, profiler=profiler)
     assert profiler._cuda is None and len(profiler.measured_frames()) == 2
+    assert profiler.device_range("render") is Profiler(enabled=False).stage("x")  # shared no-op
+    with profiler.device_range("render"):  # a no-op without CUDA
+        pass
+
+
+def test_spans_from_other_threads_while_frames_begin_do_not_break_live_stats():
+    import threading
+
+    profiler = Profiler(warmup_frames=0)
+    stop = threading.Event()
+
+    def writer():
+        k = 0
+        while not stop.is_set():
+            profiler.add_span(f"record{k % 50}", 0, 1000)  # new keys: dict growth during flushes
+            k += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(2000):
+            profiler.begin_frame()
+            profiler.end_frame()
+    finally:
+        stop.set()
+        thread.join()
+    assert len(profiler.frame_begin_ns) == 2000 and profiler.live_stats()

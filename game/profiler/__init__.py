@@ -12,7 +12,7 @@ latency.png, console table, live HUD figures, backend comparison and the overhea
 Importing this package costs no torch, matplotlib or pygame import.
 """
 
-from game.profiler.compare import compare_backends, comparison_frames
+from game.profiler.compare import compare_backends, comparison_frames, run_comparison
 from game.profiler.hooks import add_renderer_timings, hud_lines, timed_render
 from game.profiler.profiler import END_TO_END, STAGES, Profiler
 from game.profiler.stats import PERCENTILE_METHOD, percentile, summarize
@@ -27,6 +27,7 @@ __all__ = [
     "comparison_frames",
     "hud_lines",
     "percentile",
+    "run_comparison",
     "summarize",
     "timed_render",
 ]

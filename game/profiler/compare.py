@@ -150,3 +150,16 @@ def compare_backends(
         Path(report_dir).mkdir(parents=True, exist_ok=True)
         (Path(report_dir) / "comparison.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
     return rows
+
+
+def run_comparison(model: Any, size: tuple[int, int], frames: int = 120, session: str | Path | None = None,
+                   seed: int = 0, device: str | None = None, precision: str = "fp32",
+                   warmup_frames: int = 10, report_dir: str | Path | None = None,
+                   meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """`--profile --backend all` in one call: build the frames (session or procedural world), compare
+    every available backend on them, print the table, optionally write report_dir."""
+    scene_frames = comparison_frames(size, frames, session=session, seed=seed)
+    source = "replay" if session is not None else "procedural"
+    return compare_backends(scene_frames, model, size, device=device, precision=precision,
+                            warmup_frames=warmup_frames, report_dir=report_dir,
+                            meta={"source": source, **(meta or {})})

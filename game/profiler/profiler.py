@@ -69,6 +69,23 @@ class _Stage:
             profiler._cuda.stop(self._name, frame, self._event)
 
 
+class _DeviceRange:
+    """CUDA events and NVTX range around a block, without a host span (see Profiler.device_range)."""
+
+    __slots__ = ("_profiler", "_name", "_event")
+
+    def __init__(self, profiler: Profiler, name: str) -> None:
+        self._profiler = profiler
+        self._name = name
+
+    def __enter__(self) -> _DeviceRange:
+        self._event = self._profiler._cuda.start(self._name)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._profiler._cuda.stop(self._name, self._profiler._frame, self._event)
+
+
 class Profiler:
     """Per-stage frame timing; see the module docstring. Contract 7 in /work/notes/CONTRACTS.md."""
 
@@ -129,6 +146,13 @@ class Profiler:
             return _NULL_STAGE
         return _Stage(self, name)
 
+    def device_range(self, name: str) -> _DeviceRange | _NullStage:
+        """CUDA events + NVTX range only, for code whose host time is recorded with add_span
+        (e.g. the game loop's own perf_counter_ns spans). A no-op without CUDA."""
+        if self._cuda is None:
+            return _NULL_STAGE
+        return _DeviceRange(self, name)
+
     def add_span(self, name: str, start_ns: int, end_ns: int) -> None:
         """Record a span timed elsewhere (e.g. Renderer.last_timings), in perf_counter_ns."""
         if not self.enabled:
@@ -149,9 +173,11 @@ class Profiler:
     # ----------------------------------------------------------------- live HUD figures
     def _flush_live(self) -> None:
         if self._pending:
-            for name, total_ns in self._pending.items():
+            # Swap, then snapshot with list() (atomic under the GIL): another thread's add_span may
+            # still be writing into the old dict, and iterating it live could raise.
+            pending, self._pending = self._pending, {}
+            for name, total_ns in list(pending.items()):
                 self._push_live(name, total_ns)
-            self._pending = {}
 
     def _push_live(self, name: str, duration_ns: int) -> None:
         window = self._live.get(name)
