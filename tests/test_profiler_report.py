@@ -222,3 +222,17 @@ def test_spans_from_other_threads_while_frames_begin_do_not_break_live_stats():
         stop.set()
         thread.join()
     assert len(profiler.frame_begin_ns) == 2000 and profiler.live_stats()
+
+
+def test_source_sub_spans_are_named_under_source(clock):
+    from game.profiler import add_source_timings
+
+    class FakeCarla:
+        last_timings = {"tick": (0, 2_000_000), "sensor_wait": (2_000_000, 5_000_000)}
+
+    profiler = Profiler(warmup_frames=0)
+    profiler.begin_frame()
+    add_source_timings(profiler, FakeCarla())
+    add_source_timings(profiler, object())  # sources without timings are fine
+    profiler.end_frame()
+    assert [span[0] for span in profiler.spans] == ["source.tick", "source.sensor_wait"]

@@ -13,7 +13,7 @@ Importing this package costs no torch, matplotlib or pygame import.
 """
 
 from game.profiler.compare import compare_backends, comparison_frames, run_comparison
-from game.profiler.hooks import add_renderer_timings, hud_lines, timed_render
+from game.profiler.hooks import add_renderer_timings, add_source_timings, hud_lines, timed_render
 from game.profiler.profiler import END_TO_END, STAGES, Profiler
 from game.profiler.stats import PERCENTILE_METHOD, percentile, summarize
 
@@ -23,6 +23,7 @@ __all__ = [
     "STAGES",
     "Profiler",
     "add_renderer_timings",
+    "add_source_timings",
     "compare_backends",
     "comparison_frames",
     "hud_lines",

@@ -27,6 +27,17 @@ def add_renderer_timings(profiler: Profiler, renderer: Any) -> None:
             profiler.add_span(name, span[0], span[1])
 
 
+def add_source_timings(profiler: Profiler, source: Any) -> None:
+    """Sub-spans of the last source.step, when the source reports them the way the Renderer does
+    (duck-typed `last_timings = {"tick": (start, end), "sensor_wait": (start, end)}`), as
+    "source.tick" / "source.sensor_wait", nested inside the loop's "source" span."""
+    if not profiler.enabled:
+        return
+    for name, span in (getattr(source, "last_timings", None) or {}).items():
+        if span is not None:
+            profiler.add_span(f"source.{name}", span[0], span[1])
+
+
 def timed_render(profiler: Profiler, renderer: Any, frame: Any) -> Any:
     """renderer.render(frame) inside a "render" stage (host time, CUDA events, NVTX range), then the
     renderer's own preprocess/upload/inference/download spans nested inside it."""
