@@ -1,0 +1,74 @@
+"""python -m neural_render.train --preset cpu --data procedural --steps N --out DIR [options]
+
+Several GPUs or machines: the same command under torchrun, e.g.
+    torchrun --nproc_per_node 4 -m neural_render.train --preset gpu --device cuda --steps 20000 --out runs/gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from carla_bridge.frames import parse_resolution
+from neural_render.train.config import PRESET_DEFAULTS, RECIPES, resolve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m neural_render.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESET_DEFAULTS), help="generator preset (sizes)")
+    p.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
+                   help="fast: L1+SSIM, no GAN (minutes); vid2vid: full GAN objective")
+    p.add_argument("--data", default="procedural", choices=["procedural", "replay", "cityscapes"])
+    p.add_argument("--data-path", help="session folder(s) for replay, dataset root for cityscapes")
+    p.add_argument("--steps", type=int, default=1000, help="total optimizer steps (a resumed run counts its old ones)")
+    p.add_argument("--out", required=True, help="output folder: checkpoints, config.json, samples/, log.jsonl")
+    p.add_argument("--res", help="training size WIDTHxHEIGHT (default per preset)")
+    p.add_argument("--batch", type=int, help="clips per step per process")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    p.add_argument("--workers", type=int, help="data worker processes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, help="generator and discriminator learning rate")
+    p.add_argument("--gan-weight", type=float, help="override the image GAN weight of the recipe")
+    p.add_argument("--seq-len", type=int, help="maximum clip length (progressive growth ends here)")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help="mixed precision on CUDA")
+    p.add_argument("--vgg-weights", help="local VGG19 weights (.safetensors) to add a perceptual loss")
+    p.add_argument("--sample-every", type=int, help="steps between sample strips (PNG)")
+    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--time-limit", type=float, help="minutes; stop, save and exit cleanly after this")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = dict(
+            data=args.data, data_path=args.data_path, steps=args.steps, batch=args.batch, device=args.device,
+            workers=args.workers, seed=args.seed, amp=args.amp, vgg_weights=args.vgg_weights,
+            sample_every=args.sample_every, ckpt_every=args.ckpt_every, time_limit_min=args.time_limit,
+        )
+        if args.res:
+            overrides["res"] = parse_resolution(args.res)
+        if args.lr:
+            overrides["lr_g"] = overrides["lr_d"] = args.lr
+        cfg = resolve(args.preset, args.recipe, **overrides)
+        if args.gan_weight is not None:
+            cfg.weights.gan = args.gan_weight
+        if args.vgg_weights:
+            cfg.weights.vgg = cfg.weights.vgg or 10.0  # imaginaire's perceptual weight
+        if args.seq_len:
+            cfg.schedule.max_len = args.seq_len
+            cfg.schedule.min_len = min(cfg.schedule.min_len, args.seq_len)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from neural_render.train.loop import train
+
+    train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Build the training DataLoader for a config: which source, which sample indices, how many workers.
+
+Map-style sources (procedural, Cityscapes) are indexed by a global sample number: step s on rank r
+uses samples s * B * world + r * B + j (j < B). The sampler starts at the resumed step, so a resumed
+run consumes exactly the clips an uninterrupted run would have. Workers are CPU processes (torch
+DataLoader), so a GPU machine needs only torch, numpy and the project to train.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch.utils.data import DataLoader, Sampler
+
+from neural_render.train.config import TrainConfig
+
+
+class StepSampler(Sampler[int]):
+    """Infinite, ordered sample indices of one rank starting at ``start_step``."""
+
+    def __init__(self, start_step: int, batch: int, rank: int = 0, world_size: int = 1) -> None:
+        self.start_step, self.batch, self.rank, self.world_size = start_step, batch, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        step = self.start_step
+        while True:
+            base = (step * self.world_size + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+            step += 1
+
+
+def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1):
+    width, height = cfg.res
+    per_step = cfg.batch * world_size
+    if cfg.data == "procedural":
+        from neural_render.train.data_procedural import ProceduralClips
+
+        return ProceduralClips(width, height, cfg.seed, cfg.schedule, per_step, cfg.augment, cfg.warmup_max)
+    if cfg.data == "cityscapes":
+        from neural_render.train.data_cityscapes import CityscapesClips
+
+        schedule = cfg.schedule
+        return CityscapesClips(cfg.data_path, width, height, lambda i: schedule.length(i // per_step),
+                               cfg.seed, cfg.augment)
+    from neural_render.train.data_replay import ReplayClips
+
+    return ReplayClips(cfg.data_path, width, height, cfg.schedule.max_len, cfg.seed, cfg.augment, rank, world_size)
+
+
+def build_loader(cfg: TrainConfig, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:
+    dataset = build_dataset(cfg, rank, world_size)
+    extra = dict(num_workers=cfg.workers, pin_memory=cfg.device.startswith("cuda"))
+    if cfg.workers > 0:
+        extra.update(persistent_workers=True, prefetch_factor=4)
+    if cfg.data == "replay":  # iterable: sequential reading, the dataset shards itself
+        return DataLoader(dataset, batch_size=cfg.batch, **extra)
+    sampler = StepSampler(start_step, cfg.batch, rank, world_size)
+    return DataLoader(dataset, batch_size=cfg.batch, sampler=sampler, **extra)

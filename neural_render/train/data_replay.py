@@ -1,0 +1,99 @@
+"""Training clips from recorded sessions (contract 6: ``ReplaySource``) that carry the engine rgb.
+
+``--data-path`` is one session folder or a folder of session folders. Sessions recorded without rgb
+are skipped with a printed reason; if none is left, a ValueError says how to record with rgb.
+Sessions are read sequentially (``ReplaySource.step``), so this is an IterableDataset: each worker
+(and each DDP rank) walks its own share of the sessions, in a loop, and cuts them into consecutive
+non-overlapping clips; a recording cut (respawn) ends a clip early so no clip spans a camera jump.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from carla_bridge.frames import Control
+from neural_render.train.augment import AugmentConfig, augment_clip
+from neural_render.train.clip import Clip, frames_to_clip
+from neural_render.train.splits import mix
+
+
+def find_sessions(root: str | Path) -> list[Path]:
+    """Session folders (those holding session.json) at or one level below ``root``, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"--data-path {root} is not a folder (give a session folder or a folder of sessions)")
+    if (root / "session.json").is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob("*/session.json"))
+    if not found:
+        raise ValueError(f"--data-path {root}: no session folders (with session.json) found there or one level below")
+    return found
+
+
+def sessions_with_rgb(paths: list[Path]) -> list[Path]:
+    """Keep sessions whose first frame has rgb; print why each other one is skipped."""
+    from carla_bridge.session import ReplaySource
+
+    keep = []
+    for path in paths:
+        try:
+            with ReplaySource(path) as source:
+                frame = source.step(Control())
+        except Exception as exc:  # noqa: BLE001 - a broken session must not stop training on the others
+            print(f"[train] skipping session {path}: {exc}")
+            continue
+        if frame.rgb is None:
+            print(f"[train] skipping session {path}: it has no rgb (record with engine rgb to train on it)")
+            continue
+        keep.append(path)
+    if not keep:
+        raise ValueError(
+            "no usable session with rgb: training needs the engine image as the target; "
+            "record sessions with rgb enabled (SessionRecorder(record_rgb=True))"
+        )
+    return keep
+
+
+class ReplayClips(IterableDataset):
+    def __init__(
+        self, root: str | Path, width: int, height: int, length: int, base_seed: int, augment: AugmentConfig,
+        rank: int = 0, world_size: int = 1,
+    ) -> None:
+        self.sessions = sessions_with_rgb(find_sessions(root))
+        self.width, self.height, self.length = width, height, length
+        self.base_seed, self.augment = base_seed, augment
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self):
+        from carla_bridge.session import ReplaySource, SessionEnded
+
+        torch.set_num_threads(1)
+        info = get_worker_info()
+        workers, worker = (info.num_workers, info.id) if info else (1, 0)
+        slot, slots = self.rank * workers + worker, self.world_size * workers
+        mine = [p for i, p in enumerate(self.sessions) if i % slots == slot % len(self.sessions)] or self.sessions
+        rng = np.random.default_rng(mix(self.base_seed, slot, 2))
+        while True:
+            for path in mine:
+                with ReplaySource(path) as source:
+                    frames = []
+                    while True:
+                        try:
+                            frame = source.step(Control())
+                        except SessionEnded:
+                            break
+                        if frame.cut or frame.rgb is None:
+                            frames = []
+                        if frame.rgb is None:
+                            continue
+                        frames.append(frame)
+                        if len(frames) == self.length:
+                            yield self._finish(frames, rng)
+                            frames = []
+
+    def _finish(self, frames: list, rng: np.random.Generator) -> Clip:
+        return augment_clip(frames_to_clip(frames), self.width, self.height, rng, self.augment)

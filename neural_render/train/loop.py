@@ -1,0 +1,150 @@
+"""The training loop around ``Trainer``: data, progress bar, logs, sample strips, checkpoints, resume,
+clean stops on Ctrl+C / SIGTERM / --time-limit, and the throughput report (frames/s)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from carla_bridge.labels import colorize
+from neural_render.train.config import TrainConfig
+from neural_render.train.data import build_loader
+from neural_render.train.ddp import DistInfo, any_rank, cleanup, init_distributed
+from neural_render.train.png import write_png
+from neural_render.train.rollout import Rollout, to_uint8
+from neural_render.train.state import has_state, load_state, save_state
+from neural_render.train.trainer import Trainer
+
+
+class _Progress:
+    """tqdm when installed (GPU machines may have torch and numpy only), else a line every few steps."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        self.bar = None
+        self.enabled = enabled
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+            except ImportError:
+                pass
+
+    def update(self, step: int, text: str) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(text, refresh=False)
+        elif self.enabled and step % 10 == 0:
+            print(f"[train] step {step} {text}", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _tensorboard(out: Path, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: logs go to log.jsonl only
+        return None
+    return SummaryWriter(str(out / "tb"))
+
+
+@torch.no_grad()
+def sample_strip(trainer: Trainer, batch, path: Path, frames: int = 4) -> Path:
+    """PNG rows per frame: labels | EMA output | target, for the first clip of the batch."""
+    labels = batch["labels"][:1, :frames].to(trainer.device)
+    flow = batch["flow"][:1, :frames].to(trainer.device)
+    has_flow = batch["has_flow"][:1, :frames].to(trainer.device)
+    rollout = Rollout(trainer.G_ema, history=True)
+    rows = []
+    for t in range(labels.shape[1]):
+        out = rollout.step(labels[:, t], flow[:, t], has_flow[:, t], cut=t == 0)
+        image = to_uint8(out.image)[0].permute(1, 2, 0).cpu().numpy()
+        target = batch["rgb"][0, t].permute(1, 2, 0).numpy()
+        rows.append(np.concatenate([colorize(batch["labels"][0, t].numpy()), image, target], 1))
+    return write_png(path, np.concatenate(rows, 0))
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True) -> Trainer:
+    """Train for cfg.steps steps (total, counting resumed ones); returns the trainer."""
+    out = Path(out_dir)
+    dist = init_distributed(cfg.device)
+    torch.manual_seed(cfg.seed)
+    trainer = Trainer(cfg, dist)
+    if resume and has_state(out):
+        load_state(trainer, out)
+        if dist.is_main:
+            print(f"[train] resumed from {out} at step {trainer.step}", flush=True)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "config.json")
+    stop = {"flag": False}
+    deadline = time.monotonic() + cfg.time_limit_min * 60 if cfg.time_limit_min else None
+
+    def on_signal(signum, _frame):  # finish the current step, save, exit (a second Ctrl+C kills)
+        stop["flag"] = True
+        signal.signal(signum, signal.SIG_DFL)
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    writer = _tensorboard(out, dist.is_main)
+    progress = _Progress(cfg.steps, trainer.step, show_progress and dist.is_main)
+    log_file = (out / "log.jsonl").open("a") if dist.is_main else None
+    frames_done, t_start, last_saved = 0, None, trainer.step
+    try:
+        if trainer.step < cfg.steps:
+            loader = iter(build_loader(cfg, trainer.step, dist.rank, dist.world_size))
+        while trainer.step < cfg.steps:
+            batch = next(loader)
+            frames = trainer.throughput_frames(batch)
+            logs = trainer.train_step(batch)
+            if t_start is None:  # time from the end of the first step: excludes start-up and warm-up
+                t_start = time.perf_counter()
+            else:
+                frames_done += frames
+            fps = frames_done / max(time.perf_counter() - t_start, 1e-9) if frames_done else 0.0
+            step = trainer.step
+            progress.update(step, f"loss {logs['loss_g']:.3f} {fps:.2f} frames/s")
+            if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
+                record = {"step": step, "frames_per_s": round(fps, 3), **{k: round(v, 5) for k, v in logs.items()}}
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                if writer is not None:
+                    for k, v in record.items():
+                        writer.add_scalar(f"train/{k}", v, step)
+            if dist.is_main and cfg.sample_every and step % cfg.sample_every == 0:
+                sample_strip(trainer, batch, out / "samples" / f"step_{step:07d}.png")
+            if deadline is not None and time.monotonic() > deadline:
+                stop["flag"] = True
+            if any_rank(stop["flag"], cfg.device):
+                if dist.is_main:
+                    print(f"\n[train] stopping at step {step} (signal or --time-limit); saving", flush=True)
+                break
+            if dist.is_main and cfg.ckpt_every and step % cfg.ckpt_every == 0:
+                save_state(trainer, out)
+                last_saved = step
+        if dist.is_main and (trainer.step != last_saved or not has_state(out)):
+            save_state(trainer, out)
+        if dist.is_main:
+            summary = {"step": trainer.step, "frames_per_s": round(fps if frames_done else 0.0, 3),
+                       "frames_timed": frames_done, "out": str(out)}
+            print(f"[train] throughput {summary['frames_per_s']} frames/s over {frames_done} frames "
+                  f"({cfg.preset} preset, {cfg.res[0]}x{cfg.res[1]}, batch {cfg.batch} x {dist.world_size} ranks)")
+            print(json.dumps(summary), flush=True)
+    finally:
+        progress.close()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if log_file is not None:
+            log_file.close()
+        if writer is not None:
+            writer.close()
+        cleanup()
+    return trainer

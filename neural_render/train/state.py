@@ -1,0 +1,112 @@
+"""Save and resume the whole training state without pickles: tensors in one safetensors file,
+everything else (step, optimizer hyper-parameters, scaler, config) in a JSON file beside it.
+
+OUT/generator.safetensors   the EMA generator via neural_render.checkpoint.save_generator (deployable)
+OUT/train_state.safetensors G, EMA, discriminators, Adam moments
+OUT/train_state.json        step, optimizer param_groups and scalar state, GradScaler, resolved config
+OUT/config.json             the resolved TrainConfig (also written at the start of a run)
+Both state files are written to temporary names and renamed, the JSON last, so a kill during a save
+leaves the previous complete checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neural_render.checkpoint import save_generator
+
+STATE_TENSORS, STATE_JSON, GENERATOR_FILE = "train_state.safetensors", "train_state.json", "generator.safetensors"
+
+
+def _optimizer_split(prefix: str, opt: torch.optim.Optimizer | None, tensors: dict, info: dict) -> None:
+    if opt is None:
+        return
+    sd = opt.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, state in sd["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{idx}.{name}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(idx), {})[name] = value
+    info[prefix] = {"param_groups": sd["param_groups"], "scalars": scalars, "count": len(sd["state"])}
+
+
+def _optimizer_join(prefix: str, opt: torch.optim.Optimizer | None, tensors: dict, info: dict) -> None:
+    if opt is None:
+        return
+    if prefix not in info:
+        raise ValueError(f"training state has no {prefix} optimizer: it was saved with another --recipe")
+    entry = info[prefix]
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    for idx, scalars in entry["scalars"].items():
+        state.setdefault(int(idx), {}).update(scalars)
+    opt.load_state_dict({"state": state, "param_groups": entry["param_groups"]})
+
+
+def save_state(trainer, out_dir: str | Path) -> Path:
+    """Write generator.safetensors (EMA) and the resumable train state into ``out_dir``."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"step": trainer.step, "train_config": trainer.cfg.to_dict(), "weights": "ema"}
+    save_generator(trainer.G_ema, out / GENERATOR_FILE, meta=meta)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in (("G", trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
+        if module is not None:
+            for key, value in module.state_dict().items():
+                tensors[f"{name}.{key}"] = value.detach().cpu().contiguous().clone()
+    info: dict[str, Any] = {"step": trainer.step, "config": trainer.cfg.to_dict()}
+    _optimizer_split("opt_g", trainer.opt_g, tensors, info)
+    _optimizer_split("opt_d", trainer.opt_d, tensors, info)
+    if trainer.scaler is not None:
+        info["scaler"] = trainer.scaler.state_dict()
+    tmp_t = out / (STATE_TENSORS + f".tmp{os.getpid()}")
+    tmp_j = out / (STATE_JSON + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp_t))
+    tmp_j.write_text(json.dumps(info, indent=1, default=float))
+    os.replace(tmp_t, out / STATE_TENSORS)
+    os.replace(tmp_j, out / STATE_JSON)
+    return out
+
+
+def has_state(out_dir: str | Path) -> bool:
+    out = Path(out_dir)
+    return (out / STATE_JSON).is_file() and (out / STATE_TENSORS).is_file()
+
+
+def load_state(trainer, out_dir: str | Path) -> int:
+    """Restore ``trainer`` from ``out_dir``; returns the step to continue from."""
+    from safetensors.torch import load_file
+
+    out = Path(out_dir)
+    if not has_state(out):
+        raise FileNotFoundError(f"--resume: no {STATE_JSON} + {STATE_TENSORS} in {out}; start without --resume")
+    info = json.loads((out / STATE_JSON).read_text())
+    tensors = load_file(str(out / STATE_TENSORS), device="cpu")
+    saved_preset = info["config"].get("preset")
+    if saved_preset != trainer.cfg.preset:
+        raise ValueError(f"--resume: {out} holds a '{saved_preset}' run, not --preset {trainer.cfg.preset}")
+    for name, module in (("G", trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
+        if module is None:
+            continue
+        part = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
+        if not part:
+            raise ValueError(f"--resume: {out} has no {name} weights (saved with another --recipe?)")
+        module.load_state_dict(part)
+    _optimizer_join("opt_g", trainer.opt_g, tensors, info)
+    _optimizer_join("opt_d", trainer.opt_d, tensors, info)
+    if trainer.scaler is not None and "scaler" in info:
+        trainer.scaler.load_state_dict(info["scaler"])
+    trainer.step = int(info["step"])
+    return trainer.step
