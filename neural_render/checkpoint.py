@@ -1,0 +1,117 @@
+"""Generator weights as safetensors: the resolved config (JSON) and free-form meta ride in the file's
+metadata, so a checkpoint alone rebuilds its network. Every way a file can be wrong (missing,
+truncated, corrupt, another preset, NaN weights) becomes a `CheckpointError` that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from neural_render.model import GeneratorConfig, Vid2VidGenerator
+
+FORMAT = "neural-drive-generator"
+FORMAT_VERSION = "1"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def default_model_path(preset: str = "cpu") -> Path:
+    """Where the shipped weights of a preset live: <repo>/models/<preset>.safetensors."""
+    return MODELS_DIR / f"{preset}.safetensors"
+
+
+DEFAULT_MODEL_PATH = default_model_path("cpu")
+
+
+class CheckpointError(ValueError):
+    """A weights file that cannot be used; the message names the file and what to do."""
+
+
+def save_generator(model: Vid2VidGenerator, path: str | Path, meta: dict | None = None) -> Path:
+    """Write weights + config (+ meta, JSON-serialisable) to `path` atomically; returns the path."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
+                "config": json.dumps(model.config.to_dict()), "meta": json.dumps(meta or {}, default=str)}
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)  # never leave a half-written checkpoint under the real name
+    return path
+
+
+def read_metadata(path: str | Path) -> tuple[GeneratorConfig, dict]:
+    """(config, meta) of a checkpoint without loading its weights."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it is corrupt or truncated: "
+                              f"copy or re-train it (python -m neural_render.train)") from exc
+    return _parse_metadata(path, metadata)
+
+
+def load_generator(path: str | Path, preset: str | None = None, map_location: str | torch.device = "cpu") -> Vid2VidGenerator:
+    """Rebuild the generator stored in `path` (eval mode). `preset`, when given, must match the file's."""
+    from safetensors.torch import load_file
+
+    config, _ = read_metadata(path)
+    path = Path(path)
+    if preset is not None and config.name != preset:
+        raise CheckpointError(f"{path}: holds a '{config.name}' generator but preset '{preset}' was asked for: "
+                              f"pass --preset {config.name} or a checkpoint trained for '{preset}'")
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"{path}: weights unreadable ({exc}); the file is corrupt or truncated: "
+                              f"copy it again or re-train") from exc
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: weight '{name}' holds NaN/inf (training diverged); use an earlier checkpoint")
+    model = Vid2VidGenerator(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the '{config.name}' network ({first}); "
+                              f"the file was written by another version: re-export or re-train") from exc
+    return model.to(map_location).eval()
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        hint = "train one with `python -m neural_render.train` or pass --model PATH"
+        raise CheckpointError(f"{path}: no such checkpoint; {hint}")
+    return path
+
+
+def _parse_metadata(path: Path, metadata: dict) -> tuple[GeneratorConfig, dict]:
+    if metadata.get("format") != FORMAT or "config" not in metadata:
+        raise CheckpointError(f"{path}: a safetensors file but not a neural-drive generator (no config in its "
+                              f"metadata); save it with neural_render.checkpoint.save_generator")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {metadata.get('format_version')} is not "
+                              f"{FORMAT_VERSION}; update neural-drive or re-train")
+    try:
+        raw = json.loads(metadata["config"])
+        raw = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+        config = GeneratorConfig.from_dict(raw)
+        meta = json.loads(metadata.get("meta", "{}"))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: config in the metadata is unreadable ({exc}); re-save the model") from exc
+    return config, meta
+
+
+def model_summary(model: Vid2VidGenerator) -> str:
+    params = sum(p.numel() for p in model.parameters())
+    return f"{model.config.name}: {params / 1e6:.3f} M params ({math.ceil(params * 4 / 1024)} KiB fp32)"

@@ -1,0 +1,188 @@
+"""torch -> ONNX export of one render step, a cache of exported files, and a torch-vs-ORT check.
+
+    python -m neural_render.export --preset cpu --res 256x128 --check [--model PATH] [--out PATH]
+
+The graph is `RenderStep` (model.py): static shapes, batch 1, history as explicit inputs/outputs:
+  inputs  labels (1,K,H,W) uint8, prev_frames (1,K-1,3,H,W) float, flow (1,2,H,W) float32,
+          has_history (1,) float32, has_flow (1,) float32
+  outputs image (1,3,H,W) float, image_u8 (1,H,W,3) uint8, next_frames (1,K-1,3,H,W), next_labels (1,K-1,H,W) uint8
+We export with opset 17 through the TorchScript exporter (dynamo=False): GridSample there keeps
+mode="bilinear"; opset 20 renames it to "linear", which TensorRT's ONNX parser has mis-sampled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, example_inputs
+
+OPSET = 17
+INPUT_NAMES = ("labels", "prev_frames", "flow", "has_history", "has_flow")
+OUTPUT_NAMES = ("image", "image_u8", "next_frames", "next_labels")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def cache_dir() -> Path:
+    """$NEURAL_DRIVE_CACHE or ~/.cache/neural-drive (exported ONNX files and TensorRT engines)."""
+    return Path(os.environ.get("NEURAL_DRIVE_CACHE", Path.home() / ".cache" / "neural-drive"))
+
+
+def model_hash(model: Vid2VidGenerator) -> str:
+    """sha256 of the config and every weight, so a retrained model never reuses a stale export."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def step_inputs(model: Vid2VidGenerator, width: int, height: int, dtype: torch.dtype = torch.float32,
+                seed: int = 0) -> tuple[torch.Tensor, ...]:
+    return example_inputs(model.config, width, height, dtype=dtype, seed=seed)
+
+
+def export_onnx(model: Vid2VidGenerator, path: str | Path, width: int, height: int,
+                precision: str = "fp32") -> Path:
+    """Export `RenderStep(model)` at a static (width, height) to `path` (ONNX opset 17); returns it."""
+    model.config.check_size(width, height)
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"export precision must be fp32 or fp16 (strongly typed TensorRT), got '{precision}'")
+    dtype = DTYPES[precision]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Export a CPU copy so the caller's model (maybe on CUDA, maybe compiled) is left alone.
+    step = RenderStep(build_generator(model.config).to(dtype)).eval()
+    step.model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    args = step_inputs(step.model, width, height, dtype)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(step, args, str(tmp), dynamo=False, opset_version=OPSET,
+                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                          do_constant_folding=True)
+    check_graph(tmp)
+    os.replace(tmp, path)  # atomic: a reader never sees a half-written file
+    return path
+
+
+def check_graph(path: str | Path) -> dict:
+    """Assert opset 17 and bilinear/border/align_corners GridSample nodes; returns what it found."""
+    import onnx
+
+    m = onnx.load(str(path))
+    opset = next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
+    grids = []
+    for node in m.graph.node:
+        if node.op_type == "GridSample":
+            grids.append({a.name: onnx.helper.get_attribute_value(a) for a in node.attribute})
+    info = {"opset": opset, "grid_samples": grids,
+            "inputs": [i.name for i in m.graph.input], "outputs": [o.name for o in m.graph.output]}
+    if opset != OPSET:
+        raise RuntimeError(f"{path}: exported opset {opset}, expected {OPSET}")
+    for g in grids:
+        if g.get("mode") != b"bilinear" or g.get("padding_mode") != b"border" or g.get("align_corners") != 1:
+            raise RuntimeError(f"{path}: GridSample exported as {g}, expected bilinear/border/align_corners=1")
+    if not grids:
+        raise RuntimeError(f"{path}: no GridSample node (the warp is missing from the graph)")
+    return info
+
+
+def cached_onnx(model: Vid2VidGenerator, width: int, height: int, precision: str = "fp32",
+                directory: str | Path | None = None) -> Path:
+    """The exported ONNX for (model weights, preset, size, precision), exporting once per key."""
+    key = f"{model.config.name}-{width}x{height}-{precision}-{model_hash(model)[:16]}"
+    path = Path(directory or cache_dir()) / f"{key}.onnx"
+    if path.exists():
+        try:
+            check_graph(path)
+            return path
+        except Exception:  # corrupt or foreign file under our name: export again
+            path.unlink(missing_ok=True)
+    return export_onnx(model, path, width, height, precision)
+
+
+def ort_session(path: str | Path, providers: list | None = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+
+
+def check_parity(model: Vid2VidGenerator, onnx_path: str | Path, width: int, height: int,
+                 frames: int = 8, seed: int = 0) -> float:
+    """Run torch and ONNX Runtime on the same random sequence, each carrying its own history;
+    return the max |torch - ort| over every output image. Frame 0 has no history, later ones do."""
+    cfg = model.config
+    step = RenderStep(model).eval()
+    sess = ort_session(onnx_path)
+    g = torch.Generator().manual_seed(seed)
+    k = cfg.k
+    first = torch.randint(0, cfg.num_classes, (1, 1, height, width), generator=g, dtype=torch.uint8)
+    t_labels, t_prev = first.repeat(1, k, 1, 1), torch.zeros(1, k - 1, 3, height, width)
+    o_labels, o_prev = t_labels.numpy(), t_prev.numpy()
+    worst = 0.0
+    for i in range(frames):
+        new = torch.randint(0, cfg.num_classes, (1, 1, height, width), generator=g, dtype=torch.uint8)
+        flow = torch.randn(1, 2, height, width, generator=g) * 1.5
+        hist = torch.tensor([0.0 if i == 0 else 1.0])
+        hflow = torch.tensor([1.0 if i % 3 else 0.0])
+        if i > 0:  # shift the label history: K-1 carried maps + the new one
+            t_labels = torch.cat([t_next_labels, new], 1)
+            o_labels = np.concatenate([o_next_labels, new.numpy()], 1)
+        with torch.no_grad():
+            t_img, _, t_prev_new, t_next_labels = step(t_labels, t_prev, flow, hist, hflow)
+        o_img, _, o_prev_new, o_next_labels = sess.run(None, {
+            "labels": o_labels, "prev_frames": o_prev, "flow": flow.numpy(),
+            "has_history": hist.numpy(), "has_flow": hflow.numpy()})
+        worst = max(worst, float(np.abs(t_img.numpy() - o_img).max()))
+        t_prev, o_prev = t_prev_new, o_prev_new
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    from neural_render.checkpoint import load_generator
+    from neural_render.runtime.common import parse_size
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT (static in the graph)")
+    ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init, seed 0)")
+    ap.add_argument("--out", default=None, help="output .onnx (default: the cache directory)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    ap.add_argument("--check", action="store_true", help="compare torch and ONNX Runtime on 8 frames")
+    args = ap.parse_args(argv)
+    width, height = parse_size(args.res)
+    if args.model:
+        model = load_generator(args.model, preset=args.preset)
+    else:
+        torch.manual_seed(0)
+        model = build_generator(args.preset)
+    model.eval()
+    path = export_onnx(model, args.out, width, height, args.precision) if args.out else \
+        cached_onnx(model, width, height, args.precision)
+    info = check_graph(path)
+    print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB, opset {info['opset']}, "
+          f"GridSample {info['grid_samples']})")
+    result = {"path": str(path), "opset": info["opset"], "preset": args.preset, "res": f"{width}x{height}"}
+    if args.check:
+        if args.precision != "fp32":
+            print("note: --check compares fp32 torch to the graph; fp16 graphs differ by design", file=sys.stderr)
+        result["max_abs_diff"] = check_parity(model, path, width, height)
+        result["ok"] = result["max_abs_diff"] <= 1e-3
+    print(json.dumps(result))
+    return 0 if result.get("ok", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Inference: `Renderer` over the torch, onnxruntime and tensorrt backends (one file each)."""
+
+from neural_render.runtime.renderer import Renderer
+from neural_render.runtime.select import BACKENDS, available_backends, resolve_backend
+
+__all__ = ["Renderer", "available_backends", "resolve_backend", "BACKENDS"]

@@ -1,0 +1,77 @@
+"""History kept on the device as ping-pong buffers (torch tensors; used by the torch backend and by
+the ONNX Runtime CUDA / TensorRT paths, which bind these tensors' addresses directly).
+
+Set `cur` is what the next step reads: labels (1, K, H, W) uint8 whose first K-1 planes are the
+previous label maps and whose last plane receives the new upload, and frames (1, K-1, 3, H, W), the
+previous outputs. A step writes its history outputs straight into set `1 - cur` (next_labels into
+planes 0..K-2, next_frames into frames), then `swap()` flips the sets: no copies, no allocation.
+Only the current uint8 label map (and the float32 flow, when there is one) crosses from the host.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class DeviceHistory:
+    def __init__(self, k: int, width: int, height: int, device: torch.device, frame_dtype: torch.dtype):
+        self.k, self.width, self.height, self.device = k, width, height, device
+        self.labels = [torch.zeros(1, k, height, width, dtype=torch.uint8, device=device) for _ in range(2)]
+        self.frames = [torch.zeros(1, k - 1, 3, height, width, dtype=frame_dtype, device=device) for _ in range(2)]
+        self.flow = torch.zeros(1, 2, height, width, dtype=torch.float32, device=device)
+        self.flow_hw2 = torch.zeros(height, width, 2, dtype=torch.float32, device=device)
+        self.has_history = torch.zeros(1, dtype=torch.float32, device=device)
+        self.has_flow = torch.zeros(1, dtype=torch.float32, device=device)
+        self.image = torch.zeros(1, 3, height, width, dtype=frame_dtype, device=device)
+        self.image_u8 = torch.zeros(1, height, width, 3, dtype=torch.uint8, device=device)
+        self.cuda = device.type == "cuda"
+        pin = self.cuda
+        # Pinned host staging so host<->device copies are real DMA and can be async.
+        self.host_labels = torch.zeros(height, width, dtype=torch.uint8, pin_memory=pin)
+        self.host_flow = torch.zeros(height, width, 2, dtype=torch.float32, pin_memory=pin)
+        self.host_image = torch.zeros(height, width, 3, dtype=torch.uint8, pin_memory=pin)
+        self.cur = 0
+
+    def reset(self) -> None:
+        self.cur = 0
+        for t in (*self.labels, *self.frames):
+            t.zero_()
+
+    def upload(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool) -> None:
+        """Write the new label map (and flow) into the `cur` input set; no history -> zeros."""
+        labels_dev = self.labels[self.cur]
+        self.host_labels.numpy()[...] = labels
+        new = labels_dev[0, self.k - 1]
+        new.copy_(self.host_labels, non_blocking=self.cuda)
+        if not has_history:  # every older plane is the current map; frames are zero
+            labels_dev[0, : self.k - 1].copy_(new.expand(self.k - 1, -1, -1))
+            self.frames[self.cur].zero_()
+        self.has_history.fill_(1.0 if has_history else 0.0)
+        if flow is None:
+            self.has_flow.fill_(0.0)
+            self.flow.zero_()
+        else:
+            self.host_flow.numpy()[...] = flow
+            self.flow_hw2.copy_(self.host_flow, non_blocking=self.cuda)
+            self.flow[0].copy_(self.flow_hw2.permute(2, 0, 1))
+            self.has_flow.fill_(1.0)
+
+    def inputs(self) -> tuple[torch.Tensor, ...]:
+        """(labels, prev_frames, flow, has_history, has_flow) in the graph's input order."""
+        return self.labels[self.cur], self.frames[self.cur], self.flow, self.has_history, self.has_flow
+
+    def outputs(self) -> tuple[torch.Tensor, ...]:
+        """(image, image_u8, next_frames, next_labels) buffers in the graph's output order."""
+        nxt = 1 - self.cur
+        return self.image, self.image_u8, self.frames[nxt], self.labels[nxt][:, : self.k - 1]
+
+    def swap(self) -> None:
+        self.cur = 1 - self.cur
+
+    def download(self) -> np.ndarray:
+        """The last image_u8 as a host (H, W, 3) uint8 array (a fresh copy the caller may keep)."""
+        self.host_image.copy_(self.image_u8[0], non_blocking=self.cuda)
+        if self.cuda:
+            torch.cuda.current_stream(self.device).synchronize()
+        return self.host_image.numpy().copy()

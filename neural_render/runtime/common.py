@@ -1,0 +1,88 @@
+"""Pieces every backend shares: size parsing, input checks, the Backend interface, stage timing."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger("neural_render.runtime")
+
+STAGES = ("preprocess", "upload", "inference", "download")
+
+
+def parse_size(text: str | tuple[int, int], flag: str = "--res") -> tuple[int, int]:
+    """'256x128' or (256, 128) -> (width, height)."""
+    if isinstance(text, (tuple, list)) and len(text) == 2:
+        width, height = int(text[0]), int(text[1])
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+        if not m:
+            raise ValueError(f"{flag} '{text}': expected WIDTHxHEIGHT, e.g. 256x128")
+        width, height = int(m.group(1)), int(m.group(2))
+    if width <= 0 or height <= 0:
+        raise ValueError(f"{flag} '{text}': width and height must be positive")
+    return width, height
+
+
+def check_inputs(labels: object, flow: object, size: tuple[int, int], num_classes: int) -> None:
+    """Raise ValueError naming the problem for anything a backend must never see."""
+    width, height = size
+    if not isinstance(labels, np.ndarray):
+        raise ValueError(f"frame.labels must be a numpy array (H, W) uint8, got {type(labels).__name__}")
+    if labels.dtype != np.uint8:
+        raise ValueError(f"frame.labels dtype {labels.dtype}: expected uint8 tag ids (labels.astype(np.uint8))")
+    if labels.ndim != 2:
+        raise ValueError(f"frame.labels shape {labels.shape}: expected (H, W) = ({height}, {width})")
+    if labels.shape != (height, width):
+        raise ValueError(f"size mismatch: frame.labels is {labels.shape[1]}x{labels.shape[0]} but the renderer "
+                         f"was built for {width}x{height}; build Renderer(size=...) to match the source")
+    top = int(labels.max())
+    if top >= num_classes:
+        raise ValueError(f"frame.labels holds id {top}, outside 0..{num_classes - 1} (CARLA semantic tags)")
+    if flow is None:
+        return
+    if not isinstance(flow, np.ndarray):
+        raise ValueError(f"frame.flow must be a numpy array (H, W, 2) float32 or None, got {type(flow).__name__}")
+    if flow.dtype != np.float32:
+        raise ValueError(f"frame.flow dtype {flow.dtype}: expected float32 pixels (flow.astype(np.float32))")
+    if flow.shape != (height, width, 2):
+        raise ValueError(f"frame.flow shape {flow.shape}: expected (H, W, 2) = ({height}, {width}, 2)")
+    if not np.isfinite(flow).all():
+        raise ValueError("frame.flow holds NaN or inf values; fix the source or pass flow=None")
+
+
+class Backend(Protocol):
+    """One inference engine with its history on its device (see renderer.py for the step semantics)."""
+
+    name: str
+    device_name: str
+    precision: str
+
+    def reset(self) -> None: ...
+
+    def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
+             timings: dict[str, tuple[int, int]]) -> np.ndarray: ...
+
+
+class Stage:
+    """`with Stage(timings, "upload", sync):` records perf_counter_ns (start, end); `sync` (e.g.
+    torch.cuda.synchronize) runs before the end stamp so async device work lands in its own stage."""
+
+    __slots__ = ("timings", "name", "sync", "start")
+
+    def __init__(self, timings: dict, name: str, sync=None):
+        self.timings, self.name, self.sync = timings, name, sync
+
+    def __enter__(self):
+        self.start = time.perf_counter_ns()
+        return self
+
+    def __exit__(self, *exc):
+        if self.sync is not None and exc[0] is None:
+            self.sync()
+        self.timings[self.name] = (self.start, time.perf_counter_ns())
+        return False

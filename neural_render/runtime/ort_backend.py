@@ -1,0 +1,147 @@
+"""ONNX Runtime backend. CPU execution provider everywhere; on a CUDA machine the TensorRT and CUDA
+EPs with IO binding onto torch CUDA tensors (the DeviceHistory ping-pong buffers: history never leaves
+the GPU). onnxruntime-gpu loads on machines without a GPU but its CUDA EP then fails to initialise and
+ORT silently drops it: we detect that from the session's providers and run on the CPU with a note."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from neural_render.export import INPUT_NAMES, OUTPUT_NAMES, cached_onnx
+from neural_render.model import Vid2VidGenerator
+from neural_render.runtime.common import Stage, log
+
+
+def ort_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def _cuda_usable() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+class OrtBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model: Vid2VidGenerator, size: tuple[int, int], device: str | None = None,
+                 precision: str = "fp32", onnx_path: str | Path | None = None, threads: int | None = None,
+                 use_trt_ep: bool = True):
+        import onnxruntime as ort
+
+        if precision != "fp32":  # the graph is exported in fp32; TRT EP runs it in fp16 when asked
+            log.info("onnxruntime backend: graph is fp32; precision %s applies to the TensorRT EP only", precision)
+        width, height = size
+        self.k, self.width, self.height = model.config.k, width, height
+        self.precision = precision
+        path = Path(onnx_path) if onnx_path else cached_onnx(model, width, height, "fp32")
+        want_gpu = (device or ("cuda" if _cuda_usable() else "cpu")).startswith("cuda")
+        available = ort.get_available_providers()
+        providers: list = []
+        if want_gpu:
+            if use_trt_ep and "TensorrtExecutionProvider" in available:
+                cache = str(path.parent / "ort-trt")
+                providers.append(("TensorrtExecutionProvider", {
+                    "trt_fp16_enable": precision == "fp16", "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": cache, "trt_timing_cache_enable": True}))
+            if "CUDAExecutionProvider" in available:
+                providers.append("CUDAExecutionProvider")
+        providers.append("CPUExecutionProvider")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # the CUDA EP's "failed to load" noise: we report it ourselves
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        except Exception as exc:  # a GPU EP that throws instead of dropping out: retry on the CPU
+            if len(providers) == 1:
+                raise
+            log.warning("onnxruntime: GPU providers failed (%s); falling back to the CPU EP", str(exc)[:200])
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        active = self.session.get_providers()
+        self.on_gpu = active[0] in ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+        if want_gpu and not self.on_gpu:
+            log.warning("onnxruntime: CUDA execution provider unavailable here (no GPU or CUDA libraries); "
+                        "running on the CPU execution provider")
+        self.providers = active
+        self.device_name = active[0].replace("ExecutionProvider", "") if self.on_gpu else "cpu"
+        self.onnx_path = path
+        self.binding = None
+        if self.on_gpu and _cuda_usable():
+            self._init_iobinding()
+        self.reset()
+
+    # --- CPU / plain path: numpy in, numpy out, history as returned arrays --------------------------
+    def reset(self) -> None:
+        if self.binding is not None:
+            self.history.reset()
+            return
+        self.labels = np.zeros((1, self.k, self.height, self.width), np.uint8)
+        self.frames = np.zeros((1, self.k - 1, 3, self.height, self.width), np.float32)
+        self.zero_flow = np.zeros((1, 2, self.height, self.width), np.float32)
+        self.next_labels = np.zeros((1, self.k - 1, self.height, self.width), np.uint8)
+
+    def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
+             timings: dict[str, tuple[int, int]]) -> np.ndarray:
+        if self.binding is not None:
+            return self._step_bound(labels, flow, has_history, timings)
+        with Stage(timings, "upload"):  # host memory is the device here: just lay the inputs out
+            if has_history:
+                self.labels[0, :-1] = self.next_labels[0]
+            else:
+                self.labels[0, :-1] = labels
+                self.frames[...] = 0.0
+            self.labels[0, -1] = labels
+            flow_in = self.zero_flow if flow is None else flow.transpose(2, 0, 1)[None].copy()
+            feeds = {"labels": self.labels, "prev_frames": self.frames, "flow": flow_in,
+                     "has_history": np.array([float(has_history)], np.float32),
+                     "has_flow": np.array([0.0 if flow is None else 1.0], np.float32)}
+        with Stage(timings, "inference"):
+            _, image_u8, self.frames, self.next_labels = self.session.run(None, feeds)
+        with Stage(timings, "download"):
+            return image_u8[0]
+
+    # --- GPU path: IO binding onto torch CUDA ping-pong buffers ---------------------------------------
+    def _init_iobinding(self) -> None:
+        import torch
+
+        from neural_render.runtime.buffers import DeviceHistory
+
+        self.device = torch.device("cuda", torch.cuda.current_device())
+        self.history = DeviceHistory(self.k, self.width, self.height, self.device, torch.float32)
+        self.binding = self.session.io_binding()
+        self._sync = lambda: torch.cuda.synchronize(self.device)
+        self.device_name += f" on {torch.cuda.get_device_name(self.device)}"
+
+    def _bind(self, name: str, tensor, output: bool) -> None:
+        import torch
+
+        np_dtype = {torch.uint8: np.uint8, torch.float32: np.float32, torch.float16: np.float16}[tensor.dtype]
+        bind = self.binding.bind_output if output else self.binding.bind_input
+        bind(name, "cuda", self.device.index or 0, np_dtype, list(tensor.shape), tensor.data_ptr())
+
+    def _step_bound(self, labels, flow, has_history, timings) -> np.ndarray:
+        h = self.history
+        with Stage(timings, "upload", self._sync):
+            h.upload(labels, flow, has_history)
+        with Stage(timings, "inference", self._sync):
+            for name, t in zip(INPUT_NAMES, h.inputs()):
+                self._bind(name, t, output=False)
+            for name, t in zip(OUTPUT_NAMES, h.outputs()):
+                self._bind(name, t, output=True)
+            self.binding.synchronize_inputs()
+            self.session.run_with_iobinding(self.binding)
+            self.binding.synchronize_outputs()
+            h.swap()
+        with Stage(timings, "download"):
+            return h.download()

@@ -1,0 +1,79 @@
+"""`Renderer`: SceneFrame-like in, (H, W, 3) uint8 out, through one of the inference backends.
+
+Per frame: check the inputs (a bad frame raises ValueError here, never inside a backend), decide
+whether there is history (not after a cut, a reset, or with history_enabled off), and hand the uint8
+labels (+ float32 flow) to the backend, which keeps the K-1 previous outputs and label maps on its
+device. `last_timings` holds perf_counter_ns (start, end) of each stage for the profiler.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from neural_render.model import Vid2VidGenerator
+from neural_render.runtime.common import Stage, check_inputs, parse_size
+from neural_render.runtime.select import create_backend
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+class Renderer:
+    def __init__(self, model: Vid2VidGenerator | str | Path, backend: str = "auto", device: str | None = None,
+                 precision: str = "fp32", size: tuple[int, int] = (256, 128), compile: bool = False,
+                 preset: str | None = None):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision '{precision}': choose one of {PRECISIONS}")
+        if not isinstance(model, Vid2VidGenerator):
+            from neural_render.checkpoint import load_generator
+            model = load_generator(model, preset=preset)
+        model = model.eval()
+        self.size = parse_size(size, "size")
+        model.config.check_size(*self.size)
+        self.config = model.config
+        self.model_name = model.config.name
+        self._backend = create_backend(backend, model, self.size, device, precision, compile)
+        self.backend_name = self._backend.name
+        self.device_name = self._backend.device_name
+        self.precision = self._backend.precision
+        self.history_enabled = True
+        self.last_timings: dict[str, tuple[int, int]] = {}
+        self.frames_rendered = 0
+        self._has_history = False
+
+    @property
+    def history_enabled(self) -> bool:
+        return self._history_enabled
+
+    @history_enabled.setter
+    def history_enabled(self, value: bool) -> None:
+        self._history_enabled = bool(value)
+        self._has_history = False  # turning it back on starts from a fresh frame, not a stale one
+
+    def reset(self) -> None:
+        """Drop the history: the next frame is rendered from its labels alone."""
+        self._has_history = False
+        self._backend.reset()
+
+    def render(self, frame) -> np.ndarray:
+        timings: dict[str, tuple[int, int]] = {}
+        with Stage(timings, "preprocess"):
+            labels = getattr(frame, "labels", None)
+            flow = getattr(frame, "flow", None)
+            check_inputs(labels, flow, self.size, self.config.num_classes)
+            if getattr(frame, "cut", False):
+                self.reset()
+            has_history = self._has_history and self._history_enabled
+            labels = np.ascontiguousarray(labels)
+        image = self._backend.step(labels, flow, has_history, timings)
+        self._has_history = self._history_enabled
+        self.frames_rendered += 1
+        self.last_timings = timings
+        return image
+
+    def __repr__(self) -> str:
+        w, h = self.size
+        return (f"Renderer({self.model_name} {w}x{h}, backend={self.backend_name}, device={self.device_name}, "
+                f"precision={self.precision})")

@@ -1,0 +1,74 @@
+"""Which backends can run here, and `auto`: tensorrt, then torch on CUDA, then onnxruntime on CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from neural_render.model import Vid2VidGenerator
+from neural_render.runtime.common import log
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def available_backends(device: str | None = None) -> list[str]:
+    """Backends that can run on `device` ("cpu", "cuda" or None = any) on this machine."""
+    if device not in (None, "cpu") and not str(device).startswith("cuda"):
+        raise ValueError(f"device '{device}': expected 'cpu', 'cuda' or 'cuda:N'")
+    cuda = _cuda()
+    want_cuda = device is not None and str(device).startswith("cuda")
+    out = []
+    if _has("torch") and (not want_cuda or cuda):
+        out.append("torch")
+    if _has("onnxruntime"):
+        if not want_cuda:
+            out.append("onnxruntime")
+        else:
+            import onnxruntime as ort
+            if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+                out.append("onnxruntime")
+    if device != "cpu" and cuda and _has("tensorrt"):
+        out.append("tensorrt")
+    return out
+
+
+def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[str, str]:
+    """(backend, device) for a request; `auto` prefers tensorrt, then torch on CUDA, then ORT on CPU."""
+    if backend not in ("auto", *BACKENDS):
+        raise ValueError(f"backend '{backend}': choose auto, {', '.join(BACKENDS)}")
+    if backend == "auto":
+        if device != "cpu" and "tensorrt" in available_backends("cuda"):
+            return "tensorrt", "cuda"
+        if device != "cpu" and _cuda():
+            return "torch", device or "cuda"
+        return "onnxruntime", "cpu"
+    if backend == "tensorrt":
+        return backend, device or "cuda"
+    if device is None:
+        device = "cuda" if _cuda() else "cpu"
+    return backend, device
+
+
+def create_backend(backend: str, model: Vid2VidGenerator, size: tuple[int, int], device: str | None,
+                   precision: str, compile: bool = False):
+    name, device = resolve_backend(backend, device)
+    log.info("runtime: backend %s on %s (%s)", name, device, precision)
+    if name == "torch":
+        from neural_render.runtime.torch_backend import TorchBackend
+        return TorchBackend(model, size, device, precision, compile=compile)
+    if name == "onnxruntime":
+        from neural_render.runtime.ort_backend import OrtBackend
+        return OrtBackend(model, size, device, precision)
+    from neural_render.runtime.trt_backend import TensorRTBackend
+    return TensorRTBackend(model, size, device, "fp16" if precision == "fp16" else precision, cuda_graph=compile)

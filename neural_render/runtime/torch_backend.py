@@ -1,0 +1,70 @@
+"""PyTorch backend: CPU or CUDA, fp32/fp16/bf16, channels_last, optional torch.compile
+(mode "reduce-overhead" on CUDA = CUDA graphs; a failed compile falls back to eager with a note)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from neural_render.model import RenderStep, Vid2VidGenerator
+from neural_render.runtime.buffers import DeviceHistory
+from neural_render.runtime.common import Stage, log
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: Vid2VidGenerator, size: tuple[int, int], device: str | None = None,
+                 precision: str = "fp32", compile: bool = False, channels_last: bool = True):
+        if precision not in DTYPES:
+            raise ValueError(f"precision '{precision}': choose one of {sorted(DTYPES)}")
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU; use device='cpu'")
+        if device.type == "cpu" and precision == "fp16":
+            log.warning("torch backend: fp16 on the CPU is slow and imprecise; bf16 or fp32 is better there")
+        self.device, self.precision, self.dtype = device, precision, DTYPES[precision]
+        self.device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        width, height = size
+        self.module = RenderStep(model).to(device=device, dtype=self.dtype).eval()
+        if channels_last:  # NHWC convs: tensor cores on CUDA, oneDNN's blocked layouts on CPU
+            self.module = self.module.to(memory_format=torch.channels_last)
+        self.history = DeviceHistory(model.config.k, width, height, device, self.dtype)
+        self.compiled = False
+        self._run = self.module
+        if compile:
+            mode = "reduce-overhead" if device.type == "cuda" else "default"
+            self._run = torch.compile(self.module, mode=mode, fullgraph=True)
+            self.compiled = True
+        self._sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+
+    def reset(self) -> None:
+        self.history.reset()
+
+    def _forward(self, *inputs):
+        if self.compiled and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # outputs of the last replay may be overwritten now
+        try:
+            return self._run(*inputs)
+        except Exception as exc:  # compile needs a C++ toolchain / triton: run eager rather than crash
+            if not self.compiled:
+                raise
+            log.warning("torch.compile failed (%s: %s); running eager", type(exc).__name__, str(exc)[:200])
+            self._run, self.compiled = self.module, False
+            return self._run(*inputs)
+
+    @torch.no_grad()
+    def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
+             timings: dict[str, tuple[int, int]]) -> np.ndarray:
+        h = self.history
+        with Stage(timings, "upload", self._sync):
+            h.upload(labels, flow, has_history)
+        with Stage(timings, "inference", self._sync):
+            outs = self._forward(*h.inputs())
+            for dst, src in zip(h.outputs(), outs):  # copy out: CUDA-graph outputs are reused memory
+                dst.copy_(src)
+            h.swap()
+        with Stage(timings, "download"):
+            return h.download()
