@@ -6,6 +6,7 @@ restored by CarlaSource.close), the profiling report and the screenshot are writ
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -76,13 +77,17 @@ class App:
               f"{', threaded' if self.pool is not None else ''}")
         if display_note:
             print(display_note)
+        if self.headless:
+            print("headless: no window; " + ("controls from the replay" if self.source_name == "replay" else
+                  "the autopilot drives") + ("" if self.config.frames else "; Ctrl+C to stop"))
         self.hud.notify(f"source: {self.source_reason}", seconds=5.0)
         if self.model.untrained:
             from game.status import banner_text
 
             bar = "!" * 78
+            sys.stdout.flush()
             print(f"{bar}\n!! {banner_text(self)}\n!! the neural view shows an untrained network's output, "
-                  f"not a photo.\n{bar}", file=sys.stderr)
+                  f"not a photo.\n{bar}", file=sys.stderr, flush=True)
 
     def run(self) -> int:
         """Tick until something ends the drive; always tears down. Returns the exit code."""
@@ -143,6 +148,8 @@ class _NoProfiler:
     def begin_frame(self) -> None: ...
     def end_frame(self) -> None: ...
     def add_span(self, name: str, start_ns: int, end_ns: int) -> None: ...
+    def device_range(self, name: str):
+        return contextlib.nullcontext()
     def live_stats(self) -> dict:
         return {}
 
@@ -194,11 +201,29 @@ def run_export(config: GameConfig) -> int:
     return 0
 
 
+def run_backend_comparison(config: GameConfig) -> int:
+    """--profile --backend all: the profiler renders the same frames with every backend (contract 7)."""
+    try:
+        from game.profiler import run_comparison
+    except ImportError as error:
+        raise LaunchError(f"--backend all: the profiler is not available in this checkout ({error})") from None
+    model = load_model(config)
+    device = resolve_device(config)
+    size = config.res or default_resolution(model.preset, device)
+    run_comparison(model.model, size, frames=config.frames or 120, session=config.replay,
+                   seed=config.seed or 0, device=config.device, precision=config.precision,
+                   report_dir=config.report, meta={"model": model.label, "untrained": model.untrained})
+    return 0
+
+
 def main(config: GameConfig) -> int:
-    """Run the game (or the export) for a parsed config; start-up problems print and return 2."""
+    """Run the game (or the export, or the backend comparison) for a parsed config; start-up problems
+    print and return 2."""
     try:
         if config.export is not None or config.export_frames is not None:
             return run_export(config)
+        if config.backend == "all":
+            return run_backend_comparison(config)
         app = App(config)
     except LaunchError as error:
         print(f"error: {error}", file=sys.stderr)

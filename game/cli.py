@@ -16,7 +16,7 @@ from carla_bridge.frames import parse_resolution
 from game.bindings import bindings_text
 
 SOURCES = ("auto", "procedural", "carla", "replay")
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "all")
 PRECISIONS = ("fp32", "fp16", "bf16")
 RETRAIN_COMMAND = "python -m neural_render.train --preset cpu --data procedural --steps 20000 --out runs/cpu"
 
@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "or an UNTRAINED model of --preset when none is shipped yet)")
     model.add_argument("--preset", default=None, help="generator preset: tiny, cpu, gpu (default: cpu)")
     model.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="inference backend (default: auto = tensorrt, else torch on CUDA, else onnxruntime)")
+                       help="inference backend (default: auto = tensorrt, else torch on CUDA, else onnxruntime); "
+                            "all (with --profile): compare every available backend on the same frames and exit")
     model.add_argument("--device", type=_device, default=None, help="cpu, cuda or cuda:N (default: auto)")
     model.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
 
@@ -177,6 +178,8 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
         _check_preset(parser, args.preset)
     if args.report is not None:
         args.profile = True
+    if args.backend == "all" and not args.profile:
+        parser.error("argument --backend: 'all' compares backends and needs --profile")
     names = {f.name for f in fields(GameConfig)}
     return GameConfig(**{k: v for k, v in vars(args).items() if k in names})
 

@@ -19,6 +19,14 @@ RED = (255, 60, 60)
 Line = str | tuple[str, float, float, float]  # text, or a bar: (label, value, low, high)
 
 
+def _fit_width(image: pygame.Surface, width: int) -> pygame.Surface:
+    """Shrink rendered text that is wider than the window (small windows, long messages)."""
+    if image.get_width() <= width:
+        return image
+    height = max(1, image.get_height() * width // image.get_width())
+    return pygame.transform.smoothscale(image, (width, height))
+
+
 def _font(size: int) -> pygame.font.Font:
     # A monospace face keeps the numbers from jittering; pygame's bundled font when none is installed.
     path = pygame.font.match_font("dejavusansmono,liberationmono,ubuntumono,couriernew,monospace")
@@ -43,7 +51,7 @@ class FadingText:
     def draw(self, surface: pygame.Surface) -> None:
         if self.seconds_left <= 0 or not self.text:
             return
-        text = self.font.render(self.text, True, self.color)
+        text = _fit_width(self.font.render(self.text, True, self.color), surface.get_width() - 24)
         box = pygame.Surface((text.get_width() + 20, text.get_height() + 10))
         box.set_alpha(int(255 * min(1.0, self.seconds_left)))
         box.blit(text, (10, 5))
@@ -107,7 +115,7 @@ class HUD:
             pygame.draw.rect(surface, WHITE, (x0, y + 3, int(fraction * width), 9))
 
     def _draw_banner(self, surface: pygame.Surface, text: str) -> None:
-        rendered = self.big_font.render(text, True, WHITE)
+        rendered = _fit_width(self.big_font.render(text, True, WHITE), surface.get_width() - 8)
         box = pygame.Surface((surface.get_width(), rendered.get_height() + 8))
         box.fill((170, 0, 0))
         box.set_alpha(200)

@@ -36,7 +36,7 @@ def _grid(n: int, window: tuple[int, int], aspect: float) -> tuple[int, int]:
     for cols in range(1, n + 1):
         rows = math.ceil(n / cols)
         scale = min(width / cols / aspect, height / rows)
-        if scale > best_scale + 1e-9:
+        if scale >= best_scale - 1e-9:  # ties go to more columns: the row reads left to right
             best, best_scale = (cols, rows), scale
     return best
 

@@ -41,6 +41,10 @@ def _timed_step(source, control, times: StageTimes):
     start = perf_counter_ns()
     frame = source.step(control)
     times.add("source", start, perf_counter_ns())
+    # Sub-spans a source reports like the Renderer does (CARLA: tick, sensor wait), for the profiler.
+    for name, span in (getattr(source, "last_timings", None) or {}).items():
+        if span is not None:
+            times.profiler.add_span(f"source.{name}", span[0], span[1])
     return frame
 
 
@@ -55,8 +59,8 @@ def tick(app) -> bool:
             return False
     control = app.keyboard.control()
 
+    future = None
     try:
-        future = None
         if app.pool is not None:  # show the frame stepped last tick; step the next one meanwhile
             frame = app.pending
             future = app.pool.submit(_timed_step, app.source, control, times)
@@ -64,30 +68,39 @@ def tick(app) -> bool:
             frame = app.pending
         else:
             frame = _timed_step(app.source, control, times)
-        app.pending = None
-        rendered = _render(app, frame, times)
-        if app.draw:
-            _display(app, frame, rendered, times)
-        app.profiler.end_frame()
-        _record(app, frame, rendered, times)
-        if future is not None:
-            app.pending = future.result()
     except app.end_errors as end:  # the replay ran out of frames: a normal end
-        print(f"replay finished: {end}")
-        return False
+        return _finished(end)
+    app.pending = None
 
+    rendered = _render(app, frame, times)
+    if app.draw:
+        _display(app, frame, rendered, times)
+    app.profiler.end_frame()
+    _record(app, frame, rendered, times)
     app.frame, app.rendered, app.timings = frame, rendered, times.ms
     app.ticks += 1
     app.stats.add(frame)
     app.hud.tick(milliseconds / 1000.0)
+
+    if future is not None:
+        try:
+            app.pending = future.result()
+        except app.end_errors as end:
+            return _finished(end)
     if not app.headless:
         _pace(app, frame)
     return app.config.frames is None or app.ticks < app.config.frames
 
 
+def _finished(end: BaseException) -> bool:
+    print(f"replay finished: {end}")
+    return False
+
+
 def _render(app, frame, times: StageTimes):
     start = perf_counter_ns()
-    rendered = app.renderer.render(frame)
+    with app.profiler.device_range("render"):  # CUDA events + NVTX when profiling on a GPU
+        rendered = app.renderer.render(frame)
     times.add("render", start, perf_counter_ns())
     for name, span in (getattr(app.renderer, "last_timings", None) or {}).items():
         if span is not None:

@@ -1,0 +1,74 @@
+"""launch.py's flags (game/cli.py): defaults, --help with every key, bad values named by flag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from game.bindings import KEY_BINDINGS
+from game.cli import parse_args
+
+
+def test_defaults_follow_manual_control():
+    config = parse_args([])
+    assert (config.source, config.host, config.port) == ("auto", "127.0.0.1", 2000)
+    assert config.filter == "vehicle.*" and not config.sync and not config.autopilot
+    assert config.res is None and config.backend == "auto" and config.precision == "fp32"
+    assert config.model is None and not config.profile and not config.threaded
+
+
+def test_values_are_parsed():
+    config = parse_args(["--res", "96x48", "--window", "800x400", "--frames", "7", "--port", "2010",
+                         "--device", "cuda:1", "--precision", "fp16", "--threaded", "--report", "r"])
+    assert config.res == (96, 48) and config.window == (800, 400) and config.frames == 7
+    assert config.port == 2010 and config.device == "cuda:1" and config.precision == "fp16"
+    assert config.threaded and config.profile and config.report == Path("r")  # --report implies --profile
+
+
+def test_replay_flag_selects_the_replay_source():
+    config = parse_args(["--replay", "sessions/x", "--export", "out.mp4"])
+    assert config.source == "replay" and config.replay == Path("sessions/x")
+    assert config.export == Path("out.mp4")
+
+
+def test_help_lists_every_key_and_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for keys, action in KEY_BINDINGS:
+        assert keys in text and action in text
+    for flag in ("--source", "--host", "--port", "--res", "--window", "--sync", "--autopilot", "--filter",
+                 "--seed", "--model", "--preset", "--backend", "--device", "--precision", "--headless",
+                 "--frames", "--screenshot", "--record", "--record-rgb", "--replay", "--export",
+                 "--export-frames", "--profile", "--report", "--threaded"):
+        assert flag in text
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--res", "12x3"], "--res"),
+        (["--res", "wide"], "--res"),
+        (["--window", "800"], "--window"),
+        (["--port", "70000"], "--port"),
+        (["--port", "abc"], "--port"),
+        (["--frames", "0"], "--frames"),
+        (["--source", "moon"], "--source"),
+        (["--source", "replay"], "--source"),
+        (["--backend", "cuda"], "--backend"),
+        (["--precision", "fp8"], "--precision"),
+        (["--device", "gpu0"], "--device"),
+        (["--export", "out.mp4"], "--export"),
+        (["--export-frames", "frames"], "--export-frames"),
+        (["--replay", "s", "--export", "out.avi"], "--export"),
+        (["--replay", "s", "--source", "carla"], "--replay"),
+        (["--preset", "huge"], "--preset"),
+    ],
+)
+def test_bad_values_name_the_flag(argv, flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(argv)
+    assert exit_info.value.code == 2
+    assert f"argument {flag}:" in capsys.readouterr().err

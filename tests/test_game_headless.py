@@ -1,0 +1,100 @@
+"""Headless runs of the whole game on the real procedural world and the real Renderer (tiny model,
+64x32): frames complete, the screenshot shows the panes, threaded mode, untrained fallback, bad
+--model, recording then replaying, profiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pygame = pytest.importorskip("pygame")
+
+from carla_bridge.labels import colorize  # noqa: E402
+from game.app import App, main  # noqa: E402
+from game.cli import RETRAIN_COMMAND, parse_args  # noqa: E402
+from test_game_support import (  # noqa: E402,F401
+    RES, WINDOW, headless_env, load_png, make_app, post_key, tiny_model_path, upscale,
+)
+
+
+def _top_half(image: np.ndarray, rect) -> np.ndarray:
+    x, y, w, h = rect
+    return image[y:y + h // 2, x:x + w]
+
+
+def test_headless_run_writes_a_screenshot_of_both_panes(make_app, headless_env):
+    app = make_app("--headless", "--frames", "6", "--screenshot", "shot.png")
+    assert app.headless and app.keyboard.autopilot and app.draw
+    assert app.size == (64, 32) and app.source_name == "procedural"
+    post_key(pygame.K_F1)  # HUD off, so nothing but panes in their top halves (notifications sit low)
+    assert app.run() == 0
+    assert app.ticks == 6 and app.frame.index >= 5
+
+    shot = load_png(headless_env / "shot.png")
+    assert shot.shape == (128, 384, 3)
+    rects = app.rects
+    assert set(rects) == {"labels", "render", "engine"} and all(r[2:] == (128, 64) for r in rects.values())
+    labels_pane, render_pane = _top_half(shot, rects["labels"]), _top_half(shot, rects["render"])
+    # Each pane is exactly its image scaled 2x: the label map in the CityScapes palette, the neural frame.
+    np.testing.assert_array_equal(labels_pane, _top_half(upscale(colorize(app.frame.labels), 2), (0, 0, 128, 64)))
+    np.testing.assert_array_equal(render_pane, _top_half(upscale(app.rendered, 2), (0, 0, 128, 64)))
+    for pane in (labels_pane, render_pane):  # not blank
+        assert pane.std() > 2.0
+    assert np.abs(labels_pane.astype(int) - render_pane.astype(int)).mean() > 10  # the panes differ
+    assert len(np.unique(app.frame.labels)) >= 3  # the world shows several classes
+
+
+def test_threaded_mode_overlaps_and_completes(make_app):
+    app = make_app("--headless", "--frames", "5", "--threaded")
+    assert app.pool is not None
+    assert app.run() == 0
+    assert app.ticks == 5 and app.frame.index >= 4
+    assert app.timings["source"] > 0 and app.timings["render"] > 0
+
+
+def test_default_model_missing_falls_back_to_untrained(headless_env, monkeypatch, capsys):
+    import neural_render.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "DEFAULT_MODEL_PATH", headless_env / "models" / "none.safetensors")
+    app = App(parse_args(["--headless", "--frames", "2", "--source", "procedural", "--preset", "tiny",
+                          "--res", RES, "--window", WINDOW, "--backend", "torch", "--device", "cpu"]))
+    assert app.model.untrained and app.model.preset == "tiny"
+    assert app.run() == 0
+    err = capsys.readouterr().err
+    assert "UNTRAINED" in err and RETRAIN_COMMAND in err
+
+
+@pytest.mark.parametrize("content", [None, b"not a safetensors file"])
+def test_bad_model_path_is_a_clear_error(headless_env, capsys, content):
+    path = headless_env / "broken.safetensors"
+    if content is not None:
+        path.write_bytes(content)
+    code = main(parse_args(["--headless", "--frames", "1", "--source", "procedural", "--model", str(path)]))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--model" in err and str(path) in err and RETRAIN_COMMAND in err
+
+
+def test_record_then_replay_ends_cleanly(make_app, headless_env):
+    app = make_app("--headless", "--frames", "5", "--record", "sessions")
+    assert app.recorder is not None
+    assert app.run() == 0
+    assert app.recorder is None  # finalized at exit
+    sessions = sorted(Path("sessions").iterdir())
+    assert len(sessions) == 1 and (sessions[0] / "session.json").exists()
+
+    replay = make_app("--headless", "--source", "replay", "--replay", str(sessions[0]), "--screenshot", "replay.png")
+    assert replay.source_name == "replay" and replay.size == (64, 32)
+    assert not replay.keyboard.autopilot  # controls come from the recording
+    assert replay.run() == 0  # stops at SessionEnded without --frames
+    assert replay.ticks == 5 and (headless_env / "replay.png").exists()
+
+
+def test_profile_writes_a_report(make_app, headless_env):
+    pytest.importorskip("game.profiler")
+    app = make_app("--headless", "--frames", "12", "--profile", "--report", "report")
+    assert app.profiler.enabled
+    assert app.run() == 0
+    assert (headless_env / "report" / "report.json").exists()
