@@ -38,8 +38,7 @@ def _respawn(app) -> None:
     if respawn is None:
         app.hud.notify(f"the {app.source_name} source cannot respawn", color=RED)
         return
-    app.pending = respawn()  # a cut frame: shown next instead of a step
-    app.renderer.reset()  # the frame's cut flag resets it too; be explicit, the view jumped
+    app.pending = respawn()  # a cut frame, shown next instead of a step: the Renderer drops its history
     app.pace_origin = None
     app.hud.notify("Respawned (renderer history reset)")
 
