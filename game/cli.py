@@ -30,7 +30,7 @@ class GameConfig:
     port: int = 2000
     res: tuple[int, int] | None = None
     window: tuple[int, int] | None = None
-    sync: bool = False
+    sync: bool = True
     autopilot: bool = False
     filter: str = "vehicle.*"
     seed: int | None = None
@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "else the procedural world (default: auto)")
     world.add_argument("--host", default="127.0.0.1", help="CARLA server address (default: 127.0.0.1)")
     world.add_argument("--port", type=_port, default=2000, help="CARLA server port (default: 2000)")
-    world.add_argument("--sync", action="store_true", help="CARLA synchronous mode (fixed time step)")
+    world.add_argument("--sync", action=argparse.BooleanOptionalAction, default=True,
+                       help="CARLA synchronous mode, a fixed time step per tick (default: on, so each "
+                            "rendered frame follows the last one and the engine flow matches it)")
     world.add_argument("--autopilot", action="store_true", help="start with the autopilot driving")
     world.add_argument("--filter", default="vehicle.*", help="CARLA actor filter for the ego (default: vehicle.*)")
     world.add_argument("--seed", type=int, default=None, help="world / spawn seed")

@@ -13,7 +13,8 @@ from game.cli import parse_args
 def test_defaults_follow_manual_control():
     config = parse_args([])
     assert (config.source, config.host, config.port) == ("auto", "127.0.0.1", 2000)
-    assert config.filter == "vehicle.*" and not config.sync and not config.autopilot
+    assert config.filter == "vehicle.*" and config.sync and not config.autopilot
+    assert not parse_args(["--no-sync"]).sync
     assert config.res is None and config.backend == "auto" and config.precision == "fp32"
     assert config.model is None and not config.profile and not config.threaded
 
