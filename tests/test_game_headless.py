@@ -98,3 +98,14 @@ def test_profile_writes_a_report(make_app, headless_env):
     assert app.profiler.enabled
     assert app.run() == 0
     assert (headless_env / "report" / "report.json").exists()
+
+
+def test_export_renders_a_recorded_session(make_app, headless_env, tiny_model_path):
+    pytest.importorskip("game.export", reason="game/export.py (sessions part) is not in this checkout")
+    app = make_app("--headless", "--frames", "4", "--record", "sessions")
+    app.run()
+    (session,) = Path("sessions").iterdir()
+    code = main(parse_args(["--replay", str(session), "--export", "out.mp4", "--export-frames", "frames",
+                            "--model", str(tiny_model_path), "--backend", "torch", "--device", "cpu"]))
+    assert code == 0
+    assert (headless_env / "out.mp4").stat().st_size > 0 and len(list(Path("frames").glob("*.png"))) == 4
