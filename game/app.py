@@ -19,7 +19,7 @@ from game.display import DEFAULT_WINDOW, open_display, save_screenshot
 from game.hud import HUD
 from game.keyboard import KeyboardController
 from game.loop import tick
-from game.rendering import default_resolution, load_model, make_renderer, resolve_device
+from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
 from game.sources import make_source
 from game.status import FrameStats, session_meta
 
@@ -32,6 +32,8 @@ class App:
         self.model = load_model(config)
         self.device = resolve_device(config)
         requested = config.res or default_resolution(self.model.preset, self.device)
+        if config.source != "replay":
+            check_size(self.model, requested, "--res")
         choice = make_source(config, requested)
         self.source, self.source_name, self.source_reason = choice.source, choice.name, choice.reason
         try:
@@ -43,6 +45,7 @@ class App:
     def _setup(self, config: GameConfig) -> None:
         self.pending = self.source.reset(config.seed)  # cut=True: shown by the first tick
         self.size = self.pending.size  # a replay fixes its own size
+        check_size(self.model, self.size, f"--replay {config.replay}" if config.replay else "--res")
         self.renderer = make_renderer(self.model.model, config.backend, config.device, config.precision, self.size)
         self.surface, self.headless, display_note = open_display(config.window or DEFAULT_WINDOW, config.headless)
         self.draw = not self.headless or config.screenshot is not None  # headless draws only for a screenshot

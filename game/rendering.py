@@ -69,6 +69,18 @@ def default_resolution(preset: str, device: str) -> tuple[int, int]:
     return (512, 256) if device.startswith("cuda") else (256, 128)
 
 
+def check_size(choice: ModelChoice, size: tuple[int, int], flag: str) -> None:
+    """The generator downsamples by a power of two, so sizes must be multiples of it; say so up front,
+    naming the flag, rather than from deep inside a backend."""
+    check = getattr(getattr(choice.model, "config", None), "check_size", None)
+    if check is None:
+        return
+    try:
+        check(*size)
+    except ValueError as error:
+        raise LaunchError(f"{flag}: {error}") from None
+
+
 def make_renderer(model, backend: str, device: str | None, precision: str, size: tuple[int, int]):
     """A neural_render.runtime.Renderer; LaunchError naming the flag when the backend cannot start."""
     from neural_render.runtime import Renderer

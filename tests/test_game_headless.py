@@ -77,6 +77,12 @@ def test_bad_model_path_is_a_clear_error(headless_env, capsys, content):
     assert "--model" in err and str(path) in err and RETRAIN_COMMAND in err
 
 
+def test_resolution_the_model_cannot_take_names_res(headless_env, tiny_model_path, capsys):
+    code = main(parse_args(["--headless", "--frames", "1", "--source", "procedural", "--res", "100x50",
+                            "--model", str(tiny_model_path)]))
+    assert code == 2 and "--res: size 100x50" in capsys.readouterr().err
+
+
 def test_record_then_replay_ends_cleanly(make_app, headless_env):
     app = make_app("--headless", "--frames", "5", "--record", "sessions")
     assert app.recorder is not None
