@@ -8,6 +8,7 @@ DataLoader), so a GPU machine needs only torch, numpy and the project to train.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 from torch.utils.data import DataLoader, Sampler
@@ -47,11 +48,17 @@ def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1):
     return ReplayClips(cfg.data_path, width, height, cfg.schedule.max_len, cfg.seed, cfg.augment, rank, world_size)
 
 
+def _worker_init(_worker_id: int) -> None:
+    # Ctrl+C reaches the whole process group: workers ignore it so the main process can finish the
+    # step, save and shut them down in order (otherwise the loader dies mid-batch).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build_loader(cfg: TrainConfig, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:
     dataset = build_dataset(cfg, rank, world_size)
     extra = dict(num_workers=cfg.workers, pin_memory=cfg.device.startswith("cuda"))
     if cfg.workers > 0:
-        extra.update(persistent_workers=True, prefetch_factor=4)
+        extra.update(persistent_workers=True, prefetch_factor=4, worker_init_fn=_worker_init)
     if cfg.data == "replay":  # iterable: sequential reading, the dataset shards itself
         return DataLoader(dataset, batch_size=cfg.batch, **extra)
     sampler = StepSampler(start_step, cfg.batch, rank, world_size)
