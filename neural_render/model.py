@@ -302,15 +302,19 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_flops(model: Vid2VidGenerator, width: int, height: int) -> int:
-    """FLOPs (2 x MACs of convs/matmuls, torch's FlopCounterMode) of one frame at width x height."""
+def count_flops(model: Vid2VidGenerator | GeneratorConfig, width: int, height: int) -> int:
+    """FLOPs (2 x MACs of convs/matmuls, torch's FlopCounterMode) of one frame at width x height.
+    Runs a weightless copy on the "meta" device: shapes only, no compute, any resolution in ~1 s."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    cfg = model.config
-    p = next(model.parameters())
-    args = example_inputs(cfg, width, height, device=p.device, dtype=p.dtype)
+    cfg = model.config if isinstance(model, Vid2VidGenerator) else model
+    with torch.device("meta"):
+        meta = Vid2VidGenerator(cfg)
+        k = cfg.k
+        args = (torch.zeros(1, k, height, width, dtype=torch.uint8), torch.zeros(1, k - 1, 3, height, width),
+                torch.zeros(1, 2, height, width), torch.ones(1), torch.ones(1))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(*args)
+        meta(*args)
     return int(counter.get_total_flops())
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -28,7 +30,8 @@ class TorchBackend:
         self.device, self.precision, self.dtype = device, precision, DTYPES[precision]
         self.device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         width, height = size
-        self.module = RenderStep(model).to(device=device, dtype=self.dtype).eval()
+        # A copy: .to() is in place, and the caller's model must not turn fp16 / move to the GPU.
+        self.module = RenderStep(copy.deepcopy(model)).to(device=device, dtype=self.dtype).eval()
         if channels_last:  # NHWC convs: tensor cores on CUDA, oneDNN's blocked layouts on CPU
             self.module = self.module.to(memory_format=torch.channels_last)
         self.history = DeviceHistory(model.config.k, width, height, device, self.dtype)

@@ -1,0 +1,187 @@
+"""Throughput and latency of the generator per backend.
+
+    python -m neural_render.bench --preset cpu --res 256x128 --backend onnxruntime --frames 100
+    python -m neural_render.bench --preset gpu --res 1024x512 --backend torch --device cuda --dtype fp16 --compile
+
+Default mode times the model alone with its inputs already on the device (CUDA events on the GPU);
+`--end-to-end` times `Renderer.render` from host uint8 labels + float32 flow to a host uint8 frame.
+Prints a table and, as the LAST line, JSON {"fps", "p50_ms", "p95_ms", "p99_ms", "params_m", "gflops",
+"backend", "device", "preset", "res", ...}. `bench_path(...)` is the same as a function, so a script
+can compare several paths in one process. Needs only torch, numpy, onnx, onnxruntime (PYTHONPATH=.).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import types
+
+import numpy as np
+import torch
+
+from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
+from neural_render.runtime.common import parse_size
+from neural_render.runtime.select import resolve_backend
+
+
+def _stats(ms: list[float]) -> dict:
+    a = np.asarray(ms, dtype=np.float64)
+    mean = float(a.mean())
+    return {"fps": round(1000.0 / mean, 2), "mean_ms": round(mean, 3),
+            **{f"p{q}_ms": round(float(np.percentile(a, q)), 3) for q in (50, 95, 99)},
+            "min_ms": round(float(a.min()), 3), "max_ms": round(float(a.max()), 3)}
+
+
+def _time_host(fn, frames: int, warmup: int, sync=None) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    out = []
+    for _ in range(frames):
+        t0 = time.perf_counter_ns()
+        fn()
+        if sync:
+            sync()
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
+
+
+def _time_cuda(fn, frames: int, warmup: int, stream=None) -> list[float]:
+    """Per-frame GPU time from CUDA event pairs recorded around each call (no host sync inside)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(frames)]
+    s = stream or torch.cuda.current_stream()
+    for start, end in events:
+        start.record(s)
+        fn()
+        end.record(s)
+    torch.cuda.synchronize()
+    return [start.elapsed_time(end) for start, end in events]
+
+
+def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: str, size, compile: bool,
+                frames: int, warmup: int) -> tuple[list[float], str]:
+    width, height = size
+    if backend == "torch":
+        from neural_render.runtime.torch_backend import TorchBackend
+        be = TorchBackend(model, size, device, precision, compile=compile)
+        h = be.history
+        h.upload(np.zeros((height, width), np.uint8), None, True)
+        inputs = h.inputs()
+
+        def fn():
+            if be.compiled and be.device.type == "cuda":
+                torch.compiler.cudagraph_mark_step_begin()
+            with torch.no_grad():
+                be._forward(*inputs)
+        if be.device.type == "cuda":
+            return _time_cuda(fn, frames, warmup), be.device_name
+        return _time_host(fn, frames, warmup), be.device_name
+    if backend == "onnxruntime":
+        from neural_render.runtime.ort_backend import OrtBackend
+        from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
+        be = OrtBackend(model, size, device, precision)
+        if be.binding is not None:  # GPU EP: bind the device buffers once, run repeatedly
+            for name, t in zip(INPUT_NAMES, be.history.inputs()):
+                be._bind(name, t, output=False)
+            for name, t in zip(OUTPUT_NAMES, be.history.outputs()):
+                be._bind(name, t, output=True)
+            return _time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
+                              torch.cuda.synchronize), be.device_name
+        cfg = model.config
+        feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
+                 "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
+                 "flow": np.zeros((1, 2, height, width), np.float32),
+                 "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
+        return _time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name
+    from neural_render.runtime.trt_backend import TensorRTBackend
+    be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=compile)
+    be.history.upload(np.zeros((height, width), np.uint8), None, True)
+    with torch.cuda.stream(be.stream):
+        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name
+
+
+def _end_to_end(model, backend, device, precision, size, compile, frames, warmup) -> tuple[list[float], str]:
+    from neural_render.runtime import Renderer
+    width, height = size
+    r = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
+    rng = np.random.default_rng(0)
+    # A small set of distinct frames, cycled, so every render uploads fresh host data.
+    pool = [types.SimpleNamespace(labels=rng.integers(0, model.config.num_classes, (height, width), dtype=np.uint8),
+                                  flow=rng.standard_normal((height, width, 2)).astype(np.float32), cut=False)
+            for _ in range(4)]
+    i = [0]
+
+    def fn():
+        r.render(pool[i[0] % len(pool)])
+        i[0] += 1
+    return _time_host(fn, frames, warmup), r.device_name
+
+
+def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", backend: str = "onnxruntime",
+               device: str | None = None, precision: str = "fp32", compile: bool = False, frames: int = 100,
+               warmup: int = 10, model: Vid2VidGenerator | str | None = None, end_to_end: bool = False,
+               flops: bool = True) -> dict:
+    """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring)."""
+    size = parse_size(res)
+    if isinstance(model, str):
+        from neural_render.checkpoint import load_generator
+        model = load_generator(model, preset=preset)
+    elif model is None:
+        torch.manual_seed(0)
+        model = build_generator(preset)
+    model = model.eval()
+    model.config.check_size(*size)
+    backend, device = resolve_backend(backend, device)
+    if compile and warmup < 3:
+        warmup = 3  # compilation and CUDA-graph recording happen in the first calls
+    run = _end_to_end if end_to_end else _model_only
+    ms, device_name = run(model, backend, device, precision, size, compile, frames, warmup)
+    gflops = round(count_flops(model.config, *size) / 1e9, 3) if flops else None
+    return {**_stats(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
+            "backend": backend, "device": device_name, "preset": model.config.name, "res": f"{size[0]}x{size[1]}",
+            "precision": precision, "compile": compile, "mode": "end-to-end" if end_to_end else "model",
+            "frames": frames}
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ("preset", "res", "backend", "device", "precision", "mode", "fps", "p50_ms", "p95_ms", "p99_ms",
+            "params_m", "gflops")
+    widths = [max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(str(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
+    ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"])
+    ap.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
+    ap.add_argument("--dtype", "--precision", dest="precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    ap.add_argument("--compile", action="store_true", help="torch.compile (CUDA graphs on cuda) / TensorRT CUDA graph")
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init)")
+    ap.add_argument("--end-to-end", action="store_true", help="time Renderer.render, host uint8 in and out")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads on the CPU")
+    args = ap.parse_args(argv)
+    if args.frames < 1:
+        raise SystemExit("--frames must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    row = bench_path(args.preset, args.res, args.backend, args.device, args.precision, args.compile,
+                     args.frames, args.warmup, args.model, args.end_to_end)
+    print_table([row])
+    print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""ONNX export: opset 17 with a bilinear/border/align_corners GridSample, named I/O, torch vs ONNX
+Runtime parity over a sequence with history carried, the export cache, and the CLI's JSON line."""
+
+import json
+
+import onnx
+import pytest
+import torch
+
+from neural_render.export import (INPUT_NAMES, OUTPUT_NAMES, cached_onnx, check_graph, check_parity, export_onnx,
+                                  main, model_hash)
+from neural_render.model import build_generator
+
+W, H = 64, 32
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_generator("tiny").eval()
+    # Non-zero flow head so the parity test covers the predicted flow and mask too.
+    torch.nn.init.normal_(model.flow_branch.head.weight, std=0.05)
+    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "tiny.onnx", W, H)
+    return model, path
+
+
+def test_graph_attributes(exported):
+    _, path = exported
+    m = onnx.load(str(path))
+    assert next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) == 17
+    grids = [n for n in m.graph.node if n.op_type == "GridSample"]
+    assert len(grids) == 1
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in grids[0].attribute}
+    assert attrs["mode"] == b"bilinear" and attrs["padding_mode"] == b"border" and attrs["align_corners"] == 1
+    assert [i.name for i in m.graph.input] == list(INPUT_NAMES)
+    assert [o.name for o in m.graph.output] == list(OUTPUT_NAMES)
+    labels = m.graph.input[0].type.tensor_type
+    assert labels.elem_type == onnx.TensorProto.UINT8
+    assert [d.dim_value for d in labels.shape.dim] == [1, 3, H, W]  # static shapes
+    assert m.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # image_u8 on the device
+    assert check_graph(path)["opset"] == 17
+
+
+def test_parity_with_history(exported):
+    model, path = exported
+    assert check_parity(model, path, W, H, frames=8) <= 1e-3
+
+
+def test_cache_reuses_and_repairs(exported, tmp_path):
+    model, _ = exported
+    p1 = cached_onnx(model, W, H, directory=tmp_path)
+    mtime = p1.stat().st_mtime_ns
+    assert cached_onnx(model, W, H, directory=tmp_path) == p1 and p1.stat().st_mtime_ns == mtime
+    p1.write_bytes(b"corrupt")  # a broken cache file is exported again, not trusted
+    p2 = cached_onnx(model, W, H, directory=tmp_path)
+    assert p2 == p1 and check_graph(p2)["opset"] == 17
+    other = build_generator("tiny")
+    assert model_hash(other) != model_hash(model)
+    assert cached_onnx(other, W, H, directory=tmp_path) != p1
+
+
+def test_bad_size(exported, tmp_path):
+    with pytest.raises(ValueError, match="multiples"):
+        export_onnx(exported[0], tmp_path / "x.onnx", 63, 32)
+
+
+def test_cli_check_prints_json_last(tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    assert main(["--preset", "tiny", "--res", f"{W}x{H}", "--check", "--out", str(out)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert result["path"] == str(out) and result["max_abs_diff"] <= 1e-3 and result["opset"] == 17

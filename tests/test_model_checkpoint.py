@@ -1,0 +1,96 @@
+"""save_generator / load_generator round trip and every broken-file case -> CheckpointError."""
+
+import json
+
+import pytest
+import torch
+
+from neural_render.checkpoint import (DEFAULT_MODEL_PATH, CheckpointError, load_generator, read_metadata,
+                                      save_generator)
+from neural_render.model import build_generator, example_inputs
+
+
+@pytest.fixture()
+def saved(tmp_path):
+    torch.manual_seed(3)
+    model = build_generator("tiny").eval()
+    path = save_generator(model, tmp_path / "tiny.safetensors", meta={"steps": 12, "psnr": 23.5})
+    return model, path
+
+
+def test_round_trip(saved):
+    model, path = saved
+    loaded = load_generator(path, preset="tiny")
+    assert loaded.config == model.config and not loaded.training
+    args = example_inputs(model.config, 64, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*args).image, model(*args).image)
+    config, meta = read_metadata(path)
+    assert config.name == "tiny" and meta == {"steps": 12, "psnr": 23.5}
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_generator(tmp_path / "nope.safetensors")
+
+
+def test_preset_mismatch(saved):
+    with pytest.raises(CheckpointError, match="preset 'cpu'"):
+        load_generator(saved[1], preset="cpu")
+
+
+def test_truncated_file(saved, tmp_path):
+    data = saved[1].read_bytes()
+    for cut in (4, 100, len(data) // 2, len(data) - 7):
+        bad = tmp_path / f"cut{cut}.safetensors"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(CheckpointError):
+            load_generator(bad)
+
+
+def test_corrupt_file(tmp_path):
+    bad = tmp_path / "garbage.safetensors"
+    bad.write_bytes(b"\x00" * 64 + b"not a safetensors file" * 10)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_generator(bad)
+
+
+def test_not_a_generator(tmp_path):
+    from safetensors.torch import save_file
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(3)}, str(path))
+    with pytest.raises(CheckpointError, match="not a neural-drive generator"):
+        load_generator(path)
+
+
+def test_wrong_weights_for_config(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    _, path = saved
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    state = load_file(str(path))
+    state.pop(next(iter(state)))
+    bad = tmp_path / "missing_key.safetensors"
+    save_file(state, str(bad), metadata=metadata)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_generator(bad)
+    cfg = json.loads(metadata["config"])
+    cfg["widths"] = [16, 16]
+    bad2 = tmp_path / "other_widths.safetensors"
+    save_file(load_file(str(path)), str(bad2), metadata={**metadata, "config": json.dumps(cfg)})
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_generator(bad2)
+
+
+def test_nan_weights(tmp_path):
+    model = build_generator("tiny")
+    with torch.no_grad():
+        model.out_conv.weight[0, 0, 0, 0] = float("nan")
+    path = save_generator(model, tmp_path / "nan.safetensors")
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_generator(path)
+
+
+def test_default_path_location():
+    assert DEFAULT_MODEL_PATH.parent.name == "models" and DEFAULT_MODEL_PATH.suffix == ".safetensors"

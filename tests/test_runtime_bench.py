@@ -1,0 +1,25 @@
+"""The benchmark: bench_path returns the documented keys; the CLI prints them as JSON on its last line."""
+
+import json
+
+import pytest
+
+from neural_render.bench import bench_path, main
+
+KEYS = {"fps", "p50_ms", "p95_ms", "p99_ms", "params_m", "gflops", "backend", "device", "preset", "res"}
+
+
+@pytest.mark.parametrize("backend,end_to_end", [("onnxruntime", False), ("torch", False), ("onnxruntime", True)])
+def test_bench_path(backend, end_to_end, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    row = bench_path("tiny", "64x32", backend, "cpu", frames=3, warmup=1, end_to_end=end_to_end)
+    assert KEYS <= set(row)
+    assert row["backend"] == backend and row["preset"] == "tiny" and row["res"] == "64x32"
+    assert row["fps"] > 0 and row["p50_ms"] <= row["p99_ms"] and row["gflops"] > 0
+
+
+def test_cli_last_line_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    assert main(["--preset", "tiny", "--res", "64x32", "--backend", "onnxruntime", "--frames", "3"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert KEYS <= set(row) and row["device"] == "cpu"
