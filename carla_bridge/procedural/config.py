@@ -1,0 +1,83 @@
+"""WorldConfig and the weather / lighting presets of the procedural world."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from carla_bridge.frames import Transform
+from carla_bridge.procedural.kernel import (
+    W_AMB, W_CLOUD, W_FOG, W_FOGD, W_HORIZON, W_SIZE, W_SUN, W_SUNCOL, W_WET, W_ZENITH,
+)
+
+
+@dataclass
+class WorldConfig:
+    """Everything that defines a procedural world run.
+
+    The camera is CARLA's hood camera (manual_control.py): mounted on the ego at ``camera``, looking
+    forward, level (pitch and roll 0: the column ray caster needs vertical image columns).
+    """
+
+    width: int = 512
+    height: int = 256
+    fov: float = 90.0
+    seed: int = 0
+    n_vehicles: int = 12
+    n_pedestrians: int = 30
+    delta_s: float = 0.05
+    camera: Transform = field(default_factory=lambda: Transform(x=1.6, y=0.0, z=1.7))
+    weather: int = 0
+    max_distance: float = 300.0
+    threads: int | None = None  # numba threads for rendering (None: numba's default)
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 16 <= value <= 8192:
+                raise ValueError(f"WorldConfig.{name} must be an integer in 16..8192 pixels, got {value!r}")
+        if not isinstance(self.fov, (int, float)) or not math.isfinite(self.fov) or not 10.0 <= self.fov <= 170.0:
+            raise ValueError(f"WorldConfig.fov must be a number of degrees in 10..170, got {self.fov!r}")
+        if not isinstance(self.delta_s, (int, float)) or not math.isfinite(self.delta_s) or not 0 < self.delta_s <= 1.0:
+            raise ValueError(f"WorldConfig.delta_s must be in (0, 1] seconds, got {self.delta_s!r}")
+        for name in ("n_vehicles", "n_pedestrians"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= 500:
+                raise ValueError(f"WorldConfig.{name} must be an integer in 0..500, got {value!r}")
+        cam = self.camera
+        if cam.pitch != 0.0 or cam.roll != 0.0:
+            raise ValueError("WorldConfig.camera pitch and roll must be 0 (the renderer casts one ray per "
+                             f"vertical image column), got pitch={cam.pitch} roll={cam.roll}")
+        if not 0.3 <= cam.z <= 50.0:
+            raise ValueError(f"WorldConfig.camera.z must be a height in 0.3..50 m, got {cam.z}")
+        if not isinstance(self.weather, int) or not 0 <= self.weather < len(WEATHERS):
+            raise ValueError(f"WorldConfig.weather must be an index in 0..{len(WEATHERS) - 1}, got {self.weather!r}")
+
+
+def _weather(sun_az: float, sun_el: float, sun: tuple, amb: tuple, zenith: tuple, horizon: tuple,
+             fog: tuple, fog_density: float, cloud: float, wet: float = 0.0) -> np.ndarray:
+    w = np.zeros(W_SIZE, np.float64)
+    az, el = math.radians(sun_az), math.radians(sun_el)
+    w[W_SUN:W_SUN + 3] = (math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el))
+    w[W_SUNCOL:W_SUNCOL + 3], w[W_AMB:W_AMB + 3] = sun, amb
+    w[W_ZENITH:W_ZENITH + 3], w[W_HORIZON:W_HORIZON + 3] = zenith, horizon
+    w[W_FOG:W_FOG + 3], w[W_FOGD], w[W_CLOUD], w[W_WET] = fog, fog_density, cloud, wet
+    return w
+
+
+# name -> weather vector (names follow carla.WeatherParameters presets where one matches).
+WEATHERS: dict[str, np.ndarray] = {
+    "ClearNoon": _weather(30, 60, (0.85, 0.82, 0.75), (0.45, 0.5, 0.58), (0.25, 0.45, 0.8),
+                          (0.7, 0.8, 0.92), (0.72, 0.8, 0.9), 0.0025, 0.35),
+    "ClearSunset": _weather(200, 10, (1.0, 0.6, 0.32), (0.35, 0.32, 0.38), (0.2, 0.25, 0.5),
+                            (0.95, 0.62, 0.4), (0.85, 0.6, 0.45), 0.004, 0.3),
+    "CloudyNoon": _weather(60, 50, (0.3, 0.3, 0.3), (0.7, 0.72, 0.75), (0.55, 0.58, 0.62),
+                           (0.78, 0.8, 0.82), (0.75, 0.77, 0.8), 0.004, 0.85),
+    "WetCloudyNoon": _weather(60, 50, (0.2, 0.2, 0.2), (0.6, 0.62, 0.66), (0.45, 0.48, 0.52),
+                              (0.68, 0.7, 0.73), (0.66, 0.68, 0.71), 0.006, 0.95, wet=1.0),
+    "FoggyMorning": _weather(120, 20, (0.35, 0.33, 0.3), (0.6, 0.62, 0.64), (0.72, 0.74, 0.76),
+                             (0.78, 0.79, 0.8), (0.78, 0.79, 0.8), 0.03, 0.6),
+}
+WEATHER_NAMES: list[str] = list(WEATHERS)

@@ -1,0 +1,259 @@
+"""ProceduralWorld: the embedded default source (a Source, and the multi-vehicle world behind the
+CARLA stand-in server). Town, scenery, actors and the renderer live in the sibling modules."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, Transform
+from carla_bridge.procedural.config import WEATHER_NAMES, WEATHERS, WorldConfig
+from carla_bridge.procedural.crowd import Crowd
+from carla_bridge.procedural.ground import MARGIN, build_ground
+from carla_bridge.procedural.kernel import P_CX, P_CY, P_HX, P_HY, P_COLS, render_kernel
+from carla_bridge.procedural.materials import GROUND_LABELS, make_noise_table
+from carla_bridge.procedural.scenery import build_grid, build_scenery
+from carla_bridge.procedural.shapes import CAR_COLORS, pedestrian_template, place, vehicle_template
+from carla_bridge.procedural.town import Town
+from carla_bridge.procedural.vehicles import Vehicle, autopilot, footprint_hits, integrate
+
+
+@dataclass
+class GBuffer:
+    """One camera's render: labels (H, W) uint8, depth (H, W) float32 m, flow (H, W, 2) float32 px
+    (backward, DESIGN.md), rgb (H, W, 3) uint8 (None where not asked for)."""
+
+    labels: np.ndarray
+    depth: np.ndarray
+    flow: np.ndarray
+    rgb: np.ndarray
+
+
+def check_camera(width: object, height: object, fov: object) -> None:
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 16 <= value <= 8192:
+            raise ValueError(f"camera {name} must be an integer in 16..8192 pixels, got {value!r}")
+    if not isinstance(fov, (int, float)) or not math.isfinite(fov) or not 10.0 <= fov <= 170.0:
+        raise ValueError(f"camera fov must be a number of degrees in 10..170, got {fov!r}")
+
+
+def check_control(control: object) -> Control:
+    if not isinstance(control, Control):
+        raise ValueError(f"control must be a carla_bridge.Control, got {type(control).__name__}")
+    for name, low in (("throttle", 0.0), ("steer", -1.0), ("brake", 0.0)):
+        value = getattr(control, name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= 1.0:
+            raise ValueError(f"control.{name} must be a finite number in [{low:g}, 1], got {value!r}")
+    return control
+
+
+class ProceduralWorld(SourceBase):
+    """A procedural street town: ``reset``/``step`` give ego-camera SceneFrames (labels, depth, exact
+    flow, rgb); the multi-vehicle API lets the CARLA stand-in drive any number of vehicles."""
+
+    name = "procedural"
+
+    def __init__(self, config: WorldConfig | None = None) -> None:
+        self.config = config or WorldConfig()
+        if self.config.threads is not None:
+            import numba
+
+            numba.set_num_threads(max(1, min(int(self.config.threads), numba.config.NUMBA_NUM_THREADS)))
+        self.weather_names: list[str] = list(WEATHER_NAMES)
+        self._weather = self.config.weather
+        self._noise = make_noise_table()
+        self._seed: int | None = None
+        self._setup(self.config.seed)
+
+    # ---- world construction -------------------------------------------------------------------
+    def _setup(self, seed: int) -> None:
+        if seed != self._seed:
+            self.town = Town(seed)
+            self._ground, self._gorigin = build_ground(self.town)
+            self._static = build_scenery(self.town, self._ground, self._gorigin)
+            extent = (self._ground.shape[1] * self._gorigin[2], self._ground.shape[0] * self._gorigin[2])
+            self._grid = build_grid(self._static, self._gorigin, extent)
+            self._seed = seed
+        cfg = self.config
+        self._rng = np.random.default_rng([seed, 99])
+        self._spawns = self.town.spawn_points()
+        self._spawn_order = self._rng.permutation(len(self._spawns))
+        self._spawn_next = 0
+        self.crowd = Crowd(self.town, cfg.n_pedestrians, seed)
+        self._ped_templates = [pedestrian_template(self.crowd.shirt[i], self.crowd.param[i])
+                               for i in range(self.crowd.n)]
+        self.vehicles: dict[int, Vehicle] = {}
+        self._templates: dict[int, np.ndarray] = {}
+        self._next_id = 1
+        self.ego_id = self.spawn_vehicle(self._free_spawn(), kind="car", color=(0.55, 0.1, 0.1))
+        for _ in range(cfg.n_vehicles):
+            roll = self._rng.random()
+            kind = "car" if roll < 0.8 else ("truck" if roll < 0.9 else "bus")
+            vid = self.spawn_vehicle(self._free_spawn(), kind=kind)
+            self.vehicles[vid].cruise = float(self._rng.uniform(6.0, 10.0))
+            self.apply_vehicle_control(vid, Control(autopilot=True))
+        self._index, self._time = 0, 0.0
+        self._cam_prev: Transform | None = None
+
+    def _free_spawn(self) -> Transform:
+        """The next spawn point (in this seed's shuffled order) at least 15 m from every vehicle."""
+        for _ in range(len(self._spawns)):
+            t = self._spawns[self._spawn_order[self._spawn_next % len(self._spawns)]]
+            self._spawn_next += 1
+            if all(math.hypot(v.x - t.x, v.y - t.y) > 15.0 for v in self.vehicles.values()):
+                return t
+        return t
+
+    # ---- Source protocol ----------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> SceneFrame:
+        self._setup(self._seed if seed is None else int(seed))
+        return self._frame(cut=True)
+
+    def step(self, control: Control) -> SceneFrame:
+        self.apply_vehicle_control(self.ego_id, control)
+        self._cam_prev = self.ego_camera_pose()
+        self.advance()
+        return self._frame(cut=False)
+
+    def respawn(self) -> SceneFrame:
+        self.set_vehicle_transform(self.ego_id, self._free_spawn())
+        self._cam_prev = None
+        return self._frame(cut=True)
+
+    def close(self) -> None:
+        self.vehicles = {}
+
+    def set_weather(self, index: int) -> str:
+        if not isinstance(index, (int, np.integer)):
+            raise ValueError(f"weather index must be an integer, got {index!r}")
+        self._weather = int(index) % len(WEATHERS)
+        return self.weather_names[self._weather]
+
+    # ---- multi-vehicle API --------------------------------------------------------------------
+    def spawn_vehicle(self, transform: Transform, kind: str = "car", color=None) -> int:
+        if kind not in ("car", "truck", "bus"):
+            raise ValueError(f"vehicle kind must be car, truck or bus, got {kind!r}")
+        vid = self._next_id
+        self._next_id += 1
+        if color is None:
+            color = tuple(CAR_COLORS[int(self._rng.integers(len(CAR_COLORS)))])
+        self.vehicles[vid] = Vehicle(vid, kind, float(transform.x), float(transform.y),
+                                     math.radians(transform.yaw), tuple(color), seed=self._seed)
+        self._templates[vid] = vehicle_template(kind, color)
+        return vid
+
+    def _vehicle(self, vehicle_id: int) -> Vehicle:
+        if vehicle_id not in self.vehicles:
+            raise ValueError(f"no vehicle with id {vehicle_id!r} (known: {sorted(self.vehicles)})")
+        return self.vehicles[vehicle_id]
+
+    def destroy_vehicle(self, vehicle_id: int) -> None:
+        self._vehicle(vehicle_id)
+        if vehicle_id == self.ego_id:
+            raise ValueError("the ego vehicle cannot be destroyed; use respawn() to move it")
+        del self.vehicles[vehicle_id]
+        del self._templates[vehicle_id]
+
+    def apply_vehicle_control(self, vehicle_id: int, control: Control) -> None:
+        v = self._vehicle(vehicle_id)
+        v.control = check_control(control)
+        if control.autopilot and not v.autopilot:
+            v.route = []
+        v.autopilot = bool(control.autopilot)
+
+    def vehicle_state(self, vehicle_id: int) -> EgoState:
+        v = self._vehicle(vehicle_id)
+        t = Transform(v.x, v.y, 0.0, 0.0, math.degrees(v.yaw), 0.0)
+        return EgoState(transform=t, speed_mps=float(v.speed), control=v.applied)
+
+    def set_vehicle_transform(self, vehicle_id: int, transform: Transform) -> None:
+        v = self._vehicle(vehicle_id)
+        v.x, v.y, v.yaw = float(transform.x), float(transform.y), math.radians(transform.yaw)
+        v.prev, v.speed, v.route = (v.x, v.y, v.yaw), 0.0, []
+
+    def advance(self, dt: float | None = None) -> None:
+        """Move every vehicle and pedestrian one tick (no rendering)."""
+        dt = self.config.delta_s if dt is None else dt
+        if not isinstance(dt, (int, float)) or not math.isfinite(dt) or not 0 < dt <= 1.0:
+            raise ValueError(f"dt must be a finite number of seconds in (0, 1], got {dt!r}")
+        occupancy: dict[int, list[tuple[float, int]]] = {}
+        for v in self.vehicles.values():
+            if v.autopilot and v.route:
+                lane, idx = v.route[0], v.index
+            else:
+                lane, idx = self.town.nearest_lane(v.x, v.y, v.yaw)
+            occupancy.setdefault(lane, []).append((float(self.town.lanes[lane].s[idx]), v.id))
+        for lane_list in occupancy.values():
+            lane_list.sort()
+        sp, (g_start, g_items, grid) = self._static, self._grid
+        for v in self.vehicles.values():
+            v.prev = (v.x, v.y, v.yaw)
+            control = autopilot(v, self.town, occupancy) if v.autopilot else v.control
+            if v.autopilot:
+                control = dataclasses.replace(control, autopilot=True)
+            v.applied = control
+            x, y, yaw, speed = integrate(v, control, dt)
+            if not v.autopilot:  # collide and stop: never drive into a building, wall, pole or tree
+                length, width, _ = v.size
+                if footprint_hits(sp, g_start, g_items, grid, x, y, yaw, length / 2, width / 2) and not \
+                        footprint_hits(sp, g_start, g_items, grid, v.x, v.y, v.yaw, length / 2, width / 2):
+                    x, y, yaw, speed = v.x, v.y, v.yaw, 0.0
+            v.x, v.y, v.yaw, v.speed = x, y, yaw, speed
+        self.crowd.advance(dt)
+        self._index += 1
+        self._time += dt
+
+    # ---- rendering ----------------------------------------------------------------------------
+    def ego_camera_pose(self, vehicle_id: int | None = None) -> Transform:
+        v = self._vehicle(self.ego_id if vehicle_id is None else vehicle_id)
+        m = self.config.camera
+        c, s = math.cos(v.yaw), math.sin(v.yaw)
+        return Transform(v.x + m.x * c - m.y * s, v.y + m.x * s + m.y * c, m.z, 0.0,
+                         math.degrees(v.yaw) + m.yaw, 0.0)
+
+    def render_camera(self, pose: Transform, prev_pose: Transform | None, width: int, height: int,
+                      fov: float, rgb: bool = True, flow: bool = True) -> GBuffer:
+        """Render a level camera at ``pose`` (world; pitch and roll are ignored: the renderer is a
+        column ray caster). Flow covers the camera's motion prev_pose -> pose and every actor's motion
+        over the last ``advance``; prev_pose None gives zero flow."""
+        check_camera(width, height, fov)
+        fx = width / (2.0 * math.tan(math.radians(fov) / 2.0))
+        cam = np.array([pose.x, pose.y, pose.z, math.radians(pose.yaw), 1.0])
+        prev = cam.copy() if prev_pose is None else np.array(
+            [prev_pose.x, prev_pose.y, prev_pose.z, math.radians(prev_pose.yaw), 1.0])
+        if prev_pose is None:
+            prev[4] = 0.0
+        vehicles = list(self.vehicles.values())
+        templates = [self._templates[v.id] for v in vehicles] + self._ped_templates
+        now = np.array([(v.x, v.y, v.yaw) for v in vehicles] + [tuple(p) for p in self.crowd.pose]).reshape(-1, 3)
+        before = np.array([v.prev for v in vehicles] + [tuple(p) for p in self.crowd.prev]).reshape(-1, 3)
+        dyn = place(templates, now)
+        if len(dyn):  # cull actors far away or behind the camera
+            rx, ry = dyn[:, P_CX] - cam[0], dyn[:, P_CY] - cam[1]
+            fwd = rx * math.cos(cam[3]) + ry * math.sin(cam[3])
+            reach = np.hypot(dyn[:, P_HX], dyn[:, P_HY]) + 1.0
+            dyn = dyn[(fwd > -reach) & (np.hypot(rx, ry) < self.config.max_distance + reach)]
+        labels = np.empty((height, width), np.uint8)
+        depth = np.empty((height, width), np.float32)
+        out_flow = np.zeros((height, width, 2), np.float32)
+        out_rgb = np.zeros((height, width, 3), np.uint8)
+        g_start, g_items, grid = self._grid
+        render_kernel(width, height, fx, cam, prev, self._static, g_start, g_items, grid,
+                      np.ascontiguousarray(dyn).reshape(-1, P_COLS), now, before, self._ground, self._gorigin,
+                      self._noise, WEATHERS[self.weather_names[self._weather]], GROUND_LABELS,
+                      float(self.config.max_distance), rgb, flow, labels, depth, out_flow, out_rgb)
+        return GBuffer(labels, depth, out_flow if flow else None, out_rgb if rgb else None)
+
+    def _frame(self, cut: bool) -> SceneFrame:
+        cfg = self.config
+        pose = self.ego_camera_pose()
+        g = self.render_camera(pose, None if cut else self._cam_prev, cfg.width, cfg.height, cfg.fov)
+        return SceneFrame(index=self._index, time_s=self._time, labels=g.labels, flow=g.flow, depth=g.depth,
+                          rgb=g.rgb, ego=self.vehicle_state(self.ego_id), cut=cut)
+
+    @property
+    def ground_margin(self) -> float:
+        return MARGIN
