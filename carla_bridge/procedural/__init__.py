@@ -4,8 +4,12 @@ produces (semantic labels, depth, exact optical flow, an rgb "engine look"), det
 ``python -m carla_bridge.procedural --benchmark`` measures it; ``--strip PATH.png`` draws a few frames.
 """
 
-from carla_bridge.procedural.config import WEATHER_NAMES, WEATHERS, WorldConfig
-from carla_bridge.procedural.town import Lane, Road, Town
-from carla_bridge.procedural.world import GBuffer, ProceduralWorld
+from carla_bridge.procedural._jit_cache import drop_stale_numba_cache
+
+drop_stale_numba_cache()  # before any numba function of the package is loaded
+
+from carla_bridge.procedural.config import WEATHER_NAMES, WEATHERS, WorldConfig  # noqa: E402
+from carla_bridge.procedural.town import Lane, Road, Town  # noqa: E402
+from carla_bridge.procedural.world import GBuffer, ProceduralWorld  # noqa: E402
 
 __all__ = ["GBuffer", "Lane", "ProceduralWorld", "Road", "Town", "WEATHER_NAMES", "WEATHERS", "WorldConfig"]

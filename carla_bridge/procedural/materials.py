@@ -78,8 +78,8 @@ def ground_albedo(m, x, y, table, wet):
         g = 0.24 + 0.08 * fine + 0.06 * patch
         if m == G_JUNCTION:
             g -= 0.02
-        crack = noise(table, x * 3.1, y * 3.1 + 77.0)
-        if abs(crack - 0.5) < 0.012:
+        crack = noise(table, x * 9.0, y * 9.0 + 77.0)
+        if abs(crack - 0.5) < 0.006 and patch > 0.55:
             g *= 0.55
         g *= 1.0 - 0.45 * wet
         return g, g * 0.98, g * 1.02
