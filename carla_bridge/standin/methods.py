@@ -10,6 +10,7 @@ a Traffic Manager thread, aborting without a word, which is why the log line mus
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,23 @@ ACCEPTED_NO_OP = (
     "update_lights_state", "freeze_traffic_light", "draw_debug_shape", "enable_actor_constant_velocity",
     "disable_actor_constant_velocity", "set_actor_target_velocity", "set_actor_target_angular_velocity",
     "enable_sensor_for_ros", "disable_sensor_for_ros", "stop_sensor", "send", "set_pedestrians_cross_factor",
+    "reset_all_traffic_lights",  # the procedural town has no traffic-light actors
 )
+
+
+class ActorNotFound(KeyError):
+    """An RPC named an actor that does not exist (any more): CARLA answers ActorNotFound."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _answers(host: str, port: int, timeout_s: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _is_metadata(value: Any) -> bool:
@@ -60,9 +77,12 @@ class MethodTable:
             return protocol.error(f"CARLA stand-in: RPC '{method}' is not implemented")
         try:
             return handler(*args)
-        except (KeyError, ValueError, SpawnError, TypeError, IndexError) as error:
-            log.warning("rpc %s%r failed: %s", method, tuple(args), error)
+        except ActorNotFound as error:
+            log.info("rpc %s%r: %s", method, tuple(args), error)
             return protocol.error(str(error))
+        except Exception as error:  # answer as CARLA does (a Response error), never drop the call
+            log.warning("rpc %s%r failed: %s: %s", method, tuple(args), type(error).__name__, error)
+            return protocol.error(f"{method}: {error}")
 
     # ------------------------------------------------------------------ episode and settings
     def h_version(self) -> list:
@@ -120,6 +140,12 @@ class MethodTable:
             box, tags = protocol.bounding_box_to_rpc((0.0, 0.0, 0.0), 0.0, record.actor_id), b""
         return [record.actor_id, record.parent_id, record.description, box, tags, token]
 
+    def _record(self, actor_id: int) -> ActorRecord:
+        record = self.world.actors.get(int(actor_id))
+        if record is None:
+            raise ActorNotFound(f"actor {actor_id} not found (destroyed?)")
+        return record
+
     def h_get_spectator(self) -> list:
         return ok(self._actor(self.world.actors.get(SPECTATOR_ID)))
 
@@ -131,7 +157,7 @@ class MethodTable:
 
     def h_destroy_actor(self, actor_id: int) -> list:
         if not self.world.destroy(int(actor_id)):
-            return protocol.error(f"destroy failed: actor {actor_id} not found")
+            raise ActorNotFound(f"destroy failed: actor {actor_id} not found")
         return ok(True)
 
     def h_get_actors_by_id(self, ids: list) -> list:
@@ -139,10 +165,10 @@ class MethodTable:
         return ok([self._actor(r) for r in records if r is not None])
 
     def h_get_actor_bounding_box(self, actor_id: int) -> list:
-        return ok(self._actor(self.world.actors.get(int(actor_id)))[3])
+        return ok(self._actor(self._record(actor_id))[3])
 
     def h_get_actor_component_world_transform(self, actor_id: int, name: str) -> list:
-        return ok(transform_to_rpc(self.world.world_pose(self.world.actors.get(int(actor_id)))))
+        return ok(transform_to_rpc(self.world.world_pose(self._record(actor_id))))
 
     def h_get_sensor_token(self, stream_id: int) -> list:
         """The token of a stream (the client re-resolves the stream id of each token it holds)."""
@@ -165,7 +191,7 @@ class MethodTable:
         return ok_void()
 
     def h_set_actor_location(self, actor_id: int, location: list) -> list:
-        pose = self.world.world_pose(self.world.actors.get(int(actor_id)))
+        pose = self.world.world_pose(self._record(actor_id))
         x, y, z = location
         self.world.set_transform(int(actor_id), transform_from_rpc([[x, y, z], [pose.pitch, pose.yaw, pose.roll]]))
         return ok_void()
@@ -199,7 +225,14 @@ class MethodTable:
 
     # ------------------------------------------------------------------ traffic manager registry
     def h_is_traffic_manager_running(self, port: int) -> list:
-        return ok(int(port) in self.traffic_managers)
+        """Whether a TM serves ``port``. A TM whose process died without deregistering would make
+        the next client wait for it (seconds) before starting its own: probe it, forget it if dead."""
+        entry = self.traffic_managers.get(int(port))
+        if entry is not None and not _answers(entry[0], entry[1]):
+            log.info("traffic manager %s:%s no longer answers: forgotten", *entry)
+            self.traffic_managers.pop(int(port), None)
+            entry = None
+        return ok(entry is not None)
 
     def h_get_traffic_manager_running(self, port: int) -> list:
         return ok(self.traffic_managers.get(int(port), ["", 0]))

@@ -9,6 +9,8 @@ named presets; a client's weather is mapped to the preset whose name best descri
 
 from __future__ import annotations
 
+import re
+
 FIELDS = (
     "cloudiness", "precipitation", "precipitation_deposits", "wind_intensity", "sun_azimuth_angle",
     "sun_altitude_angle", "fog_density", "fog_distance", "fog_falloff", "wetness",
@@ -24,7 +26,7 @@ def describe(parameters: list) -> set[str]:
     words: set[str] = set()
     altitude = p.get("sun_altitude_angle", 45.0)
     if altitude < 0.0:
-        words |= {"night", "dark"}
+        words |= {"night", "dark", "sunset", "dusk"}  # the nearest light a world without night has
     elif altitude < 20.0:
         words |= {"sunset", "dusk", "evening", "dawn"}
     else:
@@ -47,7 +49,7 @@ def weather_index(parameters: list, names: list[str]) -> int:
     wanted = describe(parameters)
 
     def score(name: str) -> int:
-        tokens = {t for t in name.lower().replace("-", "_").replace(" ", "_").split("_") if t}
+        tokens = {t.lower() for t in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)}  # CamelCase
         hits = sum(1 for t in tokens if any(t.startswith(w) or w.startswith(t) for w in wanted))
         return hits * 2 - len(tokens)  # prefer names that say only what is true
 

@@ -26,6 +26,7 @@ log = logging.getLogger("carla_bridge.standin.world")
 
 EPISODE_STREAM = 1
 ASYNC_DELTA_S = 0.05
+PARKING_OFFSET_M = 10_000.0  # where the procedural world's undestroyable ego waits, beyond any camera
 SUBSCRIBE_WAIT_S = 1.0  # how long a tick waits for a camera whose token was just resolved to subscribe
 # rpc::EpisodeSettings of CARLA 0.9.16 (11 fields): synchronous_mode, no_rendering_mode,
 # fixed_delta_seconds (optional), substepping, max_substep_delta_time, max_substeps,
@@ -53,7 +54,8 @@ class StandinWorld:
         self.settings: list = list(DEFAULT_SETTINGS)
         self.weather: list = list(DEFAULT_WEATHER)
         self._velocity: dict[int, tuple[float, float, float]] = {}
-        self._hide_builtin_ego()
+        self._parked_ego = False
+        self._park_ego()
 
     # ------------------------------------------------------------------ settings
     @property
@@ -94,7 +96,7 @@ class StandinWorld:
             world_id = None
             if type_id.startswith("vehicle."):
                 try:
-                    world_id = self.world.spawn_vehicle(transform)
+                    world_id = self._take_vehicle(transform)
                 except ValueError as error:
                     raise SpawnError(f"Spawn failed because of collision at spawn position ({error})") from None
                 self.world.apply_vehicle_control(world_id, Control())
@@ -114,7 +116,7 @@ class StandinWorld:
             for child in self.actors.children(actor_id):
                 self.destroy(child.actor_id)  # CARLA destroys attached sensors with their parent
             if record.world_id is not None:
-                self.world.destroy_vehicle(record.world_id)
+                self._release_vehicle(record.world_id)
                 self._velocity.pop(record.world_id, None)
             if record.stream_id is not None:
                 self.streams.close_stream(record.stream_id)
@@ -172,25 +174,26 @@ class StandinWorld:
             return self.frame
 
     def _publish_cameras(self) -> None:
-        rendered: dict[tuple, Any] = {}  # cameras at one pose and size share one render
+        groups: dict[tuple, list[ActorRecord]] = {}  # cameras at one pose and size share one render
         for record in self.actors.all():
             if record.stream_id is None:
                 continue
             pose = self.world_pose(record)
-            if not self.streams.wait_for_subscriber(record.stream_id, SUBSCRIBE_WAIT_S):
-                record.prev_pose = pose
-                continue
-            width = int(record.attributes.get("image_size_x", 800))
-            height = int(record.attributes.get("image_size_y", 600))
-            fov = float(record.attributes.get("fov", 90.0))
-            key = (pose, record.prev_pose, width, height, fov)
-            if key not in rendered:
-                rendered[key] = self.world.render_camera(pose, record.prev_pose, width, height, fov)
+            if self.streams.wait_for_subscriber(record.stream_id, SUBSCRIBE_WAIT_S):
+                width = int(record.attributes.get("image_size_x", 800))
+                height = int(record.attributes.get("image_size_y", 600))
+                fov = float(record.attributes.get("fov", 90.0))
+                groups.setdefault((pose, record.prev_pose, width, height, fov), []).append(record)
             record.prev_pose = pose
-            pixels = _encode(record.type_id, rendered[key])
-            payload = protocol.image_payload(protocol.SENSOR_TYPE[record.type_id], self.frame,
-                                             self.elapsed_s, pose, width, height, fov, pixels)
-            self.streams.publish(record.stream_id, payload)
+        for (pose, prev_pose, width, height, fov), cameras in groups.items():
+            kinds = {c.type_id for c in cameras}
+            gbuffer = self.world.render_camera(pose, prev_pose, width, height, fov,
+                                               rgb="sensor.camera.rgb" in kinds,
+                                               flow="sensor.camera.optical_flow" in kinds)
+            for camera in cameras:
+                payload = protocol.image_payload(protocol.SENSOR_TYPE[camera.type_id], self.frame, self.elapsed_s,
+                                                 pose, width, height, fov, _encode(camera.type_id, gbuffer))
+                self.streams.publish(camera.stream_id, payload)
 
     def episode_state(self) -> bytes:
         dynamics = []
@@ -211,12 +214,27 @@ class StandinWorld:
         return protocol.episode_state_payload(self.frame, self.elapsed_s, self.episode_id, time.time(),
                                               self.delta_s, dynamics)
 
-    def _hide_builtin_ego(self) -> None:
-        """A CARLA server starts without vehicles: remove the procedural world's own ego car."""
-        try:
-            self.world.destroy_vehicle(self.world.ego_id)
-        except (ValueError, KeyError, AttributeError) as error:
-            log.warning("procedural ego kept in the scene (%s)", error)
+    def _park_ego(self) -> None:
+        """A CARLA server starts without vehicles, but the procedural world always has its ego (it
+        cannot be destroyed): park it far outside the town, out of every camera's range, and hand it
+        out as the next client vehicle (``_take_vehicle``)."""
+        xmin, ymin, _, _ = self.world.town.bounds
+        self.world.set_vehicle_transform(self.world.ego_id, Transform(xmin - PARKING_OFFSET_M, ymin - PARKING_OFFSET_M))
+        self.world.apply_vehicle_control(self.world.ego_id, Control(brake=1.0))
+        self._parked_ego = True
+
+    def _take_vehicle(self, transform: Transform) -> int:
+        if self._parked_ego:
+            self._parked_ego = False
+            self.world.set_vehicle_transform(self.world.ego_id, transform)
+            return self.world.ego_id
+        return self.world.spawn_vehicle(transform)
+
+    def _release_vehicle(self, world_id: int) -> None:
+        if world_id == self.world.ego_id:
+            self._park_ego()
+        else:
+            self.world.destroy_vehicle(world_id)
 
 
 def _encode(type_id: str, gbuffer: Any) -> bytes:
