@@ -59,8 +59,10 @@ class Vehicle:
 
 
 @njit(cache=True)
-def footprint_hits(SP, g_start, g_items, grid, x, y, yaw, hx, hy) -> bool:
-    """True when the box footprint (centre x, y, yaw, half sizes) overlaps a ground-standing solid."""
+def footprint_hits(SP, g_start, g_items, grid, x, y, yaw, hx, hy, out):
+    """Ids of the ground-standing solids that the box footprint (centre x, y, yaw, half sizes)
+    overlaps, written to ``out``; returns how many (at most len(out))."""
+    n = 0
     gx0, gy0, cell, gnx, gny = grid[0], grid[1], grid[2], int(grid[3]), int(grid[4])
     c, s = math.cos(yaw), math.sin(yaw)
     ex, ey = hx * abs(c) + hy * abs(s), hx * abs(s) + hy * abs(c)
@@ -78,8 +80,9 @@ def footprint_hits(SP, g_start, g_items, grid, x, y, yaw, hx, hy) -> bool:
                     lx = (px - x) * c + (py - y) * s
                     ly = -(px - x) * s + (py - y) * c
                     qx, qy = min(max(lx, -hx), hx), min(max(ly, -hy), hy)
-                    if (lx - qx) ** 2 + (ly - qy) ** 2 < SP[k, P_HX] ** 2:
-                        return True
+                    if (lx - qx) ** 2 + (ly - qy) ** 2 < SP[k, P_HX] ** 2 and n < len(out):
+                        out[n] = k
+                        n += 1
                     continue
                 c2, s2 = SP[k, 5], SP[k, 6]
                 sep = False
@@ -97,9 +100,22 @@ def footprint_hits(SP, g_start, g_items, grid, x, y, yaw, hx, hy) -> bool:
                     if abs((px - x) * ax + (py - y) * ay) >= ra + rb:
                         sep = True
                         break
-                if not sep:
-                    return True
-    return False
+                if not sep and n < len(out):
+                    out[n] = k
+                    n += 1
+    return n
+
+
+def new_contacts(SP, grid, old: tuple, new: tuple, hx: float, hy: float) -> bool:
+    """True when the footprint at ``new`` (x, y, yaw) touches a solid that it did not touch at ``old``
+    (so a vehicle placed overlapping something can still back out of it, but never drive further in)."""
+    buf = np.empty(32, np.int32)
+    n = footprint_hits(SP, *grid, *new, hx, hy, buf)
+    if n == 0:
+        return False
+    hit = set(buf[:n].tolist())
+    m = footprint_hits(SP, *grid, *old, hx, hy, buf)
+    return bool(hit - set(buf[:m].tolist()))
 
 
 def integrate(v: Vehicle, control: Control, dt: float) -> tuple[float, float, float, float]:

@@ -18,7 +18,7 @@ from carla_bridge.procedural.materials import GROUND_LABELS, make_noise_table
 from carla_bridge.procedural.scenery import build_grid, build_scenery
 from carla_bridge.procedural.shapes import CAR_COLORS, pedestrian_template, place, vehicle_template
 from carla_bridge.procedural.town import Town
-from carla_bridge.procedural.vehicles import Vehicle, autopilot, footprint_hits, integrate
+from carla_bridge.procedural.vehicles import Vehicle, autopilot, integrate, new_contacts
 
 
 @dataclass
@@ -188,7 +188,6 @@ class ProceduralWorld(SourceBase):
             occupancy.setdefault(lane, []).append((float(self.town.lanes[lane].s[idx]), v.id))
         for lane_list in occupancy.values():
             lane_list.sort()
-        sp, (g_start, g_items, grid) = self._static, self._grid
         for v in self.vehicles.values():
             v.prev = (v.x, v.y, v.yaw)
             control = autopilot(v, self.town, occupancy) if v.autopilot else v.control
@@ -198,8 +197,7 @@ class ProceduralWorld(SourceBase):
             x, y, yaw, speed = integrate(v, control, dt)
             if not v.autopilot:  # collide and stop: never drive into a building, wall, pole or tree
                 length, width, _ = v.size
-                if footprint_hits(sp, g_start, g_items, grid, x, y, yaw, length / 2, width / 2) and not \
-                        footprint_hits(sp, g_start, g_items, grid, v.x, v.y, v.yaw, length / 2, width / 2):
+                if new_contacts(self._static, self._grid, (v.x, v.y, v.yaw), (x, y, yaw), length / 2, width / 2):
                     x, y, yaw, speed = v.x, v.y, v.yaw, 0.0
             v.x, v.y, v.yaw, v.speed = x, y, yaw, speed
         self.crowd.advance(dt)
