@@ -54,7 +54,7 @@ PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": dict(res=(64, 32), batch=1, d_filters=16, d_layers=2, d_scales=2,
                  schedule=SequenceSchedule(2, 3, 50), workers=0, warmup_max=3),
     "cpu": dict(res=(256, 128), batch=2, d_filters=32, d_layers=3, d_scales=2,
-                schedule=SequenceSchedule(2, 6, 500), workers=1, warmup_max=20),
+                schedule=SequenceSchedule(2, 6, 500), workers=1, warmup_max=8),
     "gpu": dict(res=(512, 256), batch=4, d_filters=64, d_layers=3, d_scales=2,
                 schedule=SequenceSchedule(4, 8, 2000), workers=8, warmup_max=40),
 }
