@@ -70,3 +70,14 @@ def test_cli_check_prints_json_last(tmp_path, capsys):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     result = json.loads(last)
     assert result["path"] == str(out) and result["max_abs_diff"] <= 1e-3 and result["opset"] == 17
+
+
+def test_fp16_graph_for_strongly_typed_tensorrt(exported, tmp_path):
+    """TensorRT 11 builds only strongly typed networks: the fp16 graph carries fp16 itself, while the
+    warp grid, the flow input and the uint8 ends stay as they are."""
+    path = export_onnx(exported[0], tmp_path / "tiny16.onnx", W, H, precision="fp16")
+    m = onnx.load(str(path))
+    types = {v.name: v.type.tensor_type.elem_type for v in [*m.graph.input, *m.graph.output]}
+    assert types["prev_frames"] == types["image"] == onnx.TensorProto.FLOAT16
+    assert types["flow"] == onnx.TensorProto.FLOAT and types["labels"] == onnx.TensorProto.UINT8
+    assert check_graph(path)["grid_samples"][0]["mode"] == b"bilinear"

@@ -42,7 +42,6 @@ class OrtBackend:
             log.info("onnxruntime backend: graph is fp32; precision %s applies to the TensorRT EP only", precision)
         width, height = size
         self.k, self.width, self.height = model.config.k, width, height
-        self.precision = precision
         path = Path(onnx_path) if onnx_path else cached_onnx(model, width, height, "fp32")
         want_gpu = (device or ("cuda" if _cuda_usable() else "cpu")).startswith("cuda")
         available = ort.get_available_providers()
@@ -74,6 +73,8 @@ class OrtBackend:
             log.warning("onnxruntime: CUDA execution provider unavailable here (no GPU or CUDA libraries); "
                         "running on the CPU execution provider")
         self.providers = active
+        # What actually runs: the graph is fp32; only the TensorRT EP with trt_fp16_enable lowers it.
+        self.precision = "fp16" if precision == "fp16" and active[0] == "TensorrtExecutionProvider" else "fp32"
         self.device_name = active[0].replace("ExecutionProvider", "") if self.on_gpu else "cpu"
         self.onnx_path = path
         self.binding = None
