@@ -28,6 +28,7 @@ class GameConfig:
     source: str = "auto"
     host: str = "127.0.0.1"
     port: int = 2000
+    tm_port: int = 8000
     res: tuple[int, int] | None = None
     window: tuple[int, int] | None = None
     sync: bool = True
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "else the procedural world (default: auto)")
     world.add_argument("--host", default="127.0.0.1", help="CARLA server address (default: 127.0.0.1)")
     world.add_argument("--port", type=_port, default=2000, help="CARLA server port (default: 2000)")
+    world.add_argument("--tm-port", type=_port, default=8000,
+                       help="CARLA Traffic Manager port, used by the autopilot (default: 8000)")
     world.add_argument("--sync", action=argparse.BooleanOptionalAction, default=True,
                        help="CARLA synchronous mode, a fixed time step per tick (default: on, so each "
                             "rendered frame follows the last one and the engine flow matches it)")

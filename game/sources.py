@@ -70,10 +70,11 @@ def _carla(config: GameConfig, size: tuple[int, int]) -> Source:
         raise LaunchError(
             f"the CARLA source cannot be imported ({error}); install the extra: pip install -e .[carla]"
         ) from None
+    options = {"tm_port": config.tm_port} if config.tm_port != 8000 else {}  # 8000: CarlaSource's default
     try:
         return CarlaSource(
             host=config.host, port=config.port, size=size, sync=config.sync,
-            vehicle_filter=config.filter, seed=config.seed,
+            vehicle_filter=config.filter, seed=config.seed, **options,
         )
     except (CarlaConnectionError, ImportError) as error:
         raise LaunchError(str(error)) from None
