@@ -24,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="procedural town seed (default 0)")
     parser.add_argument("--res", default="512x256", help="procedural world's native WIDTHxHEIGHT; cameras "
                         "render at their own image_size_x/y (default 512x256)")
+    parser.add_argument("--pedestrians", type=int, default=None,
+                        help="walking pedestrians in the town (default: the procedural world's; 0 = a static world)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from carla_bridge.standin.server import StandinServer
 
     try:
-        server = StandinServer(port=args.port, seed=args.seed, size=size)
+        server = StandinServer(port=args.port, seed=args.seed, size=size, pedestrians=args.pedestrians)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -21,23 +21,27 @@ log = logging.getLogger("carla_bridge.standin")
 HOST = "127.0.0.1"
 
 
-def make_procedural_world(seed: int = 0, size: tuple[int, int] = (512, 256)) -> Any:
-    """The procedural world a stand-in serves: no traffic of its own (a fresh CARLA map is empty)."""
+def make_procedural_world(seed: int = 0, size: tuple[int, int] = (512, 256), pedestrians: int | None = None) -> Any:
+    """The procedural world a stand-in serves: no traffic of its own (a fresh CARLA map has no
+    vehicles); its pedestrians walk (they are scenery, not actors), unless ``pedestrians=0``."""
     from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
     width, height = size
-    return ProceduralWorld(WorldConfig(width=width, height=height, seed=seed, n_vehicles=0))
+    options: dict[str, Any] = {"width": width, "height": height, "seed": seed, "n_vehicles": 0}
+    if pedestrians is not None:
+        options["n_pedestrians"] = pedestrians
+    return ProceduralWorld(WorldConfig(**options))
 
 
 class StandinServer:
     """Start with :meth:`start`, end with :meth:`stop` (idempotent); also a context manager."""
 
     def __init__(self, port: int = 2000, seed: int = 0, size: tuple[int, int] = (512, 256),
-                 world: Any | None = None, host: str = HOST) -> None:
+                 world: Any | None = None, host: str = HOST, pedestrians: int | None = None) -> None:
         if not 1 <= port <= 65534:
             raise ValueError(f"--port must lie in 1..65534 (streaming uses port + 1), got {port}")
         self.host, self.port = host, port
-        procedural = world if world is not None else make_procedural_world(seed, size)
+        procedural = world if world is not None else make_procedural_world(seed, size, pedestrians)
         self.streams = StreamServer(host, port + 1)
         try:
             self.world = StandinWorld(procedural, self.streams)
