@@ -12,7 +12,7 @@ import numpy as np
 from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, Transform
 from carla_bridge.procedural.config import WEATHER_NAMES, WEATHERS, WorldConfig
 from carla_bridge.procedural.crowd import Crowd
-from carla_bridge.procedural.ground import MARGIN, build_ground
+from carla_bridge.procedural.ground import build_ground
 from carla_bridge.procedural.kernel import P_CX, P_CY, P_HX, P_HY, P_COLS, render_kernel
 from carla_bridge.procedural.materials import GROUND_LABELS, make_noise_table
 from carla_bridge.procedural.scenery import build_grid, build_scenery
@@ -251,7 +251,3 @@ class ProceduralWorld(SourceBase):
         g = self.render_camera(pose, None if cut else self._cam_prev, cfg.width, cfg.height, cfg.fov)
         return SceneFrame(index=self._index, time_s=self._time, labels=g.labels, flow=g.flow, depth=g.depth,
                           rgb=g.rgb, ego=self.vehicle_state(self.ego_id), cut=cut)
-
-    @property
-    def ground_margin(self) -> float:
-        return MARGIN
