@@ -57,7 +57,7 @@ class _SyntheticFrame:
         self.labels, self.flow, self.cut = labels, None, False
 
 
-def build_workload(size: tuple[int, int], preset: str, force_synthetic: bool = False
+def build_workload(size: tuple[int, int], preset: str, force_synthetic: bool = False, device: str = "cpu",
                    ) -> tuple[str, Callable[[], Any], Any, Callable[[], None]]:
     """(description, step() -> frame, renderer, close)."""
     if not force_synthetic:
@@ -67,11 +67,11 @@ def build_workload(size: tuple[int, int], preset: str, force_synthetic: bool = F
             from neural_render.model import build_generator
             from neural_render.runtime import Renderer
 
-            renderer = Renderer(build_generator(preset), backend="torch", device="cpu", size=size)
+            renderer = Renderer(build_generator(preset).eval(), backend="torch", device=device, size=size)
             world = ProceduralWorld(WorldConfig(width=size[0], height=size[1], seed=0))
             world.reset(0)
             drive = Control(autopilot=True)
-            return (f"procedural world + {preset} renderer (torch cpu)", lambda: world.step(drive),
+            return (f"procedural world + {preset} renderer (torch {device})", lambda: world.step(drive),
                     renderer, world.close)
         except (ImportError, AttributeError, TypeError) as error:
             print(f"overhead: procedural world / renderer unavailable ({error}); using the synthetic "
@@ -96,7 +96,7 @@ def run_frame(profiler: Profiler, step: Callable[[], Any], renderer: Any, sink: 
     return time.perf_counter_ns() - t0
 
 
-def direct_cost_ns(repeats: int = 2000) -> float:
+def direct_cost_ns(repeats: int = 2000, use_cuda: bool = False) -> float:
     """Per-frame cost of the profiler calls alone (on minus off), with a no-op workload."""
     class _Nop:
         last_timings = {"preprocess": (0, 1), "upload": (1, 2), "inference": (2, 3), "download": (3, 4)}
@@ -107,7 +107,7 @@ def direct_cost_ns(repeats: int = 2000) -> float:
     sink: list = [None]
     best = {}
     for enabled in (True, False, True, False):
-        profiler = Profiler(enabled=enabled, warmup_frames=0)
+        profiler = Profiler(enabled=enabled, warmup_frames=0, use_cuda=use_cuda and enabled)
         times = [run_frame(profiler, lambda: None, _Nop(), sink) for _ in range(repeats)]
         best[enabled] = min(best.get(enabled, float("inf")), float(np.median(times)))
     return max(0.0, best[True] - best[False])
@@ -117,11 +117,13 @@ _IMAGE = np.zeros((2, 2, 3), np.uint8)
 
 
 def measure(frames: int, size: tuple[int, int], block: int, preset: str, warmup: int = 10,
-            force_synthetic: bool = False) -> dict[str, Any]:
+            force_synthetic: bool = False, device: str = "cpu") -> dict[str, Any]:
     if frames < 2 * block:
         raise ValueError(f"--frames must be at least 2 * --block ({2 * block}), got {frames}")
-    workload, step, renderer, close = build_workload(size, preset, force_synthetic)
-    profilers = {True: Profiler(enabled=True, warmup_frames=0), False: Profiler(enabled=False)}
+    workload, step, renderer, close = build_workload(size, preset, force_synthetic, device)
+    # On CUDA the "on" side also records CUDA events and NVTX ranges, as `--profile` does there.
+    on_cuda = device.startswith("cuda") and not workload.startswith("synthetic")
+    profilers = {True: Profiler(enabled=True, warmup_frames=0, use_cuda=on_cuda), False: Profiler(enabled=False)}
     sink: list = [None]
     try:
         for _ in range(warmup):  # caches, allocator, lazy init: outside both sides
@@ -142,10 +144,11 @@ def measure(frames: int, size: tuple[int, int], block: int, preset: str, warmup:
         on_t, off_t = (t1, t2) if e1 else (t2, t1)
         pair_ratios.append(np.median(on_t) / np.median(off_t) - 1.0)
     median_off_ms = float(np.median(off)) / 1e6
-    direct_ns = direct_cost_ns()
+    direct_ns = direct_cost_ns(use_cuda=on_cuda)
     overhead = 100.0 * float(np.median(pair_ratios))
     return {
         "workload": workload,
+        "cuda_events": on_cuda,
         "frames": len(on) + len(off),
         "res": f"{size[0]}x{size[1]}",
         "block": block,
@@ -167,13 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--res", default="256x128", help="WIDTHxHEIGHT (default 256x128)")
     parser.add_argument("--block", type=int, default=10, help="frames per interleaved block (default 10)")
     parser.add_argument("--preset", default="tiny", help="generator preset of the renderer (default tiny)")
+    parser.add_argument("--device", default="cpu", help="renderer device, cpu or cuda (default cpu)")
     parser.add_argument("--synthetic", action="store_true", help="use the fixed synthetic workload")
     args = parser.parse_args(argv)
     try:
         size = parse_resolution(args.res)
         if args.block < 1:
             raise ValueError(f"--block must be >= 1, got {args.block}")
-        result = measure(args.frames, size, args.block, args.preset, force_synthetic=args.synthetic)
+        result = measure(args.frames, size, args.block, args.preset, force_synthetic=args.synthetic,
+                         device=args.device)
     except ValueError as error:
         parser.error(str(error))
     print(f"workload: {result['workload']} at {result['res']}, {result['frames']} frames in blocks of "
