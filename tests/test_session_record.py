@@ -129,3 +129,33 @@ def test_render_digest_thumbnail():
     thumb = digest_thumb(digest)
     assert thumb.shape == (8, 16, 3) and thumb[:, :8].max() == 0 and thumb[:, 8:].min() == 200
     assert render_digest(image) == digest and render_digest(image + 1)["sha256"] != digest["sha256"]
+
+
+def test_starting_ffmpeg_while_another_thread_runs_blas_does_not_deadlock(tmp_path):
+    """imageio_ffmpeg.write_frames forks (preexec_fn) and can hang in OpenBLAS's at-fork handler when the
+    drive thread is inside a BLAS call; the writer starts ffmpeg with vfork-able arguments instead."""
+    import threading
+
+    from carla_bridge.session.writer import VideoStream
+
+    stop = threading.Event()
+
+    def blas() -> None:
+        a = np.random.default_rng(0).random((192, 192), dtype=np.float32)
+        while not stop.is_set():
+            a @ a
+
+    def spawn() -> None:
+        for i in range(8):
+            stream = VideoStream(tmp_path / f"v{i}.mp4", fps=20)
+            stream.write(np.zeros((32, 64, 3), np.uint8))
+            stream.close()
+            assert stream.error is None
+
+    worker = threading.Thread(target=blas, daemon=True)
+    worker.start()
+    spawner = threading.Thread(target=spawn, daemon=True)
+    spawner.start()
+    spawner.join(timeout=60)
+    stop.set()
+    assert not spawner.is_alive(), "starting ffmpeg deadlocked"

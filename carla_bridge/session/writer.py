@@ -17,6 +17,7 @@ import errno
 import json
 import os
 import queue
+import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,10 +68,15 @@ def describe_os_error(exc: BaseException, directory: Path | None = None) -> str:
 
 
 class VideoStream:
-    """An H.264 (yuv420p) mp4 fed frame by frame through imageio-ffmpeg, opened on the first frame.
+    """An H.264 (yuv420p) mp4 fed frame by frame through a piped ffmpeg, started on the first frame.
 
-    Fragmented mp4 (moov first, a fragment per keyframe) so that a file cut by a crash still plays up to
-    its last fragment; odd sizes are padded by one edge pixel because yuv420p needs even sides.
+    ffmpeg comes from imageio-ffmpeg, but is started here with subprocess rather than through
+    ``imageio_ffmpeg.write_frames``: that one passes ``preexec_fn=os.setpgrp``, which forces fork() instead
+    of vfork(), and fork() from this thread while the drive thread is inside an OpenBLAS call deadlocks
+    in OpenBLAS's at-fork handler (seen here; imageio-ffmpeg issue #58). ``start_new_session`` keeps
+    Ctrl-C away from ffmpeg (so close() can still finalize the file) and allows vfork.
+    Fragmented mp4 (moov first, a fragment per keyframe) so that a file cut by a crash still plays; odd
+    sizes are padded by one edge pixel because yuv420p needs even sides.
     """
 
     def __init__(self, path: Path, fps: float, crf: int = 18, preset: str = "veryfast") -> None:
@@ -78,20 +84,23 @@ class VideoStream:
         self.size: tuple[int, int] | None = None
         self.frames = 0
         self.error: str | None = None
-        self._gen = None
+        self._proc: subprocess.Popen | None = None
+        self._log = path.with_name(path.stem + ".ffmpeg.log")
 
     def _open(self, width: int, height: int) -> None:
         import imageio_ffmpeg
 
         self.size = (width, height)
-        padded = (width + width % 2, height + height % 2)
-        self._gen = imageio_ffmpeg.write_frames(
-            str(self.path), padded, fps=self.fps, codec="libx264", quality=None, macro_block_size=1,
-            pix_fmt_out="yuv420p", ffmpeg_log_level="error",
-            output_params=["-crf", str(self.crf), "-preset", self.preset,
-                           "-movflags", "+frag_keyframe+empty_moov+default_base_moof"],
-        )
-        self._gen.send(None)
+        padded = f"{width + width % 2}x{height + height % 2}"
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo",
+            "-pix_fmt", "rgb24", "-s", padded, "-r", f"{self.fps:g}", "-i", "-", "-an",
+            "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.crf), "-preset", self.preset,
+            "-movflags", "+frag_keyframe+empty_moov+default_base_moof", str(self.path),
+        ]
+        with open(self._log, "wb") as log:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=log, start_new_session=True)
 
     def write(self, image: np.ndarray) -> bool:
         """Append a frame; return False (and note why in .error) when the stream cannot take it."""
@@ -99,27 +108,43 @@ class VideoStream:
             return False
         height, width = image.shape[:2]
         try:
-            if self._gen is None:
+            if self._proc is None:
                 self._open(width, height)
             if (width, height) != self.size:
                 return False  # a frame of another size cannot join this stream; the record says so
             if width % 2 or height % 2:
                 image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-            self._gen.send(np.ascontiguousarray(image))
+            self._proc.stdin.write(np.ascontiguousarray(image, dtype=np.uint8).data)
             self.frames += 1
             return True
         except Exception as exc:  # ffmpeg missing, pipe broken, disk full: the video stops, not the drive
-            self.error = f"{self.path.name} stopped after {self.frames} frames: {exc}"
             self.close()
+            self.error = f"{self.path.name} stopped after {self.frames} frames: {exc} {self._log_tail()}"
             return False
 
     def close(self) -> None:
-        gen, self._gen = self._gen, None
-        if gen is not None:
-            try:
-                gen.close()
-            except Exception as exc:
-                self.error = self.error or f"{self.path.name} could not be finalized: {exc}"
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        if code != 0 and self.error is None:
+            self.error = f"{self.path.name}: ffmpeg exited with {code}: {self._log_tail()}"
+        if self.error is None:
+            self._log.unlink(missing_ok=True)
+
+    def _log_tail(self) -> str:
+        try:
+            return self._log.read_text(errors="replace").strip()[-300:]
+        except OSError:
+            return ""
 
 
 @dataclass
