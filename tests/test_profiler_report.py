@@ -183,7 +183,7 @@ def test_cuda_events_give_device_times_and_nvtx_is_guarded(tmp_path, clock, monk
     assert report["cuda_device"] == "Fake GPU"
     assert report["device_ms"]["render"]["p50"] == pytest.approx(1.5)  # 3 ms host / 2
     assert report["device_ms"]["render"]["max"] == pytest.approx(2.0)  # the device_range frame
-    assert report["device_ms"]["source"]["count"] == 3
+    assert "source" not in report["device_ms"]  # host-only stages get no events by default
     assert report["stages"]["render"]["count"] == 3  # device_range adds no host span
 
 
@@ -236,3 +236,14 @@ def test_source_sub_spans_are_named_under_source(clock):
     add_source_timings(profiler, object())  # sources without timings are fine
     profiler.end_frame()
     assert [span[0] for span in profiler.spans] == ["source.tick", "source.sensor_wait"]
+
+
+def test_cuda_stages_none_times_every_stage_on_the_device(tmp_path, clock, monkeypatch):
+    from game.profiler import cuda as cuda_module
+
+    _FakeCuda.clock = clock
+    timer = cuda_module.CudaTimer(types.SimpleNamespace(cuda=_FakeCuda()))
+    monkeypatch.setattr(cuda_module, "CudaTimer", lambda: timer)
+    profiler = Profiler(warmup_frames=1, use_cuda=True, cuda_stages=None)
+    report = scripted_session(clock, profiler=profiler, warmup=1, frames=4).write_report(tmp_path, META)
+    assert report["device_ms"]["source"]["count"] == 3 and report["device_ms"]["display"]["p50"] == 0.5
