@@ -118,29 +118,45 @@ class App:
         return signal.signal(signal.SIGTERM, stop)
 
     def close(self) -> None:
-        """Idempotent teardown, in the order that loses nothing."""
+        """Idempotent teardown, in the order that loses nothing; one failing step does not skip the
+        others (the source must be closed even when, say, the disk is full)."""
         if self._closed:
             return
         self._closed = True
+        for step in (self._join_worker, self._save_screenshot, self._finish_recording, self.source.close,
+                     self._write_report, self._close_renderer):
+            try:
+                step()
+            except Exception as error:  # report and go on: the remaining steps still matter
+                print(f"while closing ({step.__name__}): {type(error).__name__}: {error}", file=sys.stderr)
+        print(f"{self.ticks} ticks: {self.stats.summary()}")
+        pygame.display.quit()
+
+    def _join_worker(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True)  # let a step in flight finish before closing its source
+            self.pool.shutdown(wait=True)  # let a step in flight finish before its source closes
+
+    def _save_screenshot(self) -> None:
         if self.config.screenshot is not None and self.frame is not None:
             save_screenshot(self.surface, self.config.screenshot)
             print(f"screenshot: {self.config.screenshot}")
+
+    def _finish_recording(self) -> None:
         if self.recorder is not None:
             from game.actions import stop_recording
 
             stop_recording(self)
-        self.source.close()
+
+    def _write_report(self) -> None:
         if self.config.profile:
             report_dir = self.config.report or _stamped("reports")
             self.profiler.write_report(report_dir, {**session_meta(self), "resolution": list(self.size)})
             print(f"profile report: {report_dir}")
+
+    def _close_renderer(self) -> None:
         close = getattr(self.renderer, "close", None)
         if callable(close):
             close()
-        print(f"{self.ticks} ticks: {self.stats.summary()}")
-        pygame.display.quit()
 
 
 class _NoProfiler:
