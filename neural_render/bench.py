@@ -65,7 +65,7 @@ def _time_cuda(fn, frames: int, warmup: int, stream=None) -> list[float]:
 
 
 def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: str, size, compile: bool,
-                frames: int, warmup: int) -> tuple[list[float], str]:
+                frames: int, warmup: int, threads: int | None = None) -> tuple[list[float], str]:
     width, height = size
     if backend == "torch":
         from neural_render.runtime.torch_backend import TorchBackend
@@ -85,7 +85,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
     if backend == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend
         from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
-        be = OrtBackend(model, size, device, precision)
+        be = OrtBackend(model, size, device, precision, threads=threads)
         if be.binding is not None:  # GPU EP: bind the device buffers once, run repeatedly
             for name, t in zip(INPUT_NAMES, be.history.inputs()):
                 be._bind(name, t, output=False)
@@ -106,7 +106,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
         return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name
 
 
-def _end_to_end(model, backend, device, precision, size, compile, frames, warmup) -> tuple[list[float], str]:
+def _end_to_end(model, backend, device, precision, size, compile, frames, warmup, threads=None) -> tuple[list[float], str]:
     from neural_render.runtime import Renderer
     width, height = size
     r = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
@@ -126,7 +126,7 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
 def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", backend: str = "onnxruntime",
                device: str | None = None, precision: str = "fp32", compile: bool = False, frames: int = 100,
                warmup: int = 10, model: Vid2VidGenerator | str | None = None, end_to_end: bool = False,
-               flops: bool = True) -> dict:
+               flops: bool = True, threads: int | None = None) -> dict:
     """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring)."""
     size = parse_size(res)
     if isinstance(model, str):
@@ -141,7 +141,9 @@ def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", back
     if compile and warmup < 3:
         warmup = 3  # compilation and CUDA-graph recording happen in the first calls
     run = _end_to_end if end_to_end else _model_only
-    ms, device_name = run(model, backend, device, precision, size, compile, frames, warmup)
+    if threads and backend == "torch" and device == "cpu":
+        torch.set_num_threads(threads)
+    ms, device_name = run(model, backend, device, precision, size, compile, frames, warmup, threads)
     gflops = round(count_flops(model.config, *size) / 1e9, 3) if flops else None
     return {**_stats(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
             "backend": backend, "device": device_name, "preset": model.config.name, "res": f"{size[0]}x{size[1]}",
@@ -170,14 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init)")
     ap.add_argument("--end-to-end", action="store_true", help="time Renderer.render, host uint8 in and out")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads on the CPU")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads (onnxruntime model-only, torch cpu)")
     args = ap.parse_args(argv)
     if args.frames < 1:
         raise SystemExit("--frames must be >= 1")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     row = bench_path(args.preset, args.res, args.backend, args.device, args.precision, args.compile,
-                     args.frames, args.warmup, args.model, args.end_to_end)
+                     args.frames, args.warmup, args.model, args.end_to_end, threads=args.threads)
     print_table([row])
     print(json.dumps(row))
     return 0
