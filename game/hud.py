@@ -76,9 +76,10 @@ class HUD:
         self.notice.tick(dt_s)
 
     def draw(self, surface: pygame.Surface, lines: list[Line], banner: str | None = None,
-             recording: str | None = None) -> None:
+             recording: str | None = None, origin: tuple[int, int] = (0, 0)) -> None:
+        """origin: top-left of the info panel (an empty grid cell when the layout leaves one)."""
         if self.show_info:
-            self._draw_panel(surface, lines)
+            self._draw_panel(surface, lines, origin, reserve=40 if banner else 0)
         if banner:
             self._draw_banner(surface, banner)
         if recording:
@@ -87,25 +88,29 @@ class HUD:
         if self.show_help:
             self._draw_help(surface)
 
-    def _draw_panel(self, surface: pygame.Surface, lines: list[Line]) -> None:
-        height = min(surface.get_height(), LINE_HEIGHT * len(lines) + 16)
-        panel = pygame.Surface((PANEL_WIDTH, height))
+    def _draw_panel(self, surface: pygame.Surface, lines: list[Line], origin: tuple[int, int],
+                    reserve: int) -> None:
+        x, top = origin
+        height = LINE_HEIGHT * len(lines) + 16
+        bottom = surface.get_height() - reserve  # keep clear of the banner
+        top = max(0, min(top, bottom - height))  # slide up when the lines do not fit below the origin
+        panel = pygame.Surface((PANEL_WIDTH, min(bottom - top, height)))
         panel.set_alpha(110)
-        surface.blit(panel, (0, 0))
-        y = 8
+        surface.blit(panel, (x, top))
+        y = top + 8
         for line in lines:
-            if y + LINE_HEIGHT > surface.get_height():
+            if y + LINE_HEIGHT > bottom:
                 break
             if isinstance(line, tuple):
-                self._draw_bar(surface, line, y)
+                self._draw_bar(surface, line, x, y)
             elif line:
-                surface.blit(self.font.render(line, True, WHITE), (8, y))
+                surface.blit(self.font.render(line, True, WHITE), (x + 8, y))
             y += LINE_HEIGHT
 
-    def _draw_bar(self, surface: pygame.Surface, bar: tuple[str, float, float, float], y: int) -> None:
+    def _draw_bar(self, surface: pygame.Surface, bar: tuple[str, float, float, float], x: int, y: int) -> None:
         label, value, low, high = bar
-        surface.blit(self.font.render(label, True, WHITE), (8, y))
-        x0, width = 100, PANEL_WIDTH - 112
+        surface.blit(self.font.render(label, True, WHITE), (x + 8, y))
+        x0, width = x + 100, PANEL_WIDTH - 112
         pygame.draw.rect(surface, WHITE, (x0, y + 3, width, 9), 1)
         fraction = (value - low) / (high - low) if high > low else 0.0
         fraction = max(0.0, min(1.0, fraction))

@@ -65,6 +65,18 @@ def pane_rects(layout: int, window: tuple[int, int], pane_size: tuple[int, int],
     }
 
 
+def free_cell(layout: int, window: tuple[int, int], pane_size: tuple[int, int], count: int) -> Rect | None:
+    """The empty grid cell of the side-by-side layout (three panes in a 2x2 grid leave one), where the
+    HUD can sit without covering a pane; None when there is none."""
+    if LAYOUTS[layout % len(LAYOUTS)] != "side by side":
+        return None
+    cols, rows = _grid(count, window, pane_size[0] / pane_size[1])
+    if cols * rows == count:
+        return None
+    cell_w, cell_h = window[0] // cols, window[1] // rows
+    return (count % cols) * cell_w, (rows - 1) * cell_h, cell_w, cell_h
+
+
 def draw_panes(surface, layout: int, images: dict[str, np.ndarray]) -> dict[str, Rect]:
     """Blit each (H, W, 3) uint8 image scaled into its rect; returns the rects used."""
     import pygame

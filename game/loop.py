@@ -19,7 +19,7 @@ from time import perf_counter_ns
 import pygame
 
 from game.actions import apply_action
-from game.layout import draw_panes
+from game.layout import draw_panes, free_cell
 from game.status import banner_text, hud_lines, recording_text
 
 RENDERER_STAGES = ("preprocess", "upload", "inference", "download")
@@ -116,7 +116,9 @@ def _display(app, frame, rendered, times: StageTimes) -> None:
     if frame.rgb is not None:
         images["engine"] = frame.rgb
     app.rects = draw_panes(app.surface, app.layout, images)
-    app.hud.draw(app.surface, hud_lines(app, frame), banner_text(app), recording_text(app))
+    spare = free_cell(app.layout, app.surface.get_size(), app.size, len(images))
+    app.hud.draw(app.surface, hud_lines(app, frame), banner_text(app), recording_text(app),
+                 origin=spare[:2] if spare else (0, 0))
     pygame.display.flip()
     times.add("display", start, perf_counter_ns())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from game.layout import LAYOUTS, pane_rects
+from game.layout import LAYOUTS, free_cell, pane_rects
 
 NAMES = ("labels", "render", "engine")
 
@@ -51,3 +51,9 @@ def test_render_only_and_inset():
     assert rw == 640 and lw == rw // 4
     assert rx <= lx and lx + lw <= rx + rw and ry <= ly and ly + lh <= ry + rh  # inside the render pane
     assert pane_rects(3, (640, 480), (64, 32), NAMES) == pane_rects(0, (640, 480), (64, 32), NAMES)
+
+
+def test_free_cell_is_the_empty_grid_cell():
+    assert free_cell(0, (1280, 720), (256, 128), 3) == (640, 360, 640, 360)  # 2x2 grid, bottom right
+    assert free_cell(0, (384, 128), (64, 32), 3) is None  # a full row
+    assert free_cell(1, (1280, 720), (256, 128), 3) is None  # render only
