@@ -100,7 +100,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
                  "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
         return _time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name
     from neural_render.runtime.trt_backend import TensorRTBackend
-    be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=compile)
+    be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
         return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name
@@ -124,10 +124,11 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
 
 
 def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", backend: str = "onnxruntime",
-               device: str | None = None, precision: str = "fp32", compile: bool = False, frames: int = 100,
+               device: str | None = None, precision: str = "fp32", compile: bool | str = False, frames: int = 100,
                warmup: int = 10, model: Vid2VidGenerator | str | None = None, end_to_end: bool = False,
                flops: bool = True, threads: int | None = None) -> dict:
-    """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring)."""
+    """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring).
+    compile: False, True (reduce-overhead on CUDA) or a torch.compile mode name such as "max-autotune"."""
     size = parse_size(res)
     if isinstance(model, str):
         from neural_render.checkpoint import load_generator
@@ -167,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"])
     ap.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
     ap.add_argument("--dtype", "--precision", dest="precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    ap.add_argument("--compile", action="store_true", help="torch.compile (CUDA graphs on cuda) / TensorRT CUDA graph")
+    ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                    help="torch.compile (default mode: reduce-overhead = CUDA graphs on cuda; or name one, e.g. "
+                         "max-autotune) / TensorRT CUDA graph")
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init)")

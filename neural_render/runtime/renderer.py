@@ -22,7 +22,7 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 class Renderer:
     def __init__(self, model: Vid2VidGenerator | str | Path, backend: str = "auto", device: str | None = None,
-                 precision: str = "fp32", size: tuple[int, int] = (256, 128), compile: bool = False,
+                 precision: str = "fp32", size: tuple[int, int] = (256, 128), compile: bool | str = False,
                  preset: str | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision '{precision}': choose one of {PRECISIONS}")

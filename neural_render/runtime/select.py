@@ -61,7 +61,7 @@ def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[s
 
 
 def create_backend(backend: str, model: Vid2VidGenerator, size: tuple[int, int], device: str | None,
-                   precision: str, compile: bool = False):
+                   precision: str, compile: bool | str = False):
     name, device = resolve_backend(backend, device)
     log.info("runtime: backend %s on %s (%s)", name, device, precision)
     if name == "torch":
@@ -72,4 +72,4 @@ def create_backend(backend: str, model: Vid2VidGenerator, size: tuple[int, int],
         return OrtBackend(model, size, device, precision)
     from neural_render.runtime.trt_backend import TensorRTBackend
     # TensorRT has no bf16 path here: any reduced precision means fp16.
-    return TensorRTBackend(model, size, device, "fp32" if precision == "fp32" else "fp16", cuda_graph=compile)
+    return TensorRTBackend(model, size, device, "fp32" if precision == "fp32" else "fp16", cuda_graph=bool(compile))

@@ -1,5 +1,6 @@
 """PyTorch backend: CPU or CUDA, fp32/fp16/bf16, channels_last, optional torch.compile
-(mode "reduce-overhead" on CUDA = CUDA graphs; a failed compile falls back to eager with a note)."""
+(compile=True: mode "reduce-overhead" on CUDA = CUDA graphs, "default" on CPU; a string names the mode,
+e.g. "max-autotune"; a failed compile falls back to eager with a note)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model: Vid2VidGenerator, size: tuple[int, int], device: str | None = None,
-                 precision: str = "fp32", compile: bool = False, channels_last: bool = True):
+                 precision: str = "fp32", compile: bool | str = False, channels_last: bool = True):
         if precision not in DTYPES:
             raise ValueError(f"precision '{precision}': choose one of {sorted(DTYPES)}")
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -38,7 +39,7 @@ class TorchBackend:
         self.compiled = False
         self._run = self.module
         if compile:
-            mode = "reduce-overhead" if device.type == "cuda" else "default"
+            mode = compile if isinstance(compile, str) else ("reduce-overhead" if device.type == "cuda" else "default")
             # dynamic=False: shapes are static per renderer; without it a second renderer at another
             # size makes dynamo recompile with symbolic shapes (2.5x slower kernels at 2048x1024).
             self._run = torch.compile(self.module, mode=mode, fullgraph=True, dynamic=False)
