@@ -133,8 +133,14 @@ def test_timed_render_nests_renderer_spans(clock):
 
 
 class _FakeEvent:
+    created = 0
+
     def __init__(self, enable_timing=False):
         self.t = None
+        _FakeEvent.created += 1
+
+    def query(self):
+        return True  # the fake device is always done
 
     def record(self):
         self.t = _FakeCuda.clock()
@@ -247,3 +253,21 @@ def test_cuda_stages_none_times_every_stage_on_the_device(tmp_path, clock, monke
     profiler = Profiler(warmup_frames=1, use_cuda=True, cuda_stages=None)
     report = scripted_session(clock, profiler=profiler, warmup=1, frames=4).write_report(tmp_path, META)
     assert report["device_ms"]["source"]["count"] == 3 and report["device_ms"]["display"]["p50"] == 0.5
+
+
+def test_cuda_events_are_harvested_without_sync_and_recycled(tmp_path, clock):
+    from game.profiler import cuda as cuda_module
+
+    _FakeCuda.clock = clock
+    fake = _FakeCuda()
+    timer = cuda_module.CudaTimer(types.SimpleNamespace(cuda=fake))
+    _FakeEvent.created = 0
+    for frame in range(100):
+        for name in ("preprocess", "inference"):
+            event = timer.start(name)
+            clock.advance(2.0)
+            timer.stop(name, frame, event)
+    assert fake.synced == 0 and len(timer.resolved) >= 192  # read as they completed, no sync
+    assert _FakeEvent.created <= 2 * cuda_module.HARVEST_EVERY + 2  # events come back from the pool
+    result = timer.resolve()
+    assert len(result) == 200 and all(ms == 1.0 for _name, _frame, ms in result)

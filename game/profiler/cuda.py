@@ -2,8 +2,11 @@
 
 torch is imported here only when a Profiler is built with use_cuda=True, so profiling a CPU run never
 pays for the import. CUDA events (torch.cuda.Event(enable_timing=True)) are recorded on the current
-stream around each stage and only read back when the report is written: reading elapsed_time per
-frame would force a device sync every frame and distort the very latency we are measuring.
+stream around each stage. They are never waited for during the run (a per-frame sync would distort
+the very latency we measure): every HARVEST_EVERY records, the oldest pairs whose end event has
+already completed (event.query(), non-blocking) are read and their events go back to a pool, so a
+long run neither creates events every frame nor keeps thousands alive; the rest are read with one
+synchronize when the report is written.
 NVTX ranges (torch.cuda.nvtx.range_push/pop) name the stages in Nsight Systems; on a CPU-only torch
 build they raise, hence the guard.
 """
@@ -11,7 +14,10 @@ build they raise, hence the guard.
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from typing import Any
+
+HARVEST_EVERY = 32  # records between non-blocking harvests of completed event pairs
 
 
 class CudaTimer:
@@ -21,7 +27,9 @@ class CudaTimer:
         self.available = False
         self.nvtx = False
         self.device_name: str | None = None
-        self.records: list[tuple[str, int, Any, Any]] = []
+        self.records: deque[tuple[str, int, Any, Any]] = deque()  # pairs not read yet, oldest first
+        self.resolved: list[tuple[str, int, float]] = []
+        self._pool: list[Any] = []
         self._torch = torch_module
         self._push = self._pop = None
         if self._torch is None:
@@ -55,23 +63,37 @@ class CudaTimer:
         self._push = cuda.nvtx.range_push if self.nvtx else None
         self._pop = cuda.nvtx.range_pop if self.nvtx else None
 
+    def _take(self) -> Any:
+        return self._pool.pop() if self._pool else self._event(enable_timing=True)
+
     def start(self, name: str, events: bool = True) -> Any:
         """Push the NVTX range and (events=True) record a start event on the current stream."""
         if self._push is not None:
             self._push(name)
         if not events:
             return None
-        event = self._event(enable_timing=True)
+        event = self._take()
         event.record()
         return event
 
     def stop(self, name: str, frame: int, start_event: Any) -> None:
         if start_event is not None:
-            end_event = self._event(enable_timing=True)
+            end_event = self._take()
             end_event.record()
             self.records.append((name, frame, start_event, end_event))
+            if len(self.records) % HARVEST_EVERY == 0:
+                self.harvest()
         if self._pop is not None:
             self._pop()
+
+    def harvest(self) -> None:
+        """Read the completed pairs at the old end of the queue without waiting; recycle their events."""
+        records, pool = self.records, self._pool
+        while records and records[0][3].query():
+            name, frame, start, end = records.popleft()
+            self.resolved.append((name, frame, float(start.elapsed_time(end))))
+            pool.append(start)
+            pool.append(end)
 
     def push_range(self, name: str) -> None:
         if self._push is not None:
@@ -82,8 +104,10 @@ class CudaTimer:
             self._pop()
 
     def resolve(self) -> list[tuple[str, int, float]]:
-        """(name, frame, device_ms) for every recorded stage; one synchronize for all of them."""
-        if not self.available or not self.records:
+        """(name, frame, device_ms) for every recorded stage; one synchronize for the unread ones."""
+        if not self.available:
             return []
-        self._torch.cuda.synchronize()
-        return [(name, frame, float(start.elapsed_time(end))) for name, frame, start, end in self.records]
+        if self.records:
+            self._torch.cuda.synchronize()
+            self.harvest()
+        return list(self.resolved)

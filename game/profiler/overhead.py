@@ -117,12 +117,12 @@ _IMAGE = np.zeros((2, 2, 3), np.uint8)
 
 
 def measure(frames: int, size: tuple[int, int], block: int, preset: str, warmup: int = 10,
-            force_synthetic: bool = False, device: str = "cpu") -> dict[str, Any]:
+            force_synthetic: bool = False, device: str = "cpu", cuda_events: bool = True) -> dict[str, Any]:
     if frames < 2 * block:
         raise ValueError(f"--frames must be at least 2 * --block ({2 * block}), got {frames}")
     workload, step, renderer, close = build_workload(size, preset, force_synthetic, device)
     # On CUDA the "on" side also records CUDA events and NVTX ranges, as `--profile` does there.
-    on_cuda = device.startswith("cuda") and not workload.startswith("synthetic")
+    on_cuda = cuda_events and device.startswith("cuda") and not workload.startswith("synthetic")
     profilers = {True: Profiler(enabled=True, warmup_frames=0, use_cuda=on_cuda), False: Profiler(enabled=False)}
     sink: list = [None]
     try:
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=10, help="frames per interleaved block (default 10)")
     parser.add_argument("--preset", default="tiny", help="generator preset of the renderer (default tiny)")
     parser.add_argument("--device", default="cpu", help="renderer device, cpu or cuda (default cpu)")
+    parser.add_argument("--host-only", action="store_true",
+                        help="on CUDA, profile without CUDA events and NVTX ranges (host timing only)")
     parser.add_argument("--synthetic", action="store_true", help="use the fixed synthetic workload")
     args = parser.parse_args(argv)
     try:
@@ -178,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.block < 1:
             raise ValueError(f"--block must be >= 1, got {args.block}")
         result = measure(args.frames, size, args.block, args.preset, force_synthetic=args.synthetic,
-                         device=args.device)
+                         device=args.device, cuda_events=not args.host_only)
     except ValueError as error:
         parser.error(str(error))
     print(f"workload: {result['workload']} at {result['res']}, {result['frames']} frames in blocks of "
