@@ -1,0 +1,132 @@
+"""The GPU measurement of the generator in one run: every inference path, one JSON file (issue 10).
+
+    PYTHONPATH=. python -m neural_render.perf_suite --preset gpu --out perf.json
+    python -m neural_render.perf_suite --preset tiny --res 64x32 --frames 5 --out /tmp/p.json  # CPU dry run
+
+Paths, all through `bench.bench_path` in one process so they are compared on the same machine:
+torch eager fp32, fp16 and bf16 (channels_last), torch.compile with CUDA graphs ("reduce-overhead")
+and with autotuned kernels ("max-autotune"), the Renderer end to end (uint8 host labels -> uint8 host
+frame, pinned staging buffers, history on the device), and ONNX Runtime where its CUDA provider exists.
+Each path records p50/p95/p99/fps and peak GPU memory. The file is rewritten after every path, so a
+run cut short by its time limit still leaves every finished measurement. TensorRT is measured only
+where the `tensorrt` package is installed; nothing is estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from neural_render.bench import bench_path, print_table
+from neural_render.model import PRESETS
+from neural_render.runtime.select import available_backends
+
+# (name, bench_path keyword arguments). Order: cheapest first, so a short budget still covers the basics.
+PATHS: list[tuple[str, dict]] = [
+    ("torch-eager-fp32", dict(backend="torch", precision="fp32")),
+    ("torch-eager-fp16", dict(backend="torch", precision="fp16")),
+    ("torch-eager-bf16", dict(backend="torch", precision="bf16")),
+    ("torch-compile-cudagraphs-fp16", dict(backend="torch", precision="fp16", compile="reduce-overhead")),
+    ("renderer-e2e-cudagraphs-fp16", dict(backend="torch", precision="fp16", compile="reduce-overhead",
+                                          end_to_end=True)),
+    ("renderer-e2e-eager-fp16", dict(backend="torch", precision="fp16", end_to_end=True)),
+    ("onnxruntime-fp32", dict(backend="onnxruntime", precision="fp32")),
+    ("tensorrt-fp16", dict(backend="tensorrt", precision="fp16")),
+    ("torch-compile-max-autotune-fp16", dict(backend="torch", precision="fp16", compile="max-autotune")),
+]
+# At the second, larger resolution only the paths that can meet its target are worth the time.
+LARGE_RES_PATHS = ("torch-eager-fp16", "torch-compile-cudagraphs-fp16", "renderer-e2e-cudagraphs-fp16")
+
+
+def machine_info() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+            "cuda_available": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+        try:
+            info["driver"] = subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            info["driver"] = None
+    return info
+
+
+def _skip_reason(kwargs: dict, device: str) -> str | None:
+    backend = kwargs["backend"]
+    if backend not in available_backends(device):
+        return f"backend '{backend}' is not available on {device} here"
+    if kwargs.get("compile") and device == "cpu" and kwargs["compile"] != "default":
+        return "CUDA graphs / autotuning need a CUDA device"
+    return None
+
+
+def run_path(name: str, kwargs: dict, preset: str, res: str, device: str, frames: int, model) -> dict:
+    row = {"path": name, "res": res, **{k: v for k, v in kwargs.items() if k != "backend"},
+           "backend": kwargs["backend"]}
+    reason = _skip_reason(kwargs, device)
+    if reason:
+        return {**row, "skipped": reason}
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    try:
+        result = bench_path(preset=preset, res=res, device=device, frames=frames, model=model, **kwargs)
+    except Exception as exc:  # one failing path must not lose the others
+        return {**row, "error": f"{type(exc).__name__}: {exc}"[:500],
+                "traceback": traceback.format_exc(limit=4)[-1500:]}
+    result.update(path=name, wall_s=round(time.perf_counter() - t0, 1))
+    if cuda:
+        result["peak_gpu_mem_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS))
+    ap.add_argument("--res", nargs="+", default=["1024x512", "2048x1024"], help="first: every path; rest: the fast ones")
+    ap.add_argument("--device", default=None, help="default: cuda when present, else cpu")
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--model", default=None, help="weights (default: random init of --preset; speed does not depend on weights)")
+    ap.add_argument("--budget-s", type=float, default=300.0, help="skip the remaining paths after this many seconds")
+    ap.add_argument("--out", required=True, type=Path)
+    args = ap.parse_args(argv)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    report = {"suite": "neural_render.perf_suite", "preset": args.preset, "frames": args.frames,
+              "device": device, "machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "results": []}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    plan = [(res, name, kw) for i, res in enumerate(args.res) for name, kw in PATHS
+            if i == 0 or name in LARGE_RES_PATHS]
+    for res, name, kwargs in plan:
+        if time.perf_counter() - start > args.budget_s:
+            report["results"].append({"path": name, "res": res, "skipped": f"time budget {args.budget_s:g} s spent"})
+            continue
+        row = run_path(name, kwargs, args.preset, res, device, args.frames, args.model)
+        report["results"].append(row)
+        print(json.dumps(row), flush=True)
+        args.out.write_text(json.dumps(report, indent=2))  # after every path: a cut-off run keeps its figures
+    report["wall_s"] = round(time.perf_counter() - start, 1)
+    args.out.write_text(json.dumps(report, indent=2))
+    measured = [r for r in report["results"] if "fps" in r]
+    if measured:
+        print_table(measured)
+    print(json.dumps({"out": str(args.out), "measured": len(measured), "paths": len(report["results"])}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
