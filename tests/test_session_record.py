@@ -159,3 +159,13 @@ def test_starting_ffmpeg_while_another_thread_runs_blas_does_not_deadlock(tmp_pa
     spawner.join(timeout=60)
     stop.set()
     assert not spawner.is_alive(), "starting ffmpeg deadlocked"
+
+
+@pytest.mark.parametrize("shape", [(48, 96), (7, 13), (1, 1)])
+def test_grey_png_encoder_round_trips(tmp_path, shape):
+    from carla_bridge.session.format import encode_grey_png
+
+    labels = np.random.default_rng(1).integers(0, 29, shape, dtype=np.uint8)
+    (tmp_path / "l.png").write_bytes(encode_grey_png(labels))
+    with Image.open(tmp_path / "l.png") as image:
+        assert image.mode == "L" and np.array_equal(np.asarray(image), labels)

@@ -3,17 +3,21 @@
     python -m carla_bridge.session.bench --res 512x256 --frames 200
 
 Each frame is the headless drive minus the window: source step (the procedural world when it is
-installed, else synthetic frames plus a fixed numpy workload of --workload-ms), a stand-in render
-(colorize + blend with the previous output, a few ms; the neural renderer itself would only make the
-frame longer and the relative overhead smaller), and, in the recording runs, SessionRecorder.add.
-Runs alternate (base, record, base, record...) from the same seed so both see the same frames and
-share the machine's background load; medians pool the runs. The last line is JSON.
+installed, else synthetic frames plus a fixed numpy workload of --workload-ms), the neural Renderer
+(--renderer auto: the shipped model, else the cpu preset with random weights, which costs the same;
+--renderer none: a colorize stand-in of a few ms, the worst case for the relative overhead), and, in
+the recording blocks, SessionRecorder.add.
+Blocks alternate (base, record, base, record...) from the same seed so both see the same frames and
+share the machine's background load; the headline overhead_pct is the median over block pairs of
+median(record) / median(base) - 1. CPU ms per frame (process + ffmpeg) is the load-independent cost.
+The last line is JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -59,6 +63,31 @@ class FixedWorkload:
             self.a @ self.a
 
 
+def make_renderer(kind: str, backend: str, size: tuple[int, int]):
+    """The neural Renderer (shipped model, else the preset with random weights: same cost), or None."""
+    if kind == "none":
+        return None, "stand-in"
+    try:
+        from neural_render.checkpoint import DEFAULT_MODEL_PATH
+        from neural_render.model import PRESETS, Vid2VidGenerator
+        from neural_render.runtime import Renderer
+    except ImportError as exc:
+        if kind != "auto":
+            raise SystemExit(f"the neural renderer is not available: {exc}") from None
+        return None, "stand-in"
+    if Path(kind).suffix == ".safetensors":
+        model = kind
+    elif kind == "auto" and Path(DEFAULT_MODEL_PATH).is_file():
+        model = DEFAULT_MODEL_PATH
+    else:
+        import torch
+
+        torch.manual_seed(0)
+        model = Vid2VidGenerator(PRESETS["cpu" if kind == "auto" else kind])
+    renderer = Renderer(model, backend=backend, size=size)
+    return renderer, f"{renderer.model_name}/{renderer.backend_name}/{renderer.device_name}"
+
+
 def stand_in_render(frame: SceneFrame, previous: np.ndarray | None) -> np.ndarray:
     """Colorize and blend with the previous output, the cost shape of a cheap temporal renderer."""
     image = colorize(frame.labels).astype(np.float32)
@@ -68,17 +97,19 @@ def stand_in_render(frame: SceneFrame, previous: np.ndarray | None) -> np.ndarra
 
 
 def run_once(source, workload: FixedWorkload, frames: int, seed: int, recorder: SessionRecorder | None,
-             bar: tqdm) -> list[float]:
+             bar: tqdm, renderer=None) -> list[float]:
     times = []
     control = Control(autopilot=True)
     frame = source.reset(seed=seed)
     rendered = None
+    if renderer is not None:
+        renderer.reset()
     for _ in range(frames):
         start = time.perf_counter_ns()
         frame = source.step(control)
         workload()
         t_source = time.perf_counter_ns()
-        rendered = stand_in_render(frame, rendered)
+        rendered = renderer.render(frame) if renderer is not None else stand_in_render(frame, rendered)
         t_render = time.perf_counter_ns()
         if recorder is not None:
             recorder.add(frame, control, rendered,
@@ -91,11 +122,16 @@ def run_once(source, workload: FixedWorkload, frames: int, seed: int, recorder: 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT (default 512x256)")
-    parser.add_argument("--frames", type=int, default=200, help="frames per run (default 200)")
-    parser.add_argument("--repeats", type=int, default=2, help="base/record run pairs (default 2)")
+    parser.add_argument("--frames", type=int, default=200, help="frames per condition (default 200)")
+    parser.add_argument("--blocks", type=int, default=5,
+                        help="alternating base/record block pairs the frames are split into (default 5)")
     parser.add_argument("--source", choices=("auto", "procedural", "synthetic"), default="auto")
     parser.add_argument("--workload-ms", type=float, default=None,
                         help="fixed numpy work per frame (default: 20 with the synthetic source, else 0)")
+    parser.add_argument("--renderer", default="auto",
+                        help="auto (the shipped model, else the cpu preset), none (a colorize stand-in), "
+                             "a preset name, or a .safetensors path")
+    parser.add_argument("--backend", default="auto", help="Renderer backend (default auto)")
     parser.add_argument("--record-rgb", action="store_true", help="also write lossless rgb PNGs")
     parser.add_argument("--no-video", action="store_true", help="no render.mp4 / engine.mp4")
     parser.add_argument("--out", type=Path, default=None, help="keep the sessions here (default: temp)")
@@ -105,43 +141,68 @@ def main(argv: list[str] | None = None) -> dict:
     source, kind = make_source(args.source, size, args.seed)
     workload = FixedWorkload(args.workload_ms if args.workload_ms is not None
                              else (20.0 if kind == "synthetic" else 0.0))
+    renderer, render_kind = make_renderer(args.renderer, args.backend, size)
     root = args.out or Path(tempfile.mkdtemp(prefix="session-bench-"))
+    per_block = max(1, args.frames // args.blocks)
     base: list[float] = []
     rec: list[float] = []
+    ratios: list[float] = []
+    cpu = {"base": 0.0, "record": 0.0}
     stats = {"frames_written": 0, "video_frames_dropped": 0, "close_s": []}
     errors = []
-    with source, tqdm(total=2 * args.repeats * args.frames, desc="bench", unit="frame") as bar:
-        run_once(source, workload, 10, args.seed, None, bar)  # warm-up (numba, caches)
-        for repeat in range(args.repeats):
-            base += run_once(source, workload, args.frames, args.seed, None, bar)
+    with source, tqdm(total=2 * args.blocks * per_block + 10, desc="bench", unit="frame") as bar:
+        run_once(source, workload, 10, args.seed, None, bar, renderer)  # warm-up (numba, caches)
+        for block in range(args.blocks):
+            cpu_start = _cpu_s()
+            times_base = run_once(source, workload, per_block, args.seed, None, bar, renderer)
+            cpu["base"] += _cpu_s() - cpu_start
+            cpu_start = _cpu_s()
             recorder = SessionRecorder(
-                root / f"run{repeat}", {"source": kind, "seed": args.seed, "bench": True}, size=size,
+                root / f"block{block}", {"source": kind, "seed": args.seed, "bench": True}, size=size,
                 record_rgb=args.record_rgb, video=not args.no_video,
             )
-            rec += run_once(source, workload, args.frames, args.seed, recorder, bar)
+            times_rec = run_once(source, workload, per_block, args.seed, recorder, bar, renderer)
             start = time.perf_counter()
-            recorder.close()
+            recorder.close()  # drains the queue and reaps ffmpeg, so its CPU time is counted below
             stats["close_s"].append(round(time.perf_counter() - start, 3))
+            cpu["record"] += _cpu_s() - cpu_start
             stats["frames_written"] += recorder.frames_written
             stats["video_frames_dropped"] += recorder.video_frames_dropped
             if recorder.error:
                 errors.append(recorder.error)
+            base += times_base
+            rec += times_rec
+            ratios.append(statistics.median(times_rec) / statistics.median(times_base))
     if args.out is None:
         shutil.rmtree(root, ignore_errors=True)
     median_base, median_rec = statistics.median(base), statistics.median(rec)
+    frames = args.blocks * per_block
     result = {
-        "res": f"{size[0]}x{size[1]}", "frames": args.frames, "repeats": args.repeats, "source": kind,
-        "workload_ms": args.workload_ms, "record_rgb": args.record_rgb, "video": not args.no_video,
+        "res": f"{size[0]}x{size[1]}", "frames": frames, "blocks": args.blocks, "source": kind,
+        "renderer": render_kind, "workload_ms": args.workload_ms, "record_rgb": args.record_rgb,
+        "video": not args.no_video,
         "median_ms_base": round(median_base, 3), "median_ms_record": round(median_rec, 3),
         "p95_ms_base": round(float(np.percentile(base, 95)), 3),
         "p95_ms_record": round(float(np.percentile(rec, 95)), 3),
-        "overhead_pct": round(100.0 * (median_rec - median_base) / median_base, 2),
+        "overhead_pct_pooled": round(100.0 * (median_rec - median_base) / median_base, 2),
+        # Paired estimate: each record block against the base block just before it, so slow drifts of
+        # the machine's background load cancel; the headline figure.
+        "overhead_pct": round(100.0 * (statistics.median(ratios) - 1.0), 2),
+        "cpu_ms_per_frame_base": round(1000 * cpu["base"] / frames, 3),
+        "cpu_ms_per_frame_record": round(1000 * cpu["record"] / frames, 3),
         **stats, "errors": errors,
     }
-    print(f"median frame {median_base:.2f} ms without recording, {median_rec:.2f} ms with "
-          f"({result['overhead_pct']:+.1f} %); p95 {result['p95_ms_base']:.2f} / {result['p95_ms_record']:.2f} ms")
+    print(f"median frame {median_base:.2f} ms without recording, {median_rec:.2f} ms with; paired "
+          f"overhead {result['overhead_pct']:+.1f} %; CPU per frame {result['cpu_ms_per_frame_base']:.2f} -> "
+          f"{result['cpu_ms_per_frame_record']:.2f} ms (process + ffmpeg)")
     print(json.dumps(result))
     return result
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process (all threads) and of its reaped children (ffmpeg)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 if __name__ == "__main__":

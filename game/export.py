@@ -1,0 +1,178 @@
+"""Render a recorded session through a Renderer: side-by-side video/PNGs, and the determinism check.
+
+    export_session("sessions/run1", renderer, out_mp4="out.mp4")      # labels | render | engine
+    check_determinism("sessions/run1", renderer).ok                    # same frames as recorded?
+
+Side-by-side layout: the colorized label map, the neural render, and the engine's own rgb when the
+session has it, all at the renderer's size, under a caption strip (model, backend, device, precision,
+frame) drawn with Pillow's built-in font (Pillow ships with imageio, so no pygame or font files).
+Determinism: the recorder stores a fingerprint of every rendered frame (carla_bridge.session.format
+.render_digest: sha256 of the bytes + 16x8 block-mean thumbnail); the replay's renders are compared with
+it. The mp4 is lossy and cannot serve for this.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from carla_bridge.labels import colorize
+from carla_bridge.session import ReplaySource, digest_thumb, render_digest
+from carla_bridge.session.writer import VideoStream
+
+# Thumbnail tolerance of the determinism check, in grey levels of 16x8 block means. The torch CPU
+# backend replays bit-exactly (tests assert exact == frames); GPU kernels may pick other algorithms from
+# run to run (cuDNN autotuning, TensorRT tactics), which moves block means by a fraction of a level.
+DEFAULT_TOLERANCE = 2
+
+
+@dataclass
+class ExportResult:
+    frames: int
+    size: tuple[int, int]  # (width, height) of the side-by-side frame
+    out_mp4: Path | None
+    frames_dir: Path | None
+    seconds: float
+
+
+@dataclass
+class DeterminismReport:
+    frames: int  # frames compared
+    exact: int  # frames whose bytes match the recording exactly (sha256)
+    max_abs_diff: int  # largest thumbnail difference in grey levels
+    tolerance: int
+    ok: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def caption_text(renderer: Any) -> str:
+    name = getattr(renderer, "model_name", "model")
+    parts = [getattr(renderer, a, None) for a in ("backend_name", "device_name", "precision")]
+    return f"{name} | " + " ".join(str(p) for p in parts if p)
+
+
+def _draw_caption(strip: np.ndarray, texts: list[tuple[int, str]]) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.fromarray(strip)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    for x, text in texts:
+        draw.text((x + 3, 1), text, fill=(235, 235, 235), font=font)
+    strip[...] = np.asarray(image)
+
+
+def side_by_side(labels: np.ndarray, render: np.ndarray, engine: np.ndarray | None = None,
+                 caption: str | None = None, frame_index: int | None = None) -> np.ndarray:
+    """labels (H, W) uint8 | render (H, W, 3) | engine (H, W, 3) or absent, with an optional caption strip."""
+    panels = [colorize(labels), render] + ([engine] if engine is not None else [])
+    height, width = render.shape[:2]
+    panels = [p if p.shape[:2] == (height, width) else _nearest(p, width, height) for p in panels]
+    body = np.concatenate(panels, axis=1)
+    if caption is None:
+        return body
+    strip = np.full((14, body.shape[1], 3), 24, dtype=np.uint8)
+    texts = [(0, "labels" + (f" #{frame_index}" if frame_index is not None else "")), (width, caption)]
+    if engine is not None:
+        texts.append((2 * width, "engine"))
+    _draw_caption(strip, texts)
+    return np.concatenate([strip, body], axis=0)
+
+
+def _nearest(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    rows = np.arange(height) * image.shape[0] // height
+    cols = np.arange(width) * image.shape[1] // width
+    return image[rows][:, cols]
+
+
+def _replay_for(session_dir: str | Path, renderer: Any) -> ReplaySource:
+    replay = ReplaySource(session_dir)
+    size = tuple(getattr(renderer, "size", replay.size))
+    return replay if size == tuple(replay.size) else ReplaySource(session_dir, size=size)
+
+
+def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path | None = None,
+                   frames_dir: str | Path | None = None, caption: bool = True, fps: float | None = None,
+                   progress: bool = True) -> ExportResult:
+    """Render every recorded frame through ``renderer`` into a side-by-side mp4 and/or PNG frames.
+
+    The session is resampled to the renderer's size when they differ (ReplaySource(size=...)).
+    Raises SessionFormatError for a bad session and RuntimeError when the video cannot be written.
+    """
+    if out_mp4 is None and frames_dir is None:
+        raise ValueError("export_session needs out_mp4 and/or frames_dir (where to write the frames)")
+    from PIL import Image
+
+    start = time.perf_counter()
+    replay = _replay_for(session_dir, renderer)
+    out_mp4 = Path(out_mp4) if out_mp4 is not None else None
+    frames_dir = Path(frames_dir) if frames_dir is not None else None
+    if out_mp4 is not None:
+        out_mp4.parent.mkdir(parents=True, exist_ok=True)
+    if frames_dir is not None:
+        frames_dir.mkdir(parents=True, exist_ok=True)
+    stream = VideoStream(out_mp4, fps or float(replay.meta.get("fps", 20.0))) if out_mp4 else None
+    text = caption_text(renderer) if caption else None
+    renderer.reset()
+    size = (0, 0)
+    count = 0
+    try:
+        for frame in tqdm(replay, total=len(replay), desc="export", unit="frame", disable=not progress):
+            image = side_by_side(frame.labels, renderer.render(frame), frame.rgb, text, frame.index)
+            size = (image.shape[1], image.shape[0])
+            if stream is not None and not stream.write(image):
+                raise RuntimeError(f"export to {out_mp4} failed: {stream.error or 'frame size changed'}")
+            if frames_dir is not None:
+                Image.fromarray(image).save(frames_dir / f"{count:06d}.png", compress_level=1)
+            count += 1
+    finally:
+        if stream is not None:
+            stream.close()
+    if stream is not None and stream.error:
+        raise RuntimeError(f"export to {out_mp4} failed: {stream.error}")
+    return ExportResult(count, size, out_mp4, frames_dir, time.perf_counter() - start)
+
+
+def check_determinism(session_dir: str | Path, renderer: Any, tolerance: int = DEFAULT_TOLERANCE,
+                      progress: bool = False) -> DeterminismReport:
+    """Replay the session through ``renderer`` and compare each render with the recorded fingerprint.
+
+    Comparison starts at the first recorded cut (a recording begun mid-drive had history the replay
+    cannot know). ``ok`` when every compared thumbnail is within ``tolerance`` grey levels.
+    """
+    replay = ReplaySource(session_dir)
+    if tuple(getattr(renderer, "size", replay.size)) != tuple(replay.size):
+        raise ValueError(f"the determinism check needs the recorded size {replay.size}, "
+                         f"the renderer is {renderer.size}")
+    notes = [f"session {key} {replay.meta.get(key)!r} != renderer {getattr(renderer, attr, None)!r}"
+             for key, attr in (("backend", "backend_name"), ("device", "device_name"),
+                               ("precision", "precision"))
+             if key in replay.meta and replay.meta[key] != getattr(renderer, attr, replay.meta[key])]
+    records = [replay.record(i) for i in range(len(replay))]
+    first = next((i for i, r in enumerate(records) if r["cut"]), None)
+    if first is None or first > 0:
+        notes.append("recording began mid-drive: frames before the first cut are not compared")
+    renderer.reset()
+    compared = exact = worst = missing = 0
+    for position, frame in enumerate(tqdm(replay, total=len(replay), desc="determinism",
+                                          disable=not progress)):
+        image = renderer.render(frame)
+        recorded = records[position].get("render")
+        if first is None or position < first:
+            continue
+        if recorded is None:
+            missing += 1
+            continue
+        digest = render_digest(image)
+        compared += 1
+        exact += digest["sha256"] == recorded["sha256"]
+        diff = np.abs(digest_thumb(digest).astype(np.int16) - digest_thumb(recorded).astype(np.int16))
+        worst = max(worst, int(diff.max()))
+    if missing:
+        notes.append(f"{missing} frames were recorded without a render")
+    return DeterminismReport(compared, exact, worst, tolerance, compared > 0 and worst <= tolerance, notes)
