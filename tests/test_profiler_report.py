@@ -179,7 +179,8 @@ def test_cuda_events_give_device_times_and_nvtx_is_guarded(tmp_path, clock, monk
     timer = cuda_module.CudaTimer(fake_torch)
     assert timer.available and not timer.nvtx  # NVTX probe failed: ranges skipped, no crash
     monkeypatch.setattr(cuda_module, "CudaTimer", lambda: timer)
-    profiler = scripted_session(clock, warmup=1, frames=4, profiler=Profiler(warmup_frames=1, use_cuda=True))
+    profiler = Profiler(warmup_frames=1, use_cuda=True, cuda_every=1)
+    profiler = scripted_session(clock, warmup=1, frames=4, profiler=profiler)
     profiler.begin_frame()
     with profiler.device_range("render"):  # device time only; the host span comes via add_span
         clock.advance(4.0)
@@ -250,7 +251,7 @@ def test_cuda_stages_none_times_every_stage_on_the_device(tmp_path, clock, monke
     _FakeCuda.clock = clock
     timer = cuda_module.CudaTimer(types.SimpleNamespace(cuda=_FakeCuda()))
     monkeypatch.setattr(cuda_module, "CudaTimer", lambda: timer)
-    profiler = Profiler(warmup_frames=1, use_cuda=True, cuda_stages=None)
+    profiler = Profiler(warmup_frames=1, use_cuda=True, cuda_stages=None, cuda_every=1)
     report = scripted_session(clock, profiler=profiler, warmup=1, frames=4).write_report(tmp_path, META)
     assert report["device_ms"]["source"]["count"] == 3 and report["device_ms"]["display"]["p50"] == 0.5
 
@@ -271,3 +272,18 @@ def test_cuda_events_are_harvested_without_sync_and_recycled(tmp_path, clock):
     assert _FakeEvent.created <= 2 * cuda_module.HARVEST_EVERY + 2  # events come back from the pool
     result = timer.resolve()
     assert len(result) == 200 and all(ms == 1.0 for _name, _frame, ms in result)
+
+
+def test_device_time_is_sampled_every_nth_frame(tmp_path, clock, monkeypatch):
+    from game.profiler import cuda as cuda_module
+
+    _FakeCuda.clock = clock
+    timer = cuda_module.CudaTimer(types.SimpleNamespace(cuda=_FakeCuda()))
+    monkeypatch.setattr(cuda_module, "CudaTimer", lambda: timer)
+    profiler = Profiler(warmup_frames=0, use_cuda=True, cuda_every=3)
+    report = scripted_session(clock, profiler=profiler, warmup=0, frames=10).write_report(tmp_path, META)
+    assert report["device_ms"]["render"]["count"] == 4  # frames 0, 3, 6, 9
+    assert report["stages"]["render"]["count"] == 10  # host time on every frame
+    assert report["device_sampled_every_n_frames"] == 3
+    with pytest.raises(ValueError, match="cuda_every"):
+        Profiler(cuda_every=0)

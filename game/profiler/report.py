@@ -5,7 +5,7 @@ report.json (schema "neural-drive/profile-report/1"), times in milliseconds:
   frames: {recorded, warmup_skipped, measured}; fps (measured frames / wall time from the first
   measured begin_frame to the last measured end_frame); fps_from_p50 (1000 / end-to-end p50);
   stages: {stage: summary}; end_to_end: summary; device_ms: {stage: summary} (CUDA events, when
-  profiled on CUDA); summary = {count, mean, stdev, min, p50, p90, p95, p99, max} (stats.py);
+  profiled on CUDA, on every device_sampled_every_n_frames-th frame); summary = {count, mean, stdev, min, p50, p90, p95, p99, max} (stats.py);
   backend, device, precision, model, resolution, source (copied from meta); meta (all of it);
   machine (machine.py); percentile_method; files.
 """
@@ -80,6 +80,7 @@ def build_report(profiler: Profiler, meta: dict[str, Any], data: dict[str, Any] 
         "percentile_method": PERCENTILE_METHOD,
         "stdev_method": STDEV_METHOD,
         "cuda_device": profiler.cuda_device_name,
+        "device_sampled_every_n_frames": profiler.cuda_every if profiler.cuda_device_name else None,
         "machine": machine_info(),
         "meta": meta,
         "files": {"report": REPORT_FILE, "trace": TRACE_FILE, "plot": PLOT_FILE},

@@ -47,6 +47,9 @@ def stage_table(report: dict[str, Any]) -> str:
         f"{frames['measured']} frames measured, {frames['warmup_skipped']} warm-up frames skipped, "
         f"{'-' if fps is None else f'{fps:.1f}'} fps"
     )
+    if report.get("device_ms"):
+        every = report.get("device_sampled_every_n_frames") or 1
+        head += f"; device (CUDA event) times sampled on every {every}th frame" if every > 1 else ""
     return head + "\n" + format_table(["stage", *STAGE_COLUMNS], rows)
 
 
