@@ -112,3 +112,13 @@ def test_unknown_rpc_is_an_error_in_the_client_not_a_hang(client, standin):
     with pytest.raises(RuntimeError, match="not implemented"):
         client.get_available_maps()
     standin.expected_errors.append("get_available_maps")
+
+
+def test_a_camera_the_renderer_cannot_draw_is_refused_at_spawn(client, standin):
+    carla = require_carla()
+    world = client.get_world()
+    camera_bp = world.get_blueprint_library().find("sensor.camera.depth")
+    camera_bp.set_attribute("image_size_x", "8")
+    with pytest.raises(RuntimeError, match="16..8192 pixels"):
+        world.spawn_actor(camera_bp, carla.Transform())
+    assert world.wait_for_tick(5.0).frame > 0  # time goes on

@@ -100,6 +100,8 @@ class StandinWorld:
                 except ValueError as error:
                     raise SpawnError(f"Spawn failed because of collision at spawn position ({error})") from None
                 self.world.apply_vehicle_control(world_id, Control())
+            elif type_id in protocol.SENSOR_TYPE:
+                _check_camera(attributes)
             elif not type_id.startswith("sensor."):
                 raise SpawnError(f"spawn failed: the stand-in has no blueprint {type_id!r}")
             actor_id, stream_id = self.actors.new_ids(sensor=type_id in protocol.SENSOR_TYPE)
@@ -187,9 +189,13 @@ class StandinWorld:
             record.prev_pose = pose
         for (pose, prev_pose, width, height, fov), cameras in groups.items():
             kinds = {c.type_id for c in cameras}
-            gbuffer = self.world.render_camera(pose, prev_pose, width, height, fov,
-                                               rgb="sensor.camera.rgb" in kinds,
-                                               flow="sensor.camera.optical_flow" in kinds)
+            try:
+                gbuffer = self.world.render_camera(pose, prev_pose, width, height, fov,
+                                                   rgb="sensor.camera.rgb" in kinds,
+                                                   flow="sensor.camera.optical_flow" in kinds)
+            except ValueError as error:  # one bad camera must not stop time for everyone
+                log.error("camera %s not rendered: %s", [c.actor_id for c in cameras], error)
+                continue
             for camera in cameras:
                 payload = protocol.image_payload(protocol.SENSOR_TYPE[camera.type_id], self.frame, self.elapsed_s,
                                                  pose, width, height, fov, _encode(camera.type_id, gbuffer))
@@ -235,6 +241,20 @@ class StandinWorld:
             self._park_ego()
         else:
             self.world.destroy_vehicle(world_id)
+
+
+def _check_camera(attributes: dict[str, str]) -> None:
+    """Refuse at spawn what the procedural renderer cannot draw (CARLA itself would take it)."""
+    try:
+        width, height = int(attributes.get("image_size_x", 800)), int(attributes.get("image_size_y", 600))
+        fov = float(attributes.get("fov", 90.0))
+    except ValueError as error:
+        raise SpawnError(f"spawn failed: bad camera attribute ({error})") from None
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise SpawnError(f"spawn failed: the stand-in renders cameras of 16..8192 pixels a side, "
+                         f"got image_size_x={width} image_size_y={height}")
+    if not 10.0 <= fov <= 170.0:
+        raise SpawnError(f"spawn failed: the stand-in renders fov in 10..170 degrees, got fov={fov:g}")
 
 
 def _encode(type_id: str, gbuffer: Any) -> bytes:
