@@ -7,6 +7,9 @@ begun frame, so work done after the flip (e.g. recording) still counts towards t
 times, though not towards its end-to-end time. A stage's time in a frame is the sum of its spans there.
 Frames with index < warmup_frames are kept in the trace but left out of every statistic.
 
+On CUDA (use_cuda=True) every stage also gets an NVTX range, and the device stages (DEVICE_STAGES, or
+all with cuda_stages=None) get CUDA events on every cuda_every-th frame (see CUDA_EVERY for why).
+
 A disabled profiler turns every method into an immediate return (stage() hands back one shared no-op
 context manager), so `--profile` off costs a few attribute lookups per frame.
 """
