@@ -4,7 +4,7 @@
     check_determinism("sessions/run1", renderer).ok                    # same frames as recorded?
 
 Side-by-side layout: the colorized label map, the neural render, and the engine's own rgb when the
-session has it, all at the renderer's size, under a caption strip (model, backend, device, precision,
+session has it (lossless rgb PNGs, else decoded from engine.mp4), all at the renderer's size, under a caption strip (model, backend, device, precision,
 frame) drawn with Pillow's built-in font (Pillow ships with imageio, so no pygame or font files).
 Determinism: the recorder stores a fingerprint of every rendered frame (carla_bridge.session.format
 .render_digest: sha256 of the bytes + 16x8 block-mean thumbnail); the replay's renders are compared with
@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from carla_bridge.labels import colorize
 from carla_bridge.session import ReplaySource, digest_thumb, render_digest
+from carla_bridge.session.format import ENGINE_MP4
 from carla_bridge.session.writer import VideoStream
 
 # Thumbnail tolerance of the determinism check, in grey levels of 16x8 block means. The torch CPU
@@ -90,6 +91,38 @@ def _nearest(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return image[rows][:, cols]
 
 
+class EngineFrames:
+    """The engine images of a session without rgb PNGs, decoded from engine.mp4 in record order.
+
+    Records say which ticks reached the video (``video.engine``); a tick whose frame was dropped shows
+    the previous one, and a video cut short by a crash shows nothing from there on.
+    """
+
+    def __init__(self, replay: ReplaySource) -> None:
+        self.replay, self.last, self._frames = replay, None, None
+        path = replay.path / ENGINE_MP4
+        if path.is_file() and replay.record(0).get("video", {}).get("engine") is not None:
+            import imageio_ffmpeg
+
+            self._frames = imageio_ffmpeg.read_frames(str(path))
+            meta = next(self._frames)
+            self._shape = (meta["size"][1], meta["size"][0], 3)
+
+    def get(self, position: int) -> np.ndarray | None:
+        if self._frames is not None and self.replay.record(position).get("video", {}).get("engine"):
+            raw = next(self._frames, None)
+            if raw is None:
+                self._frames = None
+                return None
+            width, height = self.replay.session.size
+            self.last = np.frombuffer(raw, np.uint8).reshape(self._shape)[:height, :width]
+        return self.last
+
+    def close(self) -> None:
+        if self._frames is not None:
+            self._frames.close()
+
+
 def _replay_for(session_dir: str | Path, renderer: Any) -> ReplaySource:
     replay = ReplaySource(session_dir)
     size = tuple(getattr(renderer, "size", replay.size))
@@ -121,9 +154,11 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
     renderer.reset()
     size = (0, 0)
     count = 0
+    engine = EngineFrames(replay)
     try:
         for frame in tqdm(replay, total=len(replay), desc="export", unit="frame", disable=not progress):
-            image = side_by_side(frame.labels, renderer.render(frame), frame.rgb, text, frame.index)
+            rgb = frame.rgb if frame.rgb is not None else engine.get(replay.position)
+            image = side_by_side(frame.labels, renderer.render(frame), rgb, text, frame.index)
             size = (image.shape[1], image.shape[0])
             if stream is not None and not stream.write(image):
                 raise RuntimeError(f"export to {out_mp4} failed: {stream.error or 'frame size changed'}")
@@ -131,6 +166,7 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
                 Image.fromarray(image).save(frames_dir / f"{count:06d}.png", compress_level=1)
             count += 1
     finally:
+        engine.close()
         if stream is not None:
             stream.close()
     if stream is not None and stream.error:
