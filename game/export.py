@@ -4,8 +4,9 @@
     check_determinism("sessions/run1", renderer).ok                    # same frames as recorded?
 
 Side-by-side layout: the colorized label map, the neural render, and the engine's own rgb when the
-session has it (lossless rgb PNGs, else decoded from engine.mp4), all at the renderer's size, under a caption strip (model, backend, device, precision,
-frame) drawn with Pillow's built-in font (Pillow ships with imageio, so no pygame or font files).
+session has it (lossless rgb PNGs, else decoded from engine.mp4), all at the renderer's size, under
+a caption strip (model, backend, device, precision, frame) drawn with Pillow's built-in font (Pillow
+ships with imageio, so no pygame or font files).
 Determinism: the recorder stores a fingerprint of every rendered frame (carla_bridge.session.format
 .render_digest: sha256 of the bytes + 16x8 block-mean thumbnail); the replay's renders are compared with
 it. The mp4 is lossy and cannot serve for this.

@@ -206,8 +206,8 @@ class SessionWriter(threading.Thread):
                         self._write(packet)
                 except OSError as exc:
                     self.state.error = (
-                        f"recording stopped at frame {packet.position}: cannot write in "
-                        f"{self.directory}: {describe_os_error(exc, self.directory)} ({exc.strerror or exc}); "
+                        f"recording stopped at frame {packet.position}: cannot write in {self.directory}: "
+                        f"{describe_os_error(exc, self.directory)} ({exc.strerror or exc}); "
                         f"the {self.state.frames_written} frames before it are complete"
                     )
                 except Exception as exc:  # a bug must not kill the drive either; say what happened
