@@ -115,3 +115,10 @@ def test_export_renders_a_recorded_session(make_app, headless_env, tiny_model_pa
                             "--model", str(tiny_model_path), "--backend", "torch", "--device", "cpu"]))
     assert code == 0
     assert (headless_env / "out.mp4").stat().st_size > 0 and len(list(Path("frames").glob("*.png"))) == 4
+
+
+def test_profile_backend_all_compares_backends(headless_env, tiny_model_path):
+    pytest.importorskip("game.profiler")
+    code = main(parse_args(["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES,
+                            "--frames", "4", "--device", "cpu", "--report", "compare"]))
+    assert code == 0 and (headless_env / "compare" / "comparison.json").exists()
