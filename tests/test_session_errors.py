@@ -140,3 +140,24 @@ def test_an_empty_session_is_an_error(tmp_path):
     assert open_session(tmp_path / "s").records == []
     with pytest.raises(SessionFormatError, match="no complete frame"):
         ReplaySource(tmp_path / "s")
+
+
+def test_a_writer_far_behind_stops_the_recording_instead_of_stalling(tmp_path, monkeypatch):
+    import time
+
+    real_replace = writer_module.os.replace
+
+    def slow_replace(src, dst):  # a disk that takes 50 ms per file
+        time.sleep(0.05)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(writer_module.os, "replace", slow_replace)
+    per_frame = synthetic_frame(0, SIZE).labels.nbytes * (1 + 8 + 3 + 3)  # labels, flow, render, rgb
+    rec = SessionRecorder(tmp_path / "slow", {}, size=SIZE, max_backlog_mb=4 * per_frame / 2**20)
+    start = time.perf_counter()
+    _drive(rec, 30)
+    assert time.perf_counter() - start < 1.0  # 30 frames x 2 files x 50 ms would be 3 s if it blocked
+    assert rec.error and "fell" in rec.error and "behind" in rec.error
+    rec.close()
+    assert 1 <= rec.frames_written <= 6
+    assert len(ReplaySource(tmp_path / "slow")) == rec.frames_written

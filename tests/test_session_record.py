@@ -122,6 +122,14 @@ def test_replay_at_another_resolution_rescales_flow(tmp_path):
     assert np.allclose(frame.flow, frames[0].flow[1::2, 1::2] * 0.5)
 
 
+def test_timings_accept_ms_and_ns_pairs_and_skip_junk(tmp_path):
+    with SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False) as rec:
+        rec.add(synthetic_frame(0, SIZE), Control(), None,
+                {"source": 1.25, "inference": (1_000_000, 3_500_000), "bad": "x", "nan": float("nan")})
+    assert rec.error is None
+    assert ReplaySource(tmp_path / "s").record(0)["timings_ms"] == {"source": 1.25, "inference": 2.5}
+
+
 def test_render_digest_thumbnail():
     image = np.zeros((48, 96, 3), np.uint8)
     image[:, 48:] = 200

@@ -41,6 +41,18 @@ def default_session_dir(root: str | Path = "sessions") -> Path:
     return path
 
 
+def _timings_ms(timings: dict[str, Any]) -> dict[str, float]:
+    """Stage timings in ms; a (start_ns, end_ns) pair (Renderer.last_timings style) becomes its length.
+    Anything else is left out: a malformed timing must not stop a recording."""
+    out = {}
+    for name, value in timings.items():
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            value = (value[1] - value[0]) / 1e6
+        if isinstance(value, (int, float, np.number)) and np.isfinite(value):
+            out[str(name)] = round(float(value), 3)
+    return out
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -221,7 +233,7 @@ class SessionRecorder:
             "position": self.frames_queued, "index": int(frame.index), "time_s": float(frame.time_s),
             "wall_time": time.time(), "ego": frame.ego.as_dict(), "control": control.as_dict(),
             "autopilot": bool(control.autopilot), "cut": bool(frame.cut),
-            "timings_ms": {k: round(float(v), 3) for k, v in timings.items()},
+            "timings_ms": _timings_ms(timings),
             "files": list(arrays),
         }
         self._writer.put(FramePacket(
