@@ -161,3 +161,15 @@ def test_a_writer_far_behind_stops_the_recording_instead_of_stalling(tmp_path, m
     rec.close()
     assert 1 <= rec.frames_written <= 6
     assert len(ReplaySource(tmp_path / "slow")) == rec.frames_written
+
+
+def test_the_check_command(tmp_path, capsys):
+    from carla_bridge.session.__main__ import main
+
+    path = _session(tmp_path, n=3)
+    assert main([str(path), "--load"]) == 0
+    assert "3 frames, 96x48" in capsys.readouterr().out
+    (path / "labels" / "000002.png").write_bytes(b"\x89PNG broken")
+    assert main([str(path)]) == 0  # files are only opened with --load
+    assert main([str(path), "--load"]) == 1
+    assert "000002.png: cannot be read" in capsys.readouterr().err
