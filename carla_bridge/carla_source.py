@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from carla_bridge import carla_codec
-from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, Transform
+from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 
 log = logging.getLogger("carla_bridge.carla_source")
 
@@ -43,7 +43,7 @@ START_HINT = ("start CARLA first (e.g. `./CarlaUE4.sh -RenderOffScreen -carla-rp
               "or drive the built-in world with --source procedural")
 
 
-class CarlaConnectionError(RuntimeError):
+class CarlaConnectionError(SourceLost):
     """No CARLA server, or the server stopped answering: the message names host:port and what to do."""
 
 

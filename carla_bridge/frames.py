@@ -138,6 +138,11 @@ def _check_array(
         raise ValueError(f"{name} holds NaN or infinite values")
 
 
+class SourceLost(RuntimeError):
+    """The source can produce no more frames (a server that stopped answering, say). It ends a drive
+    with its message; anything recorded so far is finalized."""
+
+
 @runtime_checkable
 class Source(Protocol):
     """Where frames come from: the procedural world, CARLA, the stand-in server, or a replay.

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pygame
 
+from carla_bridge.frames import SourceLost
 from game.cli import GameConfig, LaunchError
 from game.display import DEFAULT_WINDOW, open_display, save_screenshot
 from game.hud import HUD
@@ -95,6 +96,7 @@ class App:
     def run(self) -> int:
         """Tick until something ends the drive; always tears down. Returns the exit code."""
         previous = self._catch_sigterm()
+        code = 0
         try:
             while not self.stop_requested and tick(self):
                 pass
@@ -102,11 +104,14 @@ class App:
                 print("SIGTERM: closing")
         except KeyboardInterrupt:
             print("Ctrl+C: closing")
+        except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
+            print(f"the drive ended: {error}", file=sys.stderr)
+            code = 1
         finally:
             self.close()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-        return 0
+        return code
 
     def _catch_sigterm(self):
         if threading.current_thread() is not threading.main_thread():

@@ -59,8 +59,6 @@ def test_launch_drives_carla_headless_for_40_frames(tiny_model_path, tmp_path):
     assert not server.errors(), "".join(server.errors())
 
 
-@pytest.mark.xfail(strict=False, reason="the game lets CarlaConnectionError escape as a traceback instead of "
-                   "ending the drive with its message (game/loop.py: add it to the errors that end a drive)")
 def test_launch_ends_the_drive_when_the_server_dies(tiny_model_path, tmp_path):
     require_carla()
     server = StandinProcess("--seed", "0", "--pedestrians", "0")
