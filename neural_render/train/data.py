@@ -58,7 +58,10 @@ def build_loader(cfg: TrainConfig, start_step: int, rank: int = 0, world_size: i
     dataset = build_dataset(cfg, rank, world_size)
     extra = dict(num_workers=cfg.workers, pin_memory=cfg.device.startswith("cuda"))
     if cfg.workers > 0:
-        extra.update(persistent_workers=True, prefetch_factor=4, worker_init_fn=_worker_init)
+        # spawn, not fork: the parent has already run torch's OpenMP pool, and a forked child that then
+        # renders with numba's threading layer can crash (GNU OpenMP is not fork-safe).
+        extra.update(persistent_workers=True, prefetch_factor=4, worker_init_fn=_worker_init,
+                     multiprocessing_context="spawn")
     if cfg.data == "replay":  # iterable: sequential reading, the dataset shards itself
         return DataLoader(dataset, batch_size=cfg.batch, **extra)
     sampler = StepSampler(start_step, cfg.batch, rank, world_size)

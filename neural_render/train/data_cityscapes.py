@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from neural_render.train.augment import AugmentConfig, augment_clip
 from neural_render.train.clip import Clip
@@ -121,7 +121,8 @@ class CityscapesClips(Dataset):
         return 2**62
 
     def __getitem__(self, index: int) -> Clip:
-        torch.set_num_threads(1)
+        if get_worker_info() is not None:
+            torch.set_num_threads(1)  # workers are processes: one thread each, or they fight the trainer
         rng = np.random.default_rng(mix(self.base_seed, index, 3))
         want = self.length_fn(index)
         video = self.videos[int(rng.integers(len(self.videos)))]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from carla_bridge.frames import Control
 from neural_render.train.augment import AugmentConfig, augment_clip
@@ -64,11 +64,13 @@ class ProceduralClips(Dataset):
         if self._world is None:
             from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
-            self._world = ProceduralWorld(WorldConfig(width=self.width, height=self.height, seed=seed))
+            # One numba thread per world: the parallelism is across worker processes.
+            self._world = ProceduralWorld(WorldConfig(width=self.width, height=self.height, seed=seed, threads=1))
         return self._world
 
     def __getitem__(self, index: int) -> Clip:
-        torch.set_num_threads(1)  # workers are processes; one thread each keeps 2-core boxes responsive
+        if get_worker_info() is not None:
+            torch.set_num_threads(1)  # workers are processes: one thread each, or they fight the trainer
         rng = np.random.default_rng(mix(self.base_seed, index, 1))
         length = self.schedule.length(index // self.samples_per_step)
         seed = train_seed(self.base_seed, index)

@@ -71,8 +71,9 @@ class ReplayClips(IterableDataset):
     def __iter__(self):
         from carla_bridge.session import ReplaySource, SessionEnded
 
-        torch.set_num_threads(1)
         info = get_worker_info()
+        if info is not None:
+            torch.set_num_threads(1)
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
         slot, slots = self.rank * workers + worker, self.world_size * workers
         mine = [p for i, p in enumerate(self.sessions) if i % slots == slot % len(self.sessions)] or self.sessions
