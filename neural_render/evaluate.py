@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import torch
@@ -36,7 +37,7 @@ def _tensors(frame, device) -> dict[str, torch.Tensor | None]:
 
 
 @torch.no_grad()
-def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device) -> dict[str, float]:
+def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device, weather: int = 0) -> dict[str, float]:
     """Metrics of one held-out drive of ``frames`` frames."""
     from carla_bridge.frames import Control
     from carla_bridge.procedural import ProceduralWorld, WorldConfig
@@ -44,7 +45,7 @@ def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device
     recurrent, framewise = Rollout(model, history=True), Rollout(model, history=False)
     acc: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "psnr_fw", "ssim_fw", "we", "we_fw", "we_engine")}
     prev = None
-    with ProceduralWorld(WorldConfig(width=width, height=height, seed=seed)) as world:
+    with ProceduralWorld(WorldConfig(width=width, height=height, seed=seed, threads=1, weather=weather)) as world:
         frame = world.reset(seed=seed)
         for i in range(frames):
             if i:
@@ -87,7 +88,7 @@ def format_table(rows: list[tuple[str, dict[str, float]]]) -> str:
 
 
 def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, device: str = "cpu",
-             preset: str | None = None, show_progress: bool = True) -> dict:
+             preset: str | None = None, show_progress: bool = True, weather: int = 0) -> dict:
     from neural_render.checkpoint import load_generator
 
     model = load_generator(model_path, preset=preset, map_location=device).eval()
@@ -101,14 +102,18 @@ def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, 
     except ImportError:
         iterator = seed_list
     for seed in iterator:
-        rows.append((str(seed), evaluate_seed(model, seed, width, height, frames, torch.device(device))))
+        rows.append((str(seed), evaluate_seed(model, seed, width, height, frames, torch.device(device), weather)))
     summary = {c: mean([r[c] for _, r in rows]) for c in COLUMNS}
     print(format_table(rows + [("mean", summary)]))
     return {**{k: round(v, 6) for k, v in summary.items()}, "model": str(model_path), "preset": model.config.name,
-            "res": f"{width}x{height}", "frames": frames, "seeds": seed_list, "device": device}
+            "res": f"{width}x{height}", "frames": frames, "seeds": seed_list, "weather": weather, "device": device}
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The world's numba thread pool spins after each render and starves torch in the same process
+    # (measured on the 2-core box: 4.8 s/frame vs 0.17 s/frame with one numba thread). Must be set
+    # before numba is imported; an explicit NUMBA_NUM_THREADS in the environment wins.
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     from carla_bridge.frames import parse_resolution
 
     p = argparse.ArgumentParser(prog="python -m neural_render.evaluate", description=__doc__,
@@ -118,15 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=60, help="frames per held-out drive")
     p.add_argument("--seeds", type=int, default=5, help="number of held-out seeds")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--weather", type=int, default=0, help="procedural weather preset index (0: the default)")
     p.add_argument("--preset", help="fail unless the checkpoint is this preset")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a shared 2-core box 2 OpenMP threads measured 40x "
+                        "slower than 1 because of spin-waiting; metrics do not depend on it)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     try:
         width, height = parse_resolution(args.res)
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
         if args.frames < 2:
             raise ValueError(f"--frames must be at least 2 (the warping error needs pairs), got {args.frames}")
         result = evaluate(args.model, width, height, args.frames, args.seeds, args.device, args.preset,
-                          not args.no_progress)
+                          not args.no_progress, args.weather)
     except ValueError as exc:  # CheckpointError included
         print(f"error: {exc}", file=sys.stderr)
         return 2

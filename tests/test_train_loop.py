@@ -80,3 +80,17 @@ def test_cli_rejects_bad_arguments(capsys):
 def test_training_seeds_never_touch_evaluation_seeds():
     assert all(train_seed(s, i) < EVAL_SEED_BASE for s in range(3) for i in range(2000))
     assert eval_seeds(2) == [EVAL_SEED_BASE, EVAL_SEED_BASE + 1]
+
+
+def test_evaluate_cli_prints_json_last(tmp_path, capsys):
+    from neural_render.evaluate import main as eval_main
+
+    train(_cfg(steps=1), tmp_path, show_progress=False)
+    code = eval_main(["--model", str(tmp_path / "generator.safetensors"), "--res", "64x32", "--frames", "3",
+                      "--seeds", "1", "--no-progress"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["seeds"] == [EVAL_SEED_BASE]
+    for key in ("psnr", "ssim", "warp_error", "warp_error_framewise", "warp_ratio", "warp_error_engine"):
+        assert math.isfinite(result[key]), key
+    assert 0 < result["ssim"] <= 1 and result["warp_error_engine"] >= 0

@@ -7,6 +7,7 @@ Several GPUs or machines: the same command under torchrun, e.g.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from carla_bridge.frames import parse_resolution
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fast: L1+SSIM, no GAN (minutes); vid2vid: full GAN objective")
     p.add_argument("--data", default="procedural", choices=["procedural", "replay", "cityscapes"])
     p.add_argument("--data-path", help="session folder(s) for replay, dataset root for cityscapes")
+    p.add_argument("--weather", help="procedural weather: default (the world's), all (random per clip), or an index")
     p.add_argument("--steps", type=int, default=1000, help="total optimizer steps (a resumed run counts its old ones)")
     p.add_argument("--out", required=True, help="output folder: checkpoints, config.json, samples/, log.jsonl")
     p.add_argument("--res", help="training size WIDTHxHEIGHT (default per preset)")
@@ -37,18 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--time-limit", type=float, help="minutes; stop, save and exit cleanly after this")
+    p.add_argument("--threads", type=int, help="torch CPU threads of the trainer (default: cores minus workers)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    # One numba thread per world (workers inherit this): numba's spinning pool starves torch in the
+    # same process (evaluate measured 28x slower). Set before numba loads; the environment wins.
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     args = build_parser().parse_args(argv)
     try:
         overrides = dict(
             data=args.data, data_path=args.data_path, steps=args.steps, batch=args.batch, device=args.device,
-            workers=args.workers, seed=args.seed, amp=args.amp, vgg_weights=args.vgg_weights,
+            workers=args.workers, seed=args.seed, weather=args.weather, amp=args.amp, vgg_weights=args.vgg_weights,
             sample_every=args.sample_every, ckpt_every=args.ckpt_every, time_limit_min=args.time_limit,
         )
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
         if args.res:
             overrides["res"] = parse_resolution(args.res)
         if args.lr:
@@ -66,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from neural_render.train.loop import train
 
-    train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress)
+    train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress, threads=args.threads)
     return 0
 
 

@@ -84,6 +84,7 @@ class TrainConfig:
     d_layers: int = 3
     d_scales: int = 2
     warmup_max: int = 20
+    weather: str = "default"  # procedural weather: default | all | preset index (see data_procedural)
     weights: LossWeights = field(default_factory=LossWeights)
     schedule: SequenceSchedule = field(default_factory=SequenceSchedule)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -131,6 +132,8 @@ def resolve(preset: str, recipe: str, **overrides: Any) -> TrainConfig:
         raise ValueError(f"--data {cfg.data} needs --data-path (a folder of sessions or a Cityscapes root)")
     if cfg.batch < 1 or cfg.steps < 0:
         raise ValueError(f"--batch must be >= 1 and --steps >= 0, got {cfg.batch} and {cfg.steps}")
+    if cfg.weather not in ("default", "all") and not str(cfg.weather).isdigit():
+        raise ValueError(f"--weather must be default, all or a preset index, got {cfg.weather!r}")
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):
         raise ValueError(f"--amp must be auto, bf16, fp16 or off, got {cfg.amp!r}")
     return cfg

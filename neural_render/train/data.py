@@ -36,7 +36,8 @@ def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1):
     if cfg.data == "procedural":
         from neural_render.train.data_procedural import ProceduralClips
 
-        return ProceduralClips(width, height, cfg.seed, cfg.schedule, per_step, cfg.augment, cfg.warmup_max)
+        return ProceduralClips(width, height, cfg.seed, cfg.schedule, per_step, cfg.augment, cfg.warmup_max,
+                               cfg.weather)
     if cfg.data == "cityscapes":
         from neural_render.train.data_cityscapes import CityscapesClips
 

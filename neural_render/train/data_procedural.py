@@ -48,6 +48,7 @@ class ProceduralClips(Dataset):
         samples_per_step: int,
         augment: AugmentConfig,
         warmup_max: int = 20,
+        weather: str = "default",
     ) -> None:
         self.width, self.height = width, height
         self.base_seed = base_seed
@@ -55,6 +56,10 @@ class ProceduralClips(Dataset):
         self.samples_per_step = samples_per_step
         self.augment = augment
         self.warmup_max = warmup_max
+        # "default": the world's default preset (what evaluate and the game show first); "all": a random
+        # preset per clip; "N": preset N. The generator has no weather input, so "all" teaches it an
+        # average look of all presets, which costs PSNR against any one of them.
+        self.weather = weather
         self._world = None  # created lazily inside each worker process
 
     def __len__(self) -> int:
@@ -76,8 +81,11 @@ class ProceduralClips(Dataset):
         seed = train_seed(self.base_seed, index)
         world = self._get_world(seed)
         names = getattr(world, "weather_names", None)
-        if names:
-            world.set_weather(int(rng.integers(len(names))))
+        choice = rng.integers(len(names)) if names else 0  # drawn always: the rng stream stays the same
+        if names and self.weather == "all":
+            world.set_weather(int(choice))
+        elif names and self.weather != "default":
+            world.set_weather(int(self.weather))
         frame = world.reset(seed=seed)
         autopilot = Control(autopilot=True)
         for _ in range(int(rng.integers(1, self.warmup_max + 1))):

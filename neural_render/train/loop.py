@@ -74,12 +74,15 @@ def sample_strip(trainer: Trainer, batch, path: Path, frames: int = 4) -> Path:
     return write_png(path, np.concatenate(rows, 0))
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True) -> Trainer:
+def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True,
+          threads: int | None = None) -> Trainer:
     """Train for cfg.steps steps (total, counting resumed ones); returns the trainer."""
     out = Path(out_dir)
     dist = init_distributed(cfg.device)
     torch.manual_seed(cfg.seed)
-    if cfg.device == "cpu" and cfg.workers > 0:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    elif cfg.device == "cpu" and cfg.workers > 0:
         # Leave the data workers their cores: an oversubscribed OpenMP pool spin-waits and runs ~10x
         # slower (measured on the 2-core box: 0.6 vs 5 frames/s).
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
