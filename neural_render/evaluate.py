@@ -16,6 +16,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import torch
 
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
@@ -37,9 +38,12 @@ def _tensors(frame, device) -> dict[str, torch.Tensor | None]:
 
 
 @torch.no_grad()
-def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device, weather: int = 0) -> dict[str, float]:
-    """Metrics of one held-out drive of ``frames`` frames."""
+def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device, weather: int = 0,
+                  snapshots: dict[int, np.ndarray] | None = None) -> dict[str, float]:
+    """Metrics of one held-out drive of ``frames`` frames. Frame indices given as keys of ``snapshots``
+    get a strip row (labels | recurrent render | engine rgb, uint8) stored under that key."""
     from carla_bridge.frames import Control
+    from carla_bridge.labels import colorize
     from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
     recurrent, framewise = Rollout(model, history=True), Rollout(model, history=False)
@@ -67,6 +71,9 @@ def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device
                 acc["we"].append(float(warping_error(y, prev["y"], cur["flow"], mask)))
                 acc["we_fw"].append(float(warping_error(z, prev["z"], cur["flow"], mask)))
                 acc["we_engine"].append(float(warping_error(cur["rgb"], prev["rgb"], cur["flow"], mask)))
+            if snapshots is not None and i in snapshots:
+                render = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+                snapshots[i] = np.concatenate([colorize(frame.labels), render, frame.rgb], axis=1)
             prev = {**cur, "y": y, "z": z}
     we, we_fw = mean(acc["we"]), mean(acc["we_fw"])
     return {
@@ -88,7 +95,10 @@ def format_table(rows: list[tuple[str, dict[str, float]]]) -> str:
 
 
 def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, device: str = "cpu",
-             preset: str | None = None, show_progress: bool = True, weather: int = 0) -> dict:
+             preset: str | None = None, show_progress: bool = True, weather: int = 0,
+             strip: str | None = None) -> dict:
+    """Metrics over the held-out seeds; with ``strip``, also a PNG of the first seed's drive at four
+    moments (rows: labels | recurrent render | engine rgb), the picture of the README and model card."""
     from neural_render.checkpoint import load_generator
 
     model = load_generator(model_path, preset=preset, map_location=device).eval()
@@ -101,8 +111,15 @@ def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, 
         iterator = tqdm(seed_list, desc="held-out seeds", disable=not show_progress)
     except ImportError:
         iterator = seed_list
-    for seed in iterator:
-        rows.append((str(seed), evaluate_seed(model, seed, width, height, frames, torch.device(device), weather)))
+    snapshots = {int(i): None for i in np.linspace(frames // 4, frames - 1, 4).astype(int)} if strip else None
+    for n, seed in enumerate(iterator):
+        rows.append((str(seed), evaluate_seed(model, seed, width, height, frames, torch.device(device), weather,
+                                              snapshots if n == 0 else None)))
+    if strip:
+        from neural_render.train.png import write_png
+
+        write_png(strip, np.concatenate([row for row in snapshots.values() if row is not None], axis=0))
+        print(f"strip: {strip}")
     summary = {c: mean([r[c] for _, r in rows]) for c in COLUMNS}
     print(format_table(rows + [("mean", summary)]))
     return {**{k: round(v, 6) for k, v in summary.items()}, "model": str(model_path), "preset": model.config.name,
@@ -128,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared 2-core box 2 OpenMP threads measured 40x "
                         "slower than 1 because of spin-waiting; metrics do not depend on it)")
+    p.add_argument("--strip", help="also write a PNG strip of the first held-out drive here")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -138,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.frames < 2:
             raise ValueError(f"--frames must be at least 2 (the warping error needs pairs), got {args.frames}")
         result = evaluate(args.model, width, height, args.frames, args.seeds, args.device, args.preset,
-                          not args.no_progress, args.weather)
+                          not args.no_progress, args.weather, args.strip)
     except ValueError as exc:  # CheckpointError included
         print(f"error: {exc}", file=sys.stderr)
         return 2

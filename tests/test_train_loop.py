@@ -86,9 +86,14 @@ def test_evaluate_cli_prints_json_last(tmp_path, capsys):
     from neural_render.evaluate import main as eval_main
 
     train(_cfg(steps=1), tmp_path, show_progress=False)
-    code = eval_main(["--model", str(tmp_path / "generator.safetensors"), "--res", "64x32", "--frames", "3",
-                      "--seeds", "1", "--no-progress"])
+    strip = tmp_path / "strip.png"
+    code = eval_main(["--model", str(tmp_path / "generator.safetensors"), "--res", "64x32", "--frames", "4",
+                      "--seeds", "1", "--no-progress", "--strip", str(strip)])
     assert code == 0
+    from PIL import Image
+
+    # One row per snapshot (frames 1, 2 and 3 of 4: the linspace collapses duplicates), three panes per row.
+    assert Image.open(strip).size == (3 * 64, 3 * 32)
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["seeds"] == [EVAL_SEED_BASE]
     for key in ("psnr", "ssim", "warp_error", "warp_error_framewise", "warp_ratio", "warp_error_engine"):
