@@ -18,7 +18,8 @@ from game.bindings import bindings_text
 SOURCES = ("auto", "procedural", "carla", "replay")
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "all")
 PRECISIONS = ("fp32", "fp16", "bf16")
-RETRAIN_COMMAND = "python -m neural_render.train --preset cpu --data procedural --steps 20000 --out runs/cpu"
+RETRAIN_COMMAND = ("python -m neural_render.train --preset cpu --recipe fast --data procedural --steps 20000 "
+                   "--out runs/cpu && cp runs/cpu/generator.safetensors models/cpu.safetensors")
 
 
 @dataclass

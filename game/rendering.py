@@ -14,6 +14,7 @@ from pathlib import Path
 from game.cli import RETRAIN_COMMAND, GameConfig, LaunchError
 
 DEFAULT_PRESET = "cpu"
+SHIPPED_PRESETS = ("cpu",)  # presets with trained weights in models/ (see models/cpu.md)
 
 
 @dataclass
@@ -26,11 +27,18 @@ class ModelChoice:
 
 
 def load_model(config: GameConfig) -> ModelChoice:
-    from neural_render.checkpoint import DEFAULT_MODEL_PATH, CheckpointError, load_generator
+    """--model, else the shipped weights of --preset (models/<preset>.safetensors). A preset that ships
+    no weights (tiny, gpu for now) runs untrained, loudly; a shipped file that is missing or corrupt is
+    a clear error naming the retrain command, never a silent fallback."""
+    from neural_render.checkpoint import CheckpointError, default_model_path, load_generator
 
-    path = Path(config.model) if config.model is not None else Path(DEFAULT_MODEL_PATH)
+    preset = config.preset or DEFAULT_PRESET
+    path = Path(config.model) if config.model is not None else default_model_path(preset)
     if config.model is None and not path.exists():
-        return untrained_model(config.preset or DEFAULT_PRESET)
+        if preset not in SHIPPED_PRESETS:
+            return untrained_model(preset)
+        raise LaunchError(f"the shipped model {path} is missing (an incomplete checkout or install?). "
+                          f"Restore it with `git checkout -- models/`, or retrain it with:\n  {RETRAIN_COMMAND}")
     flag = "--model" if config.model is not None else "the shipped model"
     if not path.exists():
         raise LaunchError(f"{flag} {path}: no such file. Train one with:\n  {RETRAIN_COMMAND}")

@@ -67,6 +67,20 @@ def test_default_model_missing_falls_back_to_untrained(headless_env, monkeypatch
 
 
 @pytest.mark.parametrize("content", [None, b"not a safetensors file"])
+def test_shipped_model_missing_or_corrupt_is_a_clear_error(headless_env, monkeypatch, capsys, content):
+    import neural_render.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "MODELS_DIR", headless_env / "models")
+    (headless_env / "models").mkdir(exist_ok=True)
+    if content is not None:
+        (headless_env / "models" / "cpu.safetensors").write_bytes(content)
+    code = main(parse_args(["--headless", "--frames", "1", "--source", "procedural", "--res", RES]))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cpu.safetensors" in err and RETRAIN_COMMAND in err
+
+
+@pytest.mark.parametrize("content", [None, b"not a safetensors file"])
 def test_bad_model_path_is_a_clear_error(headless_env, capsys, content):
     path = headless_env / "broken.safetensors"
     if content is not None:
