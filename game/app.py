@@ -95,32 +95,37 @@ class App:
 
     def run(self) -> int:
         """Tick until something ends the drive; always tears down. Returns the exit code."""
-        previous = self._catch_sigterm()
+        previous = self._catch_signals()
         code = 0
         try:
             while not self.stop_requested and tick(self):
                 pass
             if self.stop_requested:
-                print("SIGTERM: closing")
-        except KeyboardInterrupt:
+                print(f"{_SIGNAL_NAMES.get(self.stop_requested, 'signal')}: closing")
+        except KeyboardInterrupt:  # a second Ctrl+C, or one before the handler was installed
             print("Ctrl+C: closing")
         except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
             print(f"the drive ended: {error}", file=sys.stderr)
             code = 1
         finally:
             self.close()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return code
 
-    def _catch_sigterm(self):
+    def _catch_signals(self) -> dict:
+        """SIGTERM and Ctrl+C end the drive at the next tick boundary, so no stage is cut in half (a
+        KeyboardInterrupt inside the recorder or a backend could leave a lock held and hang the
+        teardown). A second Ctrl+C stops at once."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def stop(signum, _frame) -> None:
-            self.stop_requested = True
+            if self.stop_requested and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.stop_requested = signum
 
-        return signal.signal(signal.SIGTERM, stop)
+        return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
     def close(self) -> None:
         """Idempotent teardown, in the order that loses nothing; one failing step does not skip the
@@ -162,6 +167,9 @@ class App:
         close = getattr(self.renderer, "close", None)
         if callable(close):
             close()
+
+
+_SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl+C"}
 
 
 class _NoProfiler:

@@ -33,6 +33,13 @@ def make_procedural_world(seed: int = 0, size: tuple[int, int] = (512, 256), ped
     return ProceduralWorld(WorldConfig(**options))
 
 
+def warm_up(world: Any) -> None:
+    """Compile the renderer's numba kernels before listening (about 10 s on a fresh install, a few ms
+    from numba's cache), so that no client call times out waiting for the first camera frame."""
+    pose = world.ego_camera_pose()
+    world.render_camera(pose, pose, 32, 16, 90.0)
+
+
 class StandinServer:
     """Start with :meth:`start`, end with :meth:`stop` (idempotent); also a context manager."""
 
@@ -42,6 +49,7 @@ class StandinServer:
             raise ValueError(f"--port must lie in 1..65534 (streaming uses port + 1), got {port}")
         self.host, self.port = host, port
         procedural = world if world is not None else make_procedural_world(seed, size, pedestrians)
+        warm_up(procedural)
         self.streams = StreamServer(host, port + 1)
         try:
             self.world = StandinWorld(procedural, self.streams)
