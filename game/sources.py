@@ -54,7 +54,10 @@ def _procedural(config: GameConfig, size: tuple[int, int]) -> Source:
     from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
     width, height = size
-    options = {"width": width, "height": height}
+    # One numba thread: the renderer's inference shares this process, and numba's spinning thread
+    # pool starved torch's on a 2-core CPU (neural_render/evaluate.py measured 28x); one thread still
+    # renders 256x128 in a few milliseconds.
+    options = {"width": width, "height": height, "threads": 1}
     if config.seed is not None:
         options["seed"] = config.seed
     try:
