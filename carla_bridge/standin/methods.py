@@ -10,10 +10,10 @@ a Traffic Manager thread, aborting without a word, which is why the log line mus
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
 from typing import Any
 
+from carla_bridge.carla_source import carla_server_answers
 from carla_bridge.standin import protocol
 from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord
 from carla_bridge.standin.blueprints import blueprint_library, vehicle_extent
@@ -40,14 +40,6 @@ class ActorNotFound(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def _answers(host: str, port: int, timeout_s: float = 0.3) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 def _is_metadata(value: Any) -> bool:
@@ -228,7 +220,7 @@ class MethodTable:
         """Whether a TM serves ``port``. A TM whose process died without deregistering would make
         the next client wait for it (seconds) before starting its own: probe it, forget it if dead."""
         entry = self.traffic_managers.get(int(port))
-        if entry is not None and not _answers(entry[0], entry[1]):
+        if entry is not None and not carla_server_answers(entry[0], entry[1], timeout_s=0.3):
             log.info("traffic manager %s:%s no longer answers: forgotten", *entry)
             self.traffic_managers.pop(int(port), None)
             entry = None
