@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from neural_render.model import build_generator
+from runtime_support import tiny_generator_with_flow
+
 from neural_render.runtime import Renderer, available_backends, resolve_backend
 
 W, H = 64, 32
@@ -21,10 +22,7 @@ def frame(seed, cut=False, flow=True):
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    m = build_generator("tiny").eval()
-    torch.nn.init.normal_(m.flow_branch.head.weight, std=0.05)
-    return m
+    return tiny_generator_with_flow()
 
 
 @pytest.fixture(scope="module", params=["torch", "onnxruntime"])
