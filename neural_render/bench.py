@@ -65,7 +65,7 @@ def _time_cuda(fn, frames: int, warmup: int, stream=None) -> list[float]:
 
 
 def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: str, size, compile: bool,
-                frames: int, warmup: int, threads: int | None = None) -> tuple[list[float], str]:
+                frames: int, warmup: int, threads: int | None = None) -> tuple[list[float], str, dict]:
     width, height = size
     if backend == "torch":
         from neural_render.runtime.torch_backend import TorchBackend
@@ -79,9 +79,10 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
                 torch.compiler.cudagraph_mark_step_begin()
             with torch.no_grad():
                 be._forward(*inputs)
-        if be.device.type == "cuda":
-            return _time_cuda(fn, frames, warmup), be.device_name
-        return _time_host(fn, frames, warmup), be.device_name
+        timer = _time_cuda if be.device.type == "cuda" else _time_host
+        ms = timer(fn, frames, warmup)
+        # A compile that failed fell back to eager: say so, or the row would credit eager speed to compile.
+        return ms, be.device_name, {"compiled": be.compiled}
     if backend == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend
         from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
@@ -92,21 +93,23 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
             for name, t in zip(OUTPUT_NAMES, be.history.outputs()):
                 be._bind(name, t, output=True)
             return _time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
-                              torch.cuda.synchronize), be.device_name
+                              torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers()}
         cfg = model.config
         feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
                  "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
                  "flow": np.zeros((1, 2, height, width), np.float32),
                  "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
-        return _time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name
+        return (_time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
+                {"providers": be.session.get_providers()})
     from neural_render.runtime.trt_backend import TensorRTBackend
     be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
-        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name
+        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {}
 
 
-def _end_to_end(model, backend, device, precision, size, compile, frames, warmup, threads=None) -> tuple[list[float], str]:
+def _end_to_end(model, backend, device, precision, size, compile, frames, warmup,
+                threads=None) -> tuple[list[float], str, dict]:
     from neural_render.runtime import Renderer
     width, height = size
     r = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
@@ -116,11 +119,20 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
                                   flow=rng.standard_normal((height, width, 2)).astype(np.float32), cut=False)
             for _ in range(4)]
     i = [0]
+    stages: dict[str, list[float]] = {}
 
     def fn():
         r.render(pool[i[0] % len(pool)])
         i[0] += 1
-    return _time_host(fn, frames, warmup), r.device_name
+        for name, (start, end) in r.last_timings.items():
+            stages.setdefault(name, []).append((end - start) / 1e6)
+    ms = _time_host(fn, frames, warmup)
+    # Where an end-to-end frame goes beyond the model (the Renderer's stages end with a device sync on
+    # CUDA); medians over the timed frames only, the warm-up ones are dropped.
+    extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()}}
+    if hasattr(r._backend, "compiled"):
+        extra["compiled"] = r._backend.compiled
+    return ms, r.device_name, extra
 
 
 def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", backend: str = "onnxruntime",
@@ -144,12 +156,12 @@ def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", back
     run = _end_to_end if end_to_end else _model_only
     if threads and backend == "torch" and device == "cpu":
         torch.set_num_threads(threads)
-    ms, device_name = run(model, backend, device, precision, size, compile, frames, warmup, threads)
+    ms, device_name, extra = run(model, backend, device, precision, size, compile, frames, warmup, threads)
     gflops = round(count_flops(model.config, *size) / 1e9, 3) if flops else None
     return {**_stats(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
             "backend": backend, "device": device_name, "preset": model.config.name, "res": f"{size[0]}x{size[1]}",
             "precision": precision, "compile": compile, "mode": "end-to-end" if end_to_end else "model",
-            "frames": frames}
+            "frames": frames, **extra}
 
 
 def print_table(rows: list[dict]) -> None:

@@ -7,9 +7,11 @@ Paths, all through `bench.bench_path` in one process so they are compared on the
 torch eager fp32, fp16 and bf16 (channels_last), torch.compile with CUDA graphs ("reduce-overhead")
 and with autotuned kernels ("max-autotune"), the Renderer end to end (uint8 host labels -> uint8 host
 frame, pinned staging buffers, history on the device), and ONNX Runtime where its CUDA provider exists.
-Each path records p50/p95/p99/fps and peak GPU memory. The file is rewritten after every path, so a
-run cut short by its time limit still leaves every finished measurement. TensorRT is measured only
-where the `tensorrt` package is installed; nothing is estimated.
+Each path records p50/p95/p99/fps, peak GPU memory, whether torch.compile held (a failed compile runs
+eager), and end to end the median time of each Renderer stage. Last, `perf_profile` profiles the
+product path (the Renderer with CUDA graphs, fp16) for its top kernels and host operators. The file is
+rewritten after every step, so a run cut short by its time limit still leaves every finished
+measurement. TensorRT is measured only where the `tensorrt` package is installed; nothing is estimated.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 
 from neural_render.bench import bench_path, print_table
 from neural_render.model import PRESETS
+from neural_render.perf_profile import print_profile, profile_renderer
 from neural_render.runtime.select import available_backends
 
 # (name, bench_path keyword arguments). Order: cheapest first, so a short budget still covers the basics.
@@ -93,6 +96,16 @@ def run_path(name: str, kwargs: dict, preset: str, res: str, device: str, frames
     return result
 
 
+def run_profile(preset: str, res: str, device: str) -> dict:
+    """The product path under torch.profiler: CUDA graphs + fp16 on the GPU, plain fp32 on the CPU."""
+    cuda = device.startswith("cuda")
+    try:
+        return profile_renderer(preset, res, device, precision="fp16" if cuda else "fp32",
+                                compile="reduce-overhead" if cuda else False)
+    except Exception as exc:  # the timed figures above are already saved; report, do not crash
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS))
@@ -101,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--model", default=None, help="weights (default: random init of --preset; speed does not depend on weights)")
     ap.add_argument("--budget-s", type=float, default=300.0, help="skip the remaining paths after this many seconds")
+    ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the closing torch.profiler step")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -119,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         report["results"].append(row)
         print(json.dumps(row), flush=True)
         args.out.write_text(json.dumps(report, indent=2))  # after every path: a cut-off run keeps its figures
+    if args.profile and time.perf_counter() - start <= args.budget_s:
+        report["profile"] = run_profile(args.preset, args.res[0], device)
+        if "error" not in report["profile"]:
+            print_profile(report["profile"])
     report["wall_s"] = round(time.perf_counter() - start, 1)
     args.out.write_text(json.dumps(report, indent=2))
     measured = [r for r in report["results"] if "fps" in r]

@@ -1,0 +1,96 @@
+"""Where an end-to-end frame spends its time: torch.profiler over `Renderer.render`, top operators.
+
+    python -m neural_render.perf_profile --preset gpu --res 1024x512 --precision fp16 --compile
+    python -m neural_render.perf_profile --preset tiny --res 64x32 --frames 5   # CPU dry run
+
+Issue 10 asks, when a speed target is missed, for a profile of the hottest kernels measured in the
+same run as the figures; `perf_suite` calls `profile_renderer` after its timed paths so the JSON holds
+both. Warm-up renders (compilation, CUDA-graph capture) happen before the profiler starts, so the
+table shows the steady state. The device column is empty on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from neural_render.model import PRESETS, build_generator
+from neural_render.runtime import Renderer
+from neural_render.runtime.common import parse_size
+
+
+def _self_device_us(event) -> float:
+    # torch >= 2.4 names it "device"; older releases "cuda". 0 when no device activity was recorded.
+    return float(getattr(event, "self_device_time_total", getattr(event, "self_cuda_time_total", 0.0)) or 0.0)
+
+
+def _rows(events, key, top: int, frames: int) -> list[dict]:
+    rows = sorted(events, key=key, reverse=True)[:top]
+    return [{"name": e.key[:120], "calls_per_frame": round(e.count / frames, 2),
+             "self_device_ms_per_frame": round(_self_device_us(e) / 1e3 / frames, 4),
+             "self_cpu_ms_per_frame": round(e.self_cpu_time_total / 1e3 / frames, 4)} for e in rows]
+
+
+def profile_renderer(preset: str = "tiny", res: str = "64x32", device: str | None = None, precision: str = "fp32",
+                     compile: bool | str = False, frames: int = 20, warmup: int = 5, top: int = 15,
+                     backend: str = "torch") -> dict:
+    """Profile `frames` renders after `warmup` ones; returns {"top_device": [...], "top_cpu": [...], ...}."""
+    width, height = parse_size(res)
+    torch.manual_seed(0)
+    model = build_generator(preset).eval()
+    renderer = Renderer(model, backend=backend, device=device, precision=precision, size=(width, height),
+                        compile=compile)
+    rng = np.random.default_rng(0)
+    frame_pool = [types.SimpleNamespace(
+        labels=rng.integers(0, model.config.num_classes, (height, width), dtype=np.uint8),
+        flow=rng.standard_normal((height, width, 2)).astype(np.float32), cut=False) for _ in range(2)]
+    for i in range(warmup):
+        renderer.render(frame_pool[i % 2])
+    cuda = renderer.device_name != "cpu"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for i in range(frames):
+            renderer.render(frame_pool[i % 2])
+    events = prof.key_averages()
+    return {"preset": preset, "res": f"{width}x{height}", "backend": renderer.backend_name,
+            "device": renderer.device_name, "precision": precision, "compile": compile, "frames": frames,
+            "compiled": getattr(renderer._backend, "compiled", None),
+            "top_device": _rows(events, _self_device_us, top, frames) if cuda else [],
+            "top_cpu": _rows(events, lambda e: e.self_cpu_time_total, top, frames)}
+
+
+def print_profile(report: dict) -> None:
+    for table in ("top_device", "top_cpu"):
+        if not report[table]:
+            continue
+        print(f"{table} (ms per frame, self time)")
+        for row in report[table]:
+            print(f"  {row['self_device_ms_per_frame']:9.4f} dev  {row['self_cpu_ms_per_frame']:9.4f} cpu  "
+                  f"x{row['calls_per_frame']:<6g} {row['name']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS))
+    ap.add_argument("--res", default="1024x512")
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"])
+    ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE")
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--top", type=int, default=15)
+    args = ap.parse_args(argv)
+    report = profile_renderer(args.preset, args.res, args.device, args.precision, args.compile, args.frames,
+                              top=args.top)
+    print_profile(report)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""The one-run GPU measurement script, dry-run on the CPU at a tiny size: every path gets a row
+(measured, or skipped with its reason), end-to-end rows split the frame into Renderer stages, the
+profile names real operators, and a spent budget still leaves a valid file."""
+
+import json
+
+import pytest
+
+from neural_render.perf_suite import PATHS, main
+from neural_render.runtime.common import STAGES
+
+
+@pytest.fixture()
+def suite_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+
+    def run(*extra):
+        out = tmp_path / "perf.json"
+        assert main(["--preset", "tiny", "--res", "64x32", "--device", "cpu", "--frames", "3", "--out", str(out),
+                     *extra]) == 0
+        return json.loads(out.read_text())
+    return run
+
+
+def test_every_path_measured_or_skipped_with_a_reason(suite_report):
+    report = suite_report()
+    rows = {r["path"]: r for r in report["results"]}
+    assert set(rows) == {name for name, _ in PATHS}
+    assert report["machine"]["cuda_available"] is False and report["device"] == "cpu"
+    eager = rows["torch-eager-fp32"]
+    assert eager["fps"] > 0 and eager["compiled"] is False and eager["p50_ms"] <= eager["p99_ms"]
+    assert "CUDA" in rows["torch-compile-cudagraphs-fp16"]["skipped"]
+    assert "tensorrt" in rows["tensorrt-fp16"]["skipped"]
+    assert rows["onnxruntime-fp32"]["providers"][-1] == "CPUExecutionProvider"
+    stages = rows["renderer-e2e-eager-fp16"]["stages_p50_ms"]
+    assert set(stages) == set(STAGES) and all(v >= 0 for v in stages.values())
+    assert sum(stages.values()) <= rows["renderer-e2e-eager-fp16"]["p99_ms"] * 1.05  # stages lie inside a frame
+
+
+def test_profile_lists_the_operators_of_a_render(suite_report):
+    profile = suite_report()["profile"]
+    names = [row["name"] for row in profile["top_cpu"]]
+    assert profile["device"] == "cpu" and profile["top_device"] == []
+    assert any("conv" in n for n in names), names  # the generator is convolutions: they must show up
+    assert all(row["calls_per_frame"] > 0 for row in profile["top_cpu"])
+
+
+def test_spent_budget_skips_the_rest_but_writes_the_file(suite_report):
+    report = suite_report("--budget-s", "0", "--no-profile")
+    skipped = [r for r in report["results"] if "budget" in r.get("skipped", "")]
+    assert len(skipped) >= len(PATHS) - 1  # the first path starts before the clock is checked again
+    assert "profile" not in report and report["wall_s"] >= 0
