@@ -47,18 +47,46 @@ def test_a_folder_that_already_holds_a_session_is_not_overwritten(tmp_path):
     assert len(ReplaySource(tmp_path / "s")) == 2
 
 
-def test_failing_writer_stops_recording_and_keeps_complete_frames(tmp_path, monkeypatch):
-    real_replace = writer_module.os.replace
-    calls = {"n": 0}
+# Disk faults are injected through writer_hook ("module:function", run inside the writer), because the
+# writer is another process by default and a monkeypatch here would not reach it. For the thread writer
+# the same hook runs in this process, so the tests register os.replace with monkeypatch to restore it.
+def fill_disk_at_frame_4() -> None:
+    real_replace, calls = writer_module.os.replace, [0]
 
     def replace(src, dst):
-        calls["n"] += 1
-        if "flow" in str(dst) and calls["n"] > 8:  # the disk fills up in the middle of a frame
+        calls[0] += 1
+        if "flow" in str(dst) and calls[0] > 8:  # the disk fills up in the middle of a frame
             raise OSError(errno.ENOSPC, "No space left on device", str(src))
         real_replace(src, dst)
 
-    monkeypatch.setattr(writer_module.os, "replace", replace)
-    rec = SessionRecorder(tmp_path / "full", {}, size=SIZE)
+    writer_module.os.replace = replace
+
+
+def slow_disk() -> None:
+    import time
+
+    real_replace = writer_module.os.replace
+
+    def slow_replace(src, dst):  # a disk that takes 50 ms per file
+        time.sleep(0.05)
+        real_replace(src, dst)
+
+    writer_module.os.replace = slow_replace
+
+
+WRITERS = pytest.mark.parametrize("writer", ["process", "thread"])
+
+
+def _hook(monkeypatch, writer: str, name: str) -> str:
+    if writer == "thread":
+        monkeypatch.setattr(writer_module.os, "replace", writer_module.os.replace)  # restored after
+    return f"{__name__}:{name}"
+
+
+@WRITERS
+def test_failing_writer_stops_recording_and_keeps_complete_frames(tmp_path, monkeypatch, writer):
+    hook = _hook(monkeypatch, writer, "fill_disk_at_frame_4")
+    rec = SessionRecorder(tmp_path / "full", {}, size=SIZE, writer=writer, writer_hook=hook)
     _drive(rec, 20)
     rec.close()
     assert rec.error and "disk is full" in rec.error and "recording stopped at frame" in rec.error
@@ -142,18 +170,14 @@ def test_an_empty_session_is_an_error(tmp_path):
         ReplaySource(tmp_path / "s")
 
 
-def test_a_writer_far_behind_stops_the_recording_instead_of_stalling(tmp_path, monkeypatch):
+@WRITERS
+def test_a_writer_far_behind_stops_the_recording_instead_of_stalling(tmp_path, monkeypatch, writer):
     import time
 
-    real_replace = writer_module.os.replace
-
-    def slow_replace(src, dst):  # a disk that takes 50 ms per file
-        time.sleep(0.05)
-        real_replace(src, dst)
-
-    monkeypatch.setattr(writer_module.os, "replace", slow_replace)
+    hook = _hook(monkeypatch, writer, "slow_disk")
     per_frame = synthetic_frame(0, SIZE).labels.nbytes * (1 + 8 + 3 + 3)  # labels, flow, render, rgb
-    rec = SessionRecorder(tmp_path / "slow", {}, size=SIZE, max_backlog_mb=4 * per_frame / 2**20)
+    rec = SessionRecorder(tmp_path / "slow", {}, size=SIZE, max_backlog_mb=4 * per_frame / 2**20,
+                          writer=writer, writer_hook=hook)
     start = time.perf_counter()
     _drive(rec, 30)
     assert time.perf_counter() - start < 1.0  # 30 frames x 2 files x 50 ms would be 3 s if it blocked

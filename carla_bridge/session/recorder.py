@@ -1,12 +1,16 @@
 """SessionRecorder: the drive-side half of recording (contract 6). Copies a tick and queues it; never blocks.
 
+The disk work happens in a writer process (procwriter.py; the tick's arrays are copied into a shared-memory
+slot, so the drive pays one memcpy per array and no GIL time), or with ``writer="thread"`` in a thread of
+this process (writer.py), which is also the fallback when the process cannot be started.
+
 Back-pressure policy (the drive must never stall on the disk, and lossless data is never dropped silently):
 - The render/engine video frames of a tick are dropped first when more than ``max_video_backlog`` ticks
   with video wait in the queue (the encoder is behind); the record says ``"video": {}`` for that tick, so
   the mp4 is only a viewing copy and frames.jsonl + PNGs stay complete.
 - Labels, flow, depth, rgb and the jsonl line are never dropped one by one: a frame with a line has all its
   files. If the writer falls more than ``max_backlog_mb`` behind (the disk is slower than the drive for
-  seconds on end), the recording stops with a message in ``error`` rather than blocking the drive or
+  seconds on end; with the writer process also when its shared slots are all in use), the recording stops with a message in ``error`` rather than blocking the drive or
   leaving holes; everything recorded before that point is a valid session.
 - Disk errors (full disk, unwritable folder) likewise stop the recording with ``error`` set; ``add`` never
   raises, so the drive goes on. The game shows ``error`` on its HUD.
@@ -27,7 +31,10 @@ from carla_bridge.session.format import (
     FORMAT_VERSION, FRAME_FILES, RESERVED_KEYS, SESSION_JSON, atomic_write_json, file_sha256,
     git_commit, project_version,
 )
+from carla_bridge.session.procwriter import ProcessWriter
 from carla_bridge.session.writer import FramePacket, SessionWriter, describe_os_error
+
+WRITERS = ("process", "thread")
 
 
 def default_session_dir(root: str | Path = "sessions") -> Path:
@@ -65,6 +72,8 @@ class SessionRecorder:
     size: (width, height) of the label maps. fps of the mp4s: ``fps`` or meta["fps"] or 1/meta["delta_s"]
     or 20. record_rgb: store engine rgb as lossless PNGs (training data). video: write render.mp4 and,
     when frames carry rgb, engine.mp4. Flow is stored as float32 .npy (lossless, exact replay).
+    writer: "process" (default) or "thread" (module docstring). writer_hook: "module:function" called in
+    the writer before its first frame (tests use it to simulate a failing disk).
     """
 
     def __init__(
@@ -81,7 +90,11 @@ class SessionRecorder:
         max_backlog_mb: float = 256.0,
         max_video_backlog: int = 30,
         crf: int = 18,
+        writer: str = "process",
+        writer_hook: str | None = None,
     ) -> None:
+        if writer not in WRITERS:
+            raise ValueError(f"SessionRecorder writer must be one of {WRITERS}, got {writer!r}")
         width, height = (int(v) for v in size)
         if width <= 0 or height <= 0:
             raise ValueError(f"SessionRecorder size must be positive (width, height), got {size!r}")
@@ -97,7 +110,9 @@ class SessionRecorder:
         self._closed = False
         self._start_error: str | None = None
         self._drive_error: str | None = None  # set by add(); frames queued before it are still written
-        self._writer: SessionWriter | None = None
+        self._writer: SessionWriter | ProcessWriter | None = None
+        self.writer_kind = writer
+        self._hook = writer_hook
         self.meta = self._build_meta(dict(meta))
         try:
             self._start(crf)
@@ -112,12 +127,20 @@ class SessionRecorder:
         """Why the recording stopped (disk full, unwritable folder, writer too far behind), or None."""
         if self._start_error or self._drive_error:
             return self._start_error or self._drive_error
-        return self._writer.state.error if self._writer is not None else None
+        if self._writer is None:
+            return None
+        if not self._closed:
+            self._writer.poll()
+        return self._writer.state.error
 
     @property
     def frames_written(self) -> int:
         """Ticks whose files and frames.jsonl line are on disk (lags frames_queued by the queue)."""
-        return self._writer.state.frames_written if self._writer is not None else 0
+        if self._writer is None:
+            return 0
+        if not self._closed:
+            self._writer.poll()
+        return self._writer.state.frames_written
 
     @property
     def recording(self) -> bool:
@@ -147,12 +170,10 @@ class SessionRecorder:
         writer = self._writer
         if writer is None:
             return
-        writer.put(None)
-        writer.join()
+        video = writer.finish()
         self.meta.update(
             frames=writer.state.frames_written, ended_at=_now_iso(), closed=True, error=self.error,
-            video={name: s.frames for name, s in writer.streams.items() if s.frames},
-            video_frames_dropped=self.video_frames_dropped, notes=list(writer.state.notes),
+            video=video, video_frames_dropped=self.video_frames_dropped, notes=list(writer.state.notes),
         )
         try:
             atomic_write_json(self.path / SESSION_JSON, self.meta)
@@ -194,9 +215,24 @@ class SessionRecorder:
                                                ("rgb", self.record_rgb)) if on]
         for kind in kinds:
             (self.path / FRAME_FILES[kind][0]).mkdir(exist_ok=True)
-        atomic_write_json(self.path / SESSION_JSON, self.meta)
-        self._writer = SessionWriter(self.path, self.fps, self.video, crf)
-        self._writer.start()
+        self.meta["record"]["writer"] = self.writer_kind
+        atomic_write_json(self.path / SESSION_JSON, self.meta)  # before the writer: fails fast, nothing to stop
+        note = None
+        if self.writer_kind == "process":
+            try:
+                self._writer = ProcessWriter(
+                    self.path, self.fps, self.video, crf, self.size, flow=self.record_flow,
+                    depth=self.record_depth, engine=self.record_rgb or self.video,
+                    max_bytes=self.max_backlog_bytes, hook=self._hook,
+                )
+            except OSError as exc:  # no shared memory or no process allowed: a thread still records
+                self.writer_kind = "thread"
+                note = f"writer process not started ({exc}); recorded with a writer thread"
+        if self._writer is None:
+            self._writer = SessionWriter(self.path, self.fps, self.video, crf, hook=self._hook)
+            self._writer.start()
+            self._writer.state.notes.extend([note] if note else [])
+            self.meta["record"]["writer"] = "thread"  # session.json says so at close
 
     def _add(self, frame: SceneFrame, control: Control, rendered: np.ndarray | None,
              timings: dict[str, float]) -> None:
@@ -206,17 +242,18 @@ class SessionRecorder:
                 f"labels are {labels.shape} {labels.dtype}, the session is "
                 f"{self.size[1]}x{self.size[0]} uint8 (height x width)"
             )
-        # Private copies: sources and renderers may reuse their buffers on the next tick.
-        arrays = {"labels": labels.copy()}
+        # No copies here: the writer copies (into a shared slot, or privately for the thread) in put().
+        arrays = {"labels": labels}
         if self.record_flow and frame.flow is not None:
-            arrays["flow"] = np.array(frame.flow, dtype=np.float32)
+            arrays["flow"] = np.asarray(frame.flow, dtype=np.float32)
         if self.record_depth and frame.depth is not None:
-            arrays["depth"] = np.array(frame.depth, dtype=np.float32)
-        engine = frame.rgb.copy() if frame.rgb is not None else None
+            arrays["depth"] = np.asarray(frame.depth, dtype=np.float32)
+        engine = frame.rgb
         if self.record_rgb and engine is not None:
             arrays["rgb"] = engine
-        render = np.array(rendered, dtype=np.uint8) if rendered is not None else None
+        render = np.asarray(rendered, dtype=np.uint8) if rendered is not None else None
 
+        self._writer.poll()
         state = self._writer.state
         has_video = self.video and (render is not None or engine is not None)
         video = has_video and state.pending_video < self.max_video_backlog
@@ -224,7 +261,7 @@ class SessionRecorder:
             self.video_frames_dropped += 1
         nbytes = sum(a.nbytes for a in arrays.values()) + (render.nbytes if render is not None else 0)
         nbytes += engine.nbytes if engine is not None and "rgb" not in arrays else 0
-        if state.pending_bytes + nbytes > self.max_backlog_bytes:
+        if state.pending_bytes + nbytes > self.max_backlog_bytes or not self._writer.can_take():
             raise RuntimeError(
                 f"the writer fell {state.pending_bytes / 2**20:.0f} MB behind (the disk is slower than the "
                 f"drive); recording stopped so the drive does not stall; frames before it are complete"

@@ -1,6 +1,8 @@
-"""The session writer thread: PNG/npy files, the frames.jsonl line, and the two H.264 streams.
+"""Writing one tick to disk (FrameSink), and the in-process writer thread (SessionWriter).
 
-Every disk operation of a recording happens here so the drive never waits on the disk or the encoder.
+Every disk operation of a recording happens in a FrameSink, which runs either in the writer process
+(procwriter.py, the default: no GIL shared with the drive) or in SessionWriter, a thread of the game
+process (``SessionRecorder(writer="thread")``, the fallback where a process cannot be started).
 Per frame, in this order (crash consistency, DESIGN.md "Sessions"):
   1. each lossless file is written to ``name.tmp`` and renamed into place (a reader never sees half a PNG);
   2. the render/engine images go to their ffmpeg pipes (lossy viewing copies; may be cut by a crash);
@@ -17,7 +19,6 @@ import errno
 import json
 import os
 import queue
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 from carla_bridge.session.format import (
     ENGINE_MP4, FRAMES_JSONL, RENDER_MP4, encode_grey_png, frame_file, render_digest,
 )
+from carla_bridge.session.video import BACKGROUND_NICE, VideoStream, lower_priority  # noqa: F401 (API)
 
 
 @dataclass
@@ -41,6 +43,16 @@ class FramePacket:
     engine: np.ndarray | None = None  # engine rgb for engine.mp4, or None
     video: bool = True  # False when the drive dropped this tick's video frames (writer behind)
     nbytes: int = 0
+
+    def copied(self) -> FramePacket:
+        """Private copies of the arrays (sources and renderers may reuse their buffers next tick); the
+        engine image is copied once even when it is also the lossless rgb."""
+        copies = {id(a): a.copy() for a in (*self.arrays.values(), self.render, self.engine) if a is not None}
+        return FramePacket(
+            self.position, self.record, {k: copies[id(a)] for k, a in self.arrays.items()},
+            None if self.render is None else copies[id(self.render)],
+            None if self.engine is None else copies[id(self.engine)], self.video, self.nbytes,
+        )
 
 
 def json_default(value: Any) -> Any:
@@ -69,97 +81,14 @@ def describe_os_error(exc: BaseException, directory: Path | None = None) -> str:
     return str(exc)
 
 
-BACKGROUND_NICE = 5
+def run_hook(spec: str | None) -> None:
+    """Call ``"module:function"`` in the writer before its first frame (tests inject disk faults with it,
+    which a monkeypatch in the test process cannot do once the writer is another process)."""
+    if spec:
+        import importlib
 
-
-def lower_priority(pid: int) -> None:
-    """Run ffmpeg at nice +5: on a busy CPU the drive's frames come first and the encoder catches up in
-    the gaps (the queue absorbs the lag; see the back-pressure policy in recorder.py)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + BACKGROUND_NICE)
-    except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
-        pass
-
-
-class VideoStream:
-    """An H.264 (yuv420p) mp4 fed frame by frame through a piped ffmpeg, started on the first frame.
-
-    ffmpeg comes from imageio-ffmpeg, but is started here with subprocess rather than through
-    ``imageio_ffmpeg.write_frames``: that one passes ``preexec_fn=os.setpgrp``, which forces fork() instead
-    of vfork(), and fork() from this thread while the drive thread is inside an OpenBLAS call deadlocks
-    in OpenBLAS's at-fork handler (seen here; imageio-ffmpeg issue #58). ``start_new_session`` keeps
-    Ctrl-C away from ffmpeg (so close() can still finalize the file) and allows vfork.
-    Fragmented mp4 (moov first, a fragment per keyframe) so that a file cut by a crash still plays; odd
-    sizes are padded by one edge pixel because yuv420p needs even sides.
-    """
-
-    def __init__(self, path: Path, fps: float, crf: int = 18, preset: str = "ultrafast") -> None:
-        self.path, self.fps, self.crf, self.preset = path, fps, crf, preset
-        self.size: tuple[int, int] | None = None
-        self.frames = 0
-        self.error: str | None = None
-        self._proc: subprocess.Popen | None = None
-        self._log = path.with_name(path.stem + ".ffmpeg.log")
-
-    def _open(self, width: int, height: int) -> None:
-        import imageio_ffmpeg
-
-        self.size = (width, height)
-        padded = f"{width + width % 2}x{height + height % 2}"
-        cmd = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo",
-            "-pix_fmt", "rgb24", "-s", padded, "-r", f"{self.fps:g}", "-i", "-", "-an",
-            "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.crf), "-preset", self.preset,
-            "-movflags", "+frag_keyframe+empty_moov+default_base_moof", str(self.path),
-        ]
-        with open(self._log, "wb") as log:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=log, start_new_session=True)
-        lower_priority(self._proc.pid)
-
-    def write(self, image: np.ndarray) -> bool:
-        """Append a frame; return False (and note why in .error) when the stream cannot take it."""
-        if self.error is not None:
-            return False
-        height, width = image.shape[:2]
-        try:
-            if self._proc is None:
-                self._open(width, height)
-            if (width, height) != self.size:
-                return False  # a frame of another size cannot join this stream; the record says so
-            if width % 2 or height % 2:
-                image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-            self._proc.stdin.write(np.ascontiguousarray(image, dtype=np.uint8).data)
-            self.frames += 1
-            return True
-        except Exception as exc:  # ffmpeg missing, pipe broken, disk full: the video stops, not the drive
-            self.close()
-            self.error = f"{self.path.name} stopped after {self.frames} frames: {exc} {self._log_tail()}"
-            return False
-
-    def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            code = proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        if code != 0 and self.error is None:
-            self.error = f"{self.path.name}: ffmpeg exited with {code}: {self._log_tail()}"
-        if self.error is None:
-            self._log.unlink(missing_ok=True)
-
-    def _log_tail(self) -> str:
-        try:
-            return self._log.read_text(errors="replace").strip()[-300:]
-        except OSError:
-            return ""
+        module, _, name = spec.partition(":")
+        getattr(importlib.import_module(module), name)()
 
 
 @dataclass
@@ -173,51 +102,39 @@ class WriterState:
     notes: list[str] = field(default_factory=list)
 
 
-class SessionWriter(threading.Thread):
-    """Consumes FramePackets from an unbounded queue; the recorder bounds it by bytes (see recorder.py)."""
+class FrameSink:
+    """Writes packets into a session folder in the crash-consistent order above; keeps no thread."""
 
-    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18) -> None:
-        super().__init__(name=f"session-writer:{directory.name}", daemon=True)
+    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18,
+                 nice: int = BACKGROUND_NICE) -> None:
         self.directory = directory
-        self.queue: queue.SimpleQueue[FramePacket | None] = queue.SimpleQueue()
-        self.state = WriterState()
-        self._lock = threading.Lock()
+        self.frames_written = 0
+        self.error: str | None = None
+        self.notes: list[str] = []
         self.streams = (
-            {"render": VideoStream(directory / RENDER_MP4, fps, crf),
-             "engine": VideoStream(directory / ENGINE_MP4, fps, crf)}
+            {"render": VideoStream(directory / RENDER_MP4, fps, crf, nice=nice),
+             "engine": VideoStream(directory / ENGINE_MP4, fps, crf, nice=nice)}
             if video else {}
         )
         self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
-    def put(self, packet: FramePacket | None) -> None:
-        if packet is not None:
-            with self._lock:
-                self.state.pending_bytes += packet.nbytes
-                self.state.pending_video += packet.video
-        self.queue.put(packet)
-
-    def run(self) -> None:
-        # The thread itself keeps normal priority: it takes the GIL between C calls, and a niced thread
-        # descheduled while holding it would stall the drive (priority inversion); only ffmpeg is niced.
+    def write(self, packet: FramePacket) -> None:
+        """Write one tick unless the recording already stopped; errors end up in ``error``."""
+        if self.error is not None:
+            return
         try:
-            while (packet := self.queue.get()) is not None:
-                try:
-                    if self.state.error is None:
-                        self._write(packet)
-                except OSError as exc:
-                    self.state.error = (
-                        f"recording stopped at frame {packet.position}: cannot write in {self.directory}: "
-                        f"{describe_os_error(exc, self.directory)} ({exc.strerror or exc}); "
-                        f"the {self.state.frames_written} frames before it are complete"
-                    )
-                except Exception as exc:  # a bug must not kill the drive either; say what happened
-                    self.state.error = f"recording stopped at frame {packet.position}: {exc!r}"
-                finally:
-                    with self._lock:
-                        self.state.pending_bytes -= packet.nbytes
-                        self.state.pending_video -= packet.video
-        finally:
-            self._finish()
+            self._write(packet)
+        except OSError as exc:
+            self.error = (
+                f"recording stopped at frame {packet.position}: cannot write in {self.directory}: "
+                f"{describe_os_error(exc, self.directory)} ({exc.strerror or exc}); "
+                f"the {self.frames_written} frames before it are complete"
+            )
+        except Exception as exc:  # a bug must not kill the drive either; say what happened
+            self.error = f"recording stopped at frame {packet.position}: {exc!r}"
+
+    def video_frames(self) -> dict[str, int]:
+        return {name: s.frames for name, s in self.streams.items() if s.frames}
 
     def _write(self, packet: FramePacket) -> None:
         for kind, array in packet.arrays.items():
@@ -245,15 +162,71 @@ class SessionWriter(threading.Thread):
         view = memoryview(line)
         while view:  # one write() in practice; loop in case the kernel takes part of it
             view = view[os.write(self._fd, view):]
-        self.state.frames_written += 1
+        self.frames_written += 1
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
+        """Finalize the videos (their notes go to ``notes``) and make frames.jsonl durable."""
         for stream in self.streams.values():
             stream.close()
             if stream.error:
-                self.state.notes.append(stream.error)
+                self.notes.append(stream.error)
         try:
             os.fsync(self._fd)
         except OSError:
             pass
         os.close(self._fd)
+
+
+class SessionWriter(threading.Thread):
+    """The writer as a thread of the game process (it shares the GIL with the drive: see procwriter.py).
+
+    Consumes FramePackets from an unbounded queue; the recorder bounds it by bytes (see recorder.py).
+    """
+
+    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18,
+                 hook: str | None = None) -> None:
+        super().__init__(name=f"session-writer:{directory.name}", daemon=True)
+        self.directory = directory
+        self.queue: queue.SimpleQueue[FramePacket | None] = queue.SimpleQueue()
+        self.state = WriterState()
+        self._lock = threading.Lock()
+        self._hook = hook
+        self.sink = FrameSink(directory, fps, video, crf)
+
+    def can_take(self) -> bool:
+        return True  # unbounded queue: the recorder's byte limit bounds it
+
+    def put(self, packet: FramePacket | None) -> None:
+        if packet is not None:
+            packet = packet.copied()
+            with self._lock:
+                self.state.pending_bytes += packet.nbytes
+                self.state.pending_video += packet.video
+        self.queue.put(packet)
+
+    def poll(self) -> None:
+        """Nothing to collect: the thread updates ``state`` itself (same interface as ProcessWriter)."""
+
+    def finish(self) -> dict[str, int]:
+        """Flush the queue, stop the thread; return the frames per video stream."""
+        self.put(None)
+        self.join()
+        return self.sink.video_frames()
+
+    def run(self) -> None:
+        # The thread itself keeps normal priority: it takes the GIL between C calls, and a niced thread
+        # descheduled while holding it would stall the drive (priority inversion); only ffmpeg is niced.
+        try:
+            run_hook(self._hook)
+            while (packet := self.queue.get()) is not None:
+                try:
+                    self.sink.write(packet)
+                    self.state.frames_written = self.sink.frames_written
+                    self.state.error = self.sink.error
+                finally:
+                    with self._lock:
+                        self.state.pending_bytes -= packet.nbytes
+                        self.state.pending_video -= packet.video
+        finally:
+            self.sink.finish()
+            self.state.notes.extend(self.sink.notes)

@@ -1,0 +1,223 @@
+"""The session writer as a separate process: the drive's cost per tick is a memcpy into a shared slot.
+
+Why a process: a writer thread shares the GIL with the drive, and its PNG/npy encoding, digest, JSON and
+pipe writes take the GIL between C calls, which cost a cheap game loop ~25-40 % per frame. Here the game
+process copies the tick's arrays into a slot of a shared-memory ring (slots.py) and sends a few hundred
+bytes (slot number, position, record) down a pipe; everything else (FrameSink in writer.py) runs in
+``python -c ...child_main`` at nice +5, ffmpeg under it.
+
+Lifetime and crash rules:
+- The writer is started with subprocess (not multiprocessing: no re-import of the game's __main__, no
+  fork of a process with BLAS threads) in its own session, so Ctrl+C in the terminal reaches only the
+  game, whose close() then flushes the writer; the writer also ignores SIGINT.
+- If the game dies (crash, kill -9), the writer reads EOF on its command pipe (or sees its parent pid
+  change, if a fork of the game holds the pipe open): it writes every tick already in its slots, closes
+  the videos and exits. Nothing handed over is lost and no writer outlives that by more than the flush.
+  session.json then stays ``closed: false``, as after any crash; frames.jsonl is the truth.
+- If the writer dies, the game sees EOF or a broken pipe and sets ``error``; the drive goes on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from carla_bridge.session.slots import Field, SlotRing, slot_bytes, slot_layout
+from carla_bridge.session.video import BACKGROUND_NICE, lower_priority
+from carla_bridge.session.writer import FramePacket, FrameSink, WriterState, run_hook
+
+PIPE_BYTES = 1 << 20  # command pipe size: holds every in-flight message, so send() never waits
+MAX_SLOTS = 256  # x ~1 kB of message each < PIPE_BYTES
+CHILD = "import sys; from carla_bridge.session.procwriter import child_main; sys.exit(child_main(sys.argv[1]))"
+
+
+def _pipe() -> tuple[int, int]:
+    read, write = os.pipe()
+    try:
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # Linux; elsewhere the default (64 kB)
+    except (AttributeError, OSError):
+        pass
+    return read, write
+
+
+class ProcessWriter:
+    """Drive side of the writer process; same interface as writer.SessionWriter (put, poll, state, finish).
+
+    ``put`` takes a FramePacket whose arrays may be the source's own buffers: it copies them into a slot.
+    Arrays that do not match the slot layout (another shape) travel pickled in the message instead.
+    """
+
+    def __init__(self, directory: Path, fps: float, video: bool, crf: int, size: tuple[int, int],
+                 flow: bool, depth: bool, engine: bool, max_bytes: int, hook: str | None = None) -> None:
+        self.state = WriterState()
+        fields = slot_layout(size, flow, depth, engine)
+        count = min(MAX_SLOTS, max(2, max_bytes // slot_bytes(fields) + 2))
+        self.ring = SlotRing.create(fields, count)
+        self._free = list(range(count - 1, -1, -1))  # LIFO: a short backlog keeps touching the same pages
+        self._inflight: dict[int, tuple[int, bool]] = {}
+        self._final: dict[str, Any] | None = None
+        cmd_read, self._cmd_fd = _pipe()
+        res_read, res_write = os.pipe()
+        config = {
+            "directory": str(directory), "fps": fps, "video": video, "crf": crf, "hook": hook,
+            "cmd_fd": cmd_read, "res_fd": res_write, "parent_pid": os.getpid(), "sys_path": sys.path,
+            "ring": str(self.ring.path), "count": count, "fields": [list(f.__dict__.values()) for f in fields],
+        }
+        root = str(Path(__file__).resolve().parents[2])  # so the child imports this same checkout
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", CHILD, json.dumps(config)], pass_fds=(cmd_read, res_write),
+                stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+            )
+        except BaseException:
+            for fd in (cmd_read, self._cmd_fd, res_read, res_write):
+                os.close(fd)
+            self.ring.close()
+            raise
+        os.close(cmd_read)
+        os.close(res_write)
+        lower_priority(self.proc.pid, BACKGROUND_NICE)
+        self._cmd = Connection(self._cmd_fd, readable=False)
+        self._res = Connection(res_read, writable=False)
+
+    def can_take(self) -> bool:
+        return bool(self._free)
+
+    def put(self, packet: FramePacket) -> None:
+        """Copy the packet into a free slot and hand it over (the caller checked can_take())."""
+        slot = self._free.pop()
+        try:
+            self.ring.reserve(slot)
+            views = self.ring.views(slot)
+            inline: dict[str, np.ndarray] = {}
+            named = dict(packet.arrays, render=packet.render, engine=packet.engine)
+            named.pop("rgb", None)  # the engine image: stored once, written as rgb PNG and engine.mp4
+            if "rgb" in packet.arrays and packet.engine is None:
+                named["engine"] = packet.arrays["rgb"]
+            for name, array in named.items():
+                if array is None:
+                    continue
+                view = views.get(name)
+                if view is not None and array.shape == view.shape:
+                    np.copyto(view, array, casting="same_kind")
+                    inline[name] = None  # in the slot
+                else:
+                    inline[name] = np.array(array)
+            message = (slot, packet.position, packet.record, inline, "rgb" in packet.arrays, packet.video)
+            self._cmd.send(message)
+        except BaseException:
+            self._free.append(slot)
+            raise
+        self._inflight[slot] = (packet.nbytes, packet.video)
+        self.state.pending_bytes += packet.nbytes
+        self.state.pending_video += packet.video
+
+    def poll(self) -> None:
+        """Collect the writer's reports (slots done, frames written, errors) without waiting."""
+        try:
+            while self._res.poll():
+                self._handle(self._res.recv())
+        except (EOFError, OSError):
+            self._writer_gone()
+
+    def finish(self) -> dict[str, int]:
+        """Flush: tell the writer to stop, wait until it has written everything; frames per video."""
+        try:
+            self._cmd.send(None)
+        except OSError:
+            pass
+        try:
+            while self._final is None:
+                self._handle(self._res.recv())
+        except (EOFError, OSError):
+            self._writer_gone()
+        self.proc.wait()
+        self._cmd.close()
+        self._res.close()
+        self.ring.close()
+        return (self._final or {}).get("video", {})
+
+    def _handle(self, message: tuple) -> None:
+        kind, *rest = message
+        if kind == "done":
+            slot, frames, error = rest
+            nbytes, video = self._inflight.pop(slot)
+            self._free.append(slot)
+            self.state.pending_bytes -= nbytes
+            self.state.pending_video -= video
+            self.state.frames_written, self.state.error = frames, error
+        elif kind == "final":
+            self._final = rest[0]
+            self.state.frames_written = self._final["frames"]
+            self.state.error = self.state.error or self._final["error"]
+            self.state.notes.extend(self._final["notes"])
+
+    def _writer_gone(self) -> None:
+        if self._final is None and self.state.error is None:
+            code = self.proc.poll()
+            self.state.error = (
+                f"the session writer process ended unexpectedly (exit code {code}); the "
+                f"{self.state.frames_written} frames it reported are complete"
+            )
+        self._final = self._final or {}
+        self._free = []  # nothing more can be handed over
+
+
+def _send(conn: Connection, message: Any) -> None:
+    try:
+        conn.send(message)
+    except OSError:  # the game is gone; keep writing what it handed over
+        pass
+
+
+def child_main(config_json: str) -> int:
+    """The writer process: write every slot it is handed, in order, until told to stop or orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is for the game, which flushes us on close
+    config = json.loads(config_json)
+    sys.path.extend(p for p in config["sys_path"] if p not in sys.path)
+    cmd = Connection(config["cmd_fd"], writable=False)
+    res = Connection(config["res_fd"], readable=False)
+    fields = [Field(name, tuple(shape), dtype, offset) for name, shape, dtype, offset in config["fields"]]
+    ring = SlotRing.attach(config["ring"], fields, config["count"])
+    try:
+        sink = FrameSink(Path(config["directory"]), config["fps"], config["video"], config["crf"], nice=0)
+        run_hook(config["hook"])
+    except Exception as exc:
+        _send(res, ("final", {"frames": 0, "error": f"the session writer could not start: {exc}",
+                              "notes": [], "video": {}}))
+        return 1
+    try:
+        while True:
+            if not cmd.poll(1.0):
+                if os.getppid() != config["parent_pid"]:
+                    break  # orphaned while a fork of the game holds the pipe open: flush and go
+                continue
+            try:
+                message = cmd.recv()
+            except EOFError:  # the game died: everything it handed over is in the slots; write it
+                break
+            if message is None:
+                break
+            slot, position, record, inline, has_rgb, video = message
+            views = ring.views(slot)
+            arrays = {name: views[name] if array is None else array for name, array in inline.items()}
+            render, engine = arrays.pop("render", None), arrays.pop("engine", None)
+            if has_rgb:
+                arrays["rgb"] = engine
+            sink.write(FramePacket(position, record, arrays, render, engine if video else None, video))
+            _send(res, ("done", slot, sink.frames_written, sink.error))
+    finally:
+        sink.finish()
+        _send(res, ("final", {"frames": sink.frames_written, "error": sink.error, "notes": sink.notes,
+                              "video": sink.video_frames()}))
+    return 0

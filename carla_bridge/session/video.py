@@ -1,0 +1,110 @@
+"""H.264 viewing copies (render.mp4, engine.mp4) fed frame by frame through a piped ffmpeg.
+
+Used by the session writer (thread or process) and by game/export.py. Lossy: the lossless per-frame files
+are the truth (DESIGN.md "Sessions").
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+
+BACKGROUND_NICE = 5
+
+
+def lower_priority(pid: int, nice: int = BACKGROUND_NICE) -> None:
+    """Lower a background process by ``nice`` (+5): on a busy CPU the drive's frames come first and the
+    encoder catches up in the gaps (the queue absorbs the lag; see the back-pressure policy in recorder.py)."""
+    if nice <= 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + nice)
+    except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
+        pass
+
+
+class VideoStream:
+    """An H.264 (yuv420p) mp4 fed frame by frame through a piped ffmpeg, started on the first frame.
+
+    ffmpeg comes from imageio-ffmpeg, but is started here with subprocess rather than through
+    ``imageio_ffmpeg.write_frames``: that one passes ``preexec_fn=os.setpgrp``, which forces fork() instead
+    of vfork(), and fork() from this thread while the drive thread is inside an OpenBLAS call deadlocks
+    in OpenBLAS's at-fork handler (seen here; imageio-ffmpeg issue #58). ``start_new_session`` keeps
+    Ctrl-C away from ffmpeg (so close() can still finalize the file) and allows vfork.
+    Fragmented mp4 (moov first, a fragment per keyframe) so that a file cut by a crash still plays; odd
+    sizes are padded by one edge pixel because yuv420p needs even sides.
+    """
+
+    def __init__(self, path: Path, fps: float, crf: int = 18, preset: str = "ultrafast",
+                 nice: int = BACKGROUND_NICE) -> None:
+        # nice: added to ffmpeg's priority; 0 when the caller is itself a niced writer process.
+        self.path, self.fps, self.crf, self.preset, self.nice = path, fps, crf, preset, nice
+        self.size: tuple[int, int] | None = None
+        self.frames = 0
+        self.error: str | None = None
+        self._proc: subprocess.Popen | None = None
+        self._log = path.with_name(path.stem + ".ffmpeg.log")
+
+    def _open(self, width: int, height: int) -> None:
+        import imageio_ffmpeg
+
+        self.size = (width, height)
+        padded = f"{width + width % 2}x{height + height % 2}"
+        cmd = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo",
+            "-pix_fmt", "rgb24", "-s", padded, "-r", f"{self.fps:g}", "-i", "-", "-an",
+            "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.crf), "-preset", self.preset,
+            "-movflags", "+frag_keyframe+empty_moov+default_base_moof", str(self.path),
+        ]
+        with open(self._log, "wb") as log:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=log, start_new_session=True)
+        lower_priority(self._proc.pid, self.nice)
+
+    def write(self, image: np.ndarray) -> bool:
+        """Append a frame; return False (and note why in .error) when the stream cannot take it."""
+        if self.error is not None:
+            return False
+        height, width = image.shape[:2]
+        try:
+            if self._proc is None:
+                self._open(width, height)
+            if (width, height) != self.size:
+                return False  # a frame of another size cannot join this stream; the record says so
+            if width % 2 or height % 2:
+                image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+            self._proc.stdin.write(np.ascontiguousarray(image, dtype=np.uint8).data)
+            self.frames += 1
+            return True
+        except Exception as exc:  # ffmpeg missing, pipe broken, disk full: the video stops, not the drive
+            self.close()
+            self.error = f"{self.path.name} stopped after {self.frames} frames: {exc} {self._log_tail()}"
+            return False
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            code = proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        if code != 0 and self.error is None:
+            self.error = f"{self.path.name}: ffmpeg exited with {code}: {self._log_tail()}"
+        if self.error is None:
+            self._log.unlink(missing_ok=True)
+
+    def _log_tail(self) -> str:
+        try:
+            return self._log.read_text(errors="replace").strip()[-300:]
+        except OSError:
+            return ""
