@@ -6,7 +6,9 @@ the engine's own rgb: PSNR and SSIM (Wang et al. 2004), and the warping error of
 with the exact engine flow and occlusions masked from depth reprojection and label consistency, for
 the recurrent model, for the same model frame by frame (history disabled), their ratio (< 1: the
 history makes the video steadier), and for the engine rgb itself as a reference. Outputs are rounded
-to uint8 first, as the renderer shows them. Prints a table; the LAST line is JSON.
+to uint8 first, as the renderer shows them. PSNR is also given per quarter of the drive
+(``psnr_by_quarter``): a recurrent model that drifts away from its inputs loses PSNR as the drive goes
+on, while the frame-by-frame model stays level. Prints a table; the LAST line is JSON.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from neural_render.train.splits import eval_seeds
 
 COLUMNS = ("psnr", "ssim", "psnr_framewise", "ssim_framewise", "warp_error", "warp_error_framewise",
            "warp_ratio", "warp_error_engine")
+QUARTERS = ("psnr_by_quarter", "psnr_framewise_by_quarter")
+
+
+def by_quarter(values: list[float]) -> list[float]:
+    """Means over four consecutive, near-equal parts of a drive (first quarter first)."""
+    return [mean(list(part)) for part in np.array_split(np.asarray(values, dtype=np.float64), 4)]
 
 
 def _tensors(frame, device) -> dict[str, torch.Tensor | None]:
@@ -82,6 +90,7 @@ def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device
         "warp_error": we, "warp_error_framewise": we_fw,
         "warp_ratio": we / we_fw if we_fw > 0 else float("nan"),
         "warp_error_engine": mean(acc["we_engine"]),
+        "psnr_by_quarter": by_quarter(acc["psnr"]), "psnr_framewise_by_quarter": by_quarter(acc["psnr_fw"]),
     }
 
 
@@ -122,8 +131,12 @@ def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, 
         print(f"strip: {strip}")
     summary = {c: mean([r[c] for _, r in rows]) for c in COLUMNS}
     print(format_table(rows + [("mean", summary)]))
-    return {**{k: round(v, 6) for k, v in summary.items()}, "model": str(model_path), "preset": model.config.name,
-            "res": f"{width}x{height}", "frames": frames, "seeds": seed_list, "weather": weather, "device": device}
+    quarters = {q: [round(float(v), 3) for v in np.mean([r[q] for _, r in rows], axis=0)] for q in QUARTERS}
+    print(f"PSNR by quarter of the drive, recurrent: {quarters['psnr_by_quarter']}; "
+          f"frame by frame: {quarters['psnr_framewise_by_quarter']}")
+    return {**{k: round(v, 6) for k, v in summary.items()}, **quarters, "model": str(model_path),
+            "preset": model.config.name, "res": f"{width}x{height}", "frames": frames, "seeds": seed_list,
+            "weather": weather, "device": device}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,3 +99,14 @@ def test_evaluate_cli_prints_json_last(tmp_path, capsys):
     for key in ("psnr", "ssim", "warp_error", "warp_error_framewise", "warp_ratio", "warp_error_engine"):
         assert math.isfinite(result[key]), key
     assert 0 < result["ssim"] <= 1 and result["warp_error_engine"] >= 0
+    # 4 frames: each quarter is one frame, so the quarters average back to the drive's PSNR.
+    for quarters, whole in (("psnr_by_quarter", "psnr"), ("psnr_framewise_by_quarter", "psnr_framewise")):
+        assert len(result[quarters]) == 4
+        assert sum(result[quarters]) / 4 == pytest.approx(result[whole], abs=2e-3)
+
+
+def test_by_quarter_splits_a_drive_in_time_order():
+    from neural_render.evaluate import by_quarter
+
+    assert by_quarter([1, 1, 2, 2, 3, 3, 4, 4]) == [1, 2, 3, 4]
+    assert by_quarter([0, 5, 0, 9, 9]) == [2.5, 0, 9, 9]  # 5 frames: the first quarter takes the extra one
