@@ -4,7 +4,9 @@
         rec.add(frame, control, rendered, {"source": 3.1, "inference": 12.0})
     for frame in ReplaySource("sessions/run1"): ...
 
-Format and versioning: format.py. Writer thread and crash consistency: writer.py. Back-pressure: recorder.py.
+Format and versioning: format.py. Back-pressure: recorder.py. Writing a tick, crash consistency and the
+fallback writer thread: writer.py. The default writer process and its lifetime rules: procwriter.py, fed
+through the shared-memory slots of slots.py. ffmpeg viewing copies: video.py. Overhead: bench.py.
 """
 
 from carla_bridge.session.format import FORMAT_VERSION, SessionFormatError, digest_thumb, render_digest

@@ -6,10 +6,12 @@ Each frame is the headless drive minus the window: source step (the procedural w
 installed, else synthetic frames plus a fixed numpy workload of --workload-ms), the neural Renderer
 (--renderer auto: the shipped model, else the cpu preset with random weights, which costs the same;
 --renderer none: a colorize stand-in of a few ms, the worst case for the relative overhead), and, in
-the recording blocks, SessionRecorder.add.
+the recording blocks, SessionRecorder.add with the chosen --writer (process: the default writer process
+fed through shared-memory slots; thread: the in-process writer thread, the pre-process design).
 Blocks alternate (base, record, base, record...) from the same seed so both see the same frames and
 share the machine's background load; the headline overhead_pct is the median over block pairs of
-median(record) / median(base) - 1. CPU ms per frame (process + ffmpeg) is the load-independent cost.
+median(record) / median(base) - 1. CPU ms per frame (this process + writer process + ffmpeg) is the
+load-independent cost.
 The last line is JSON.
 """
 
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--record-rgb", action="store_true", help="also write lossless rgb PNGs")
     parser.add_argument("--no-video", action="store_true", help="no render.mp4 / engine.mp4")
     parser.add_argument("--out", type=Path, default=None, help="keep the sessions here (default: temp)")
+    parser.add_argument("--writer", choices=("process", "thread"), default="process",
+                        help="session writer: a separate process (default) or a thread of this one")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     size = parse_resolution(args.res)
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     rec: list[float] = []
     ratios: list[float] = []
     cpu = {"base": 0.0, "record": 0.0}
-    stats = {"frames_written": 0, "video_frames_dropped": 0, "close_s": []}
+    stats = {"frames_written": 0, "video_frames_dropped": 0, "ready_s": [], "close_s": []}
     errors = []
     with source, tqdm(total=2 * args.blocks * per_block + 10, desc="bench", unit="frame") as bar:
         run_once(source, workload, 10, args.seed, None, bar, renderer)  # warm-up (numba, caches)
@@ -159,11 +163,14 @@ def main(argv: list[str] | None = None) -> dict:
             cpu_start = _cpu_s()
             recorder = SessionRecorder(
                 root / f"block{block}", {"source": kind, "seed": args.seed, "bench": True}, size=size,
-                record_rgb=args.record_rgb, video=not args.no_video,
+                record_rgb=args.record_rgb, video=not args.no_video, writer=args.writer,
             )
+            start = time.perf_counter()
+            recorder.wait_ready()  # steady state is measured; the writer's start-up is reported apart
+            stats["ready_s"].append(round(time.perf_counter() - start, 3))
             times_rec = run_once(source, workload, per_block, args.seed, recorder, bar, renderer)
             start = time.perf_counter()
-            recorder.close()  # drains the queue and reaps ffmpeg, so its CPU time is counted below
+            recorder.close()  # drains the queue, reaps the writer and ffmpeg: their CPU time counts below
             stats["close_s"].append(round(time.perf_counter() - start, 3))
             cpu["record"] += _cpu_s() - cpu_start
             stats["frames_written"] += recorder.frames_written
@@ -179,7 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
     frames = args.blocks * per_block
     result = {
         "res": f"{size[0]}x{size[1]}", "frames": frames, "blocks": args.blocks, "source": kind,
-        "renderer": render_kind, "workload_ms": args.workload_ms, "record_rgb": args.record_rgb,
+        "renderer": render_kind, "writer": args.writer, "workload_ms": args.workload_ms,
+        "record_rgb": args.record_rgb,
         "video": not args.no_video,
         "median_ms_base": round(median_base, 3), "median_ms_record": round(median_rec, 3),
         "p95_ms_base": round(float(np.percentile(base, 95)), 3),
@@ -192,15 +200,16 @@ def main(argv: list[str] | None = None) -> dict:
         "cpu_ms_per_frame_record": round(1000 * cpu["record"] / frames, 3),
         **stats, "errors": errors,
     }
-    print(f"median frame {median_base:.2f} ms without recording, {median_rec:.2f} ms with; paired "
+    print(f"median frame {median_base:.2f} ms without recording, {median_rec:.2f} ms with ({args.writer} "
+          f"writer, {render_kind} renderer); paired "
           f"overhead {result['overhead_pct']:+.1f} %; CPU per frame {result['cpu_ms_per_frame_base']:.2f} -> "
-          f"{result['cpu_ms_per_frame_record']:.2f} ms (process + ffmpeg)")
+          f"{result['cpu_ms_per_frame_record']:.2f} ms (process + writer + ffmpeg)")
     print(json.dumps(result))
     return result
 
 
 def _cpu_s() -> float:
-    """CPU seconds of this process (all threads) and of its reaped children (ffmpeg)."""
+    """CPU seconds of this process (all threads) and of its reaped children (writer process, ffmpeg)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 

@@ -3,7 +3,7 @@
 A session is a folder (DESIGN.md, "Sessions"):
 
     session.json        format_version (int), project_version, git_commit, started_at, size [w, h], fps,
-                        record {rgb, flow, depth, video}, plus the caller's meta (model, model_sha256,
+                        record {rgb, flow, depth, video, writer}, plus the caller's meta (model, model_sha256,
                         backend, device, precision, source, source_settings, seed). Written at the start
                         and rewritten atomically at close with frames, ended_at, closed, error.
     frames.jsonl        one JSON object per tick (FrameRecord), appended and flushed only after every

@@ -8,8 +8,10 @@ bytes (slot number, position, record) down a pipe; everything else (FrameSink in
 
 Lifetime and crash rules:
 - The writer is started with subprocess (not multiprocessing: no re-import of the game's __main__, no
-  fork of a process with BLAS threads) in its own session, so Ctrl+C in the terminal reaches only the
-  game, whose close() then flushes the writer; the writer also ignores SIGINT.
+  fork of a process with BLAS threads) in its own process group, so Ctrl+C in the terminal reaches only
+  the game, whose close() then flushes the writer; the writer also ignores SIGINT. It stays in the
+  game's session: with autogroup scheduling a new session would compete with the game as an equal and
+  its nice +5 would mean nothing (see video.py). ffmpeg runs under it at the same nice.
 - If the game dies (crash, kill -9), the writer reads EOF on its command pipe (or sees its parent pid
   change, if a fork of the game holds the pipe open): it writes every tick already in its slots, closes
   the videos and exits. Nothing handed over is lost and no writer outlives that by more than the flush.
@@ -37,7 +39,8 @@ from carla_bridge.session.writer import FramePacket, FrameSink, WriterState, run
 
 PIPE_BYTES = 1 << 20  # command pipe size: holds every in-flight message, so send() never waits
 MAX_SLOTS = 256  # x ~1 kB of message each < PIPE_BYTES
-CHILD = "import sys; from carla_bridge.session.procwriter import child_main; sys.exit(child_main(sys.argv[1]))"
+CHILD = ("import sys; from carla_bridge.session.procwriter import child_main; "
+         "sys.exit(child_main(sys.argv[1]))")
 
 
 def _pipe() -> tuple[int, int]:
@@ -65,6 +68,7 @@ class ProcessWriter:
         self._free = list(range(count - 1, -1, -1))  # LIFO: a short backlog keeps touching the same pages
         self._inflight: dict[int, tuple[int, bool]] = {}
         self._final: dict[str, Any] | None = None
+        self.ready = False  # the writer process has mapped the slots and opened frames.jsonl
         cmd_read, self._cmd_fd = _pipe()
         res_read, res_write = os.pipe()
         config = {
@@ -73,11 +77,12 @@ class ProcessWriter:
             "ring": str(self.ring.path), "count": count, "fields": [list(f.__dict__.values()) for f in fields],
         }
         root = str(Path(__file__).resolve().parents[2])  # so the child imports this same checkout
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        env = dict(os.environ, PYTHONPATH=path)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", CHILD, json.dumps(config)], pass_fds=(cmd_read, res_write),
-                stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+                stdin=subprocess.DEVNULL, process_group=0, env=env,
             )
         except BaseException:
             for fd in (cmd_read, self._cmd_fd, res_read, res_write):
@@ -97,7 +102,13 @@ class ProcessWriter:
         """Copy the packet into a free slot and hand it over (the caller checked can_take())."""
         slot = self._free.pop()
         try:
-            self.ring.reserve(slot)
+            try:
+                self.ring.reserve(slot)
+            except OSError as exc:
+                raise RuntimeError(
+                    f"no shared memory left for the frame queue in {self.ring.path.parent} ({exc.strerror}); "
+                    "free some RAM or /dev/shm space, or record with writer='thread'"
+                ) from exc
             views = self.ring.views(slot)
             inline: dict[str, np.ndarray] = {}
             named = dict(packet.arrays, render=packet.render, engine=packet.engine)
@@ -130,6 +141,15 @@ class ProcessWriter:
         except (EOFError, OSError):
             self._writer_gone()
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the writer process is up (interpreter started, numpy imported: ~0.2-0.5 s)."""
+        try:
+            while not self.ready and self._final is None and self._res.poll(timeout_s):
+                self._handle(self._res.recv())
+        except (EOFError, OSError):
+            self._writer_gone()
+        return self.ready
+
     def finish(self) -> dict[str, int]:
         """Flush: tell the writer to stop, wait until it has written everything; frames per video."""
         try:
@@ -149,7 +169,9 @@ class ProcessWriter:
 
     def _handle(self, message: tuple) -> None:
         kind, *rest = message
-        if kind == "done":
+        if kind == "ready":
+            self.ready = True
+        elif kind == "done":
             slot, frames, error = rest
             nbytes, video = self._inflight.pop(slot)
             self._free.append(slot)
@@ -196,6 +218,7 @@ def child_main(config_json: str) -> int:
         _send(res, ("final", {"frames": 0, "error": f"the session writer could not start: {exc}",
                               "notes": [], "video": {}}))
         return 1
+    _send(res, ("ready",))
     try:
         while True:
             if not cmd.poll(1.0):
@@ -205,6 +228,9 @@ def child_main(config_json: str) -> int:
             try:
                 message = cmd.recv()
             except EOFError:  # the game died: everything it handed over is in the slots; write it
+                break
+            except Exception as exc:  # a message cut by an interrupt in the game: stop cleanly, say so
+                sink.error = sink.error or f"recording stopped: the frame queue was corrupted ({exc!r})"
                 break
             if message is None:
                 break

@@ -10,8 +10,10 @@ Back-pressure policy (the drive must never stall on the disk, and lossless data 
   the mp4 is only a viewing copy and frames.jsonl + PNGs stay complete.
 - Labels, flow, depth, rgb and the jsonl line are never dropped one by one: a frame with a line has all its
   files. If the writer falls more than ``max_backlog_mb`` behind (the disk is slower than the drive for
-  seconds on end; with the writer process also when its shared slots are all in use), the recording stops with a message in ``error`` rather than blocking the drive or
-  leaving holes; everything recorded before that point is a valid session.
+  seconds on end; with the writer process also when its shared slots are all in use), the recording
+  stops with a message in ``error`` rather than blocking the drive or leaving holes; everything recorded
+  before that point is a valid session (the writer process still writes every tick already handed over,
+  even if the game then crashes).
 - Disk errors (full disk, unwritable folder) likewise stop the recording with ``error`` set; ``add`` never
   raises, so the drive goes on. The game shows ``error`` on its HUD.
 """
@@ -161,6 +163,13 @@ class SessionRecorder:
         except Exception as exc:  # bad frame or bug: stop recording, keep driving
             self._drive_error = f"recording stopped at frame {self.frames_queued}: {exc}"
 
+    def wait_ready(self, timeout_s: float = 10.0) -> bool:
+        """Wait until the writer can take frames at full speed (the writer process is started, which takes
+        a fraction of a second of CPU). Optional: add() works before it; frames wait in the slots."""
+        if self._writer is None or self._closed:
+            return False
+        return self._writer.wait_ready(timeout_s)
+
     def close(self) -> None:
         """Flush the queue, finalize the videos and rewrite session.json with the totals. Idempotent."""
         if self._closed:
@@ -216,7 +225,8 @@ class SessionRecorder:
         for kind in kinds:
             (self.path / FRAME_FILES[kind][0]).mkdir(exist_ok=True)
         self.meta["record"]["writer"] = self.writer_kind
-        atomic_write_json(self.path / SESSION_JSON, self.meta)  # before the writer: fails fast, nothing to stop
+        # Written before the writer starts: an unwritable folder fails here, with nothing to stop.
+        atomic_write_json(self.path / SESSION_JSON, self.meta)
         note = None
         if self.writer_kind == "process":
             try:

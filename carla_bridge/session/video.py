@@ -18,7 +18,8 @@ BACKGROUND_NICE = 5
 
 def lower_priority(pid: int, nice: int = BACKGROUND_NICE) -> None:
     """Lower a background process by ``nice`` (+5): on a busy CPU the drive's frames come first and the
-    encoder catches up in the gaps (the queue absorbs the lag; see the back-pressure policy in recorder.py)."""
+    encoder catches up in the gaps (the queue absorbs the lag; see the back-pressure policy in
+    recorder.py)."""
     if nice <= 0:
         return
     try:
@@ -33,8 +34,11 @@ class VideoStream:
     ffmpeg comes from imageio-ffmpeg, but is started here with subprocess rather than through
     ``imageio_ffmpeg.write_frames``: that one passes ``preexec_fn=os.setpgrp``, which forces fork() instead
     of vfork(), and fork() from this thread while the drive thread is inside an OpenBLAS call deadlocks
-    in OpenBLAS's at-fork handler (seen here; imageio-ffmpeg issue #58). ``start_new_session`` keeps
-    Ctrl-C away from ffmpeg (so close() can still finalize the file) and allows vfork.
+    in OpenBLAS's at-fork handler (seen here; imageio-ffmpeg issue #58). ``process_group=0`` (setpgid in
+    the vfork child) keeps Ctrl-C away from ffmpeg, so close() can still finalize the file. Not
+    ``start_new_session``: with the kernel's autogroup scheduling (on by default on desktop Linux) a new
+    session is a new scheduling group that competes with the whole game as an equal, which makes the
+    nice +5 meaningless; in the game's session ffmpeg yields to the drive as intended.
     Fragmented mp4 (moov first, a fragment per keyframe) so that a file cut by a crash still plays; odd
     sizes are padded by one edge pixel because yuv420p needs even sides.
     """
@@ -54,15 +58,19 @@ class VideoStream:
 
         self.size = (width, height)
         padded = f"{width + width % 2}x{height + height % 2}"
+        # One x264 thread up to 1024x512: its frame threads cost ~20 % more CPU per frame there (1.1 vs
+        # 1.4 ms at 512x256, measured) and one core encodes such frames at hundreds of fps anyway.
+        threads = ["-threads", "1"] if width * height <= 1024 * 512 else []
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo",
             "-pix_fmt", "rgb24", "-s", padded, "-r", f"{self.fps:g}", "-i", "-", "-an",
-            "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.crf), "-preset", self.preset,
+            "-vcodec", "libx264", *threads, "-pix_fmt", "yuv420p", "-crf", str(self.crf),
+            "-preset", self.preset,
             "-movflags", "+frag_keyframe+empty_moov+default_base_moof", str(self.path),
         ]
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=log, start_new_session=True)
+                                          stderr=log, process_group=0)
         lower_priority(self._proc.pid, self.nice)
 
     def write(self, image: np.ndarray) -> bool:

@@ -207,6 +207,9 @@ class SessionWriter(threading.Thread):
     def poll(self) -> None:
         """Nothing to collect: the thread updates ``state`` itself (same interface as ProcessWriter)."""
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        return self.is_alive()
+
     def finish(self) -> dict[str, int]:
         """Flush the queue, stop the thread; return the frames per video stream."""
         self.put(None)
