@@ -56,6 +56,22 @@ def carla_server_answers(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def make_camera_queue() -> queue.SimpleQueue:
+    """The queue a camera's ``listen`` callback fills (libcarla's streaming thread) and ``step`` drains.
+
+    It must be ``queue.SimpleQueue`` (C, lock-free put), never ``queue.Queue``: a Ctrl+C that lands
+    while the main thread waits for ``Queue``'s mutex (contended with a camera callback, likely on a
+    loaded CPU) raises KeyboardInterrupt inside ``Condition.__enter__`` after the mutex is taken and
+    before the ``with`` block owns it (CPython bpo-29988), so the mutex stays locked for ever. The
+    next camera frame's ``put`` then blocks libcarla's streaming thread, and destroying the client
+    (teardown, or interpreter exit) joins that thread: the program hangs after Ctrl+C. Seen as gdb
+    stacks of a hung client (main thread in streaming::Client::~Client -> ThreadPool::Stop -> join,
+    the streaming thread in queue.put -> Condition.__enter__); a 300-try reproduction in
+    tests/test_carla_failures.py leaves ``Queue`` blocked about 1 time in 7 and ``SimpleQueue`` never.
+    ``SimpleQueue.put`` never blocks and holds no Python-level lock (documented as reentrant)."""
+    return queue.SimpleQueue()
+
+
 def _import_carla() -> Any:
     try:
         import carla
@@ -96,7 +112,7 @@ class CarlaSource(SourceBase):
         self._server_lost = False
         self._autopilot = False
         self._sensors: dict[str, Any] = {}
-        self._queues: dict[str, queue.Queue] = {}
+        self._queues: dict[str, queue.SimpleQueue] = {}
         self.client: Any = None
         self.world: Any = None
         self._ego: Any = None
@@ -171,7 +187,7 @@ class CarlaSource(SourceBase):
             camera_bp.set_attribute("fov", f"{self.fov:g}")
             sensor = self.world.spawn_actor(camera_bp, mount, attach_to=self._ego)
             self._sensors[name] = sensor
-            self._queues[name] = queue.Queue()
+            self._queues[name] = make_camera_queue()
             sensor.listen(self._queues[name].put)
 
     def _traffic_manager(self) -> Any:
@@ -370,6 +386,7 @@ class CarlaSource(SourceBase):
 
 
 def _quietly(what: str, fn: Any, *args: Any) -> None:
+    log.debug("CARLA teardown: %s", what)  # the last of these names the step a hung exit is stuck in
     try:
         fn(*args)
     except Exception as error:  # teardown goes on: every later step still matters

@@ -5,6 +5,8 @@ server is left as it was). Client processes run apart so the test process surviv
 from __future__ import annotations
 
 import os
+import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +21,14 @@ from test_carla_support import REPO, StandinProcess, client, require_carla, stan
 pytestmark = pytest.mark.carla
 
 CLIENT = textwrap.dedent("""
-    import signal, sys
+    import faulthandler, logging, signal, sys
+    # Ctrl+C as in a terminal: a test run started in the background by a non-interactive shell
+    # (`pytest ... &`) hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    print("inherited SIGINT handler:", signal.getsignal(signal.SIGINT), file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks on a hang
+    signal.signal(signal.SIGUSR2, lambda *_: print("SIGUSR2 handled", file=sys.stderr, flush=True))
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(relativeCreated)d %(name)s: %(message)s")
     from carla_bridge.carla_source import CarlaConnectionError, CarlaSource
     from carla_bridge.frames import Control
     port, tm_port, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -56,15 +65,58 @@ def _client_process(server: StandinProcess, mode: str) -> subprocess.Popen:
 
 
 def _wait_for(process: subprocess.Popen, word: str, timeout_s: float = 30.0) -> None:
+    """Read the client's stdout lines until one starts with ``word``; a client that hangs or ends
+    before fails the test with diagnostics (select: a hung client must not block readline)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        readable, _, _ = select.select([process.stdout], [], [], 0.5)
+        if not readable:
+            continue
         line = process.stdout.readline()
         if line.startswith(word):
             return
         if not line and process.poll() is not None:
             break
+    pytest.fail(f"client never printed {word}:\n" + _diagnose(process))
+
+
+def _diagnose(process: subprocess.Popen, server: StandinProcess | None = None) -> str:
+    """Why a client hangs: its signal state (/proc), native stacks (gdb, where installed: libcarla's
+    threads are C++), Python stacks (faulthandler on SIGUSR1), output and the server's log tail.
+    Kills the client."""
+    parts = []
+    if process.poll() is None:
+        try:
+            status = open(f"/proc/{process.pid}/status").read().splitlines()
+            parts.append("signal state (SIGINT is bit 0x2):\n" + "\n".join(line for line in status if line.startswith(("Sig", "Shd"))))
+        except OSError as error:
+            parts.append(f"no /proc status: {error}")
+        gdb = shutil.which("gdb")
+        if gdb:
+            try:
+                native = subprocess.run([gdb, "-p", str(process.pid), "-batch", "-nx", "-ex", "thread apply all bt 25"],
+                                        capture_output=True, text=True, timeout=60).stdout
+                lines = [line[:220] for line in native.splitlines() if line.startswith(("Thread", "#"))]
+                parts.append("native stacks (gdb):\n" + "\n".join(lines)[-24000:])
+            except (OSError, subprocess.TimeoutExpired) as error:
+                parts.append(f"gdb failed: {error}")
+        process.send_signal(signal.SIGUSR2)  # does the Python loop still run signal handlers?
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
     process.kill()
-    pytest.fail(f"client never printed {word}: {process.stderr.read()[-2000:]}")
+    out, err = process.communicate(timeout=10)
+    parts.append(f"client exit status {process.returncode}; stdout:\n{out[-2000:]}\nstderr:\n{err[-8000:]}")
+    if server is not None:
+        parts.append("server log tail:\n" + "".join(server.log[-40:]))
+    return "\n".join(parts)
+
+
+def _finish(process: subprocess.Popen, server: StandinProcess, timeout_s: float, stdin: str | None = None) -> tuple[str, str]:
+    """communicate() with a deadline; a client still running then fails the test with diagnostics."""
+    try:
+        return process.communicate(stdin, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the client did not exit within {timeout_s:g} s:\n" + _diagnose(process, server))
 
 
 def test_server_killed_mid_run_is_a_clear_error_in_process():
@@ -95,7 +147,7 @@ def test_server_killed_under_autopilot_ends_with_a_clear_error():
     try:
         _wait_for(client_process, "DRIVING")
         server.kill()
-        out, err = client_process.communicate("go\n", timeout=30)
+        out, err = _finish(client_process, server, 30.0, "go\n")
     finally:
         client_process.kill()
         server.kill()
@@ -117,11 +169,58 @@ def test_signal_tears_down_and_restores_the_server(standin, client, how):
         world = client.get_world()
         assert world.get_settings().synchronous_mode
         client_process.send_signal(how)
-        out, err = client_process.communicate(timeout=30)
+        signalled = time.monotonic()
+        out, err = _finish(client_process, standin, 30.0)
+        exit_s = time.monotonic() - signalled
     finally:
         client_process.kill()
     assert client_process.returncode == 0, err[-2000:]
+    if how == signal.SIGINT:
+        assert "CLOSED" in out, err[-2000:]  # KeyboardInterrupt left `with source:` and the program went on
+    assert exit_s < 10.0, f"the client took {exit_s:.1f} s to exit after the signal:\n{err[-4000:]}"
     settings = world.get_settings()
     assert not settings.synchronous_mode and settings.fixed_delta_seconds is None
     world.wait_for_tick(5.0)
     assert [a.type_id for a in world.get_actors()] == ["spectator"]
+
+
+CAMERA_QUEUE_UNDER_CTRL_C = textwrap.dedent("""
+    import os, signal, sys, threading, time
+    from carla_bridge.carla_source import make_camera_queue
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see CLIENT)
+    sys.setswitchinterval(1e-6)  # switch threads often, so Ctrl+C often finds get() waiting on a lock
+    blocked = 0
+    for trial in range(int(sys.argv[1])):
+        frames, stop = make_camera_queue(), threading.Event()
+        def camera():  # libcarla's streaming thread, delivering frames as fast as it can
+            while not stop.is_set():
+                frames.put(trial)
+        producer = threading.Thread(target=camera, daemon=True)
+        producer.start()
+        ctrl_c = threading.Thread(target=lambda: (time.sleep(0.002 + trial % 10 * 0.0005),
+                                                  os.kill(os.getpid(), signal.SIGINT)))
+        try:
+            ctrl_c.start()
+            while True:
+                frames.get(timeout=1.0)  # CarlaSource._wait_frame
+        except KeyboardInterrupt:
+            pass
+        ctrl_c.join()
+        stop.set()
+        producer.join(1.0)
+        blocked += producer.is_alive()
+    print("BLOCKED", blocked)
+""")
+
+
+def test_camera_queue_survives_ctrl_c_in_get():
+    """Ctrl+C while step() drains a camera queue must not leave the queue locked: the camera thread's
+    next put() would block for ever and the client could never be destroyed (the process hangs after
+    Ctrl+C). queue.Queue fails this (about 1 try in 7 on a loaded 2-core box: KeyboardInterrupt
+    between its mutex's acquire and the ``with`` block, CPython bpo-29988); make_camera_queue's must
+    pass every try. No CARLA needed: the scenario runs in its own process, which takes the signals."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-c", CAMERA_QUEUE_UNDER_CTRL_C, "100"], capture_output=True,
+                            text=True, env=env, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["BLOCKED", "0"], result.stderr[-2000:]
