@@ -24,8 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     from game.cli import parse_args
 
     config = parse_args(argv)
-    from game.app import main as run_game
-
+    try:
+        from game.app import main as run_game  # pygame, numpy: a Ctrl+C can land in these imports
+    except KeyboardInterrupt:
+        print("Ctrl+C: stopped before the drive started", file=sys.stderr)
+        return 130
     return run_game(config)
 
 

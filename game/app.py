@@ -20,6 +20,7 @@ from game.display import DEFAULT_WINDOW, open_display, save_screenshot
 from game.hud import HUD
 from game.keyboard import KeyboardController
 from game.loop import tick
+from game.outputs import check_outputs
 from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
 from game.sources import make_source
 from game.status import FrameStats, session_meta
@@ -160,8 +161,8 @@ class App:
     def _write_report(self) -> None:
         if self.config.profile:
             report_dir = self.config.report or _stamped("reports")
+            # write_report prints the table and where the files went; no second line here
             self.profiler.write_report(report_dir, {**session_meta(self), "resolution": list(self.size)})
-            print(f"profile report: {report_dir}")
 
     def _close_renderer(self) -> None:
         close = getattr(self.renderer, "close", None)
@@ -212,21 +213,27 @@ def _stamped(root: str):
 
 
 def run_export(config: GameConfig) -> int:
-    """--replay DIR --export OUT.mp4 / --export-frames DIR: render the session offline and exit."""
+    """--replay DIR --export OUT.mp4 / --export-frames DIR: render the session offline and exit.
+    --res resamples the session (ReplaySource(size=...)), as in the drive."""
     try:
         from game.export import export_session
     except ImportError as error:
         raise LaunchError(f"--export: session export is not available in this checkout ({error})") from None
     model = load_model(config)
+    resolve_device(config)
     source = make_source(config, (0, 0)).source
     try:
-        size = source.reset().size
+        size = config.res or source.reset().size
     finally:
         source.close()
+    check_size(model, size, "--res" if config.res else f"--replay {config.replay}")
     renderer = make_renderer(model.model, config.backend, config.device, config.precision, size)
     if model.untrained:
         print(f"warning: exporting with an UNTRAINED {model.preset} model", file=sys.stderr)
-    export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
+    try:
+        export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
+    except (OSError, RuntimeError) as error:  # disk full, ffmpeg gone: say so, no traceback
+        raise LaunchError(f"export failed: {error}") from None
     for target in (config.export, config.export_frames):
         if target is not None:
             print(f"exported: {target}")
@@ -241,17 +248,43 @@ def run_backend_comparison(config: GameConfig) -> int:
         raise LaunchError(f"--backend all: the profiler is not available in this checkout ({error})") from None
     model = load_model(config)
     device = resolve_device(config)
-    size = config.res or default_resolution(model.preset, device)
+    size = config.res or (_replay_size(config) if config.replay else default_resolution(model.preset, device))
+    check_size(model, size, "--res" if config.res or not config.replay else f"--replay {config.replay}")
     run_comparison(model.model, size, frames=config.frames or 120, session=config.replay,
                    seed=config.seed or 0, device=config.device, precision=config.precision,
                    report_dir=config.report, meta={"model": model.label, "untrained": model.untrained})
     return 0
 
 
+def _replay_size(config: GameConfig) -> tuple[int, int]:
+    """The recorded size of the --replay session (compare its frames at the size they were driven)."""
+    source = make_source(config, (0, 0)).source
+    try:
+        return source.reset().size
+    finally:
+        source.close()
+
+
 def main(config: GameConfig) -> int:
     """Run the game (or the export, or the backend comparison) for a parsed config; start-up problems
-    print and return 2."""
+    print one line and return 2; Ctrl+C before the drive starts (loading torch, the model, connecting)
+    or during an export prints one line and returns 130, the shell's code for SIGINT."""
     try:
+        return _main(config)
+    except KeyboardInterrupt:
+        if config.export is not None or config.export_frames is not None:
+            what = "the export stopped (the frames written so far are kept)"
+        elif config.backend == "all":
+            what = "the backend comparison stopped"
+        else:
+            what = "stopped before the drive started"
+        print(f"Ctrl+C: {what}", file=sys.stderr)
+        return 130
+
+
+def _main(config: GameConfig) -> int:
+    try:
+        check_outputs(config)
         if config.export is not None or config.export_frames is not None:
             return run_export(config)
         if config.backend == "all":

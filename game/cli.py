@@ -1,8 +1,9 @@
 """Command line of launch.py: flags, their checks, and the resolved GameConfig.
 
-Flag names follow CARLA's PythonAPI/examples/manual_control.py where they overlap (--host, --port,
---res, --sync, --autopilot, --filter, --seed). A bad value is an argparse error that names the flag.
-Nothing heavy is imported here, so `--help` answers at once.
+Flag names follow CARLA's PythonAPI/examples/manual_control.py where they overlap (--host, -p/--port,
+--res, --sync, -a/--autopilot, --filter, --seed). One difference: there --res is the window size; here it
+is the render size (the network's cost), and --window sizes the window. A bad value is a one-line
+argparse error that names the flag. Nothing heavy is imported here, so `--help` answers at once.
 """
 
 from __future__ import annotations
@@ -18,8 +19,16 @@ from game.bindings import bindings_text
 SOURCES = ("auto", "procedural", "carla", "replay")
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "all")
 PRECISIONS = ("fp32", "fp16", "bf16")
-RETRAIN_COMMAND = ("python -m neural_render.train --preset cpu --recipe fast --data procedural --steps 20000 "
-                   "--out runs/cpu && cp runs/cpu/generator.safetensors models/cpu.safetensors")
+SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what pygame.image.save writes; others silently become TGA
+
+
+def retrain_command(preset: str = "cpu") -> str:
+    """The command that trains a generator of `preset` and puts it where the game looks for it."""
+    return (f"python -m neural_render.train --preset {preset} --recipe fast --data procedural --steps 20000 "
+            f"--out runs/{preset} && cp runs/{preset}/generator.safetensors models/{preset}.safetensors")
+
+
+RETRAIN_COMMAND = retrain_command("cpu")
 
 
 @dataclass
@@ -88,8 +97,16 @@ def _device(text: str) -> str:
     return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (the problem and where to look), not the 12-line usage
+    block that buries it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (python launch.py --help lists every flag)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="launch.py",
         description=(
             "Drive through the procedural world (or CARLA) and watch a recurrent vid2vid + SPADE\n"
@@ -112,19 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where frames come from; auto = CARLA at --host/--port if it answers, "
                             "else the procedural world (default: auto)")
     world.add_argument("--host", default="127.0.0.1", help="CARLA server address (default: 127.0.0.1)")
-    world.add_argument("--port", type=_port, default=2000, help="CARLA server port (default: 2000)")
+    world.add_argument("-p", "--port", type=_port, default=2000, help="CARLA server port (default: 2000)")
     world.add_argument("--tm-port", type=_port, default=8000,
                        help="CARLA Traffic Manager port, used by the autopilot (default: 8000)")
     world.add_argument("--sync", action=argparse.BooleanOptionalAction, default=True,
                        help="CARLA synchronous mode, a fixed time step per tick (default: on, so each "
                             "rendered frame follows the last one and the engine flow matches it)")
-    world.add_argument("--autopilot", action="store_true", help="start with the autopilot driving")
+    world.add_argument("-a", "--autopilot", action="store_true", help="start with the autopilot driving")
     world.add_argument("--filter", default="vehicle.*", help="CARLA actor filter for the ego (default: vehicle.*)")
     world.add_argument("--seed", type=int, default=None, help="world / spawn seed")
 
     view = parser.add_argument_group("view")
     view.add_argument("--res", type=_resolution("--res"), default=None, metavar="WIDTHxHEIGHT",
-                      help="render size (default: 256x128 on CPU, 512x256 on CUDA, 1024x512 for the gpu preset)")
+                      help="render size (default: 256x128 on CPU, 512x256 on CUDA, 1024x512 for the gpu preset; "
+                           "with --replay: the recorded size, or the session resampled to this one)")
     view.add_argument("--window", type=_resolution("--window"), default=None, metavar="WIDTHxHEIGHT",
                       help="window size (default: 1280x720)")
     view.add_argument("--headless", action="store_true",
@@ -178,6 +196,9 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
     for flag, value in (("--export", args.export), ("--export-frames", args.export_frames)):
         if value is not None and args.replay is None:
             parser.error(f"argument {flag}: needs --replay DIR (the session to export)")
+    if args.screenshot is not None and args.screenshot.suffix.lower() not in SCREENSHOT_SUFFIXES:
+        parser.error(f"argument --screenshot: must end in {', '.join(SCREENSHOT_SUFFIXES)}, "
+                     f"got {str(args.screenshot)!r}")
     if args.export is not None and args.export.suffix.lower() != ".mp4":
         parser.error(f"argument --export: must name an .mp4 file, got {str(args.export)!r}")
     if args.preset is not None:

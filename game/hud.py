@@ -21,6 +21,7 @@ Line = str | tuple[str, float, float, float]  # text, or a bar: (label, value, l
 
 def _fit_width(image: pygame.Surface, width: int) -> pygame.Surface:
     """Shrink rendered text that is wider than the window (small windows, long messages)."""
+    width = max(1, width)  # a 16-pixel window leaves a negative width after the margins: pygame raises
     if image.get_width() <= width:
         return image
     height = max(1, image.get_height() * width // image.get_width())

@@ -8,13 +8,15 @@ tells how to train one.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from game.cli import RETRAIN_COMMAND, GameConfig, LaunchError
+from game.cli import GameConfig, LaunchError, retrain_command
 
 DEFAULT_PRESET = "cpu"
 SHIPPED_PRESETS = ("cpu",)  # presets with trained weights in models/ (see models/cpu.md)
+TRAINED_NAME = "generator.safetensors"  # what neural_render.train writes into its --out folder
 
 
 @dataclass
@@ -29,26 +31,39 @@ class ModelChoice:
 def load_model(config: GameConfig) -> ModelChoice:
     """--model, else the shipped weights of --preset (models/<preset>.safetensors). A preset that ships
     no weights (tiny, gpu for now) runs untrained, loudly; a shipped file that is missing or corrupt is
-    a clear error naming the retrain command, never a silent fallback."""
-    from neural_render.checkpoint import CheckpointError, default_model_path, load_generator
+    a clear error naming the retrain command, never a silent fallback. Every error is one line."""
+    from neural_render.checkpoint import CheckpointError, default_model_path, load_generator, read_metadata
 
     preset = config.preset or DEFAULT_PRESET
     path = Path(config.model) if config.model is not None else default_model_path(preset)
     if config.model is None and not path.exists():
         if preset not in SHIPPED_PRESETS:
             return untrained_model(preset)
-        raise LaunchError(f"the shipped model {path} is missing (an incomplete checkout or install?). "
-                          f"Restore it with `git checkout -- models/`, or retrain it with:\n  {RETRAIN_COMMAND}")
+        raise LaunchError(f"the shipped model {path} is missing (an incomplete checkout or install?): restore it "
+                          f"with `git checkout -- models/`, or retrain it: {retrain_command(preset)}")
     flag = "--model" if config.model is not None else "the shipped model"
+    if path.is_dir():  # a training run's folder (--out DIR): its weights are DIR/generator.safetensors
+        if not (path / TRAINED_NAME).is_file():
+            raise LaunchError(f"{flag} {path}: is a folder without {TRAINED_NAME}; pass the .safetensors file")
+        path = path / TRAINED_NAME
     if not path.exists():
-        raise LaunchError(f"{flag} {path}: no such file. Train one with:\n  {RETRAIN_COMMAND}")
+        raise LaunchError(f"{flag} {path}: no such file; pass a trained .safetensors (the shipped one is "
+                          f"{default_model_path(DEFAULT_PRESET)}), or train one: {retrain_command(preset)}")
     try:
-        model = load_generator(path, preset=config.preset)
-    except CheckpointError as error:
-        raise LaunchError(f"{flag} {path}: {error}\nRetrain with:\n  {RETRAIN_COMMAND}") from None
+        stored = read_metadata(path)[0].name
+        if config.preset is not None and stored != config.preset:
+            raise LaunchError(f"{flag} {path} holds a '{stored}' generator, not --preset {config.preset}: "
+                              f"pass --preset {stored} (or leave --preset out)")
+        model = load_generator(path)
+    except CheckpointError as error:  # its message names the file and the problem
+        raise LaunchError(f"{flag}: {_one_line(error)}; retrain: {retrain_command(preset)}") from None
     model.eval()
     preset = getattr(getattr(model, "config", None), "name", config.preset or "?")
     return ModelChoice(model, f"{path.stem} ({preset})", path, untrained=False, preset=preset)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
 
 
 def untrained_model(preset: str) -> ModelChoice:
@@ -63,11 +78,20 @@ def untrained_model(preset: str) -> ModelChoice:
 
 
 def resolve_device(config: GameConfig) -> str:
-    if config.device is not None:
-        return config.device
+    """--device, checked: asking for a GPU that is not there is an error rather than a silent CPU run
+    (QA: `--device cuda` ran onnxruntime on the CPU at the CUDA default size, 512x256, with no word).
+    Every GPU path here (torch, TensorRT, onnxruntime's CUDA provider beside torch) needs torch's CUDA."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if config.device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if config.device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(config.device.partition(":")[2] or 0)
+        if index >= count:
+            seen = f"torch sees {count} CUDA device(s)" if count else "torch sees no CUDA GPU here"
+            raise LaunchError(f"--device {config.device}: {seen}; pass --device cpu or leave --device out")
+    return config.device
 
 
 def default_resolution(preset: str, device: str) -> tuple[int, int]:
@@ -94,11 +118,15 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
     from neural_render.runtime import Renderer
 
     try:
-        return Renderer(model, backend=backend, device=device, precision=precision, size=size)
+        renderer = Renderer(model, backend=backend, device=device, precision=precision, size=size)
     except (ValueError, RuntimeError, ImportError) as error:
         raise LaunchError(
-            f"--backend {backend} --device {device or 'auto'} --precision {precision}: {error}"
+            f"--backend {backend} --device {device or 'auto'} --precision {precision}: {_one_line(error)}"
         ) from None
+    if getattr(renderer, "precision", precision) != precision:  # e.g. onnxruntime on the CPU runs fp32 only
+        print(f"note: --precision {precision} is not available with {renderer.backend_name} on "
+              f"{renderer.device_name}; running {renderer.precision}", file=sys.stderr)
+    return renderer
 
 
 def available_backends(device: str | None) -> list[str]:

@@ -7,7 +7,7 @@ import statistics
 import time
 from collections import deque
 
-from game.cli import RETRAIN_COMMAND
+from game.cli import retrain_command
 from game.layout import LAYOUTS
 
 
@@ -92,7 +92,7 @@ def _profiler_lines(app) -> list[str]:
 
 def banner_text(app) -> str | None:
     if app.model.untrained:
-        return f"UNTRAINED MODEL ({app.model.preset}): train one with  {RETRAIN_COMMAND}"
+        return f"UNTRAINED MODEL ({app.model.preset}): train one with  {retrain_command(app.model.preset)}"
     return None
 
 

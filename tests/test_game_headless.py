@@ -13,7 +13,7 @@ pygame = pytest.importorskip("pygame")
 
 from carla_bridge.labels import colorize  # noqa: E402
 from game.app import App, main  # noqa: E402
-from game.cli import RETRAIN_COMMAND, parse_args  # noqa: E402
+from game.cli import RETRAIN_COMMAND, parse_args, retrain_command  # noqa: E402
 from test_game_support import (  # noqa: E402,F401
     RES, WINDOW, headless_env, load_png, make_app, post_key, tiny_model_path, upscale,
 )
@@ -63,7 +63,8 @@ def test_default_model_missing_falls_back_to_untrained(headless_env, monkeypatch
     assert app.model.untrained and app.model.preset == "tiny"
     assert app.run() == 0
     err = capsys.readouterr().err
-    assert "UNTRAINED" in err and RETRAIN_COMMAND in err
+    # The retrain command is the one for this preset (it used to name cpu for every preset).
+    assert "UNTRAINED" in err and retrain_command("tiny") in err and "--preset cpu" not in err
 
 
 @pytest.mark.parametrize("content", [None, b"not a safetensors file"])
@@ -89,6 +90,7 @@ def test_bad_model_path_is_a_clear_error(headless_env, capsys, content):
     assert code == 2
     err = capsys.readouterr().err
     assert "--model" in err and str(path) in err and RETRAIN_COMMAND in err
+    assert err.count("\n") == 1  # one line (the retrain command used to sit on lines of its own)
 
 
 def test_resolution_the_model_cannot_take_names_res(headless_env, tiny_model_path, capsys):

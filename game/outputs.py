@@ -1,0 +1,55 @@
+"""Up-front checks of every path a run will write: --record, --report, --screenshot, --export,
+--export-frames. Without them a bad path showed only at the end (QA pass: `--record /proc/x` drove on
+without recording, --report and --screenshot failed at teardown after the whole run, --export died in
+a traceback), so the run was lost. Folders are created here, as the run would create them anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from game.cli import GameConfig, LaunchError
+
+
+def check_outputs(config: GameConfig) -> None:
+    """LaunchError naming the flag when one of the run's outputs cannot be written."""
+    for flag, folder in (("--record", config.record), ("--report", config.report),
+                         ("--export-frames", config.export_frames)):
+        if folder is not None:
+            writable_folder(flag, Path(folder))
+    for flag, file in (("--screenshot", config.screenshot), ("--export", config.export)):
+        if file is not None:
+            writable_file(flag, Path(file))
+    if config.replay is not None:
+        for flag, target in (("--export", config.export), ("--export-frames", config.export_frames)):
+            if target is not None and _inside(Path(target), Path(config.replay)):
+                # Writing render.mp4/engine.mp4 over the recording (or reading engine.mp4 while
+                # writing it) destroys what the session saved.
+                raise LaunchError(f"{flag} {target}: lies inside the replayed session {config.replay}; "
+                                  f"write the export outside the session folder")
+
+
+def writable_folder(flag: str, folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise LaunchError(f"{flag} {folder}: is a file, not a folder; pass a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LaunchError(f"{flag} {folder}: cannot create that folder ({error.strerror or error}); "
+                          f"pass a writable folder") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise LaunchError(f"{flag} {folder}: the folder is not writable; pass a writable folder")
+
+
+def writable_file(flag: str, file: Path) -> None:
+    if file.is_dir():
+        raise LaunchError(f"{flag} {file}: is a folder; name a file in it, e.g. {file / ('out' + file.suffix)}")
+    writable_folder(flag, file.parent if str(file.parent) else Path("."))
+    if file.exists() and not os.access(file, os.W_OK):
+        raise LaunchError(f"{flag} {file}: the file exists and is read-only; pass another path")
+
+
+def _inside(target: Path, folder: Path) -> bool:
+    target, folder = target.resolve(), folder.resolve()
+    return target == folder or folder in target.parents
