@@ -95,7 +95,7 @@ class HUD:
         height = LINE_HEIGHT * len(lines) + 16
         bottom = surface.get_height() - reserve  # keep clear of the banner
         top = max(0, min(top, bottom - height))  # slide up when the lines do not fit below the origin
-        panel = pygame.Surface((PANEL_WIDTH, min(bottom - top, height)))
+        panel = pygame.Surface((PANEL_WIDTH, max(1, min(bottom - top, height))))  # >= 1: tiny windows
         panel.set_alpha(110)
         surface.blit(panel, (x, top))
         y = top + 8

@@ -30,22 +30,24 @@ def check_outputs(config: GameConfig) -> None:
                                   f"write the export outside the session folder")
 
 
-def writable_folder(flag: str, folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise LaunchError(f"{flag} {folder}: is a file, not a folder; pass a folder path")
+def writable_folder(flag: str, folder: Path, given: Path | None = None) -> None:
+    """given: the path as passed on the command line, when folder is its parent."""
+    where = f"{flag} {given}: its folder {folder}" if given is not None else f"{flag} {folder}"
+    for parent in (folder, *folder.parents):  # mkdir's own error names only the missing leaf
+        if parent.exists() and not parent.is_dir():
+            raise LaunchError(f"{where}: {parent} is a file, not a folder; pass another path")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise LaunchError(f"{flag} {folder}: cannot create that folder ({error.strerror or error}); "
-                          f"pass a writable folder") from None
+        raise LaunchError(f"{where}: cannot be created ({error.strerror or error}); pass a writable path") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise LaunchError(f"{flag} {folder}: the folder is not writable; pass a writable folder")
+        raise LaunchError(f"{where}: is not writable; pass a writable path")
 
 
 def writable_file(flag: str, file: Path) -> None:
     if file.is_dir():
         raise LaunchError(f"{flag} {file}: is a folder; name a file in it, e.g. {file / ('out' + file.suffix)}")
-    writable_folder(flag, file.parent if str(file.parent) else Path("."))
+    writable_folder(flag, file.parent, given=file)
     if file.exists() and not os.access(file, os.W_OK):
         raise LaunchError(f"{flag} {file}: the file exists and is read-only; pass another path")
 

@@ -1,0 +1,171 @@
+"""Bugs found in a QA pass over launch.py, one test each: every user error is one line naming the flag
+and what to do, found before the drive (nothing lost at exit), and Ctrl+C or a wrong server never
+ends in a traceback or an abort."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+pygame = pytest.importorskip("pygame")
+
+from game.app import main  # noqa: E402
+from game.cli import LaunchError, parse_args  # noqa: E402
+from test_game_support import RES, headless_env, make_app, tiny_model_path  # noqa: E402,F401
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err, err
+    assert "ticks" not in captured.out  # nothing ran
+    return err
+
+
+@pytest.mark.parametrize("flag, value", [
+    ("--record", "blocker/sessions"),  # drove on without recording
+    ("--report", "blocker/report"),  # failed at teardown, after the whole profiled run
+    ("--screenshot", "blocker/shot.png"),  # failed at teardown
+    ("--export-frames", "blocker/frames"),  # traceback
+])
+def test_unwritable_output_fails_before_the_drive(headless_env, capsys, flag, value):
+    (headless_env / "blocker").write_text("a file where a folder should be")
+    argv = ["--headless", "--frames", "1", "--res", RES, flag, value]
+    argv += ["--replay", "somewhere"] if flag == "--export-frames" else ["--source", "procedural"]
+    assert main(parse_args(argv)) == 2
+    _one_line_error(capsys, flag, value)
+
+
+def test_export_over_the_replayed_session_is_refused(headless_env, capsys):
+    session = headless_env / "session"
+    session.mkdir()
+    (session / "render.mp4").write_bytes(b"recorded video")
+    assert main(parse_args(["--replay", str(session), "--export", str(session / "render.mp4")])) == 2
+    _one_line_error(capsys, "--export", "inside the replayed session")
+    assert (session / "render.mp4").read_bytes() == b"recorded video"
+
+
+def test_cuda_asked_for_without_cuda_is_an_error(monkeypatch):
+    import torch
+
+    from game.rendering import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(LaunchError, match=r"--device cuda:1: torch sees no CUDA GPU"):
+        resolve_device(parse_args(["--device", "cuda:1"]))
+    assert resolve_device(parse_args(["--device", "cpu"])) == "cpu"
+    assert resolve_device(parse_args([])) == "cpu"  # auto still falls back quietly
+
+
+def test_model_folder_and_preset_mismatch(tmp_path, tiny_model_path):
+    from game.rendering import load_model
+
+    run = tmp_path / "runs" / "tiny"
+    run.mkdir(parents=True)
+    (run / "generator.safetensors").write_bytes(tiny_model_path.read_bytes())
+    # A training run's --out folder loads its generator.safetensors (was: "no such checkpoint").
+    assert load_model(parse_args(["--model", str(run)])).preset == "tiny"
+    with pytest.raises(LaunchError, match="is a folder without generator.safetensors"):
+        load_model(parse_args(["--model", str(tmp_path)]))
+    with pytest.raises(LaunchError) as error:
+        load_model(parse_args(["--model", str(tiny_model_path), "--preset", "cpu"]))
+    # The fix is a flag, not retraining: the message says which, on one line.
+    assert "pass --preset tiny" in str(error.value) and "neural_render.train" not in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_precision_the_backend_cannot_run_is_said(monkeypatch, capsys):
+    import neural_render.runtime as runtime
+
+    from game.rendering import make_renderer
+
+    class Fp32Only:  # like onnxruntime on the CPU, which runs fp32 whatever is asked
+        def __init__(self, model, backend, device, precision, size):
+            self.backend_name, self.device_name, self.precision = backend, "cpu", "fp32"
+
+    monkeypatch.setattr(runtime, "Renderer", Fp32Only)
+    make_renderer(object(), "onnxruntime", None, "fp16", (64, 32))
+    assert "--precision fp16 is not available with onnxruntime on cpu; running fp32" in capsys.readouterr().err
+
+
+def test_hud_draws_in_the_smallest_window(headless_env):
+    from game.hud import HUD
+
+    pygame.display.init()
+    pygame.font.init()
+    surface = pygame.Surface((16, 16))  # --window 16x16 crashed: "Cannot scale to negative size"
+    hud = HUD()
+    hud.notify("source: procedural world (no CARLA server answered at 127.0.0.1:2000)")
+    hud.show_help = True
+    hud.draw(surface, ["neural-drive", ("steer", 0.2, -1.0, 1.0)], banner="UNTRAINED MODEL", recording="REC 1")
+
+
+def test_replay_is_resampled_to_res(make_app):
+    app = make_app("--headless", "--frames", "2", "--record", "sessions")
+    app.run()
+    (session,) = Path("sessions").iterdir()
+    replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--res", "128x64")  # --res was ignored
+    assert replay.size == (128, 64) and "resampled to 128x64" in replay.source_reason
+    assert replay.run() == 0 and replay.rendered.shape == (64, 128, 3)
+
+
+@pytest.mark.parametrize("flags, said", [
+    ([], "Ctrl+C: stopped before the drive started"),
+    (["--replay", "session", "--export", "out.mp4"], "Ctrl+C: the export stopped"),
+])
+def test_ctrl_c_before_the_drive_is_one_line(headless_env, monkeypatch, capsys, flags, said):
+    import game.app
+
+    def interrupted(config):
+        raise KeyboardInterrupt  # where a real Ctrl+C lands: importing torch, loading the model, exporting
+
+    monkeypatch.setattr(game.app, "load_model", interrupted)
+    assert main(parse_args(["--headless", *flags])) == 130
+    err = capsys.readouterr().err
+    assert err == said + (" (the frames written so far are kept)" if "export" in said else "") + "\n"
+
+
+class _Server:
+    """A TCP server on 127.0.0.1 that answers every connection with fixed bytes."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        threading.Thread(target=self._serve, args=(reply,), daemon=True).start()
+
+    def _serve(self, reply: bytes) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(64)
+                connection.sendall(reply)
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def test_a_server_that_is_not_carla_is_refused_before_libcarla(headless_env):
+    from game.sources import check_speaks_carla_rpc, make_source
+
+    web = _Server(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")  # aborted the process (134)
+    rpc = _Server(b"\x94\x01\x00\xc0\xa60.9.16")  # msgpack-rpc response [1, 0, nil, "0.9.16"]
+    try:
+        with pytest.raises(LaunchError, match=r"is not CARLA \(it answered 'HTTP/1.1 400 Bad Request'\)"):
+            check_speaks_carla_rpc("127.0.0.1", web.port)
+        check_speaks_carla_rpc("127.0.0.1", rpc.port)  # a CARLA-like reply passes
+        choice = make_source(parse_args(["--port", str(web.port), "--res", RES]), (64, 32))
+        try:  # --source auto falls back to the built-in world and says why
+            assert choice.name == "procedural" and "is not CARLA" in choice.reason
+        finally:
+            choice.source.close()
+    finally:
+        web.close()
+        rpc.close()
