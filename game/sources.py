@@ -80,7 +80,7 @@ def _carla(config: GameConfig, size: tuple[int, int]) -> Source:
             host=config.host, port=config.port, size=size, sync=config.sync,
             vehicle_filter=config.filter, seed=config.seed, **options,
         )
-    except (CarlaConnectionError, ImportError) as error:
+    except (CarlaConnectionError, ImportError, ValueError) as error:  # ValueError: --filter matched no car
         raise LaunchError(str(error)) from None
 
 
@@ -93,8 +93,12 @@ def _replay(config: GameConfig) -> SourceChoice:
         # --res resamples the session (nearest labels, scaled flow), e.g. for a model of another size.
         source = ReplaySource(config.replay, size=config.res)
     except (SessionFormatError, FileNotFoundError, OSError) as error:
-        raise LaunchError(f"--replay {config.replay}: {error}") from None
-    resampled = f", resampled to {config.res[0]}x{config.res[1]}" if config.res else ""
+        text = str(error)  # most of these start with the folder already: say it once
+        raise LaunchError(f"--replay {text}" if text.startswith(str(config.replay))
+                          else f"--replay {config.replay}: {text}") from None
+    recorded = tuple(getattr(getattr(source, "session", None), "size", source.size))
+    resized = config.res is not None and tuple(config.res) != recorded
+    resampled = f", resampled to {config.res[0]}x{config.res[1]}" if resized else ""
     return SourceChoice(source, "replay", f"replay of {config.replay} ({len(source)} frames{resampled})")
 
 

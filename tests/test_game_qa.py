@@ -169,3 +169,23 @@ def test_a_server_that_is_not_carla_is_refused_before_libcarla(headless_env):
     finally:
         web.close()
         rpc.close()
+
+
+def test_carla_filter_that_matches_no_car_is_one_line(monkeypatch):
+    import carla_bridge.carla_source as carla_source
+
+    from game.sources import make_source
+
+    def no_car(**options):  # what CarlaSource raises for --filter walker.* (was a traceback)
+        raise ValueError(f"--filter {options['vehicle_filter']!r} matches no 4-wheeled vehicle blueprint")
+
+    monkeypatch.setattr(carla_source, "CarlaSource", no_car)
+    monkeypatch.setattr("game.sources.check_speaks_carla_rpc", lambda host, port: None)
+    with pytest.raises(LaunchError, match=r"--filter 'walker\.\*' matches no 4-wheeled"):
+        make_source(parse_args(["--source", "carla", "--filter", "walker.*"]), (64, 32))
+
+
+def test_missing_replay_names_the_folder_once(headless_env, capsys):
+    assert main(parse_args(["--headless", "--replay", "nope"])) == 2
+    err = _one_line_error(capsys, "--replay nope: not a session")
+    assert err.count("nope") == 1  # was "--replay nope: nope: not a session"
