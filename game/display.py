@@ -3,7 +3,7 @@
 Headless = SDL's dummy video driver: pygame.display works (the window surface exists, so --screenshot
 still saves the composed view) but nothing appears. Chosen by --headless, by SDL_VIDEODRIVER already
 set to dummy/offscreen, by a Linux session without DISPLAY or WAYLAND_DISPLAY, or after
-pygame.display.set_mode fails; the last three say so.
+pygame.display.set_mode fails or lands on SDL's offscreen fallback; the last four say so.
 """
 
 from __future__ import annotations
@@ -47,6 +47,14 @@ def open_display(window: tuple[int, int], requested_headless: bool) -> tuple[pyg
         pygame.display.init()
         surface = pygame.display.set_mode(window)
         headless, message = True, f"cannot open a window ({error}): running headless"
+    driver = pygame.display.get_driver()
+    if not headless and driver in HEADLESS_DRIVERS:
+        # SDL falls back to its offscreen driver when no X/Wayland server answers (seen with a stale
+        # DISPLAY): set_mode succeeds but nothing appears and no key arrives, so the car sat still
+        # with the autopilot off, forever, without a word. Run headless, and say so.
+        where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "none"
+        headless, message = True, f"no window could be opened on display {where} (SDL fell back to its " \
+                                  f"{driver} driver): running headless"
     pygame.display.set_caption("neural-drive")
     return surface, headless, message
 

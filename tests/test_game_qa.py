@@ -189,3 +189,16 @@ def test_missing_replay_names_the_folder_once(headless_env, capsys):
     assert main(parse_args(["--headless", "--replay", "nope"])) == 2
     err = _one_line_error(capsys, "--replay nope: not a session")
     assert err.count("nope") == 1  # was "--replay nope: nope: not a session"
+
+
+def test_sdl_offscreen_fallback_is_headless(headless_env, monkeypatch):
+    import game.display as display
+
+    # With a stale DISPLAY, SDL silently picks its offscreen driver: set_mode works, nothing shows.
+    monkeypatch.setattr(display, "headless_reason", lambda requested: (False, None))
+    monkeypatch.setenv("DISPLAY", ":1234")
+    try:
+        _, headless, message = display.open_display((64, 32), requested_headless=False)
+    finally:
+        pygame.display.quit()
+    assert headless and "no window could be opened on display :1234" in message
