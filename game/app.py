@@ -66,6 +66,7 @@ class App:
         self.backend_tried: str | None = None
         self.pace_origin = None
         self.recorder = None
+        self.finishing: list[threading.Thread] = []  # recordings stopped with R, finalizing
         self.stop_requested = False
         self._closed = False
         self._announce(display_note)
@@ -157,6 +158,8 @@ class App:
             from game.actions import stop_recording
 
             stop_recording(self)
+        for thread in self.finishing:
+            thread.join()
 
     def _write_report(self) -> None:
         if self.config.profile:

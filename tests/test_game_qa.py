@@ -202,3 +202,29 @@ def test_sdl_offscreen_fallback_is_headless(headless_env, monkeypatch):
     finally:
         pygame.display.quit()
     assert headless and "no window could be opened on display :1234" in message
+
+
+def test_r_stops_a_recording_without_freezing_the_drive(make_app):
+    from game.loop import tick
+    from test_game_support import post_key
+
+    class SlowRecorder:  # finalizing a real one waits for the writer and ffmpeg (0.5-0.7 s)
+        error, frames_written, path = None, 3, Path("sessions/x")
+
+        def __init__(self) -> None:
+            self.release, self.closed = threading.Event(), False
+
+        def add(self, *args, **kwargs) -> None: ...
+
+        def close(self) -> None:
+            assert self.release.wait(30)
+            self.closed = True
+
+    app = make_app("--headless")
+    app.recorder = recorder = SlowRecorder()
+    post_key(pygame.K_r)
+    assert tick(app) and app.recorder is None  # the tick came back while the close still waits
+    assert not recorder.closed
+    recorder.release.set()
+    app.close()  # joins the finishing close: nothing cut off at exit
+    assert recorder.closed
