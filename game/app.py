@@ -268,21 +268,36 @@ def _replay_size(config: GameConfig) -> tuple[int, int]:
         source.close()
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during start-up or an export, raised like Ctrl+C so the same clean-up runs."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated
+
+
 def main(config: GameConfig) -> int:
     """Run the game (or the export, or the backend comparison) for a parsed config; start-up problems
-    print one line and return 2; Ctrl+C before the drive starts (loading torch, the model, connecting)
-    or during an export prints one line and returns 130, the shell's code for SIGINT."""
+    print one line and return 2. Ctrl+C or SIGTERM before the drive starts (loading torch, the model,
+    connecting) or during an export prints one line and returns 130. SIGTERM used to kill the process
+    there outright: a CARLA server it had just switched to synchronous mode stayed frozen in it; now
+    App.__init__'s clean-up closes the source (which restores the server's settings)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         return _main(config)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if config.export is not None or config.export_frames is not None:
             what = "the export stopped (the frames written so far are kept)"
         elif config.backend == "all":
             what = "the backend comparison stopped"
         else:
             what = "stopped before the drive started"
-        print(f"Ctrl+C: {what}", file=sys.stderr)
+        print(f"{'SIGTERM' if isinstance(interrupt, _Terminated) else 'Ctrl+C'}: {what}", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(config: GameConfig) -> int:

@@ -228,3 +228,31 @@ def test_r_stops_a_recording_without_freezing_the_drive(make_app):
     recorder.release.set()
     app.close()  # joins the finishing close: nothing cut off at exit
     assert recorder.closed
+
+
+def test_sigterm_during_start_up_closes_the_open_source(headless_env, monkeypatch, capsys):
+    import os
+    import signal
+    import time
+
+    import game.app
+
+    closed = []
+
+    class Source:  # stands for a CarlaSource just switched to synchronous mode
+        size = (64, 32)
+
+        def reset(self, seed=None):
+            os.kill(os.getpid(), signal.SIGTERM)  # killed while the renderer would be built
+            time.sleep(5)
+
+        def close(self) -> None:
+            closed.append(True)
+
+    from game.sources import SourceChoice
+
+    monkeypatch.setattr(game.app, "make_source", lambda config, size: SourceChoice(Source(), "carla", "x"))
+    started = time.monotonic()
+    assert main(parse_args(["--headless", "--source", "procedural", "--preset", "tiny", "--res", RES])) == 130
+    assert time.monotonic() - started < 5 and closed == [True]
+    assert capsys.readouterr().err.endswith("SIGTERM: stopped before the drive started\n")
