@@ -84,6 +84,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:  # numpy's generators and CARLA's Traffic Manager take non-negative seeds only
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive_int(text)
     if value > 65535:
@@ -137,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "rendered frame follows the last one and the engine flow matches it)")
     world.add_argument("-a", "--autopilot", action="store_true", help="start with the autopilot driving")
     world.add_argument("--filter", default="vehicle.*", help="CARLA actor filter for the ego (default: vehicle.*)")
-    world.add_argument("--seed", type=int, default=None, help="world / spawn seed")
+    world.add_argument("--seed", type=_seed, default=None, help="world / spawn seed")
 
     view = parser.add_argument_group("view")
     view.add_argument("--res", type=_resolution("--res"), default=None, metavar="WIDTHxHEIGHT",
@@ -207,6 +217,11 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
         args.profile = True
     if args.backend == "all" and not args.profile:
         parser.error("argument --backend: 'all' compares backends and needs --profile")
+    if args.backend == "all" and args.source == "carla":  # it used to run on procedural frames, silently
+        parser.error("argument --backend: 'all' renders procedural frames or a --replay session, not CARLA; "
+                     "record a CARLA drive with --record DIR and compare on it with --replay")
+    if args.frames is not None and (args.export is not None or args.export_frames is not None):
+        parser.error("argument --frames: an export renders the whole --replay session; leave --frames out")
     names = {f.name for f in fields(GameConfig)}
     return GameConfig(**{k: v for k, v in vars(args).items() if k in names})
 

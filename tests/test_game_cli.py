@@ -69,6 +69,9 @@ def test_help_lists_every_key_and_flag(capsys):
         (["--preset", "huge"], "--preset"),
         (["--screenshot", "shot"], "--screenshot"),  # pygame would write a TGA under that name
         (["--screenshot", "shot.gif"], "--screenshot"),
+        (["--seed", "-1"], "--seed"),  # was "procedural world: expected non-negative integer"
+        (["--source", "carla", "--profile", "--backend", "all"], "--backend"),  # ran procedural frames
+        (["--replay", "s", "--export", "o.mp4", "--frames", "3"], "--frames"),  # was ignored
     ],
 )
 def test_bad_values_name_the_flag(argv, flag, capsys):
