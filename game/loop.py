@@ -23,6 +23,8 @@ from game.layout import draw_panes, free_cell
 from game.status import banner_text, hud_lines, recording_text
 
 RENDERER_STAGES = ("preprocess", "upload", "inference", "download")
+# A headless drive waits for the session writer when this many ticks are queued and not yet on disk.
+HEADLESS_BACKLOG_FRAMES = 16
 
 
 class StageTimes:
@@ -129,12 +131,27 @@ def _record(app, frame, rendered, times: StageTimes) -> None:
         return
     start = perf_counter_ns()
     recorder.add(frame, frame.ego.control, rendered, timings=dict(times.ms))
+    if app.headless:
+        _wait_for_writer(app, recorder)
     times.add("record", start, perf_counter_ns())
     if recorder.error:
         app.hud.notify(f"recording stopped: {recorder.error}", color=(255, 80, 80), seconds=6.0)
         print(f"recording stopped: {recorder.error}")
         recorder.close()
         app.recorder = None
+
+
+def _wait_for_writer(app, recorder, timeout_s: float = 10.0) -> None:
+    """No one watches a headless drive, so it waits for the writer instead of outrunning it. Unpaced,
+    `--headless --record` ran 400 ticks/s at 64x32 and the recorder stopped itself after 256 frames
+    ("the writer fell 8 MB behind"), losing the rest of the run it was started to record."""
+    queued = getattr(recorder, "frames_queued", None)
+    if queued is None:
+        return
+    deadline = time.perf_counter() + timeout_s
+    while (queued - recorder.frames_written > HEADLESS_BACKLOG_FRAMES and recorder.error is None
+           and not app.stop_requested and time.perf_counter() < deadline):
+        time.sleep(0.002)
 
 
 def _pace(app, frame) -> None:

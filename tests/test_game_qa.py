@@ -256,3 +256,30 @@ def test_sigterm_during_start_up_closes_the_open_source(headless_env, monkeypatc
     assert main(parse_args(["--headless", "--source", "procedural", "--preset", "tiny", "--res", RES])) == 130
     assert time.monotonic() - started < 5 and closed == [True]
     assert capsys.readouterr().err.endswith("SIGTERM: stopped before the drive started\n")
+
+
+def test_headless_recording_waits_for_the_writer(make_app):
+    from game.loop import HEADLESS_BACKLOG_FRAMES, tick
+
+    class SlowDisk:  # the writer drains one frame per poll of frames_written
+        error, path = None, Path("sessions/x")
+
+        def __init__(self) -> None:
+            self.frames_queued, self.written = 0, 0
+
+        @property
+        def frames_written(self) -> int:
+            self.written = min(self.written + 1, self.frames_queued)
+            return self.written
+
+        def add(self, *args, **kwargs) -> None:
+            self.frames_queued += 40  # a burst: far more than the writer has taken
+
+        def close(self) -> None: ...
+
+    app = make_app("--headless")
+    app.recorder = disk = SlowDisk()
+    assert tick(app)
+    # The tick came back only once the backlog was down to the limit (it used to outrun the writer
+    # until the recorder gave up: "the writer fell 8 MB behind").
+    assert disk.frames_queued - disk.written == HEADLESS_BACKLOG_FRAMES
