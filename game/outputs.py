@@ -18,6 +18,9 @@ def check_outputs(config: GameConfig) -> None:
                          ("--export-frames", config.export_frames)):
         if folder is not None:
             writable_folder(flag, Path(folder))
+    if config.profile and config.report is None and config.backend != "all":
+        # where its report goes by default: reports/<timestamp> under the current folder
+        writable_folder("--profile", Path("reports"), fix="pass --report DIR")
     for flag, file in (("--screenshot", config.screenshot), ("--export", config.export)):
         if file is not None:
             writable_file(flag, Path(file))
@@ -30,18 +33,18 @@ def check_outputs(config: GameConfig) -> None:
                                   f"write the export outside the session folder")
 
 
-def writable_folder(flag: str, folder: Path, given: Path | None = None) -> None:
+def writable_folder(flag: str, folder: Path, given: Path | None = None, fix: str = "pass another path") -> None:
     """given: the path as passed on the command line, when folder is its parent."""
     where = f"{flag} {given}: its folder {folder}" if given is not None else f"{flag} {folder}"
     for parent in (folder, *folder.parents):  # mkdir's own error names only the missing leaf
         if parent.exists() and not parent.is_dir():
-            raise LaunchError(f"{where}: {parent} is a file, not a folder; pass another path")
+            raise LaunchError(f"{where}: {parent} is a file, not a folder; {fix}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise LaunchError(f"{where}: cannot be created ({error.strerror or error}); pass a writable path") from None
+        raise LaunchError(f"{where}: cannot be created ({error.strerror or error}); {fix}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise LaunchError(f"{where}: is not writable; pass a writable path")
+        raise LaunchError(f"{where}: is not writable; {fix}")
 
 
 def writable_file(flag: str, file: Path) -> None:

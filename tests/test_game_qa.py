@@ -283,3 +283,9 @@ def test_headless_recording_waits_for_the_writer(make_app):
     # The tick came back only once the backlog was down to the limit (it used to outrun the writer
     # until the recorder gave up: "the writer fell 8 MB behind").
     assert disk.frames_queued - disk.written == HEADLESS_BACKLOG_FRAMES
+
+
+def test_profile_default_report_folder_is_checked_up_front(headless_env, capsys):
+    (headless_env / "reports").write_text("a file where reports/<timestamp>/ would go")
+    assert main(parse_args(["--headless", "--frames", "1", "--source", "procedural", "--profile"])) == 2
+    _one_line_error(capsys, "--profile reports", "pass --report DIR")
