@@ -35,8 +35,8 @@ def _one_line_error(capsys, *needles: str) -> str:
 ])
 def test_unwritable_output_fails_before_the_drive(headless_env, capsys, flag, value):
     (headless_env / "blocker").write_text("a file where a folder should be")
-    argv = ["--headless", "--frames", "1", "--res", RES, flag, value]
-    argv += ["--replay", "somewhere"] if flag == "--export-frames" else ["--source", "procedural"]
+    argv = ["--headless", "--res", RES, flag, value]
+    argv += ["--replay", "somewhere"] if flag == "--export-frames" else ["--source", "procedural", "--frames", "1"]
     assert main(parse_args(argv)) == 2
     _one_line_error(capsys, flag, value)
 
