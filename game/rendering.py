@@ -46,6 +46,10 @@ def load_model(config: GameConfig) -> ModelChoice:
         if not (path / TRAINED_NAME).is_file():
             raise LaunchError(f"{flag} {path}: is a folder without {TRAINED_NAME}; pass the .safetensors file")
         path = path / TRAINED_NAME
+    if path.suffix.lower() in (".onnx", ".engine", ".plan", ".pt", ".pth", ".ckpt"):
+        # an exported or foreign file: it failed as "not a readable safetensors file (header too large)"
+        raise LaunchError(f"{flag} {path}: takes the generator's .safetensors weights (e.g. "
+                          f"{default_model_path(DEFAULT_PRESET)}); --backend builds its ONNX or engine from them")
     if not path.exists():
         raise LaunchError(f"{flag} {path}: no such file; pass a trained .safetensors (the shipped one is "
                           f"{default_model_path(DEFAULT_PRESET)}), or train one: {retrain_command(preset)}")

@@ -289,3 +289,12 @@ def test_profile_default_report_folder_is_checked_up_front(headless_env, capsys)
     (headless_env / "reports").write_text("a file where reports/<timestamp>/ would go")
     assert main(parse_args(["--headless", "--frames", "1", "--source", "procedural", "--profile"])) == 2
     _one_line_error(capsys, "--profile reports", "pass --report DIR")
+
+
+def test_an_exported_onnx_as_model_says_what_to_pass(tmp_path):
+    from game.rendering import load_model
+
+    onnx = tmp_path / "cpu_256x128.onnx"
+    onnx.write_bytes(b"\x08\x07")  # was: "not a readable safetensors file (header too large)"
+    with pytest.raises(LaunchError, match=r"takes the generator's \.safetensors weights"):
+        load_model(parse_args(["--model", str(onnx)]))
