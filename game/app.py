@@ -282,6 +282,10 @@ def main(config: GameConfig) -> int:
     connecting) or during an export prints one line and returns 130. SIGTERM used to kill the process
     there outright: a CARLA server it had just switched to synchronous mode stayed frozen in it; now
     App.__init__'s clean-up closes the source (which restores the server's settings)."""
+    if config.verbose:  # as manual_control.py -v: the parts' loggers (carla_bridge.*) at DEBUG
+        import logging
+
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.DEBUG)
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:

@@ -1,7 +1,7 @@
 """Command line of launch.py: flags, their checks, and the resolved GameConfig.
 
 Flag names follow CARLA's PythonAPI/examples/manual_control.py where they overlap (--host, -p/--port,
---res, --sync, -a/--autopilot, --filter, --seed). One difference: there --res is the window size; here it
+--res, --sync, -a/--autopilot, --filter, -s/--seed, -v/--verbose). One difference: there --res is the window size; here it
 is the render size (the network's cost), and --window sizes the window. A bad value is a one-line
 argparse error that names the flag. Nothing heavy is imported here, so `--help` answers at once.
 """
@@ -61,6 +61,7 @@ class GameConfig:
     profile: bool = False
     report: Path | None = None
     threaded: bool = False
+    verbose: bool = False
 
 
 def _resolution(flag: str):
@@ -147,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "rendered frame follows the last one and the engine flow matches it)")
     world.add_argument("-a", "--autopilot", action="store_true", help="start with the autopilot driving")
     world.add_argument("--filter", default="vehicle.*", help="CARLA actor filter for the ego (default: vehicle.*)")
-    world.add_argument("--seed", type=_seed, default=None, help="world / spawn seed")
+    world.add_argument("-s", "--seed", type=_seed, default=None, help="world / spawn seed")
+
+    world.add_argument("-v", "--verbose", action="store_true",
+                       help="print debug information (log level DEBUG: CARLA connection, sessions)")
 
     view = parser.add_argument_group("view")
     view.add_argument("--res", type=_resolution("--res"), default=None, metavar="WIDTHxHEIGHT",

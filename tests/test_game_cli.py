@@ -86,6 +86,6 @@ def test_bad_values_name_the_flag(argv, flag, capsys):
 
 def test_manual_control_short_flags():
     # CARLA's manual_control.py users type -p PORT and -a.
-    config = parse_args(["-p", "2010", "-a"])
-    assert config.port == 2010 and config.autopilot
+    config = parse_args(["-p", "2010", "-a", "-s", "7", "-v"])
+    assert config.port == 2010 and config.autopilot and config.seed == 7 and config.verbose
     assert parse_args(["--screenshot", "out/Shot.PNG"]).screenshot == Path("out/Shot.PNG")
