@@ -7,6 +7,7 @@ restored by CarlaSource.close), the profiling report and the screenshot are writ
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -110,20 +111,34 @@ class App:
             print(f"the drive ended: {error}", file=sys.stderr)
             code = 1
         finally:
-            self.close()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            try:
+                self.close()
+            except KeyboardInterrupt:  # Ctrl+C twice more while closing: the person gave up waiting
+                print("Ctrl+C: teardown abandoned (a recording is readable up to its last complete frame)",
+                      file=sys.stderr)
+                code = 130
+            finally:
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
         return code
 
     def _catch_signals(self) -> dict:
         """SIGTERM and Ctrl+C end the drive at the next tick boundary, so no stage is cut in half (a
         KeyboardInterrupt inside the recorder or a backend could leave a lock held and hang the
-        teardown). A second Ctrl+C stops at once."""
+        teardown). A second Ctrl+C stops at once. While closing, one more Ctrl+C only says what is being
+        finished (it used to abandon the teardown: recording unfinalized, a CARLA server left in
+        synchronous mode); a second one abandons it."""
         if threading.current_thread() is not threading.main_thread():
             return {}
+        warned = []
 
         def stop(signum, _frame) -> None:
-            if self.stop_requested and signum == signal.SIGINT:
+            if self._closed and signum == signal.SIGINT and not warned:
+                warned.append(True)  # os.write: print() is not reentrant, the main thread may be in one
+                os.write(2, b"still closing (finishing the recording, closing the source); "
+                            b"Ctrl+C again to abandon\n")
+                return
+            if (self.stop_requested or self._closed) and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             self.stop_requested = signum
 

@@ -298,3 +298,34 @@ def test_an_exported_onnx_as_model_says_what_to_pass(tmp_path):
     onnx.write_bytes(b"\x08\x07")  # was: "not a readable safetensors file (header too large)"
     with pytest.raises(LaunchError, match=r"takes the generator's \.safetensors weights"):
         load_model(parse_args(["--model", str(onnx)]))
+
+
+@pytest.mark.parametrize("presses, code", [(1, 0), (2, 130)])
+def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, code):
+    import os
+    import signal
+    import time
+
+    closed = []
+
+    class Recorder:  # finalizing takes a while; Ctrl+C is pressed again meanwhile
+        error, frames_written, path = None, 1, Path("sessions/x")
+
+        def add(self, *args, **kwargs) -> None: ...
+
+        def close(self) -> None:
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs here
+            closed.append("recording")
+
+    app = make_app("--headless", "--frames", "1")
+    app.recorder = Recorder()
+    source_close = app.source.close
+    app.source.close = lambda: (closed.append("source"), source_close())
+    assert app.run() == code
+    err = capfd.readouterr().err
+    if presses == 1:  # one more Ctrl+C only says what is being finished (it used to abandon the teardown)
+        assert closed == ["recording", "source"] and "still closing" in err
+    else:
+        assert "teardown abandoned" in err
