@@ -224,7 +224,10 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
     if args.backend == "all" and args.source == "carla":  # it used to run on procedural frames, silently
         parser.error("argument --backend: 'all' renders procedural frames or a --replay session, not CARLA; "
                      "record a CARLA drive with --record DIR and compare on it with --replay")
-    if args.frames is not None and (args.export is not None or args.export_frames is not None):
+    exporting = args.export is not None or args.export_frames is not None
+    if args.backend == "all" and exporting:
+        parser.error("argument --backend: an export renders with one backend; pick torch, onnxruntime or tensorrt")
+    if args.frames is not None and exporting:
         parser.error("argument --frames: an export renders the whole --replay session; leave --frames out")
     names = {f.name for f in fields(GameConfig)}
     return GameConfig(**{k: v for k, v in vars(args).items() if k in names})

@@ -72,6 +72,7 @@ def test_help_lists_every_key_and_flag(capsys):
         (["--seed", "-1"], "--seed"),  # was "procedural world: expected non-negative integer"
         (["--source", "carla", "--profile", "--backend", "all"], "--backend"),  # ran procedural frames
         (["--replay", "s", "--export", "o.mp4", "--frames", "3"], "--frames"),  # was ignored
+        (["--replay", "s", "--export", "o.mp4", "--profile", "--backend", "all"], "--backend"),
     ],
 )
 def test_bad_values_name_the_flag(argv, flag, capsys):
