@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     view = parser.add_argument_group("view")
     view.add_argument("--res", type=_resolution("--res"), default=None, metavar="WIDTHxHEIGHT",
                       help="render size (default: 256x128 on CPU, 512x256 on CUDA, 1024x512 for the gpu preset; "
-                           "with --replay: the recorded size, or the session resampled to this one)")
+                           "with --replay: the recorded size, or the session resampled to this one). "
+                           "manual_control.py's --res is the window size: here that is --window")
     view.add_argument("--window", type=_resolution("--window"), default=None, metavar="WIDTHxHEIGHT",
                       help="window size (default: 1280x720)")
     view.add_argument("--headless", action="store_true",
