@@ -109,7 +109,8 @@ def test_replay_is_resampled_to_res(make_app):
     app = make_app("--headless", "--frames", "2", "--record", "sessions")
     app.run()
     (session,) = Path("sessions").iterdir()
-    replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--res", "128x64")  # --res was ignored
+    # --res used to be ignored by a replay
+    replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--res", "128x64")
     assert replay.size == (128, 64) and "resampled to 128x64" in replay.source_reason
     assert replay.run() == 0 and replay.rendered.shape == (64, 128, 3)
 
