@@ -1,5 +1,6 @@
-"""The writer process: nothing handed over is lost when the game dies, no orphan, no /dev/shm leftovers,
-Ctrl+C closes the session, a dead writer is an error and not a crash, and both writers write the same."""
+"""The optional writer process (writer="process"): nothing handed over is lost when the game dies, no
+orphan, no /dev/shm leftovers, Ctrl+C closes the session (both writers), a dead writer is an error and not
+a crash, and both writers write the same files."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ import sys, time
 from carla_bridge.frames import Control
 from carla_bridge.session import SessionRecorder
 from carla_bridge.session.synthetic import synthetic_frame
-rec = SessionRecorder(sys.argv[1], {}, size=(96, 48), video=False, writer_hook="test_session_errors:slow_disk")
+rec = SessionRecorder(sys.argv[1], {}, size=(96, 48), video=False, writer="process",
+                      writer_hook="test_session_errors:slow_disk")
 for i in range(int(sys.argv[2])):
     frame = synthetic_frame(i, (96, 48), seed=2)
     rec.add(frame, Control(), frame.rgb, {})
@@ -43,8 +45,8 @@ import sys, time
 from carla_bridge.frames import Control
 from carla_bridge.session import SessionRecorder
 from carla_bridge.session.synthetic import synthetic_frame
-with SessionRecorder(sys.argv[1], {}, size=(96, 48), record_rgb=True) as rec:
-    print(rec._writer.proc.pid, flush=True)
+with SessionRecorder(sys.argv[1], {}, size=(96, 48), record_rgb=True, writer=sys.argv[2]) as rec:
+    print(rec._writer.proc.pid if sys.argv[2] == "process" else 0, flush=True)
     i = 0
     while True:
         frame = synthetic_frame(i, (96, 48), seed=2)
@@ -100,9 +102,10 @@ def test_kill_9_of_the_game_loses_no_frame_handed_over_and_the_writer_exits(tmp_
     assert not _shm_files(game.pid)
 
 
-def test_ctrl_c_closes_the_session_with_every_frame(tmp_path):
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_ctrl_c_closes_the_session_with_every_frame(tmp_path, writer):
     path = tmp_path / "interrupted"
-    game = subprocess.Popen([sys.executable, "-c", DRIVE_UNTIL_CTRL_C, str(path)], cwd=REPO, env=ENV,
+    game = subprocess.Popen([sys.executable, "-c", DRIVE_UNTIL_CTRL_C, str(path), writer], cwd=REPO, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -117,17 +120,17 @@ def test_ctrl_c_closes_the_session_with_every_frame(tmp_path):
             game.kill()
     assert "KeyboardInterrupt" in err
     meta = json.loads((path / "session.json").read_text())
-    assert meta["closed"] is True and meta["error"] is None and meta["record"]["writer"] == "process"
+    assert meta["closed"] is True and meta["error"] is None and meta["record"]["writer"] == writer
     replay = ReplaySource(path)
     assert len(replay) == meta["frames"] >= 20
     # ffmpeg was not interrupted either: every frame is in the video unless dropped by the policy.
     assert meta["video"]["render"] + meta["video_frames_dropped"] == meta["frames"]
-    assert _wait_gone(writer_pid, 10)
+    assert writer_pid == 0 or _wait_gone(writer_pid, 10)
     assert not _shm_files(game.pid)
 
 
 def test_a_dead_writer_process_is_an_error_and_the_drive_goes_on(tmp_path):
-    rec = SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False)
+    rec = SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False, writer="process")
     assert rec.wait_ready(30)
     for i in range(3):
         rec.add(synthetic_frame(i, SIZE), Control(), None, {})
@@ -150,7 +153,7 @@ def test_thread_fallback_when_no_process_can_start(tmp_path, monkeypatch):
         raise OSError("no processes here")
 
     monkeypatch.setattr(recorder_module, "ProcessWriter", refuse)
-    with SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False) as rec:
+    with SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False, writer="process") as rec:
         rec.add(synthetic_frame(0, SIZE), Control(), None, {})
     assert rec.writer_kind == "thread" and rec.frames_written == 1 and rec.error is None
     meta = json.loads((tmp_path / "s" / "session.json").read_text())
@@ -182,3 +185,12 @@ def test_both_writers_write_the_same_session(tmp_path):
 def test_unknown_writer_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="writer must be one of"):
         SessionRecorder(tmp_path / "s", {}, size=SIZE, writer="fork")
+
+
+def test_slot_count_respects_the_backlog_and_the_pipe():
+    from carla_bridge.session.procwriter import MESSAGE_BYTES, slot_count
+
+    assert slot_count(10**6, 5 * 10**6, 1 << 20) == 7  # the backlog in bytes, plus two
+    assert slot_count(1000, 10**9, 1 << 16) == (1 << 16) // MESSAGE_BYTES  # never more than the pipe holds
+    with pytest.raises(OSError, match="not enough shared memory"):
+        slot_count(1 << 50, 1 << 60, 1 << 20)

@@ -4,9 +4,10 @@
         rec.add(frame, control, rendered, {"source": 3.1, "inference": 12.0})
     for frame in ReplaySource("sessions/run1"): ...
 
-Format and versioning: format.py. Back-pressure: recorder.py. Writing a tick, crash consistency and the
-fallback writer thread: writer.py. The default writer process and its lifetime rules: procwriter.py, fed
-through the shared-memory slots of slots.py. ffmpeg viewing copies: video.py. Overhead: bench.py.
+Format and versioning: format.py. Back-pressure and the choice of writer: recorder.py. Writing a tick,
+crash consistency and the default writer thread: writer.py. The optional writer process and its lifetime
+rules: procwriter.py, fed through the shared-memory slots of slots.py. ffmpeg viewing copies: video.py.
+Recording overhead: bench.py.
 """
 
 from carla_bridge.session.format import FORMAT_VERSION, SessionFormatError, digest_thumb, render_digest

@@ -6,8 +6,9 @@ Each frame is the headless drive minus the window: source step (the procedural w
 installed, else synthetic frames plus a fixed numpy workload of --workload-ms), the neural Renderer
 (--renderer auto: the shipped model, else the cpu preset with random weights, which costs the same;
 --renderer none: a colorize stand-in of a few ms, the worst case for the relative overhead), and, in
-the recording blocks, SessionRecorder.add with the chosen --writer (process: the default writer process
-fed through shared-memory slots; thread: the in-process writer thread, the pre-process design).
+the recording blocks, SessionRecorder.add with the chosen --writer (thread: the default writer thread;
+process: the writer process fed through shared-memory slots, started and awaited before each block so
+that its start-up, reported as ready_s, is not in the frame times).
 Blocks alternate (base, record, base, record...) from the same seed so both see the same frames and
 share the machine's background load; the headline overhead_pct is the median over block pairs of
 median(record) / median(base) - 1. CPU ms per frame (this process + writer process + ffmpeg) is the
@@ -99,7 +100,8 @@ def stand_in_render(frame: SceneFrame, previous: np.ndarray | None) -> np.ndarra
 
 
 def run_once(source, workload: FixedWorkload, frames: int, seed: int, recorder: SessionRecorder | None,
-             bar: tqdm, renderer=None) -> list[float]:
+             bar: tqdm, renderer=None, add_times: list[float] | None = None) -> list[float]:
+    """Frame times in ms; with a recorder, the time of each add() (what the drive pays) goes to add_times."""
     times = []
     control = Control(autopilot=True)
     frame = source.reset(seed=seed)
@@ -116,6 +118,8 @@ def run_once(source, workload: FixedWorkload, frames: int, seed: int, recorder: 
         if recorder is not None:
             recorder.add(frame, control, rendered,
                          {"source": (t_source - start) / 1e6, "render": (t_render - t_source) / 1e6})
+            if add_times is not None:
+                add_times.append((time.perf_counter_ns() - t_render) / 1e6)
         times.append((time.perf_counter_ns() - start) / 1e6)
         bar.update()
     return times
@@ -137,8 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--record-rgb", action="store_true", help="also write lossless rgb PNGs")
     parser.add_argument("--no-video", action="store_true", help="no render.mp4 / engine.mp4")
     parser.add_argument("--out", type=Path, default=None, help="keep the sessions here (default: temp)")
-    parser.add_argument("--writer", choices=("process", "thread"), default="process",
-                        help="session writer: a separate process (default) or a thread of this one")
+    parser.add_argument("--writer", choices=("thread", "process"), default="thread",
+                        help="session writer: a thread of this process (default) or a separate process")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     size = parse_resolution(args.res)
@@ -151,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     base: list[float] = []
     rec: list[float] = []
     ratios: list[float] = []
+    add_ms: list[float] = []
     cpu = {"base": 0.0, "record": 0.0}
     stats = {"frames_written": 0, "video_frames_dropped": 0, "ready_s": [], "close_s": []}
     errors = []
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
             start = time.perf_counter()
             recorder.wait_ready()  # steady state is measured; the writer's start-up is reported apart
             stats["ready_s"].append(round(time.perf_counter() - start, 3))
-            times_rec = run_once(source, workload, per_block, args.seed, recorder, bar, renderer)
+            times_rec = run_once(source, workload, per_block, args.seed, recorder, bar, renderer, add_ms)
             start = time.perf_counter()
             recorder.close()  # drains the queue, reaps the writer and ffmpeg: their CPU time counts below
             stats["close_s"].append(round(time.perf_counter() - start, 3))
@@ -196,6 +201,10 @@ def main(argv: list[str] | None = None) -> dict:
         # Paired estimate: each record block against the base block just before it, so slow drifts of
         # the machine's background load cancel; the headline figure.
         "overhead_pct": round(100.0 * (statistics.median(ratios) - 1.0), 2),
+        # The drive's own cost of SessionRecorder.add (copies, hand-over); GIL contention with a writer
+        # thread is not in it but in median_ms_record.
+        "add_ms_median": round(statistics.median(add_ms), 3),
+        "add_ms_p95": round(float(np.percentile(add_ms, 95)), 3),
         "cpu_ms_per_frame_base": round(1000 * cpu["base"] / frames, 3),
         "cpu_ms_per_frame_record": round(1000 * cpu["record"] / frames, 3),
         **stats, "errors": errors,
@@ -203,7 +212,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"median frame {median_base:.2f} ms without recording, {median_rec:.2f} ms with ({args.writer} "
           f"writer, {render_kind} renderer); paired "
           f"overhead {result['overhead_pct']:+.1f} %; CPU per frame {result['cpu_ms_per_frame_base']:.2f} -> "
-          f"{result['cpu_ms_per_frame_record']:.2f} ms (process + writer + ffmpeg)")
+          f"{result['cpu_ms_per_frame_record']:.2f} ms (process + writer + ffmpeg); add() "
+          f"{result['add_ms_median']:.2f} ms median")
     print(json.dumps(result))
     return result
 

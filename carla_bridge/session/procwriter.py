@@ -1,10 +1,14 @@
-"""The session writer as a separate process: the drive's cost per tick is a memcpy into a shared slot.
+"""The session writer as a separate process (``writer="process"``): the drive's cost per tick is a memcpy
+into a shared slot. Not the default: on a busy 2-core box it measured slower for the drive than the
+writer thread (recorder.py gives the figures); it is the choice where spare cores exist, and where a
+killed game must still leave every frame it handed over on disk.
 
-Why a process: a writer thread shares the GIL with the drive, and its PNG/npy encoding, digest, JSON and
-pipe writes take the GIL between C calls, which cost a cheap game loop ~25-40 % per frame. Here the game
-process copies the tick's arrays into a slot of a shared-memory ring (slots.py) and sends a few hundred
-bytes (slot number, position, record) down a pipe; everything else (FrameSink in writer.py) runs in
-``python -c ...child_main`` at nice +5, ffmpeg under it.
+Why a process: a writer thread shares the GIL with the drive (its JSON, digest and bookkeeping run under
+it, and every C call hands the GIL back and forth). Here the game process copies the tick's arrays into
+a slot of a shared-memory ring (slots.py) and sends a few hundred bytes (slot number, position, record)
+down a pipe (add() ~0.5 ms at 512x256, the thread's ~0.3 ms); everything else (FrameSink in writer.py)
+runs in ``python -c ...child_main`` at nice +5, ffmpeg under it. Total CPU per frame is the same as the
+thread's (~7 ms at 512x256 with both videos) plus ~0.15 s to start the interpreter.
 
 Lifetime and crash rules:
 - The writer is started with subprocess (not multiprocessing: no re-import of the game's __main__, no
@@ -33,23 +37,38 @@ from typing import Any
 
 import numpy as np
 
-from carla_bridge.session.slots import Field, SlotRing, slot_bytes, slot_layout
+from carla_bridge.session.slots import Field, SlotRing, shm_folder, slot_bytes, slot_layout
 from carla_bridge.session.video import BACKGROUND_NICE, lower_priority
 from carla_bridge.session.writer import FramePacket, FrameSink, WriterState, run_hook
 
 PIPE_BYTES = 1 << 20  # command pipe size: holds every in-flight message, so send() never waits
-MAX_SLOTS = 256  # x ~1 kB of message each < PIPE_BYTES
+MESSAGE_BYTES = 2048  # generous size of one frame's message (record ~0.6 kB pickled) for that bound
+MAX_SLOTS = 256
 CHILD = ("import sys; from carla_bridge.session.procwriter import child_main; "
          "sys.exit(child_main(sys.argv[1]))")
 
 
-def _pipe() -> tuple[int, int]:
+def _pipe() -> tuple[int, int, int]:
+    """A pipe as large as allowed (Linux; the default 64 kB elsewhere or past the user's pipe quota)."""
     read, write = os.pipe()
     try:
-        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # Linux; elsewhere the default (64 kB)
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        size = fcntl.fcntl(write, fcntl.F_GETPIPE_SZ)
     except (AttributeError, OSError):
-        pass
-    return read, write
+        size = 1 << 16
+    return read, write, size
+
+
+def slot_count(per_slot: int, max_bytes: int, pipe_bytes: int) -> int:
+    """Slots for a backlog of max_bytes, at most what the pipe holds messages for (so handing a frame
+    over never blocks) and half the free shared memory (a small Docker /dev/shm: fewer slots, which
+    stops a recording that falls far behind sooner, rather than failing to reserve one mid-drive)."""
+    stat = os.statvfs(shm_folder())
+    free = stat.f_bavail * stat.f_frsize
+    count = min(MAX_SLOTS, max_bytes // per_slot + 2, pipe_bytes // MESSAGE_BYTES, free // 2 // per_slot)
+    if count < 2:
+        raise OSError(f"not enough shared memory in {shm_folder()} for two frames of {per_slot} bytes")
+    return count
 
 
 class ProcessWriter:
@@ -63,18 +82,24 @@ class ProcessWriter:
                  flow: bool, depth: bool, engine: bool, max_bytes: int, hook: str | None = None) -> None:
         self.state = WriterState()
         fields = slot_layout(size, flow, depth, engine)
-        count = min(MAX_SLOTS, max(2, max_bytes // slot_bytes(fields) + 2))
-        self.ring = SlotRing.create(fields, count)
+        cmd_read, self._cmd_fd, pipe_bytes = _pipe()
+        try:
+            count = slot_count(slot_bytes(fields), max_bytes, pipe_bytes)
+            self.ring = SlotRing.create(fields, count)
+        except BaseException:
+            os.close(cmd_read)
+            os.close(self._cmd_fd)
+            raise
         self._free = list(range(count - 1, -1, -1))  # LIFO: a short backlog keeps touching the same pages
         self._inflight: dict[int, tuple[int, bool]] = {}
         self._final: dict[str, Any] | None = None
         self.ready = False  # the writer process has mapped the slots and opened frames.jsonl
-        cmd_read, self._cmd_fd = _pipe()
         res_read, res_write = os.pipe()
         config = {
             "directory": str(directory), "fps": fps, "video": video, "crf": crf, "hook": hook,
             "cmd_fd": cmd_read, "res_fd": res_write, "parent_pid": os.getpid(), "sys_path": sys.path,
-            "ring": str(self.ring.path), "count": count, "fields": [list(f.__dict__.values()) for f in fields],
+            "ring": str(self.ring.path), "count": count,
+            "fields": [[f.name, f.shape, f.dtype, f.offset] for f in fields],
         }
         root = str(Path(__file__).resolve().parents[2])  # so the child imports this same checkout
         path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
@@ -126,6 +151,9 @@ class ProcessWriter:
                     inline[name] = np.array(array)
             message = (slot, packet.position, packet.record, inline, "rgb" in packet.arrays, packet.video)
             self._cmd.send(message)
+        except OSError:  # broken pipe: the writer died; say so rather than "[Errno 32]"
+            self._writer_gone()
+            return
         except BaseException:
             self._free.append(slot)
             raise

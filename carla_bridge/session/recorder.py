@@ -1,8 +1,10 @@
 """SessionRecorder: the drive-side half of recording (contract 6). Copies a tick and queues it; never blocks.
 
-The disk work happens in a writer process (procwriter.py; the tick's arrays are copied into a shared-memory
-slot, so the drive pays one memcpy per array and no GIL time), or with ``writer="thread"`` in a thread of
-this process (writer.py), which is also the fallback when the process cannot be started.
+The disk work happens in a writer thread of this process (writer.py; the default), or with
+``writer="process"`` in a separate writer process fed through shared-memory slots (procwriter.py). The
+thread stays the default because it measured faster on a busy 2-core box (bench.py: +/-10 % against
++3..35 % for the process with a cheap render loop); the process is the choice where a killed game must
+still leave every frame it handed over on disk, and where spare cores make the GIL the bottleneck.
 
 Back-pressure policy (the drive must never stall on the disk, and lossless data is never dropped silently):
 - The render/engine video frames of a tick are dropped first when more than ``max_video_backlog`` ticks
@@ -74,7 +76,7 @@ class SessionRecorder:
     size: (width, height) of the label maps. fps of the mp4s: ``fps`` or meta["fps"] or 1/meta["delta_s"]
     or 20. record_rgb: store engine rgb as lossless PNGs (training data). video: write render.mp4 and,
     when frames carry rgb, engine.mp4. Flow is stored as float32 .npy (lossless, exact replay).
-    writer: "process" (default) or "thread" (module docstring). writer_hook: "module:function" called in
+    writer: "thread" (default) or "process" (module docstring). writer_hook: "module:function" called in
     the writer before its first frame (tests use it to simulate a failing disk).
     """
 
@@ -92,7 +94,7 @@ class SessionRecorder:
         max_backlog_mb: float = 256.0,
         max_video_backlog: int = 30,
         crf: int = 18,
-        writer: str = "process",
+        writer: str = "thread",
         writer_hook: str | None = None,
     ) -> None:
         if writer not in WRITERS:
@@ -164,8 +166,8 @@ class SessionRecorder:
             self._drive_error = f"recording stopped at frame {self.frames_queued}: {exc}"
 
     def wait_ready(self, timeout_s: float = 10.0) -> bool:
-        """Wait until the writer can take frames at full speed (the writer process is started, which takes
-        a fraction of a second of CPU). Optional: add() works before it; frames wait in the slots."""
+        """Wait until the writer can take frames at full speed (a writer process takes a fraction of a
+        second of CPU to start; a thread is ready at once). Optional: add() works before it."""
         if self._writer is None or self._closed:
             return False
         return self._writer.wait_ready(timeout_s)

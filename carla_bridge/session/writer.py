@@ -1,8 +1,7 @@
 """Writing one tick to disk (FrameSink), and the in-process writer thread (SessionWriter).
 
-Every disk operation of a recording happens in a FrameSink, which runs either in the writer process
-(procwriter.py, the default: no GIL shared with the drive) or in SessionWriter, a thread of the game
-process (``SessionRecorder(writer="thread")``, the fallback where a process cannot be started).
+Every disk operation of a recording happens in a FrameSink, which runs either in SessionWriter, a thread
+of the game process (the default), or in the writer process (procwriter.py, ``writer="process"``).
 Per frame, in this order (crash consistency, DESIGN.md "Sessions"):
   1. each lossless file is written to ``name.tmp`` and renamed into place (a reader never sees half a PNG);
   2. the render/engine images go to their ffmpeg pipes (lossy viewing copies; may be cut by a crash);
@@ -178,7 +177,11 @@ class FrameSink:
 
 
 class SessionWriter(threading.Thread):
-    """The writer as a thread of the game process (it shares the GIL with the drive: see procwriter.py).
+    """The writer as a thread of the game process (the default; for why, see recorder.py).
+
+    It shares the GIL with the drive, yet measured cheaper for the drive than the writer process on a
+    busy 2-core box: a thread waiting for the GIL is not runnable, so it does not take CPU share from the
+    game's scheduling group while the game runs Python, whereas a process works in parallel at once.
 
     Consumes FramePackets from an unbounded queue; the recorder bounds it by bytes (see recorder.py).
     """
