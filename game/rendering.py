@@ -114,7 +114,9 @@ def check_size(choice: ModelChoice, size: tuple[int, int], flag: str) -> None:
     try:
         check(*size)
     except ValueError as error:
-        raise LaunchError(f"{flag}: {error}") from None
+        # A session recorded at a size this model cannot take can still be replayed, resampled.
+        fix = "; resample the session with --res WIDTHxHEIGHT" if flag.startswith("--replay") else ""
+        raise LaunchError(f"{flag}: {_one_line(error)}{fix}") from None
 
 
 def make_renderer(model, backend: str, device: str | None, precision: str, size: tuple[int, int]):

@@ -330,3 +330,15 @@ def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, co
         assert closed == ["recording", "source"] and "still closing" in err
     else:
         assert "teardown abandoned" in err
+
+
+def test_replay_size_the_model_cannot_take_says_to_resample():
+    import torch
+
+    from game.rendering import ModelChoice, check_size
+    from neural_render.model import build_generator
+
+    torch.manual_seed(0)
+    choice = ModelChoice(build_generator("tiny"), "tiny", None, untrained=True, preset="tiny")
+    with pytest.raises(LaunchError, match=r"--replay s: size 60x36: .* resample the session with --res"):
+        check_size(choice, (60, 36), "--replay s")
