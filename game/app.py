@@ -268,7 +268,9 @@ def run_backend_comparison(config: GameConfig) -> int:
     device = resolve_device(config)
     size = config.res or (_replay_size(config) if config.replay else default_resolution(model.preset, device))
     check_size(model, size, "--res" if config.res or not config.replay else f"--replay {config.replay}")
-    run_comparison(model.model, size, frames=config.frames or 120, session=config.replay,
+    frames = config.frames or 120
+    # At most half the frames warm up: with the profiler's 10, `--frames 10` measured a single frame.
+    run_comparison(model.model, size, frames=frames, warmup_frames=min(10, frames // 2), session=config.replay,
                    seed=config.seed or 0, device=config.device, precision=config.precision,
                    report_dir=config.report, meta={"model": model.label, "untrained": model.untrained})
     return 0

@@ -138,3 +138,8 @@ def test_profile_backend_all_compares_backends(headless_env, tiny_model_path):
     code = main(parse_args(["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES,
                             "--frames", "4", "--device", "cpu", "--report", "compare"]))
     assert code == 0 and (headless_env / "compare" / "comparison.json").exists()
+    import json
+
+    rows = json.loads((headless_env / "compare" / "comparison.json").read_text())
+    # Half the frames warm up at most (the profiler's 10 left `--frames 4` with 1 measured frame)
+    assert rows and all(row["frames"] == 2 for row in rows if row["error"] is None)
