@@ -244,6 +244,10 @@ class CarlaSource(SourceBase):
             preset = self._carla.WeatherParameters.ClearNoon
         try:
             self.world.set_weather(preset)
+            # libcarla sends set_weather_parameters without waiting for it (Client::SetWeatherParameters
+            # is an AsyncCall); one call that waits, on the same connection, returns after the server
+            # took it, so other clients (the tests' own, a spectator) see the new weather at once.
+            self.world.get_weather()
         except RuntimeError as error:
             raise self._lost(error) from None
         return name
