@@ -65,7 +65,7 @@ def load_generator(path: str | Path, preset: str | None = None, map_location: st
     from safetensors.torch import load_file
 
     config, _ = read_metadata(path)
-    path = Path(path)
+    path = _existing(path)  # a run folder resolves to its generator.safetensors
     if preset is not None and config.name != preset:
         raise CheckpointError(f"{path}: holds a '{config.name}' generator but preset '{preset}' was asked for: "
                               f"pass --preset {config.name} or a checkpoint trained for '{preset}'")
@@ -89,6 +89,12 @@ def load_generator(path: str | Path, preset: str | None = None, map_location: st
 
 def _existing(path: str | Path) -> Path:
     path = Path(path)
+    if path.is_dir():
+        inside = path / "generator.safetensors"  # a training run's folder holds its weights under this name
+        if inside.is_file():
+            return inside
+        raise CheckpointError(f"{path}: a folder without generator.safetensors; pass the .safetensors file "
+                              f"itself (or a training run's --out folder)")
     if not path.is_file():
         hint = "train one with `python -m neural_render.train` or pass --model PATH"
         raise CheckpointError(f"{path}: no such checkpoint; {hint}")

@@ -34,6 +34,16 @@ def test_missing_file(tmp_path):
         load_generator(tmp_path / "nope.safetensors")
 
 
+def test_training_run_folder_loads_its_generator(saved, tmp_path):
+    model, path = saved
+    run = tmp_path / "run"
+    run.mkdir()
+    path.rename(run / "generator.safetensors")
+    assert load_generator(run).config == model.config
+    with pytest.raises(CheckpointError, match="folder without generator.safetensors"):
+        load_generator(tmp_path)
+
+
 def test_preset_mismatch(saved):
     with pytest.raises(CheckpointError, match="preset 'cpu'"):
         load_generator(saved[1], preset="cpu")

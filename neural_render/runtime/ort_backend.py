@@ -46,7 +46,9 @@ class OrtBackend:
         want_gpu = (device or ("cuda" if _cuda_usable() else "cpu")).startswith("cuda")
         available = ort.get_available_providers()
         providers: list = []
-        if want_gpu:
+        # onnxruntime-gpu lists its CUDA providers on every machine; on one without a usable GPU, asking
+        # for them prints a screenful of "failed to load libcublas" before ORT drops them. Skip them.
+        if want_gpu and _cuda_usable():
             if use_trt_ep and "TensorrtExecutionProvider" in available:
                 cache = str(path.parent / "ort-trt")
                 providers.append(("TensorrtExecutionProvider", {
