@@ -37,7 +37,12 @@ WEATHER_PRESETS = (
     "ClearSunset", "CloudySunset", "WetSunset", "WetCloudySunset", "SoftRainSunset", "MidRainSunset",
     "HardRainSunset", "ClearNight", "CloudyNight", "WetNight", "SoftRainNight",
 )
-PROBE_TIMEOUT_S = 0.5  # TCP probe before each autopilot tick (microseconds on a live local server)
+PROBE_TIMEOUT_S = 0.5  # RPC timeout while tearing down when the server is already gone
+# TCP probes (before each autopilot tick, after an error, before teardown) wait this long at most: a
+# server that is gone refuses at once, but a loaded one can leave its accept backlog full, the SYN is
+# dropped and the kernel resends it only after 1 s. With 0.5 s such a live server was taken for dead
+# (a drive ended with "stopped answering", a teardown skipped restoring the settings).
+PROBE_PATIENCE_S = 2.0
 TEARDOWN_TIMEOUT_S = 2.0  # per RPC while tearing down: a dead server must not hold the exit for long
 START_HINT = ("start CARLA first (e.g. `./CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}`), "
               "or drive the built-in world with --source procedural")
@@ -262,7 +267,7 @@ class CarlaSource(SourceBase):
 
     def _advance(self, cut: bool) -> SceneFrame:
         self._guard()
-        if self._autopilot and not carla_server_answers(self.host, self.port, timeout_s=PROBE_TIMEOUT_S):
+        if self._autopilot and not carla_server_answers(self.host, self.port, timeout_s=self._patience()):
             # With the Traffic Manager on, world.tick() runs the TM's thread, and an RPC timeout in
             # that thread aborts the whole process (libcarla, not catchable here): probe first.
             raise self._lost("it no longer accepts connections")
@@ -322,12 +327,15 @@ class CarlaSource(SourceBase):
         return EgoState(transform=pose, speed_mps=float(speed), control=control)
 
     # ------------------------------------------------------------------ errors and teardown
+    def _patience(self) -> float:
+        return min(self.timeout_s, PROBE_PATIENCE_S)
+
     def _guard(self) -> None:
         if self._closed:
             raise CarlaConnectionError(f"the CARLA source for {self._where()} is closed")
 
     def _lost(self, error: object) -> CarlaConnectionError:
-        self._server_lost = not carla_server_answers(self.host, self.port, timeout_s=0.5)
+        self._server_lost = not carla_server_answers(self.host, self.port, timeout_s=self._patience())
         state = "disconnected" if self._server_lost else "stopped answering"
         return CarlaConnectionError(f"the CARLA server at {self._where()} {state}: {error}")
 
@@ -346,7 +354,7 @@ class CarlaSource(SourceBase):
             self._close_lock.release()
 
     def _teardown(self) -> None:
-        reachable = not self._server_lost and carla_server_answers(self.host, self.port, timeout_s=0.5)
+        reachable = not self._server_lost and carla_server_answers(self.host, self.port, timeout_s=self._patience())
         client = getattr(self, "client", None)
         if client is not None:
             client.set_timeout(TEARDOWN_TIMEOUT_S if reachable else PROBE_TIMEOUT_S)

@@ -189,7 +189,7 @@ CAMERA_QUEUE_UNDER_CTRL_C = textwrap.dedent("""
     from carla_bridge.carla_source import make_camera_queue
     signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (see CLIENT)
     sys.setswitchinterval(1e-6)  # switch threads often, so Ctrl+C often finds get() waiting on a lock
-    blocked = 0
+    producers = []
     for trial in range(int(sys.argv[1])):
         frames, stop = make_camera_queue(), threading.Event()
         def camera():  # libcarla's streaming thread, delivering frames as fast as it can
@@ -207,9 +207,12 @@ CAMERA_QUEUE_UNDER_CTRL_C = textwrap.dedent("""
             pass
         ctrl_c.join()
         stop.set()
-        producer.join(1.0)
-        blocked += producer.is_alive()
-    print("BLOCKED", blocked)
+        producer.join(0.1)
+        producers.append(producer)
+    deadline = time.monotonic() + 20.0  # a loaded box can be slow to end a free camera thread, never a blocked one
+    for producer in producers:
+        producer.join(max(0.0, deadline - time.monotonic()))
+    print("BLOCKED", sum(producer.is_alive() for producer in producers))
 """)
 
 

@@ -32,7 +32,9 @@ def make_listener(host: str, port: int) -> socket.socket:
     except OSError as error:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
-    sock.listen(32)
+    # The system's maximum, as rpclib (asio) listens: clients probe liveness with short-lived TCP
+    # connections, and under load a backlog of 32 filled up, dropped SYNs and made probes time out.
+    sock.listen(socket.SOMAXCONN)
     # accept() wakes up regularly so that stop() is noticed without closing the socket under it.
     sock.settimeout(0.2)
     return sock
