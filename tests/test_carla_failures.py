@@ -1,6 +1,8 @@
 """CarlaSource when things go wrong: the server killed mid-run (a clear CarlaConnectionError, nothing
 hangs, close() is quick), and a client stopped by SIGTERM or Ctrl+C whose handlers call close() (the
-server is left as it was). Client processes run apart so the test process survives whatever happens."""
+server is left as it was, the process ends within seconds). Client processes run apart so the test
+process survives whatever happens; a client that hangs fails its test with its signal state, native
+(gdb) and Python stacks and the server's log. Also: camera queues that survive Ctrl+C (no server)."""
 
 from __future__ import annotations
 
