@@ -273,6 +273,13 @@ class CarlaSource(SourceBase):
             raise self._lost("it no longer accepts connections")
         try:
             if self.sync:
+                # Known residual (libcarla 0.9.16, not fixable here): with the TM in synchronous mode,
+                # tick() ends in TrafficManager::Tick -> TrafficManagerLocal::SynchronousTick, which
+                # waits without a timeout for the TM thread's cycle, and both sides notify their
+                # condition variables without holding step_execution_mutex (a lost wake-up can block
+                # for ever). Seen once in ~250 autopilot client runs on an overloaded 2-core box (tick
+                # stuck > 30 s despite timeout_s = 3). No API call can unstick it: they all take the
+                # TM map mutex that the stuck Tick holds.
                 frame_id = self.world.tick(self.timeout_s)
             else:
                 frame_id = self.world.wait_for_tick(self.timeout_s).frame
