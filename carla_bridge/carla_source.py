@@ -15,12 +15,12 @@ import logging
 import math
 import queue
 import random
-import socket
 import threading
 import time
 from typing import Any
 
 from carla_bridge import carla_codec
+from carla_bridge.carla_probe import carla_server_answers, not_carla_reason
 from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 
 log = logging.getLogger("carla_bridge.carla_source")
@@ -50,15 +50,6 @@ START_HINT = ("start CARLA first (e.g. `./CarlaUE4.sh -RenderOffScreen -carla-rp
 
 class CarlaConnectionError(SourceLost):
     """No CARLA server, or the server stopped answering: the message names host:port and what to do."""
-
-
-def carla_server_answers(host: str, port: int, timeout_s: float = 0.5) -> bool:
-    """True when something accepts TCP connections at host:port (imports nothing heavy)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
 
 
 def make_camera_queue() -> queue.SimpleQueue:
@@ -143,6 +134,10 @@ class CarlaSource(SourceBase):
         if not carla_server_answers(self.host, self.port, timeout_s=min(self.timeout_s, 2.0)):
             raise CarlaConnectionError(f"no CARLA server answers at {self._where()}: "
                                        + START_HINT.format(port=self.port))
+        not_carla = not_carla_reason(self.host, self.port, timeout_s=min(self.timeout_s, 2.0))
+        if not_carla:  # libcarla would abort the whole process on such a peer (see carla_probe)
+            raise CarlaConnectionError(f"the server at {self._where()} is not CARLA ({not_carla}): check --host "
+                                       f"and --port, or drive the built-in world with --source procedural")
         self.client = carla.Client(self.host, self.port)
         self.client.set_timeout(self.timeout_s)
         try:

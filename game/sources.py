@@ -34,12 +34,9 @@ def make_source(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
 
 
 def _auto(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
+    from carla_bridge.carla_probe import carla_server_answers
+
     where = f"{config.host}:{config.port}"
-    try:
-        from carla_bridge.carla_source import carla_server_answers
-    except ImportError as error:
-        reason = f"procedural world (CARLA source unavailable: {error})"
-        return SourceChoice(_procedural(config, size), "procedural", reason)
     if not carla_server_answers(config.host, config.port, timeout_s=PROBE_TIMEOUT_S):
         reason = f"procedural world (no CARLA server answered at {where})"
         return SourceChoice(_procedural(config, size), "procedural", reason)
@@ -67,7 +64,6 @@ def _procedural(config: GameConfig, size: tuple[int, int]) -> Source:
 
 
 def _carla(config: GameConfig, size: tuple[int, int]) -> Source:
-    check_speaks_carla_rpc(config.host, config.port)
     try:
         from carla_bridge.carla_source import CarlaConnectionError, CarlaSource
     except ImportError as error:
@@ -100,30 +96,3 @@ def _replay(config: GameConfig) -> SourceChoice:
     resized = config.res is not None and tuple(config.res) != recorded
     resampled = f", resampled to {config.res[0]}x{config.res[1]}" if resized else ""
     return SourceChoice(source, "replay", f"replay of {config.replay} ({len(source)} frames{resampled})")
-
-
-# msgpack of the rpc request [0, 0, "version", []]: type request, msgid 0, CARLA's "version" method.
-_VERSION_REQUEST = b"\x94\x00\x00\xa7version\x90"
-_RPC_RESPONSE = 0x94  # a response is the 4-array [1, msgid, error, result]
-RPC_PROBE_TIMEOUT_S = 2.0
-
-
-def check_speaks_carla_rpc(host: str, port: int, timeout_s: float = RPC_PROBE_TIMEOUT_S) -> None:
-    """LaunchError when something at host:port answers a msgpack-rpc call with bytes that are not a
-    msgpack-rpc response. The carla client library cannot survive that: an HTTP server's
-    "400 Bad Request" made libcarla throw std::bad_cast from its I/O thread, and the whole process
-    aborted (exit 134, no Python error) -- seen in QA with --host of a web proxy. No reply in time,
-    or no connection, is left to CarlaSource, which has its own time-out and message."""
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s) as connection:
-            connection.settimeout(timeout_s)
-            connection.sendall(_VERSION_REQUEST)
-            reply = connection.recv(64)
-    except OSError:
-        return
-    if reply and reply[0] != _RPC_RESPONSE:
-        preview = reply.split(b"\r\n")[0][:40].decode("ascii", "replace")
-        raise LaunchError(f"the server at {host}:{port} is not CARLA (it answered {preview!r}); check --host "
-                          f"and --port, or drive the built-in world with --source procedural")

@@ -154,14 +154,18 @@ class _Server:
 
 
 def test_a_server_that_is_not_carla_is_refused_before_libcarla(headless_env):
-    from game.sources import check_speaks_carla_rpc, make_source
+    from carla_bridge.carla_probe import not_carla_reason
+    from game.sources import make_source
 
     web = _Server(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")  # aborted the process (134)
     rpc = _Server(b"\x94\x01\x00\xc0\xa60.9.16")  # msgpack-rpc response [1, 0, nil, "0.9.16"]
     try:
-        with pytest.raises(LaunchError, match=r"is not CARLA \(it answered 'HTTP/1.1 400 Bad Request'\)"):
-            check_speaks_carla_rpc("127.0.0.1", web.port)
-        check_speaks_carla_rpc("127.0.0.1", rpc.port)  # a CARLA-like reply passes
+        reason = not_carla_reason("127.0.0.1", web.port)
+        assert reason == "it answered 'HTTP/1.1 400 Bad Request', not a msgpack-rpc reply"
+        assert not_carla_reason("127.0.0.1", rpc.port) is None  # a CARLA-like reply passes
+        pytest.importorskip("carla", reason="CarlaSource does the probe; the carla client is not installed")
+        with pytest.raises(LaunchError, match=r"is not CARLA \(it answered 'HTTP/1.1 400 Bad Request'"):
+            make_source(parse_args(["--source", "carla", "--port", str(web.port), "--res", RES]), (64, 32))
         choice = make_source(parse_args(["--port", str(web.port), "--res", RES]), (64, 32))
         try:  # --source auto falls back to the built-in world and says why
             assert choice.name == "procedural" and "is not CARLA" in choice.reason
@@ -181,7 +185,6 @@ def test_carla_filter_that_matches_no_car_is_one_line(monkeypatch):
         raise ValueError(f"--filter {options['vehicle_filter']!r} matches no 4-wheeled vehicle blueprint")
 
     monkeypatch.setattr(carla_source, "CarlaSource", no_car)
-    monkeypatch.setattr("game.sources.check_speaks_carla_rpc", lambda host, port: None)
     with pytest.raises(LaunchError, match=r"--filter 'walker\.\*' matches no 4-wheeled"):
         make_source(parse_args(["--source", "carla", "--filter", "walker.*"]), (64, 32))
 
