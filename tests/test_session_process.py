@@ -17,7 +17,7 @@ import pytest
 
 from carla_bridge.frames import Control
 from carla_bridge.session import ReplaySource, SessionRecorder
-from carla_bridge.session import recorder as recorder_module
+from carla_bridge.session import procwriter
 from carla_bridge.session.slots import shm_folder
 from carla_bridge.session.synthetic import synthetic_frame
 
@@ -152,7 +152,7 @@ def test_thread_fallback_when_no_process_can_start(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise OSError("no processes here")
 
-    monkeypatch.setattr(recorder_module, "ProcessWriter", refuse)
+    monkeypatch.setattr(procwriter, "ProcessWriter", refuse)
     with SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False, writer="process") as rec:
         rec.add(synthetic_frame(0, SIZE), Control(), None, {})
     assert rec.writer_kind == "thread" and rec.frames_written == 1 and rec.error is None

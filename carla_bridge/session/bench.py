@@ -43,7 +43,10 @@ def make_source(kind: str, size: tuple[int, int], seed: int):
         try:
             from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
-            return ProceduralWorld(WorldConfig(width=size[0], height=size[1], seed=seed)), "procedural"
+            # threads=1 as the game runs it (game/sources.py): a numba pool on both cores would make
+            # the "cheap" loop a 2-core workload that any recording work must take CPU from.
+            world = ProceduralWorld(WorldConfig(width=size[0], height=size[1], seed=seed, threads=1))
+            return world, "procedural"
         except ImportError as exc:
             if kind == "procedural":
                 raise SystemExit(f"the procedural world is not available: {exc}") from None
@@ -126,6 +129,8 @@ def run_once(source, workload: FixedWorkload, frames: int, seed: int, recorder: 
 
 
 def main(argv: list[str] | None = None) -> dict:
+    # As launch.py does before torch or numba is imported: spinning OpenMP threads starve the rest.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT (default 512x256)")
     parser.add_argument("--frames", type=int, default=200, help="frames per condition (default 200)")

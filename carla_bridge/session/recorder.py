@@ -35,7 +35,6 @@ from carla_bridge.session.format import (
     FORMAT_VERSION, FRAME_FILES, RESERVED_KEYS, SESSION_JSON, atomic_write_json, file_sha256,
     git_commit, project_version,
 )
-from carla_bridge.session.procwriter import ProcessWriter
 from carla_bridge.session.writer import FramePacket, SessionWriter, describe_os_error
 
 WRITERS = ("process", "thread")
@@ -114,7 +113,7 @@ class SessionRecorder:
         self._closed = False
         self._start_error: str | None = None
         self._drive_error: str | None = None  # set by add(); frames queued before it are still written
-        self._writer: SessionWriter | ProcessWriter | None = None
+        self._writer: Any = None  # SessionWriter, or procwriter.ProcessWriter
         self.writer_kind = writer
         self._hook = writer_hook
         self.meta = self._build_meta(dict(meta))
@@ -231,13 +230,15 @@ class SessionRecorder:
         atomic_write_json(self.path / SESSION_JSON, self.meta)
         note = None
         if self.writer_kind == "process":
-            try:
+            try:  # imported here: POSIX only (fcntl), and only this option needs it
+                from carla_bridge.session.procwriter import ProcessWriter
+
                 self._writer = ProcessWriter(
                     self.path, self.fps, self.video, crf, self.size, flow=self.record_flow,
                     depth=self.record_depth, engine=self.record_rgb or self.video,
                     max_bytes=self.max_backlog_bytes, hook=self._hook,
                 )
-            except OSError as exc:  # no shared memory or no process allowed: a thread still records
+            except (ImportError, OSError) as exc:  # no shared memory, no processes: a thread records
                 self.writer_kind = "thread"
                 note = f"writer process not started ({exc}); recorded with a writer thread"
         if self._writer is None:
