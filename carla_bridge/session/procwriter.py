@@ -6,7 +6,7 @@ killed game must still leave every frame it handed over on disk.
 Why a process: a writer thread shares the GIL with the drive (its JSON, digest and bookkeeping run under
 it, and every C call hands the GIL back and forth). Here the game process copies the tick's arrays into
 a slot of a shared-memory ring (slots.py) and sends a few hundred bytes (slot number, position, record)
-down a pipe (add() ~0.5 ms at 512x256, the thread's ~0.3 ms); everything else (FrameSink in writer.py)
+down a pipe (add() ~0.5 ms at 512x256, the thread's ~0.2 ms); everything else (FrameSink in writer.py)
 runs in ``python -c ...child_main`` at nice +5, ffmpeg under it. Total CPU per frame is the same as the
 thread's (~7 ms at 512x256 with both videos) plus ~0.15 s to start the interpreter.
 

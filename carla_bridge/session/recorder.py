@@ -2,9 +2,10 @@
 
 The disk work happens in a writer thread of this process (writer.py; the default), or with
 ``writer="process"`` in a separate writer process fed through shared-memory slots (procwriter.py). The
-thread stays the default because it measured faster on a busy 2-core box (bench.py: +/-10 % against
-+3..35 % for the process with a cheap render loop); the process is the choice where a killed game must
-still leave every frame it handed over on disk, and where spare cores make the GIL the bottleneck.
+thread stays the default because it measured cheaper for the drive on the shared 2-core box (bench.py,
+512x256, cheap render loop, median of 3 runs: +4.2 % frame time with the thread, +11.6 % with the
+process; add() 0.2 ms against 0.5 ms). The process is the choice where a killed game must still leave
+every frame it handed over on disk.
 
 Back-pressure policy (the drive must never stall on the disk, and lossless data is never dropped silently):
 - The render/engine video frames of a tick are dropped first when more than ``max_video_backlog`` ticks

@@ -179,9 +179,10 @@ class FrameSink:
 class SessionWriter(threading.Thread):
     """The writer as a thread of the game process (the default; for why, see recorder.py).
 
-    It shares the GIL with the drive, yet measured cheaper for the drive than the writer process on a
-    busy 2-core box: a thread waiting for the GIL is not runnable, so it does not take CPU share from the
-    game's scheduling group while the game runs Python, whereas a process works in parallel at once.
+    It shares the GIL with the drive, yet measured cheaper for the drive than the writer process on the
+    2-core box (figures in recorder.py). A likely reason, not proven: a thread waiting for the GIL is not
+    runnable, so its work lands in the drive's C calls and idle gaps, whereas a process competes for the
+    CPU the moment a frame arrives; the total CPU per frame is the same.
 
     Consumes FramePackets from an unbounded queue; the recorder bounds it by bytes (see recorder.py).
     """
