@@ -138,6 +138,9 @@ def test_not_a_session(tmp_path):
         ReplaySource(tmp_path / "nowhere")
     with pytest.raises(SessionFormatError, match="session.json is missing"):
         ReplaySource(tmp_path)
+    (tmp_path / "session.json").write_text("{}")
+    with pytest.raises(SessionFormatError, match=r"a file; pass the session's folder"):
+        ReplaySource(tmp_path / "session.json")
 
 
 def test_future_format_version(tmp_path):

@@ -40,6 +40,8 @@ class SessionIndex:
 def open_session(directory: str | Path) -> SessionIndex:
     """Validate and index a session folder; raise SessionFormatError naming what is wrong and where."""
     path = Path(directory)
+    if path.is_file():  # e.g. its session.json or render.mp4 was passed instead of the folder
+        raise SessionFormatError(f"{path}: not a session: a file; pass the session's folder ({path.parent})")
     if not path.is_dir():
         raise SessionFormatError(f"{path}: not a session: no such folder")
     meta_path = path / SESSION_JSON
