@@ -108,16 +108,21 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
         return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {}
 
 
+def random_frames(num_classes: int, size: tuple[int, int], count: int = 4, seed: int = 0) -> list:
+    """A few distinct SceneFrame-like frames (uint8 labels, float32 flow), cycled by the timing loops so
+    that every render uploads fresh host data."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    return [types.SimpleNamespace(labels=rng.integers(0, num_classes, (height, width), dtype=np.uint8),
+                                  flow=rng.standard_normal((height, width, 2)).astype(np.float32), cut=False)
+            for _ in range(count)]
+
+
 def _end_to_end(model, backend, device, precision, size, compile, frames, warmup,
                 threads=None) -> tuple[list[float], str, dict]:
     from neural_render.runtime import Renderer
-    width, height = size
     r = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
-    rng = np.random.default_rng(0)
-    # A small set of distinct frames, cycled, so every render uploads fresh host data.
-    pool = [types.SimpleNamespace(labels=rng.integers(0, model.config.num_classes, (height, width), dtype=np.uint8),
-                                  flow=rng.standard_normal((height, width, 2)).astype(np.float32), cut=False)
-            for _ in range(4)]
+    pool = random_frames(model.config.num_classes, size)
     i = [0]
     stages: dict[str, list[float]] = {}
 

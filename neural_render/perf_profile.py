@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import types
 
-import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from neural_render.bench import random_frames
 from neural_render.model import PRESETS, build_generator
 from neural_render.runtime import Renderer
 from neural_render.runtime.common import parse_size
@@ -46,10 +45,7 @@ def profile_renderer(preset: str = "tiny", res: str = "64x32", device: str | Non
     model = build_generator(preset).eval()
     renderer = Renderer(model, backend=backend, device=device, precision=precision, size=(width, height),
                         compile=compile)
-    rng = np.random.default_rng(0)
-    frame_pool = [types.SimpleNamespace(
-        labels=rng.integers(0, model.config.num_classes, (height, width), dtype=np.uint8),
-        flow=rng.standard_normal((height, width, 2)).astype(np.float32), cut=False) for _ in range(2)]
+    frame_pool = random_frames(model.config.num_classes, (width, height), count=2)
     for i in range(warmup):
         renderer.render(frame_pool[i % 2])
     cuda = renderer.device_name != "cpu"
