@@ -239,11 +239,8 @@ def run_export(config: GameConfig) -> int:
         raise LaunchError(f"--export: session export is not available in this checkout ({error})") from None
     model = load_model(config)
     resolve_device(config)
-    source = make_source(config, (0, 0)).source
-    try:
-        size = config.res or source.reset().size
-    finally:
-        source.close()
+    recorded = _replay_size(config)  # opened even with --res: a bad session fails here, before any render
+    size = config.res or recorded
     check_size(model, size, "--res" if config.res else f"--replay {config.replay}")
     renderer = make_renderer(model.model, config.backend, config.device, config.precision, size)
     if model.untrained:
