@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args(argv)
+    if args.frames < 1:
+        ap.error(f"--frames must be >= 1, got {args.frames}")
     report = profile_renderer(args.preset, args.res, args.device, args.precision, args.compile, args.frames,
                               top=args.top)
     print_profile(report)

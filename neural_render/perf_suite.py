@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the closing torch.profiler step")
     ap.add_argument("--out", required=True, type=Path)
     args = ap.parse_args(argv)
+    if args.frames < 1:
+        ap.error(f"--frames must be >= 1, got {args.frames}")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     report = {"suite": "neural_render.perf_suite", "preset": args.preset, "frames": args.frames,
               "device": device, "machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -50,3 +50,14 @@ def test_spent_budget_skips_the_rest_but_writes_the_file(suite_report):
     skipped = [r for r in report["results"] if "budget" in r.get("skipped", "")]
     assert len(skipped) >= len(PATHS) - 1  # the first path starts before the clock is checked again
     assert "profile" not in report and report["wall_s"] >= 0
+
+
+def test_zero_frames_is_a_flag_error(tmp_path, capsys):
+    from neural_render.perf_profile import main as profile_main
+
+    suite = lambda: main(["--frames", "0", "--out", str(tmp_path / "p.json")])  # noqa: E731
+    for cli in (suite, lambda: profile_main(["--frames", "0"])):
+        with pytest.raises(SystemExit) as exit_info:
+            cli()
+        assert exit_info.value.code == 2 and "--frames must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
