@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from neural_render.checkpoint import load_generator
 from neural_render.train.__main__ import main as train_main
-from neural_render.train.config import resolve
+from neural_render.train.config import learning_rate, resolve
 from neural_render.train.loop import train
 from neural_render.train.splits import EVAL_SEED_BASE, eval_seeds, train_seed
 
@@ -50,6 +50,26 @@ def test_resume_reproduces_uninterrupted_run(tmp_path):
     state_a, state_b = load_file(tmp_path / "a" / "train_state.safetensors"), load_file(tmp_path / "b" / "train_state.safetensors")
     assert state_a.keys() == state_b.keys()
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def test_learning_rate_holds_then_decays_linearly_to_zero():
+    assert [learning_rate(1.0, s, 10, 0) for s in (0, 9, 10)] == [1.0, 1.0, 1.0]
+    assert [learning_rate(1.0, s, 10, 4) for s in range(11)] == [1.0] * 7 + [0.75, 0.5, 0.25, 0.0]
+    with pytest.raises(ValueError, match="--lr-decay-steps"):
+        _cfg(lr_decay_steps=-1)
+
+
+def test_decay_reaches_the_last_step_and_a_resume_takes_the_new_lr(tmp_path):
+    decayed = train(_cfg("vid2vid", steps=3, lr_decay_steps=2), tmp_path / "a", show_progress=False)
+    base = decayed.cfg.lr_g
+    assert decayed.opt_g.param_groups[0]["lr"] == pytest.approx(base / 2)  # the last step ran at 1/2
+    assert decayed.opt_d.param_groups[0]["lr"] == pytest.approx(decayed.cfg.lr_d / 2)
+    logged = [json.loads(line)["lr_g"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert logged == pytest.approx([base, base, base / 2])
+    # The optimizer state saved at 2 steps holds the old rate; the resumed run must use the new --lr.
+    train(_cfg(steps=2), tmp_path / "b", show_progress=False)
+    resumed = train(_cfg(steps=3, lr_g=base / 10), tmp_path / "b", resume=True, show_progress=False)
+    assert resumed.step == 3 and resumed.opt_g.param_groups[0]["lr"] == pytest.approx(base / 10)
 
 
 def test_checkpoint_loads_as_generator_and_matches_ema(tmp_path):

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="data worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, help="generator and discriminator learning rate")
+    p.add_argument("--lr-decay-steps", type=int,
+                   help="decay the learning rate linearly to zero over the last N of --steps (default 0: constant)")
     p.add_argument("--gan-weight", type=float, help="override the image GAN weight of the recipe")
     p.add_argument("--seq-len", type=int, help="maximum clip length (progressive growth ends here)")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help="mixed precision on CUDA")
@@ -53,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides = dict(
             data=args.data, data_path=args.data_path, steps=args.steps, batch=args.batch, device=args.device,
             workers=args.workers, seed=args.seed, weather=args.weather, amp=args.amp, vgg_weights=args.vgg_weights,
-            sample_every=args.sample_every, ckpt_every=args.ckpt_every, time_limit_min=args.time_limit,
+            lr_decay_steps=args.lr_decay_steps, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
+            time_limit_min=args.time_limit,
         )
         if args.threads is not None and args.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {args.threads}")

@@ -74,6 +74,9 @@ class TrainConfig:
     workers: int = 1
     lr_g: float = 5e-4
     lr_d: float = 5e-4
+    # pix2pixHD / vid2vid's ``niter_decay``: keep the learning rate for the first ``steps - lr_decay_steps``
+    # steps, then decay it linearly to zero at ``steps`` (0: constant throughout). See ``learning_rate``.
+    lr_decay_steps: int = 0
     betas: tuple[float, float] = (0.5, 0.999)
     ema_beta: float = 0.999
     grad_clip: float = 10.0
@@ -115,6 +118,16 @@ class TrainConfig:
         return cls(**data)
 
 
+def learning_rate(base: float, step: int, steps: int, decay_steps: int) -> float:
+    """Learning rate of optimizer step ``step`` (0-based) out of ``steps``: ``base`` until the last
+    ``decay_steps`` steps, then linear to zero: the niter / niter_decay schedule of pix2pixHD and vid2vid
+    (and CycleGAN, Zhu et al. 2017, appendix 7.1), counted in steps instead of epochs."""
+    if decay_steps <= 0:
+        return base
+    remaining = steps - step  # steps still to take, this one included
+    return base * min(1.0, max(remaining, 0) / decay_steps)
+
+
 def resolve(preset: str, recipe: str, **overrides: Any) -> TrainConfig:
     """Preset defaults, then the recipe, then explicit overrides (None values are ignored)."""
     if preset not in PRESET_DEFAULTS:
@@ -134,6 +147,8 @@ def resolve(preset: str, recipe: str, **overrides: Any) -> TrainConfig:
         raise ValueError(f"--batch must be >= 1 and --steps >= 0, got {cfg.batch} and {cfg.steps}")
     if cfg.weather not in ("default", "all") and not str(cfg.weather).isdigit():
         raise ValueError(f"--weather must be default, all or a preset index, got {cfg.weather!r}")
+    if cfg.lr_decay_steps < 0:
+        raise ValueError(f"--lr-decay-steps must be >= 0, got {cfg.lr_decay_steps}")
     if cfg.amp not in ("auto", "bf16", "fp16", "off"):
         raise ValueError(f"--amp must be auto, bf16, fp16 or off, got {cfg.amp!r}")
     return cfg

@@ -122,7 +122,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
             step = trainer.step
             progress.update(step, f"loss {logs['loss_g']:.3f} {fps:.2f} frames/s")
             if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
-                record = {"step": step, "frames_per_s": round(fps, 3), **{k: round(v, 5) for k, v in logs.items()}}
+                # 5 significant digits, not 5 decimals: a decayed learning rate is far below 1e-5.
+                record = {"step": step, "frames_per_s": round(fps, 3), **{k: float(f"{v:.5g}") for k, v in logs.items()}}
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
                 if writer is not None:

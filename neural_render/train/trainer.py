@@ -19,7 +19,7 @@ from neural_render.metrics import occlusion_mask
 from neural_render.model import build_generator
 from neural_render.train import losses as L
 from neural_render.train.clip import Clip, clip_length, slice_clip
-from neural_render.train.config import TrainConfig
+from neural_render.train.config import TrainConfig, learning_rate
 from neural_render.train.ddp import DistInfo, average_gradients, broadcast_module
 from neural_render.train.discriminators import ImageDiscriminator, TemporalDiscriminator
 from neural_render.train.rollout import Rollout
@@ -83,6 +83,7 @@ class Trainer:
         b, t_len = d["labels"].shape[:2]
         # Flow dropout: some clips hide the engine flow from the generator (as CARLA without the flow
         # camera, or Cityscapes) so the flow branch learns to predict it; the losses still see it.
+        self._set_learning_rates()
         g = torch.Generator().manual_seed(mix(cfg.seed, self.step, self.dist.rank, 7))
         keep = (torch.rand(b, generator=g) >= cfg.flow_dropout).float().to(self.device)
         self.G.train()
@@ -102,7 +103,17 @@ class Trainer:
         self._update_ema()
         self.step += 1
         logs["loss_g"] = float(loss.detach())
+        logs["lr_g"] = self.opt_g.param_groups[0]["lr"]
         return logs
+
+    def _set_learning_rates(self) -> None:
+        # Every step, from the config: this also makes a resumed run take the --lr it was given
+        # rather than the rate stored in the optimizer state it loaded.
+        cfg = self.cfg
+        for opt, base in ((self.opt_g, cfg.lr_g), (self.opt_d, cfg.lr_d)):
+            if opt is not None:
+                for group in opt.param_groups:
+                    group["lr"] = learning_rate(base, self.step, cfg.steps, cfg.lr_decay_steps)
 
     # -- discriminators ---------------------------------------------------------------------------
     def _temporal_windows(self, d, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
