@@ -61,6 +61,7 @@ class GameConfig:
     export_frames: Path | None = None
     profile: bool = False
     report: Path | None = None
+    overwrite: bool = False
     threaded: bool = False
     verbose: bool = False
 
@@ -193,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="render the --replay session to a video and exit")
     sessions.add_argument("--export-frames", type=Path, default=None, metavar="DIR",
                           help="render the --replay session to PNG frames and exit")
+    sessions.add_argument("--overwrite", action="store_true",
+                          help="replace an existing --export/--export-frames/--screenshot/--report output "
+                               "(default: refuse, so nothing saved is lost)")
     sessions.add_argument("--profile", action="store_true", help="time every stage; write a report at exit")
     sessions.add_argument("--report", type=Path, default=None, metavar="DIR",
                           help="profiling report folder (implies --profile; default: reports/<timestamp>)")

@@ -31,6 +31,7 @@ from carla_bridge.session.writer import VideoStream
 # backend replays bit-exactly (tests assert exact == frames); GPU kernels may pick other algorithms from
 # run to run (cuDNN autotuning, TensorRT tactics), which moves block means by a fraction of a level.
 DEFAULT_TOLERANCE = 2
+FRAME_NAME, FRAME_GLOB = "{:06d}.png", "[0-9]" * 6 + ".png"  # --export-frames: 000000.png, 000001.png, ...
 
 
 @dataclass
@@ -136,6 +137,9 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
     """Render every recorded frame through ``renderer`` into a side-by-side mp4 and/or PNG frames.
 
     The session is resampled to the renderer's size when they differ (ReplaySource(size=...)).
+    ``frames_dir`` ends up holding this export's frames only: numbered PNGs of an earlier export there
+    are deleted first (a shorter export used to leave the old tail behind; the game refuses such a
+    folder unless --overwrite).
     Raises SessionFormatError for a bad session and RuntimeError when the video cannot be written.
     """
     if out_mp4 is None and frames_dir is None:
@@ -150,6 +154,8 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
         out_mp4.parent.mkdir(parents=True, exist_ok=True)
     if frames_dir is not None:
         frames_dir.mkdir(parents=True, exist_ok=True)
+        for old in frames_dir.glob(FRAME_GLOB):
+            old.unlink()
     stream = VideoStream(out_mp4, fps or float(replay.meta.get("fps", 20.0))) if out_mp4 else None
     text = caption_text(renderer) if caption else None
     renderer.reset()
@@ -164,7 +170,7 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
             if stream is not None and not stream.write(image):
                 raise RuntimeError(f"export to {out_mp4} failed: {stream.error or 'frame size changed'}")
             if frames_dir is not None:
-                Image.fromarray(image).save(frames_dir / f"{count:06d}.png", compress_level=1)
+                Image.fromarray(image).save(frames_dir / FRAME_NAME.format(count), compress_level=1)
             count += 1
     finally:
         engine.close()

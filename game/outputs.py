@@ -2,6 +2,8 @@
 --export-frames. Without them a bad path showed only at the end (QA pass: `--record /proc/x` drove on
 without recording, --report and --screenshot failed at teardown after the whole run, --export died in
 a traceback), so the run was lost. Folders are created here, as the run would create them anyway.
+An output that already holds a previous run's result is refused unless --overwrite: an export or a
+report used to replace the last one silently (and a shorter frame export left the old frames behind).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import os
 from pathlib import Path
 
 from game.cli import GameConfig, LaunchError
+from game.export import FRAME_GLOB
+from game.profiler.report import REPORT_FILE
 
 
 def check_outputs(config: GameConfig) -> None:
@@ -31,6 +35,22 @@ def check_outputs(config: GameConfig) -> None:
                 # writing it) destroys what the session saved.
                 raise LaunchError(f"{flag} {target}: lies inside the replayed session {config.replay}; "
                                   f"write the export outside the session folder")
+    if not config.overwrite:
+        _refuse_previous_results(config)
+
+
+def _refuse_previous_results(config: GameConfig) -> None:
+    previous = [("--screenshot", config.screenshot, config.screenshot), ("--export", config.export, config.export)]
+    if config.report is not None:
+        previous.append(("--report", config.report, Path(config.report) / REPORT_FILE))
+    if config.export_frames is not None:
+        frames = sorted(Path(config.export_frames).glob(FRAME_GLOB))
+        previous.append(("--export-frames", config.export_frames, frames[0] if frames else None))
+    for flag, given, existing in previous:
+        if existing is not None and Path(existing).exists():
+            held = "already exists" if existing == given else f"already holds {Path(existing).name}"
+            raise LaunchError(f"{flag} {given}: {held} (a previous result); pass --overwrite to replace it, "
+                              f"or another path")
 
 
 def writable_folder(flag: str, folder: Path, given: Path | None = None, fix: str = "pass another path") -> None:

@@ -78,9 +78,15 @@ def test_export_writes_side_by_side_video_and_frames(session, tmp_path):
 
 def test_export_at_another_size_and_without_caption(session, tmp_path):
     renderer = _renderer(_model(0), size=(128, 64))
+    stale = tmp_path / "big" / f"{N + 5:06d}.png"  # the tail of an earlier, longer export
+    stale.parent.mkdir()
+    stale.write_bytes(b"old frame")
+    (tmp_path / "big" / "notes.txt").write_text("not a frame")
     result = export_session(session, renderer, frames_dir=tmp_path / "big", caption=False,
                             progress=False)
     assert result.frames == N and result.size == (3 * 128, 64) and result.out_mp4 is None
+    assert len(list((tmp_path / "big").glob("*.png"))) == N and not stale.exists()
+    assert (tmp_path / "big" / "notes.txt").exists()  # only numbered frames are replaced
 
 
 def test_replay_through_the_same_model_is_bit_exact(session):

@@ -50,6 +50,26 @@ def test_export_over_the_replayed_session_is_refused(headless_env, capsys):
     assert (session / "render.mp4").read_bytes() == b"recorded video"
 
 
+@pytest.mark.parametrize("flag, target, previous", [
+    ("--export", "out.mp4", "out.mp4"),
+    ("--export-frames", "frames", "frames/000000.png"),
+    ("--screenshot", "shot.png", "shot.png"),
+    ("--report", "report", "report/report.json"),
+])
+def test_a_previous_result_is_kept_unless_overwrite(headless_env, capsys, flag, target, previous):
+    from game.outputs import check_outputs
+
+    saved = headless_env / previous
+    saved.parent.mkdir(exist_ok=True)
+    saved.write_bytes(b"last week's result")
+    argv = [flag, str(headless_env / target)]
+    argv += ["--replay", str(headless_env / "session")] if flag.startswith("--export") else []
+    assert main(parse_args(argv)) == 2
+    _one_line_error(capsys, flag, "a previous result", "--overwrite")
+    assert saved.read_bytes() == b"last week's result"
+    check_outputs(parse_args([*argv, "--overwrite"]))  # consent given: no error
+
+
 def test_cuda_asked_for_without_cuda_is_an_error(monkeypatch):
     import torch
 
