@@ -97,6 +97,33 @@ def test_cli_rejects_bad_arguments(capsys):
     assert "--data-path" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, needle", [
+    (["--seq-len", "0"], "--seq-len must be at least 1"),  # 0 used to mean "not given"
+    (["--lr", "0"], "--lr must be positive"),
+    (["--res", "60x32"], "size 60x32"),
+    (["--data", "replay", "--data-path", "{tmp}/nowhere"], "is not a folder"),
+    (["--data", "cityscapes", "--data-path", "{tmp}"], "not a Cityscapes-format"),
+    (["--out", "{tmp}/file/run"], "--out"),
+    (["--preset", "cpu", "--resume", "--out", "{tmp}/tiny_run"], "holds a 'tiny' run"),
+])
+def test_cli_setup_errors_are_one_line_before_any_step(tmp_path, capsys, extra, needle):
+    """Setup problems used to end in tracebacks (or, for --seq-len 0, be ignored)."""
+    train(_cfg(steps=1), tmp_path / "tiny_run", show_progress=False)
+    (tmp_path / "file").write_text("a file where --out's parent folder should be")
+    capsys.readouterr()
+    argv = ["--preset", "tiny", "--steps", "1", "--out", str(tmp_path / "run"), "--no-progress"]
+    argv += [arg.format(tmp=tmp_path) for arg in extra]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "run").exists()  # nothing written for a run that never started
+
+
+def test_resume_without_a_checkpoint_says_it_starts_fresh(tmp_path, capsys):
+    trainer = train(_cfg(steps=1), tmp_path, resume=True, show_progress=False)
+    assert trainer.step == 1 and "no checkpoint in" in capsys.readouterr().out
+
+
 def test_training_seeds_never_touch_evaluation_seeds():
     assert all(train_seed(s, i) < EVAL_SEED_BASE for s in range(3) for i in range(2000))
     assert eval_seeds(2) == [EVAL_SEED_BASE, EVAL_SEED_BASE + 1]

@@ -62,22 +62,30 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--threads must be at least 1, got {args.threads}")
         if args.res:
             overrides["res"] = parse_resolution(args.res)
-        if args.lr:
+        if args.lr is not None:
+            if not args.lr > 0:
+                raise ValueError(f"--lr must be positive, got {args.lr}")
             overrides["lr_g"] = overrides["lr_d"] = args.lr
         cfg = resolve(args.preset, args.recipe, **overrides)
         if args.gan_weight is not None:
             cfg.weights.gan = args.gan_weight
         if args.vgg_weights:
             cfg.weights.vgg = cfg.weights.vgg or 10.0  # imaginaire's perceptual weight
-        if args.seq_len:
+        if args.seq_len is not None:
+            if args.seq_len < 1:
+                raise ValueError(f"--seq-len must be at least 1 frame, got {args.seq_len}")
             cfg.schedule.max_len = args.seq_len
             cfg.schedule.min_len = min(cfg.schedule.min_len, args.seq_len)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from neural_render.train.loop import train
+    from neural_render.train.loop import TrainSetupError, train
 
-    train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress, threads=args.threads)
+    try:
+        train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress, threads=args.threads)
+    except TrainSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

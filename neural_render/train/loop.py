@@ -74,6 +74,38 @@ def sample_strip(trainer: Trainer, batch, path: Path, frames: int = 4) -> Path:
     return write_png(path, np.concatenate(rows, 0))
 
 
+class TrainSetupError(ValueError):
+    """A problem found before the first step (size, data path, output folder, checkpoint to resume):
+    nothing has been trained yet, so the command line reports it in one line."""
+
+
+def _prepare(cfg: TrainConfig, out: Path, resume: bool, dist: DistInfo):
+    """The trainer (resumed when asked and possible), config.json in ``out``, and the data loader
+    (None when the run is already complete); every setup failure as a TrainSetupError."""
+    try:
+        trainer = Trainer(cfg, dist)  # checks the size against the preset
+        if resume and has_state(out):
+            load_state(trainer, out)
+            if dist.is_main:
+                print(f"[train] resumed from {out} at step {trainer.step}", flush=True)
+        elif resume and dist.is_main:
+            print(f"[train] --resume: no checkpoint in {out} yet; starting from step 0", flush=True)
+    except (ValueError, FileNotFoundError) as exc:
+        raise TrainSetupError(str(exc)) from None
+    try:
+        loader = build_loader(cfg, trainer.step, dist.rank, dist.world_size) if trainer.step < cfg.steps else None
+    except (ValueError, FileNotFoundError) as exc:  # a --data-path without sessions / Cityscapes frames
+        raise TrainSetupError(str(exc)) from None
+    if dist.is_main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            cfg.save(out / "config.json")
+        except OSError as exc:
+            raise TrainSetupError(f"--out {out}: cannot be written ({exc.strerror or exc}); "
+                                  f"pass another folder") from None
+    return trainer, loader
+
+
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True,
           threads: int | None = None) -> Trainer:
     """Train for cfg.steps steps (total, counting resumed ones); returns the trainer."""
@@ -87,14 +119,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
         # slower (measured on the 2-core box: 0.6 vs 5 frames/s).
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         torch.set_num_threads(max(1, cores // max(dist.world_size, 1) - cfg.workers))
-    trainer = Trainer(cfg, dist)
-    if resume and has_state(out):
-        load_state(trainer, out)
-        if dist.is_main:
-            print(f"[train] resumed from {out} at step {trainer.step}", flush=True)
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out / "config.json")
+    try:
+        trainer, loader = _prepare(cfg, out, resume, dist)
+    except TrainSetupError:
+        cleanup()
+        raise
     stop = {"flag": False}
     deadline = time.monotonic() + cfg.time_limit_min * 60 if cfg.time_limit_min else None
 
@@ -108,8 +137,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
     log_file = (out / "log.jsonl").open("a") if dist.is_main else None
     frames_done, t_start, last_saved = 0, None, trainer.step
     try:
-        if trainer.step < cfg.steps:
-            loader = iter(build_loader(cfg, trainer.step, dist.rank, dist.world_size))
+        if loader is not None:
+            loader = iter(loader)  # data workers start here, inside the clean-up below
         while trainer.step < cfg.steps:
             batch = next(loader)
             frames = trainer.throughput_frames(batch)
