@@ -179,7 +179,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m neural_render.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
     ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"])
@@ -195,9 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (onnxruntime model-only, torch cpu)")
     args = ap.parse_args(argv)
     if args.frames < 1:
-        raise SystemExit("--frames must be >= 1")
-    row = bench_path(args.preset, args.res, args.backend, args.device, args.precision, args.compile,
-                     args.frames, args.warmup, args.model, args.end_to_end, threads=args.threads)
+        ap.error(f"--frames must be >= 1, got {args.frames}")
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        # Otherwise ONNX Runtime falls back to the CPU (as the Renderer should) and CPU figures would
+        # answer a question about the GPU.
+        ap.error(f"--device {args.device}: torch sees no CUDA GPU on this machine; use --device cpu")
+    try:
+        row = bench_path(args.preset, args.res, args.backend, args.device, args.precision, args.compile,
+                         args.frames, args.warmup, args.model, args.end_to_end, threads=args.threads)
+    except (ValueError, ImportError) as exc:  # bad --res / --model, a backend not installed here
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print_table([row])
     print(json.dumps(row))
     return 0

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     from neural_render.checkpoint import load_generator
     from neural_render.runtime.common import parse_size
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m neural_render.export", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT (static in the graph)")
     ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init, seed 0)")
@@ -163,18 +163,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
     ap.add_argument("--check", action="store_true", help="compare torch and ONNX Runtime on 8 frames")
     args = ap.parse_args(argv)
-    width, height = parse_size(args.res)
-    if args.model:
-        model = load_generator(args.model, preset=args.preset)
-    else:
-        torch.manual_seed(0)
-        model = build_generator(args.preset)
-    model.eval()
-    path = export_onnx(model, args.out, width, height, args.precision) if args.out else \
-        cached_onnx(model, width, height, args.precision)
+    try:
+        width, height = parse_size(args.res)
+        if args.model:
+            model = load_generator(args.model, preset=args.preset)
+        else:
+            torch.manual_seed(0)
+            model = build_generator(args.preset)
+        model.eval().config.check_size(width, height)
+    except ValueError as exc:  # a bad --res or --model (CheckpointError): one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        path = export_onnx(model, args.out, width, height, args.precision) if args.out else \
+            cached_onnx(model, width, height, args.precision)
+    except OSError as exc:
+        where = f"--out {args.out}" if args.out else "the ONNX cache folder"
+        print(f"error: {where}: cannot be written ({exc.strerror or exc}); pass another --out", file=sys.stderr)
+        return 2
     info = check_graph(path)
     print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB, opset {info['opset']}, "
-          f"GridSample {info['grid_samples']})")
+          f"{len(info['grid_samples'])} GridSample nodes: bilinear, border, align_corners=1)")
     result = {"path": str(path), "opset": info["opset"], "preset": args.preset, "res": f"{width}x{height}"}
     if args.check:
         if args.precision != "fp32":

@@ -72,7 +72,7 @@ def print_profile(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m neural_render.perf_profile", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS))
     ap.add_argument("--res", default="1024x512")
     ap.add_argument("--device", default=None)

@@ -107,7 +107,7 @@ def run_profile(preset: str, res: str, device: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m neural_render.perf_suite", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS))
     ap.add_argument("--res", nargs="+", default=["1024x512", "2048x1024"], help="first: every path; rest: the fast ones")
     ap.add_argument("--device", default=None, help="default: cuda when present, else cpu")

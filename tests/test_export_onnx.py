@@ -72,6 +72,18 @@ def test_cli_check_prints_json_last(tmp_path, capsys):
     assert result["path"] == str(out) and result["max_abs_diff"] <= 1e-3 and result["opset"] == 17
 
 
+@pytest.mark.parametrize("argv, needle", [
+    (["--res", "60x32"], "size 60x32"),
+    (["--model", "nowhere.safetensors"], "no such checkpoint"),
+    (["--out", "{tmp}/file/x.onnx"], "--out"),
+])
+def test_cli_errors_are_one_line(tmp_path, capsys, argv, needle):
+    (tmp_path / "file").write_text("a file where the output folder should be")
+    assert main(["--preset", "tiny", "--res", f"{W}x{H}", *[a.format(tmp=tmp_path) for a in argv]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+
+
 def test_fp16_graph_for_strongly_typed_tensorrt(exported, tmp_path):
     """TensorRT 11 builds only strongly typed networks: the fp16 graph carries fp16 itself, while the
     warp grid, the flow input and the uint8 ends stay as they are."""

@@ -1,5 +1,6 @@
 """The benchmark: bench_path returns the documented keys; the CLI prints them as JSON on its last line."""
 
+import importlib.util
 import json
 
 import pytest
@@ -23,3 +24,23 @@ def test_cli_last_line_json(tmp_path, monkeypatch, capsys):
     assert main(["--preset", "tiny", "--res", "64x32", "--backend", "onnxruntime", "--frames", "3"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert KEYS <= set(row) and row["device"] == "cpu"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--res", "60x32"], "size 60x32"),
+    (["--model", "nowhere.safetensors"], "no such checkpoint"),
+    pytest.param(["--backend", "tensorrt"], "TensorRT", marks=pytest.mark.skipif(
+        importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")),
+])
+def test_cli_errors_are_one_line(argv, needle, capsys):
+    assert main(["--preset", "tiny", "--res", "64x32", "--frames", "2", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+
+
+def test_cli_refuses_cuda_figures_without_cuda(capsys, monkeypatch):
+    """ONNX Runtime would fall back to the CPU and print CPU figures for a --device cuda question."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--preset", "tiny", "--res", "64x32", "--frames", "2", "--device", "cuda"])
+    assert exit_info.value.code == 2 and "torch sees no CUDA GPU" in capsys.readouterr().err

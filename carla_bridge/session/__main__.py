@@ -16,7 +16,7 @@ from carla_bridge.session.reader import load_frame, open_session
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m carla_bridge.session", description=__doc__.split("\n\n")[0])
     parser.add_argument("session", help="the session folder")
     parser.add_argument("--load", action="store_true", help="read every frame's files too")
     args = parser.parse_args(argv)

@@ -131,7 +131,7 @@ def run_once(source, workload: FixedWorkload, frames: int, seed: int, recorder: 
 def main(argv: list[str] | None = None) -> dict:
     # As launch.py does before torch or numba is imported: spinning OpenMP threads starve the rest.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m carla_bridge.session.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT (default 512x256)")
     parser.add_argument("--frames", type=int, default=200, help="frames per condition (default 200)")
     parser.add_argument("--blocks", type=int, default=5,
@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="session writer: a thread of this process (default) or a separate process")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.blocks < 1 or args.frames < args.blocks:
+        parser.error(f"--frames ({args.frames}) must be at least --blocks ({args.blocks}), and --blocks at least 1")
     size = parse_resolution(args.res)
     source, kind = make_source(args.source, size, args.seed)
     workload = FixedWorkload(args.workload_ms if args.workload_ms is not None
