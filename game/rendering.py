@@ -16,7 +16,6 @@ from game.cli import GameConfig, LaunchError, retrain_command
 
 DEFAULT_PRESET = "cpu"
 SHIPPED_PRESETS = ("cpu",)  # presets with trained weights in models/ (see models/cpu.md)
-TRAINED_NAME = "generator.safetensors"  # what neural_render.train writes into its --out folder
 
 
 @dataclass
@@ -32,7 +31,8 @@ def load_model(config: GameConfig) -> ModelChoice:
     """--model, else the shipped weights of --preset (models/<preset>.safetensors). A preset that ships
     no weights (tiny, gpu for now) runs untrained, loudly; a shipped file that is missing or corrupt is
     a clear error naming the retrain command, never a silent fallback. Every error is one line."""
-    from neural_render.checkpoint import CheckpointError, default_model_path, load_generator, read_metadata
+    from neural_render.checkpoint import (CheckpointError, default_model_path, load_generator, read_metadata,
+                                          weights_path)
 
     preset = config.preset or DEFAULT_PRESET
     path = Path(config.model) if config.model is not None else default_model_path(preset)
@@ -42,10 +42,11 @@ def load_model(config: GameConfig) -> ModelChoice:
         raise LaunchError(f"the shipped model {path} is missing (an incomplete checkout or install?): restore it "
                           f"with `git checkout -- models/`, or retrain it: {retrain_command(preset)}")
     flag = "--model" if config.model is not None else "the shipped model"
-    if path.is_dir():  # a training run's folder (--out DIR): its weights are DIR/generator.safetensors
-        if not (path / TRAINED_NAME).is_file():
-            raise LaunchError(f"{flag} {path}: is a folder without {TRAINED_NAME}; pass the .safetensors file")
-        path = path / TRAINED_NAME
+    if path.is_dir():  # a training run's --out folder: the weights it saved there
+        try:
+            path = weights_path(path)
+        except CheckpointError as error:
+            raise LaunchError(f"{flag} {_one_line(error)}") from None
     if path.suffix.lower() in (".onnx", ".engine", ".plan", ".pt", ".pth", ".ckpt"):
         # an exported or foreign file: it failed as "not a readable safetensors file (header too large)"
         raise LaunchError(f"{flag} {path}: takes the generator's .safetensors weights (e.g. "

@@ -17,6 +17,7 @@ from neural_render.model import GeneratorConfig, Vid2VidGenerator
 FORMAT = "neural-drive-generator"
 FORMAT_VERSION = "1"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+RUN_WEIGHTS_FILE = "generator.safetensors"  # the (EMA) weights a training run keeps in its --out folder
 
 
 def default_model_path(preset: str = "cpu") -> Path:
@@ -50,7 +51,7 @@ def read_metadata(path: str | Path) -> tuple[GeneratorConfig, dict]:
     """(config, meta) of a checkpoint without loading its weights."""
     from safetensors import safe_open
 
-    path = _existing(path)
+    path = weights_path(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -65,7 +66,7 @@ def load_generator(path: str | Path, preset: str | None = None, map_location: st
     from safetensors.torch import load_file
 
     config, _ = read_metadata(path)
-    path = _existing(path)  # a run folder resolves to its generator.safetensors
+    path = weights_path(path)  # a run folder resolves to its generator.safetensors
     if preset is not None and config.name != preset:
         raise CheckpointError(f"{path}: holds a '{config.name}' generator but preset '{preset}' was asked for: "
                               f"pass --preset {config.name} or a checkpoint trained for '{preset}'")
@@ -87,13 +88,15 @@ def load_generator(path: str | Path, preset: str | None = None, map_location: st
     return model.to(map_location).eval()
 
 
-def _existing(path: str | Path) -> Path:
+def weights_path(path: str | Path) -> Path:
+    """``path`` itself when it is a file; a training run's --out folder resolves to the weights
+    neural_render.train saves in it (RUN_WEIGHTS_FILE); anything else is a CheckpointError."""
     path = Path(path)
     if path.is_dir():
-        inside = path / "generator.safetensors"  # a training run's folder holds its weights under this name
+        inside = path / RUN_WEIGHTS_FILE
         if inside.is_file():
             return inside
-        raise CheckpointError(f"{path}: a folder without generator.safetensors; pass the .safetensors file "
+        raise CheckpointError(f"{path}: a folder without {RUN_WEIGHTS_FILE}; pass the .safetensors file "
                               f"itself (or a training run's --out folder)")
     if not path.is_file():
         hint = "train one with `python -m neural_render.train` or pass --model PATH"

@@ -90,7 +90,7 @@ def test_model_folder_and_preset_mismatch(tmp_path, tiny_model_path):
     (run / "generator.safetensors").write_bytes(tiny_model_path.read_bytes())
     # A training run's --out folder loads its generator.safetensors (was: "no such checkpoint").
     assert load_model(parse_args(["--model", str(run)])).preset == "tiny"
-    with pytest.raises(LaunchError, match="is a folder without generator.safetensors"):
+    with pytest.raises(LaunchError, match=r"--model .*: a folder without generator.safetensors"):
         load_model(parse_args(["--model", str(tmp_path)]))
     with pytest.raises(LaunchError) as error:
         load_model(parse_args(["--model", str(tiny_model_path), "--preset", "cpu"]))

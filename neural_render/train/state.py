@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from neural_render.checkpoint import save_generator
+from neural_render.checkpoint import RUN_WEIGHTS_FILE, save_generator
 
-STATE_TENSORS, STATE_JSON, GENERATOR_FILE = "train_state.safetensors", "train_state.json", "generator.safetensors"
+STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 
 
 def _optimizer_split(prefix: str, opt: torch.optim.Optimizer | None, tensors: dict, info: dict) -> None:
@@ -60,7 +60,7 @@ def save_state(trainer, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"step": trainer.step, "train_config": trainer.cfg.to_dict(), "weights": "ema"}
-    save_generator(trainer.G_ema, out / GENERATOR_FILE, meta=meta)
+    save_generator(trainer.G_ema, out / RUN_WEIGHTS_FILE, meta=meta)
     tensors: dict[str, torch.Tensor] = {}
     for name, module in (("G", trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
         if module is not None:
