@@ -122,7 +122,10 @@ def test_hud_draws_in_the_smallest_window(headless_env):
     hud = HUD()
     hud.notify("source: procedural world (no CARLA server answered at 127.0.0.1:2000)")
     hud.show_help = True
+    surface.fill((10, 200, 30))
     hud.draw(surface, ["neural-drive", ("steer", 0.2, -1.0, 1.0)], banner="UNTRAINED MODEL", recording="REC 1")
+    pixels = pygame.surfarray.array3d(surface).reshape(-1, 3)
+    assert (pixels != (10, 200, 30)).any(axis=1).any()  # it drew (clipped) rather than skipping or crashing
 
 
 def test_replay_is_resampled_to_res(make_app):
