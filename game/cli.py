@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -21,6 +22,7 @@ SOURCES = ("auto", "procedural", "carla", "replay")
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "all")
 PRECISIONS = ("fp32", "fp16", "bf16")
 SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what pygame.image.save writes; others silently become TGA
+SIZE_FLAGS = ("--res", "--window")  # WIDTHxHEIGHT values
 
 
 def retrain_command(preset: str = "cpu") -> str:
@@ -203,10 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_negative_sizes(argv: list[str]) -> list[str]:
+    """`--res -64x32` -> `--res=-64x32`: argparse takes a value starting with '-' for a flag and said
+    "expected one argument"; attached, the value reaches the size check and its real error."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in SIZE_FLAGS and re.fullmatch(r"-\d+[xX]-?\d+", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> GameConfig:
     """Parse and cross-check the flags; errors go through parser.error, naming the flag."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_sizes(sys.argv[1:] if argv is None else list(argv)))
     if args.replay is not None and args.source not in ("auto", "replay"):
         parser.error(f"argument --replay: cannot be combined with --source {args.source}")
     if args.source == "replay" and args.replay is None:

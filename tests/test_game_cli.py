@@ -53,6 +53,8 @@ def test_help_lists_every_key_and_flag(capsys):
     [
         (["--res", "12x3"], "--res"),
         (["--res", "wide"], "--res"),
+        (["--res", "-64x32"], "--res"),  # was "expected one argument" (argparse read -64x32 as a flag)
+        (["--window", "-800x400"], "--window"),
         (["--window", "800"], "--window"),
         (["--port", "70000"], "--port"),
         (["--port", "abc"], "--port"),
@@ -83,6 +85,7 @@ def test_bad_values_name_the_flag(argv, flag, capsys):
     assert re.search(rf"argument (-\w/)?{flag}:", err), err
     # One line: the problem and where to look, not argparse's 12-line usage block above it.
     assert err.count("\n") == 1 and "usage:" not in err and "--help" in err
+    assert "expected one argument" not in err
 
 
 def test_manual_control_short_flags():
