@@ -119,9 +119,12 @@ def random_frames(num_classes: int, size: tuple[int, int], count: int = 4, seed:
 
 
 def _end_to_end(model, backend, device, precision, size, compile, frames, warmup,
-                threads=None) -> tuple[list[float], str, dict]:
+                threads=None, pinned=True) -> tuple[list[float], str, dict]:
     from neural_render.runtime import Renderer
     r = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
+    history = getattr(r._backend, "history", None)
+    if not pinned and history is not None:
+        history.stage_on_host(pinned=False)
     pool = random_frames(model.config.num_classes, size)
     i = [0]
     stages: dict[str, list[float]] = {}
@@ -137,15 +140,18 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
     extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()}}
     if hasattr(r._backend, "compiled"):
         extra["compiled"] = r._backend.compiled
+    if history is not None:
+        extra["pinned_staging"] = history.pinned
     return ms, r.device_name, extra
 
 
 def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", backend: str = "onnxruntime",
                device: str | None = None, precision: str = "fp32", compile: bool | str = False, frames: int = 100,
                warmup: int = 10, model: Vid2VidGenerator | str | None = None, end_to_end: bool = False,
-               flops: bool = True, threads: int | None = None) -> dict:
+               flops: bool = True, threads: int | None = None, pinned: bool = True) -> dict:
     """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring).
-    compile: False, True (reduce-overhead on CUDA) or a torch.compile mode name such as "max-autotune"."""
+    compile: False, True (reduce-overhead on CUDA) or a torch.compile mode name such as "max-autotune".
+    pinned=False (end to end only): pageable host staging buffers instead of pinned ones."""
     size = parse_size(res)
     if isinstance(model, str):
         from neural_render.checkpoint import load_generator
@@ -158,10 +164,14 @@ def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", back
     backend, device = resolve_backend(backend, device)
     if compile and warmup < 3:
         warmup = 3  # compilation and CUDA-graph recording happen in the first calls
-    run = _end_to_end if end_to_end else _model_only
     if threads and backend == "torch" and device == "cpu":
         torch.set_num_threads(threads)
-    ms, device_name, extra = run(model, backend, device, precision, size, compile, frames, warmup, threads)
+    if end_to_end:
+        ms, device_name, extra = _end_to_end(model, backend, device, precision, size, compile, frames, warmup,
+                                             threads, pinned)
+    else:
+        ms, device_name, extra = _model_only(model, backend, device, precision, size, compile, frames, warmup,
+                                             threads)
     gflops = round(count_flops(model.config, *size) / 1e9, 3) if flops else None
     return {**_stats(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
             "backend": backend, "device": device_name, "preset": model.config.name, "res": f"{size[0]}x{size[1]}",

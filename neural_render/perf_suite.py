@@ -6,8 +6,8 @@
 Paths, all through `bench.bench_path` in one process so they are compared on the same machine:
 torch eager fp32, fp16 and bf16 (channels_last), torch.compile with CUDA graphs ("reduce-overhead")
 and with autotuned kernels ("max-autotune"), the Renderer end to end (uint8 host labels -> uint8 host
-frame, pinned staging buffers, history on the device), and ONNX Runtime where its CUDA provider exists.
-Each path records p50/p95/p99/fps, peak GPU memory, whether torch.compile held (a failed compile runs
+frame, history on the device; with pinned and with pageable host staging buffers), and ONNX Runtime
+where its CUDA provider exists. Each path records p50/p95/p99/fps, peak GPU memory, whether torch.compile held (a failed compile runs
 eager), and end to end the median time of each Renderer stage. Last, `perf_profile` profiles the
 product path (the Renderer with CUDA graphs, fp16) for its top kernels and host operators. The file is
 rewritten after every step, so a run cut short by its time limit still leaves every finished
@@ -40,13 +40,16 @@ PATHS: list[tuple[str, dict]] = [
     ("torch-compile-cudagraphs-fp16", dict(backend="torch", precision="fp16", compile="reduce-overhead")),
     ("renderer-e2e-cudagraphs-fp16", dict(backend="torch", precision="fp16", compile="reduce-overhead",
                                           end_to_end=True)),
+    ("renderer-e2e-cudagraphs-fp16-pageable", dict(backend="torch", precision="fp16", compile="reduce-overhead",
+                                                   end_to_end=True, pinned=False)),
     ("renderer-e2e-eager-fp16", dict(backend="torch", precision="fp16", end_to_end=True)),
     ("onnxruntime-fp32", dict(backend="onnxruntime", precision="fp32")),
     ("tensorrt-fp16", dict(backend="tensorrt", precision="fp16")),
     ("torch-compile-max-autotune-fp16", dict(backend="torch", precision="fp16", compile="max-autotune")),
 ]
 # At the second, larger resolution only the paths that can meet its target are worth the time.
-LARGE_RES_PATHS = ("torch-eager-fp16", "torch-compile-cudagraphs-fp16", "renderer-e2e-cudagraphs-fp16")
+LARGE_RES_PATHS = ("torch-eager-fp16", "torch-compile-cudagraphs-fp16", "renderer-e2e-cudagraphs-fp16",
+                   "renderer-e2e-cudagraphs-fp16-pageable")
 
 
 def machine_info() -> dict:

@@ -44,3 +44,11 @@ def test_cli_refuses_cuda_figures_without_cuda(capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         main(["--preset", "tiny", "--res", "64x32", "--frames", "2", "--device", "cuda"])
     assert exit_info.value.code == 2 and "torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+def test_end_to_end_row_says_how_the_host_buffers_were_staged(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    row = bench_path("tiny", "64x32", "torch", "cpu", frames=2, warmup=1, end_to_end=True, pinned=False)
+    assert row["pinned_staging"] is False and row["fps"] > 0
+    # Pinned memory is a CUDA notion: asked for on the CPU, the buffers stay pageable and the row says so.
+    assert bench_path("tiny", "64x32", "torch", "cpu", frames=2, warmup=1, end_to_end=True)["pinned_staging"] is False

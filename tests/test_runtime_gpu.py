@@ -41,3 +41,13 @@ def test_compiled_matches_eager(model):
     compiled = Renderer(model, backend="torch", device="cuda", precision="fp16", size=(W, H), compile=True)
     for f in frames(5):
         assert np.abs(eager.render(f).astype(int) - compiled.render(f).astype(int)).max() <= 2
+
+
+def test_pageable_staging_renders_the_same_frames(model):
+    """The perf suite's pageable-staging path changes only how bytes cross the bus."""
+    pinned = Renderer(model, backend="torch", device="cuda", size=(W, H))
+    pageable = Renderer(model, backend="torch", device="cuda", size=(W, H))
+    pageable._backend.history.stage_on_host(pinned=False)
+    assert pinned._backend.history.pinned and not pageable._backend.history.pinned
+    for f in frames(4):
+        assert np.array_equal(pinned.render(f), pageable.render(f))

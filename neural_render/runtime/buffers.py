@@ -26,12 +26,19 @@ class DeviceHistory:
         self.image = torch.zeros(1, 3, height, width, dtype=frame_dtype, device=device)
         self.image_u8 = torch.zeros(1, height, width, 3, dtype=torch.uint8, device=device)
         self.cuda = device.type == "cuda"
-        pin = self.cuda
-        # Pinned host staging so host<->device copies are real DMA and can be async.
+        self.stage_on_host(pinned=True)
+        self.cur = 0
+
+    def stage_on_host(self, pinned: bool) -> None:
+        """(Re)allocate the host staging buffers. Pinned (page-locked, CUDA only) by default, so that
+        host<->device copies are direct DMA and can be async; pageable exists for the benchmark that
+        measures what pinning buys (the driver then copies through its own bounce buffer)."""
+        pin = pinned and self.cuda
+        height, width = self.height, self.width
+        self.pinned = pin
         self.host_labels = torch.zeros(height, width, dtype=torch.uint8, pin_memory=pin)
         self.host_flow = torch.zeros(height, width, 2, dtype=torch.float32, pin_memory=pin)
         self.host_image = torch.zeros(height, width, 3, dtype=torch.uint8, pin_memory=pin)
-        self.cur = 0
 
     def reset(self) -> None:
         self.cur = 0
@@ -43,7 +50,7 @@ class DeviceHistory:
         labels_dev = self.labels[self.cur]
         self.host_labels.numpy()[...] = labels
         new = labels_dev[0, self.k - 1]
-        new.copy_(self.host_labels, non_blocking=self.cuda)
+        new.copy_(self.host_labels, non_blocking=self.pinned)
         if not has_history:  # every older plane is the current map; frames are zero
             labels_dev[0, : self.k - 1].copy_(new.expand(self.k - 1, -1, -1))
             self.frames[self.cur].zero_()
@@ -53,7 +60,7 @@ class DeviceHistory:
             self.flow.zero_()
         else:
             self.host_flow.numpy()[...] = flow
-            self.flow_hw2.copy_(self.host_flow, non_blocking=self.cuda)
+            self.flow_hw2.copy_(self.host_flow, non_blocking=self.pinned)
             self.flow[0].copy_(self.flow_hw2.permute(2, 0, 1))
             self.has_flow.fill_(1.0)
 
@@ -71,7 +78,7 @@ class DeviceHistory:
 
     def download(self) -> np.ndarray:
         """The last image_u8 as a host (H, W, 3) uint8 array (a fresh copy the caller may keep)."""
-        self.host_image.copy_(self.image_u8[0], non_blocking=self.cuda)
+        self.host_image.copy_(self.image_u8[0], non_blocking=self.pinned)
         if self.cuda:
             torch.cuda.current_stream(self.device).synchronize()
         return self.host_image.numpy().copy()
