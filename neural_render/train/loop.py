@@ -80,8 +80,8 @@ class TrainSetupError(ValueError):
 
 
 def _prepare(cfg: TrainConfig, out: Path, resume: bool, dist: DistInfo):
-    """The trainer (resumed when asked and possible), config.json in ``out``, and the data loader
-    (None when the run is already complete); every setup failure as a TrainSetupError."""
+    """The trainer (resumed when asked and possible), the data loader (None when the run is already
+    complete) and config.json in ``out``; every setup failure as a TrainSetupError."""
     try:
         trainer = Trainer(cfg, dist)  # checks the size against the preset
         if resume and has_state(out):
@@ -90,11 +90,9 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, dist: DistInfo):
                 print(f"[train] resumed from {out} at step {trainer.step}", flush=True)
         elif resume and dist.is_main:
             print(f"[train] --resume: no checkpoint in {out} yet; starting from step 0", flush=True)
-    except (ValueError, FileNotFoundError) as exc:
-        raise TrainSetupError(str(exc)) from None
-    try:
+        # Finds the data now (a --data-path without sessions or Cityscapes frames fails here).
         loader = build_loader(cfg, trainer.step, dist.rank, dist.world_size) if trainer.step < cfg.steps else None
-    except (ValueError, FileNotFoundError) as exc:  # a --data-path without sessions / Cityscapes frames
+    except (ValueError, FileNotFoundError) as exc:
         raise TrainSetupError(str(exc)) from None
     if dist.is_main:
         try:
