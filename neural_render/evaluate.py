@@ -23,7 +23,7 @@ import torch
 
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
 from neural_render.train.rollout import Rollout, to_uint8
-from neural_render.train.splits import eval_seeds
+from neural_render.train.splits import SPLITS, split_seeds
 
 COLUMNS = ("psnr", "ssim", "psnr_framewise", "ssim_framewise", "warp_error", "warp_error_framewise",
            "warp_ratio", "warp_error_engine")
@@ -47,14 +47,16 @@ def _tensors(frame, device) -> dict[str, torch.Tensor | None]:
 
 @torch.no_grad()
 def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device, weather: int = 0,
-                  snapshots: dict[int, np.ndarray] | None = None) -> dict[str, float]:
+                  snapshots: dict[int, np.ndarray] | None = None, framewise: bool = True) -> dict[str, float]:
     """Metrics of one held-out drive of ``frames`` frames. Frame indices given as keys of ``snapshots``
-    get a strip row (labels | recurrent render | engine rgb, uint8) stored under that key."""
+    get a strip row (labels | recurrent render | engine rgb, uint8) stored under that key. Without
+    ``framewise`` the frame-by-frame baseline is skipped (its metrics are NaN): half the work, for
+    callers that only compare recurrent variants of one model."""
     from carla_bridge.frames import Control
     from carla_bridge.labels import colorize
     from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
-    recurrent, framewise = Rollout(model, history=True), Rollout(model, history=False)
+    recurrent, baseline = Rollout(model, history=True), Rollout(model, history=False)
     acc: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "psnr_fw", "ssim_fw", "we", "we_fw", "we_engine")}
     prev = None
     with ProceduralWorld(WorldConfig(width=width, height=height, seed=seed, threads=1, weather=weather)) as world:
@@ -69,15 +71,17 @@ def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device
             flow = cur["flow"] if has_flow else None
             ones = torch.ones(1, device=device)
             y = to_uint8(recurrent.step(cur["labels"], flow, ones if has_flow else None, cut=frame.cut).image).float() / 255
-            z = to_uint8(framewise.step(cur["labels"], None, None, cut=True).image).float() / 255
+            z = to_uint8(baseline.step(cur["labels"], None, None, cut=True).image).float() / 255 if framewise else None
             acc["psnr"].append(float(psnr(y, cur["rgb"])))
             acc["ssim"].append(float(ssim(y, cur["rgb"])))
-            acc["psnr_fw"].append(float(psnr(z, cur["rgb"])))
-            acc["ssim_fw"].append(float(ssim(z, cur["rgb"])))
+            if framewise:
+                acc["psnr_fw"].append(float(psnr(z, cur["rgb"])))
+                acc["ssim_fw"].append(float(ssim(z, cur["rgb"])))
             if has_flow:
                 mask = occlusion_mask(cur["flow"], cur["labels"], prev["labels"], cur["depth"], prev["depth"])
                 acc["we"].append(float(warping_error(y, prev["y"], cur["flow"], mask)))
-                acc["we_fw"].append(float(warping_error(z, prev["z"], cur["flow"], mask)))
+                if framewise:
+                    acc["we_fw"].append(float(warping_error(z, prev["z"], cur["flow"], mask)))
                 acc["we_engine"].append(float(warping_error(cur["rgb"], prev["rgb"], cur["flow"], mask)))
             if snapshots is not None and i in snapshots:
                 render = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
@@ -103,40 +107,76 @@ def format_table(rows: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, device: str = "cpu",
-             preset: str | None = None, show_progress: bool = True, weather: int = 0,
-             strip: str | None = None) -> dict:
-    """Metrics over the held-out seeds; with ``strip``, also a PNG of the first seed's drive at four
+def evaluate_model(model, width: int, height: int, frames: int, seeds: list[int], device: str = "cpu",
+                   weather: int = 0, show_progress: bool = True, framewise: bool = True,
+                   strip: str | None = None, desc: str = "held-out seeds") -> tuple[list, dict]:
+    """(per-seed rows, summary) of ``model`` over the drives of ``seeds``; the summary holds the mean of
+    every column and the PSNR by quarter. ``strip``: also a PNG of the first seed's drive at four
     moments (rows: labels | recurrent render | engine rgb), the picture of the README and model card."""
-    from neural_render.checkpoint import load_generator
-
-    model = load_generator(model_path, preset=preset, map_location=device).eval()
     model.config.check_size(width, height)
     rows = []
-    seed_list = eval_seeds(seeds)
     try:
         from tqdm import tqdm
 
-        iterator = tqdm(seed_list, desc="held-out seeds", disable=not show_progress)
+        iterator = tqdm(seeds, desc=desc, disable=not show_progress)
     except ImportError:
-        iterator = seed_list
+        iterator = seeds
     snapshots = {int(i): None for i in np.linspace(frames // 4, frames - 1, 4).astype(int)} if strip else None
     for n, seed in enumerate(iterator):
         rows.append((str(seed), evaluate_seed(model, seed, width, height, frames, torch.device(device), weather,
-                                              snapshots if n == 0 else None)))
+                                              snapshots if n == 0 else None, framewise)))
     if strip:
         from neural_render.train.png import write_png
 
         write_png(strip, np.concatenate([row for row in snapshots.values() if row is not None], axis=0))
         print(f"strip: {strip}")
     summary = {c: mean([r[c] for _, r in rows]) for c in COLUMNS}
-    print(format_table(rows + [("mean", summary)]))
     quarters = {q: [round(float(v), 3) for v in np.mean([r[q] for _, r in rows], axis=0)] for q in QUARTERS}
-    print(f"PSNR by quarter of the drive, recurrent: {quarters['psnr_by_quarter']}; "
-          f"frame by frame: {quarters['psnr_framewise_by_quarter']}")
-    return {**{k: round(v, 6) for k, v in summary.items()}, **quarters, "model": str(model_path),
-            "preset": model.config.name, "res": f"{width}x{height}", "frames": frames, "seeds": seed_list,
-            "weather": weather, "device": device}
+    return rows, {**{k: round(v, 6) for k, v in summary.items()}, **quarters}
+
+
+def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, device: str = "cpu",
+             preset: str | None = None, show_progress: bool = True, weather: int = 0,
+             strip: str | None = None, split: str = "test") -> dict:
+    """Metrics of the checkpoint at ``model_path`` over the first ``seeds`` seeds of ``split`` (the
+    held-out test seeds unless told otherwise); prints the per-seed table and returns the summary."""
+    from neural_render.checkpoint import load_generator
+
+    seed_list = split_seeds(split, seeds)
+    model = load_generator(model_path, preset=preset, map_location=device).eval()
+    rows, summary = evaluate_model(model, width, height, frames, seed_list, device, weather, show_progress,
+                                   strip=strip, desc=f"{split} seeds")
+    print(format_table(rows + [("mean", summary)]))
+    print(f"PSNR by quarter of the drive, recurrent: {summary['psnr_by_quarter']}; "
+          f"frame by frame: {summary['psnr_framewise_by_quarter']}")
+    return {**summary, "model": str(model_path), "preset": model.config.name, "res": f"{width}x{height}",
+            "frames": frames, "split": split, "seeds": seed_list, "weather": weather, "device": device}
+
+
+def add_drive_options(p: argparse.ArgumentParser) -> None:
+    """The options of a procedural evaluation drive, shared with neural_render.calibrate."""
+    p.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
+    p.add_argument("--frames", type=int, default=60, help="frames per drive (default 60)")
+    p.add_argument("--seeds", type=int, default=5, help="number of drives, one town seed each (default 5)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a shared 2-core box 2 OpenMP threads measured 40x "
+                        "slower than 1 because of spin-waiting; metrics do not depend on it)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def apply_drive_options(args: argparse.Namespace) -> tuple[int, int]:
+    """Checks the options of add_drive_options (ValueError naming the flag) and sets torch's threads;
+    returns (width, height)."""
+    from neural_render.runtime.common import parse_size
+
+    width, height = parse_size(args.res)
+    if args.frames < 2:
+        raise ValueError(f"--frames must be at least 2 (the warping error needs pairs), got {args.frames}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    return width, height
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,32 +184,21 @@ def main(argv: list[str] | None = None) -> int:
     # (measured on the 2-core box: 4.8 s/frame vs 0.17 s/frame with one numba thread). Must be set
     # before numba is imported; an explicit NUMBA_NUM_THREADS in the environment wins.
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-    from carla_bridge.frames import parse_resolution
-
     p = argparse.ArgumentParser(prog="python -m neural_render.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="generator .safetensors (e.g. models/cpu.safetensors)")
-    p.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
-    p.add_argument("--frames", type=int, default=60, help="frames per held-out drive")
-    p.add_argument("--seeds", type=int, default=5, help="number of held-out seeds")
-    p.add_argument("--device", default="cpu")
+    add_drive_options(p)
+    p.add_argument("--split", choices=SPLITS, default="test",
+                   help="test: the held-out seeds every reported figure uses (default); validation: the seeds "
+                        "post-training choices are fitted to (neural_render.calibrate)")
     p.add_argument("--weather", type=int, default=0, help="procedural weather preset index (0: the default)")
     p.add_argument("--preset", help="fail unless the checkpoint is this preset")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: on a shared 2-core box 2 OpenMP threads measured 40x "
-                        "slower than 1 because of spin-waiting; metrics do not depend on it)")
     p.add_argument("--strip", help="also write a PNG strip of the first held-out drive here")
-    p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     try:
-        width, height = parse_resolution(args.res)
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-        if args.frames < 2:
-            raise ValueError(f"--frames must be at least 2 (the warping error needs pairs), got {args.frames}")
+        width, height = apply_drive_options(args)
         result = evaluate(args.model, width, height, args.frames, args.seeds, args.device, args.preset,
-                          not args.no_progress, args.weather, args.strip)
+                          not args.no_progress, args.weather, args.strip, args.split)
     except ValueError as exc:  # CheckpointError included
         print(f"error: {exc}", file=sys.stderr)
         return 2

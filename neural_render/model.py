@@ -174,6 +174,9 @@ class ResBlock(nn.Module):
         return x + self.conv_1(F.leaky_relu(self.conv_0(F.leaky_relu(x, 0.2)), 0.2))
 
 
+MASK_LOGIT = 2  # channel of FlowMaskBranch's output holding the fusion mask's logit (neural_render.calibrate)
+
+
 class FlowMaskBranch(nn.Module):
     """vid2vid's flow/mask branch: from the K label maps, the K-1 previous frames and the engine flow,
     predict a residual flow (normalised units) and the occlusion-mask logit, at 1/2 resolution."""
@@ -189,7 +192,7 @@ class FlowMaskBranch(nn.Module):
         self.up = nn.ModuleList(conv3x3(widths[i + 1], widths[i], separable=cfg.separable)
                                 for i in reversed(range(len(widths) - 1)))
         self.up_last = conv3x3(widths[0], widths[0], separable=cfg.separable)
-        self.head = nn.Conv2d(widths[0], 3, 3, 1, 1)
+        self.head = nn.Conv2d(widths[0], 3, 3, 1, 1)  # residual flow x, y and the mask logit (MASK_LOGIT)
         # Zero init: no residual flow and mask 0.5 at the start of training.
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
@@ -245,7 +248,7 @@ class Vid2VidGenerator(nn.Module):
         x = torch.cat([onehot_all, prev.flatten(1, 2), (engine_flow * norm).to(dtype), planes.to(dtype)], 1)
         out = up2(self.flow_branch(x)).float()
         total_flow = engine_flow + out[:, :2] / norm                   # residual back to pixels
-        mask = torch.sigmoid(out[:, 2:3]) * hist.float()               # no history -> pure hallucination
+        mask = torch.sigmoid(out[:, MASK_LOGIT:]) * hist.float()       # no history -> pure hallucination
         warped = warp(prev[:, -1], total_flow)
 
         # Image branch: encoder, SPADE bottleneck, SPADE decoder with additive skips.

@@ -1,0 +1,83 @@
+"""Fusion-mask calibration: the offset moves only the mask, the rule picks the sharpest point inside
+the flicker budget, and the CLI writes an ordinary checkpoint that records what it did."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from runtime_support import tiny_generator_with_flow
+
+from neural_render.calibrate import choose_offset, main, with_mask_offset
+from neural_render.checkpoint import load_generator, read_metadata, save_generator
+from neural_render.model import example_inputs
+from neural_render.train.splits import EVAL_SEED_BASE, VALIDATION_SEED_BASE, split_seeds
+
+
+def test_offset_lowers_the_mask_logit_and_nothing_else():
+    model = tiny_generator_with_flow()
+    inputs = example_inputs(model.config, 64, 32)
+    with torch.no_grad():
+        before, after = model(*inputs), with_mask_offset(model, 1.0)(*inputs)
+    logit = lambda m: torch.logit(m.mask.clamp(1e-6, 1 - 1e-6))  # noqa: E731
+    assert torch.allclose(logit(after), logit(before) - 1.0, atol=1e-4)  # exactly one logit lower
+    assert torch.equal(after.flow, before.flow) and torch.equal(after.hallucinated, before.hallucinated)
+    assert model.flow_branch.head.bias.tolist() != with_mask_offset(model, 1.0).flow_branch.head.bias.tolist()
+    assert torch.equal(model(*inputs).mask, before.mask)  # the model given in is left as it was
+
+
+def _point(offset, psnr, warp_error):
+    return {"offset": offset, "psnr": psnr, "warp_error": warp_error}
+
+
+def test_rule_takes_the_best_psnr_within_the_flicker_budget():
+    curve = [_point(0.0, 21.0, 1.00), _point(0.5, 21.5, 1.05), _point(1.0, 22.0, 1.09), _point(2.0, 23.0, 1.30)]
+    assert choose_offset(curve, 0.10)["offset"] == 1.0
+    assert choose_offset(curve, 0.0)["offset"] == 0.0  # no budget: the model as trained
+    assert choose_offset(curve, 0.5)["offset"] == 2.0
+    with pytest.raises(ValueError, match="offset 0"):
+        choose_offset(curve[1:], 0.1)
+
+
+def test_validation_seeds_never_meet_the_test_seeds():
+    validation, test = split_seeds("validation", 100), split_seeds("test", 100)
+    assert not set(validation) & set(test) and min(validation) == VALIDATION_SEED_BASE > max(test) >= EVAL_SEED_BASE
+    with pytest.raises(ValueError, match="--split"):
+        split_seeds("train", 1)
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    return save_generator(tiny_generator_with_flow(), tmp_path / "tiny.safetensors", meta={"step": 7})
+
+
+def _run(checkpoint, out, *extra):
+    return main(["--model", str(checkpoint), "--out", str(out), "--res", "64x32", "--frames", "3", "--seeds", "1",
+                 "--offsets", "0,1", "--no-progress", *extra])
+
+
+def test_cli_writes_a_checkpoint_that_records_its_calibration(checkpoint, tmp_path, capsys):
+    out = tmp_path / "calibrated.safetensors"
+    assert _run(checkpoint, out) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    chosen = result["mask_logit_offset"]
+    assert chosen in (0.0, 1.0) and result["seeds"] == [VALIDATION_SEED_BASE]
+    _, meta = read_metadata(out)
+    assert meta["step"] == 7 and meta["calibration"]["mask_logit_offset"] == chosen  # training meta kept
+    assert [p["offset"] for p in meta["calibration"]["curve"]] == [0.0, 1.0]
+    original, calibrated = load_generator(checkpoint), load_generator(out)
+    expected = with_mask_offset(original, chosen).flow_branch.head.bias
+    assert torch.allclose(calibrated.flow_branch.head.bias, expected)
+
+
+def test_cli_refuses_to_overwrite_or_to_calibrate_twice(checkpoint, tmp_path, capsys):
+    out = tmp_path / "calibrated.safetensors"
+    out.write_bytes(b"keep me")
+    assert _run(checkpoint, out) == 2
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"keep me"
+    assert _run(checkpoint, out, "--overwrite", "--offsets", "1") == 0
+    capsys.readouterr()
+    assert _run(out, tmp_path / "twice.safetensors") == 2
+    err = capsys.readouterr().err
+    assert "already calibrated" in err and str(checkpoint) in err
