@@ -25,7 +25,7 @@ from tqdm import tqdm
 from carla_bridge.labels import colorize
 from carla_bridge.session import ReplaySource, digest_thumb, render_digest
 from carla_bridge.session.format import ENGINE_MP4
-from carla_bridge.session.writer import VideoStream
+from carla_bridge.session.video import VideoStream
 
 # Thumbnail tolerance of the determinism check, in grey levels of 16x8 block means. The torch CPU
 # backend replays bit-exactly (tests assert exact == frames); GPU kernels may pick other algorithms from

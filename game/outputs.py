@@ -44,8 +44,8 @@ def _refuse_previous_results(config: GameConfig) -> None:
     if config.report is not None:
         previous.append(("--report", config.report, Path(config.report) / REPORT_FILE))
     if config.export_frames is not None:
-        frames = sorted(Path(config.export_frames).glob(FRAME_GLOB))
-        previous.append(("--export-frames", config.export_frames, frames[0] if frames else None))
+        first_frame = next(Path(config.export_frames).glob(FRAME_GLOB), None)
+        previous.append(("--export-frames", config.export_frames, first_frame))
     for flag, given, existing in previous:
         if existing is not None and Path(existing).exists():
             held = "already exists" if existing == given else f"already holds {Path(existing).name}"

@@ -144,7 +144,7 @@ def test_starting_ffmpeg_while_another_thread_runs_blas_does_not_deadlock(tmp_pa
     drive thread is inside a BLAS call; the writer starts ffmpeg with vfork-able arguments instead."""
     import threading
 
-    from carla_bridge.session.writer import VideoStream
+    from carla_bridge.session.video import VideoStream
 
     stop = threading.Event()
 

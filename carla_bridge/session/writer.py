@@ -28,7 +28,7 @@ import numpy as np
 from carla_bridge.session.format import (
     ENGINE_MP4, FRAMES_JSONL, RENDER_MP4, encode_grey_png, frame_file, render_digest,
 )
-from carla_bridge.session.video import BACKGROUND_NICE, VideoStream, lower_priority  # noqa: F401 (API)
+from carla_bridge.session.video import BACKGROUND_NICE, VideoStream
 
 
 @dataclass
