@@ -79,6 +79,17 @@ def format_curve(curve: list[dict], chosen: float) -> str:
     return "\n".join(lines)
 
 
+def _check_writable(out: Path) -> None:
+    """ValueError naming --out when its folder cannot be created or written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: its folder cannot be created ({exc.strerror or exc}); "
+                         f"pass another path") from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: its folder is not writable; pass another path")
+
+
 def _offsets(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in text.split(",") if part.strip())
@@ -110,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--flicker-budget must be >= 0, got {args.flicker_budget}")
         if args.out.exists() and not args.overwrite:
             raise ValueError(f"--out {args.out} already exists; pass --overwrite to replace it, or another path")
+        _check_writable(args.out)  # now, not after minutes of measuring
         _, meta = read_metadata(args.model)
         if "calibration" in meta:
             raise ValueError(f"{args.model} is already calibrated (mask-logit offset "
@@ -128,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
                    "frames": args.frames, "res": f"{width}x{height}", "flicker_budget": args.flicker_budget,
                    "rule": "highest validation PSNR whose warping error is within flicker_budget of offset 0's",
                    "curve": curve}
-    save_generator(with_mask_offset(model, chosen), args.out, meta={**meta, "calibration": calibration})
+    try:
+        save_generator(with_mask_offset(model, chosen), args.out, meta={**meta, "calibration": calibration})
+    except OSError as exc:  # the folder went away or filled up while measuring; the curve is printed above
+        print(f"error: --out {args.out}: cannot be written ({exc.strerror or exc}); chosen offset was "
+              f"{chosen:+g}", file=sys.stderr)
+        return 1
     print(f"calibrated: {args.out} (mask-logit offset {chosen:+g})")
     print(json.dumps({"out": str(args.out), **{k: v for k, v in calibration.items() if k != "curve"},
                       "chosen": next(point for point in curve if point["offset"] == chosen)}))

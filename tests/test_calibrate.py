@@ -81,3 +81,11 @@ def test_cli_refuses_to_overwrite_or_to_calibrate_twice(checkpoint, tmp_path, ca
     assert _run(out, tmp_path / "twice.safetensors") == 2
     err = capsys.readouterr().err
     assert "already calibrated" in err and str(checkpoint) in err
+
+
+def test_cli_checks_the_output_folder_before_measuring(checkpoint, tmp_path, capsys):
+    (tmp_path / "file").write_text("a file where the output folder should be")
+    assert _run(checkpoint, tmp_path / "file" / "calibrated.safetensors") == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: --out") and captured.err.count("\n") == 1, captured.err
+    assert "warp_error" not in captured.out  # refused before any drive was measured
