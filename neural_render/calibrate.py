@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from carla_bridge.numba_threads import prefer_one_numba_thread
 from neural_render.model import MASK_LOGIT, Vid2VidGenerator
 
 DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
@@ -98,7 +99,7 @@ def _offsets(text: str) -> tuple[float, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # as evaluate: numba's spinning pool starves torch
+    prefer_one_numba_thread()  # numba's spinning pool starves torch in this process
     from neural_render.checkpoint import load_generator, read_metadata, save_generator
     from neural_render.evaluate import add_drive_options, apply_drive_options
     from neural_render.train.splits import split_seeds

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
 import torch
 
+from carla_bridge.numba_threads import prefer_one_numba_thread
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
 from neural_render.train.rollout import Rollout, to_uint8
 from neural_render.train.splits import SPLITS, split_seeds
@@ -180,10 +180,7 @@ def apply_drive_options(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # The world's numba thread pool spins after each render and starves torch in the same process
-    # (measured on the 2-core box: 4.8 s/frame vs 0.17 s/frame with one numba thread). Must be set
-    # before numba is imported; an explicit NUMBA_NUM_THREADS in the environment wins.
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    prefer_one_numba_thread()  # numba's spinning pool starves torch in this process
     p = argparse.ArgumentParser(prog="python -m neural_render.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="generator .safetensors (e.g. models/cpu.safetensors)")
