@@ -18,7 +18,7 @@ import time
 import pytest
 
 from carla_bridge.frames import Control
-from test_carla_support import REPO, StandinProcess, client, require_carla, standin  # noqa: F401
+from carla_support import REPO, StandinProcess, client, require_carla, standin  # noqa: F401
 
 pytestmark = pytest.mark.carla
 

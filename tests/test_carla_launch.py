@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from test_carla_support import REPO, StandinProcess, require_carla
-from test_game_support import RES, tiny_model_path  # noqa: F401
+from carla_support import REPO, StandinProcess, require_carla
+from game_support import RES, tiny_model_path  # noqa: F401
 
 pytestmark = pytest.mark.carla
 

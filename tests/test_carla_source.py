@@ -12,7 +12,7 @@ import pytest
 
 from carla_bridge.frames import Control, Transform
 from carla_bridge.labels import NUM_LABELS
-from test_carla_support import client, free_port_pair, require_carla, standin  # noqa: F401
+from carla_support import client, free_port_pair, require_carla, standin  # noqa: F401
 
 pytestmark = pytest.mark.carla
 

@@ -10,7 +10,7 @@ import pytest
 pygame = pytest.importorskip("pygame")
 
 from game.loop import tick  # noqa: E402
-from test_game_support import headless_env, make_app, tiny_model_path  # noqa: E402,F401
+from game_support import headless_env, make_app, tiny_model_path  # noqa: E402,F401
 
 
 def _free_port_pair() -> int:
@@ -39,7 +39,7 @@ def test_auto_falls_back_to_procedural_when_nothing_answers(make_app):
 @pytest.mark.carla
 def test_auto_drives_the_carla_standin(make_app):
     # The stand-in runs in its own process, as people run it (the CARLA part's test helper).
-    from test_carla_support import StandinProcess, require_carla
+    from carla_support import StandinProcess, require_carla
 
     require_carla()
     server = StandinProcess("--seed", "0", "--pedestrians", "0")

@@ -13,7 +13,7 @@ import pytest
 pygame = pytest.importorskip("pygame")
 
 from game.loop import tick  # noqa: E402
-from test_game_support import headless_env, make_app, post_key, tiny_model_path  # noqa: E402,F401
+from game_support import headless_env, make_app, post_key, tiny_model_path  # noqa: E402,F401
 
 
 def _ticks(app, n: int) -> None:

@@ -14,7 +14,7 @@ pygame = pytest.importorskip("pygame")
 
 from game.app import main  # noqa: E402
 from game.cli import LaunchError, parse_args  # noqa: E402
-from test_game_support import RES, headless_env, make_app, tiny_model_path  # noqa: E402,F401
+from game_support import RES, headless_env, make_app, tiny_model_path  # noqa: E402,F401
 
 
 def _one_line_error(capsys, *needles: str) -> str:
@@ -233,7 +233,7 @@ def test_sdl_offscreen_fallback_is_headless(headless_env, monkeypatch):
 
 def test_r_stops_a_recording_without_freezing_the_drive(make_app):
     from game.loop import tick
-    from test_game_support import post_key
+    from game_support import post_key
 
     class SlowRecorder:  # finalizing a real one waits for the writer and ffmpeg (0.5-0.7 s)
         error, frames_written, path = None, 3, Path("sessions/x")

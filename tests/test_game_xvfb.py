@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_game_support import RES, load_png, tiny_model_path  # noqa: F401
+from game_support import RES, load_png, tiny_model_path  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 

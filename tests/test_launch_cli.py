@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_game_support import RES, tiny_model_path  # noqa: F401
+from game_support import RES, tiny_model_path  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = [sys.executable, str(REPO / "launch.py")]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from carla_bridge.carla_codec import decode_semantic
-from test_carla_support import client, require_carla, standin  # noqa: F401
+from carla_support import client, require_carla, standin  # noqa: F401
 
 pytestmark = pytest.mark.carla
 

@@ -17,7 +17,7 @@ from carla_bridge.standin.actors import compose  # noqa: E402
 from carla_bridge.standin.rpc import RpcServer  # noqa: E402
 from carla_bridge.standin.streaming import StreamServer, decode_token, encode_token  # noqa: E402
 from carla_bridge.standin.weather import weather_index  # noqa: E402
-from test_carla_support import free_port_pair  # noqa: E402
+from carla_support import free_port_pair  # noqa: E402
 
 
 def _call(sock: socket.socket, unpacker, message: list):
