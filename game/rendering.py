@@ -64,7 +64,7 @@ def load_model(config: GameConfig) -> ModelChoice:
         raise LaunchError(f"{flag}: {_one_line(error)}; retrain: {retrain_command(preset)}") from None
     model.eval()
     preset = getattr(getattr(model, "config", None), "name", config.preset or "?")
-    return ModelChoice(model, f"{path.stem} ({preset})", path, untrained=False, preset=preset)
+    return ModelChoice(model, f"{path.stem} ({preset} preset)", path, untrained=False, preset=preset)
 
 
 def _one_line(error: Exception) -> str:
