@@ -23,8 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
+import math
 import sys
 from pathlib import Path
 
@@ -32,6 +31,8 @@ import torch
 
 from carla_bridge.numba_threads import prefer_one_numba_thread
 from neural_render.model import MASK_LOGIT, Vid2VidGenerator
+from neural_render.strict_json import finite_or_null, json_line
+from neural_render.writable import file_write_problem
 
 DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 DEFAULT_FLICKER_BUDGET = 0.10
@@ -81,21 +82,23 @@ def format_curve(curve: list[dict], chosen: float) -> str:
 
 
 def _check_writable(out: Path) -> None:
-    """ValueError naming --out when its folder cannot be created or written."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"--out {out}: its folder cannot be created ({exc.strerror or exc}); "
-                         f"pass another path") from None
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {out}: its folder is not writable; pass another path")
+    """ValueError naming --out when it cannot be written: found by creating a file in its folder, as
+    os.access says yes to root even where the file system refuses (/sys, a read-only mount)."""
+    problem = file_write_problem(out)
+    if problem:
+        raise ValueError(f"--out {out}: {problem}; pass another path")
 
 
 def _offsets(text: str) -> tuple[float, ...]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
     try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
+        offsets = tuple(float(part) for part in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0,0.5,1, got {text!r}") from None
+    bad = [part for part, value in zip(parts, offsets) if not math.isfinite(value)]
+    if bad:  # float() takes nan and inf: a model shifted by them renders nothing to measure
+        raise argparse.ArgumentTypeError(f"offsets must be finite numbers, e.g. 0,0.5,1, got {', '.join(bad)}")
+    return offsets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,14 +145,15 @@ def main(argv: list[str] | None = None) -> int:
                    "rule": "highest validation PSNR whose warping error is within flicker_budget of offset 0's",
                    "curve": curve}
     try:
-        save_generator(with_mask_offset(model, chosen), args.out, meta={**meta, "calibration": calibration})
+        save_generator(with_mask_offset(model, chosen), args.out,
+                       meta={**meta, "calibration": finite_or_null(calibration)})  # strict JSON readers too
     except OSError as exc:  # the folder went away or filled up while measuring; the curve is printed above
         print(f"error: --out {args.out}: cannot be written ({exc.strerror or exc}); chosen offset was "
               f"{chosen:+g}", file=sys.stderr)
         return 1
     print(f"calibrated: {args.out} (mask-logit offset {chosen:+g})")
-    print(json.dumps({"out": str(args.out), **{k: v for k, v in calibration.items() if k != "curve"},
-                      "chosen": next(point for point in curve if point["offset"] == chosen)}))
+    print(json_line({"out": str(args.out), **{k: v for k, v in calibration.items() if k != "curve"},
+                     "chosen": next(point for point in curve if point["offset"] == chosen)}))
     return 0
 
 

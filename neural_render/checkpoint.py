@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from neural_render.file_mode import replace_with_default_mode
 from neural_render.model import GeneratorConfig, Vid2VidGenerator
 
 FORMAT = "neural-drive-generator"
@@ -43,7 +44,7 @@ def save_generator(model: Vid2VidGenerator, path: str | Path, meta: dict | None 
                 "config": json.dumps(model.config.to_dict()), "meta": json.dumps(meta or {}, default=str)}
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)  # never leave a half-written checkpoint under the real name
+    replace_with_default_mode(tmp, path)  # never leave a half-written checkpoint under the real name
     return path
 
 

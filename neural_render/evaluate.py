@@ -8,13 +8,13 @@ the recurrent model, for the same model frame by frame (history disabled), their
 history makes the video steadier), and for the engine rgb itself as a reference. Outputs are rounded
 to uint8 first, as the renderer shows them. PSNR is also given per quarter of the drive
 (``psnr_by_quarter``): a recurrent model that drifts away from its inputs loses PSNR as the drive goes
-on, while the frame-by-frame model stays level. Prints a table; the LAST line is JSON.
+on, while the frame-by-frame model stays level. Prints a table; the LAST line is strict JSON: a value
+with nothing to measure (a quarter of a drive shorter than four frames) is null there, not NaN.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch
 
 from carla_bridge.numba_threads import prefer_one_numba_thread
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
+from neural_render.strict_json import json_line
 from neural_render.train.rollout import Rollout, to_uint8
 from neural_render.train.splits import SPLITS, split_seeds
 
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # CheckpointError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(result))
+    print(json_line(result))  # strict: a quarter without frames (--frames under 8) is null, not NaN
     return 0
 
 

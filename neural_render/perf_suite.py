@@ -32,6 +32,7 @@ from neural_render.bench import bench_path, print_table
 from neural_render.model import PRESETS
 from neural_render.perf_profile import print_profile, profile_renderer
 from neural_render.runtime.select import available_backends
+from neural_render.writable import file_write_problem
 
 # (name, bench_path keyword arguments). Order: cheapest first, so a short budget still covers the basics.
 PATHS: list[tuple[str, dict]] = [
@@ -123,11 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.frames < 1:
         ap.error(f"--frames must be >= 1, got {args.frames}")
+    problem = file_write_problem(args.out)  # now, not after minutes of measuring (os.access: yes to root)
+    if problem:
+        print(f"error: --out {args.out}: {problem}; pass another path", file=sys.stderr)
+        return 2
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     report = {"suite": "neural_render.perf_suite", "preset": args.preset, "frames": args.frames,
               "device": device, "machine": machine_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "results": []}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     plan = [(res, name, kw) for i, res in enumerate(args.res) for name, kw in PATHS
             if i == 0 or name in LARGE_RES_PATHS]

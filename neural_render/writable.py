@@ -29,3 +29,13 @@ def folder_write_problem(folder: str | Path) -> str | None:
     except OSError as error:
         return f"is not writable ({error.strerror or error})"
     return None
+
+
+def file_write_problem(file: str | Path) -> str | None:
+    """None when ``file`` can be written (its folder made first if missing); otherwise what is wrong,
+    in words that fit after ``--flag FILE:``."""
+    file = Path(file)
+    if file.is_dir():
+        return "is a folder; name a file in it"
+    problem = folder_write_problem(file.parent)
+    return None if problem is None else f"its folder {file.parent}: {problem}"

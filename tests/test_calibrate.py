@@ -4,6 +4,8 @@ the flicker budget, and the CLI writes an ordinary checkpoint that records what 
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -57,10 +59,21 @@ def _run(checkpoint, out, *extra):
                  "--offsets", "0,1", "--no-progress", *extra])
 
 
+def _reject_constant(name):
+    raise ValueError(f"not strict JSON: {name}")
+
+
 def test_cli_writes_a_checkpoint_that_records_its_calibration(checkpoint, tmp_path, capsys):
     out = tmp_path / "calibrated.safetensors"
-    assert _run(checkpoint, out) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    old_umask = os.umask(0o022)
+    try:
+        assert _run(checkpoint, out) == 0
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644  # safetensors alone makes it 0600
+    # 3 frames leave a quarter of the drive empty: null there, not NaN (jq and JSON.parse reject NaN).
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=_reject_constant)
+    assert None in result["chosen"]["psnr_by_quarter"]
     chosen = result["mask_logit_offset"]
     assert chosen in (0.0, 1.0) and result["seeds"] == [VALIDATION_SEED_BASE]
     _, meta = read_metadata(out)
@@ -83,9 +96,22 @@ def test_cli_refuses_to_overwrite_or_to_calibrate_twice(checkpoint, tmp_path, ca
     assert "already calibrated" in err and str(checkpoint) in err
 
 
-def test_cli_checks_the_output_folder_before_measuring(checkpoint, tmp_path, capsys):
+@pytest.mark.parametrize("out", [
+    "{tmp}/file/calibrated.safetensors",
+    # root passes os.access there, yet the file system refuses: the save used to fail after measuring
+    pytest.param("/sys/calibrated.safetensors",
+                 marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys")),
+])
+def test_cli_checks_the_output_folder_before_measuring(checkpoint, tmp_path, capsys, out):
     (tmp_path / "file").write_text("a file where the output folder should be")
-    assert _run(checkpoint, tmp_path / "file" / "calibrated.safetensors") == 2
+    assert _run(checkpoint, out.format(tmp=tmp_path)) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: --out") and captured.err.count("\n") == 1, captured.err
     assert "warp_error" not in captured.out  # refused before any drive was measured
+
+
+@pytest.mark.parametrize("offsets", ["nan", "0,inf", "1,-inf"])
+def test_cli_refuses_offsets_that_are_not_finite(checkpoint, tmp_path, capsys, offsets):
+    with pytest.raises(SystemExit) as exit_info:
+        _run(checkpoint, tmp_path / "c.safetensors", "--offsets", offsets)
+    assert exit_info.value.code == 2 and "offsets must be finite numbers" in capsys.readouterr().err

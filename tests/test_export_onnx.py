@@ -2,13 +2,16 @@
 Runtime parity over a sequence with history carried, the export cache, and the CLI's JSON line."""
 
 import json
+import os
 
 import onnx
 import pytest
 import torch
+from runtime_support import tiny_generator_with_flow
 
-from neural_render.export import (INPUT_NAMES, OUTPUT_NAMES, cached_onnx, check_graph, check_parity, export_onnx,
-                                  main, model_hash)
+from neural_render.checkpoint import save_generator
+from neural_render.export import (INPUT_NAMES, OUTPUT_NAMES, PARITY_TOLERANCE, cached_onnx, check_graph, check_parity,
+                                  export_onnx, main, model_hash)
 from neural_render.model import build_generator
 
 W, H = 64, 32
@@ -67,15 +70,44 @@ def test_bad_size(exported, tmp_path):
 def test_cli_check_prints_json_last(tmp_path, capsys):
     out = tmp_path / "cli.onnx"
     assert main(["--preset", "tiny", "--res", f"{W}x{H}", "--check", "--out", str(out)]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    result = json.loads(last)
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1])
     assert result["path"] == str(out) and result["max_abs_diff"] <= 1e-3 and result["opset"] == 17
+    assert result["tolerance"] == PARITY_TOLERANCE["fp32"]
+    # No --model: random weights, said as loudly as the launcher's UNTRAINED banner.
+    assert "warning: exporting an UNTRAINED tiny model" in captured.err
+
+
+def test_cli_checks_an_fp16_export_against_fp32_torch(tmp_path, capsys):
+    """ORT used to refuse the fp32 inputs --check fed an fp16 graph (InvalidArgument)."""
+    model = save_generator(tiny_generator_with_flow(), tmp_path / "tiny.safetensors")
+    out = tmp_path / "half.onnx"
+    argv = ["--preset", "tiny", "--model", str(model), "--res", f"{W}x{H}", "--precision", "fp16", "--check"]
+    assert main([*argv, "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out.strip().splitlines()[-1])
+    assert result["ok"] and result["tolerance"] == PARITY_TOLERANCE["fp16"] > PARITY_TOLERANCE["fp32"]
+    assert 0 < result["max_abs_diff"] <= result["tolerance"]  # fp16 rounds, but stays close
+    assert f"tolerance {PARITY_TOLERANCE['fp16']:g} for fp16" in captured.out and "UNTRAINED" not in captured.err
+
+
+def test_cli_replaces_an_existing_out_only_with_overwrite(tmp_path, capsys):
+    out = tmp_path / "kept.onnx"
+    out.write_bytes(b"an earlier export")
+    argv = ["--preset", "tiny", "--res", f"{W}x{H}", "--out", str(out)]
+    assert main(argv) == 2 and out.read_bytes() == b"an earlier export"
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0 and check_graph(out)["opset"] == 17
 
 
 @pytest.mark.parametrize("argv, needle", [
     (["--res", "60x32"], "size 60x32"),
     (["--model", "nowhere.safetensors"], "no such checkpoint"),
     (["--out", "{tmp}/file/x.onnx"], "--out"),
+    (["--out", "{tmp}/file"], "already exists; pass --overwrite"),
+    (["--out", "{tmp}"], "is a folder"),
+    pytest.param(["--out", "/sys/x.onnx"], "--out /sys/x.onnx: its folder /sys: is not writable",
+                 marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys")),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, needle):
     (tmp_path / "file").write_text("a file where the output folder should be")

@@ -1,6 +1,8 @@
 """save_generator / load_generator round trip and every broken-file case -> CheckpointError."""
 
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -104,3 +106,13 @@ def test_nan_weights(tmp_path):
 
 def test_default_path_location():
     assert DEFAULT_MODEL_PATH.parent.name == "models" and DEFAULT_MODEL_PATH.suffix == ".safetensors"
+
+
+def test_saved_file_gets_the_mode_the_umask_gives(tmp_path):
+    """safetensors creates its file 0600 whatever the umask: checkpoints came out private."""
+    old = os.umask(0o027)
+    try:
+        path = save_generator(build_generator("tiny"), tmp_path / "g.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

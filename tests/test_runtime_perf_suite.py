@@ -3,6 +3,7 @@
 profile names real operators, and a spent budget still leaves a valid file."""
 
 import json
+import os
 
 import pytest
 
@@ -61,3 +62,17 @@ def test_zero_frames_is_a_flag_error(tmp_path, capsys):
             cli()
         assert exit_info.value.code == 2 and "--frames must be >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize("out", [
+    "{tmp}/file/p.json",
+    # root passes os.access there: the write used to fail with a traceback after every measurement
+    pytest.param("/sys/p.json", marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys")),
+])
+def test_an_unwritable_out_is_refused_before_measuring(tmp_path, capsys, out):
+    (tmp_path / "file").write_text("a file where the output folder should be")
+    out = out.format(tmp=tmp_path)
+    assert main(["--preset", "tiny", "--res", "64x32", "--device", "cpu", "--frames", "3", "--out", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: --out {out}: ") and captured.err.count("\n") == 1, captured.err
+    assert captured.out == ""  # no path was measured

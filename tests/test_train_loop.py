@@ -3,15 +3,18 @@ losses, checkpoints round-trip, and a resumed run equals an uninterrupted one.""
 
 import json
 import math
+import os
+import stat
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from neural_render.checkpoint import load_generator
+from neural_render.checkpoint import load_generator, save_generator
+from neural_render.model import build_generator
 from neural_render.train.__main__ import main as train_main
 from neural_render.train.config import learning_rate, resolve
-from neural_render.train.loop import train
+from neural_render.train.loop import TrainSetupError, train
 from neural_render.train.splits import EVAL_SEED_BASE, eval_seeds, train_seed
 
 
@@ -25,7 +28,6 @@ def _cfg(recipe: str = "fast", steps: int = 3, **kw):
 def test_steps_change_weights_with_finite_losses(tmp_path, recipe):
     cfg = _cfg(recipe, steps=2)
     torch.manual_seed(cfg.seed)
-    from neural_render.model import build_generator
 
     initial = build_generator("tiny").state_dict()
     trainer = train(cfg, tmp_path, show_progress=False)
@@ -105,6 +107,9 @@ def test_cli_rejects_bad_arguments(capsys):
     (["--data", "cityscapes", "--data-path", "{tmp}"], "not a Cityscapes-format"),
     (["--out", "{tmp}/file/run"], "--out"),
     (["--preset", "cpu", "--resume", "--out", "{tmp}/tiny_run"], "holds a 'tiny' run"),
+    (["--out", "{tmp}/tiny_run"], "pass --resume to continue it, --overwrite to start over"),
+    pytest.param(["--out", "/sys/neural-drive-run"], "--out /sys/neural-drive-run: cannot be created",
+                 marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys")),
 ])
 def test_cli_setup_errors_are_one_line_before_any_step(tmp_path, capsys, extra, needle):
     """Setup problems used to end in tracebacks (or, for --seq-len 0, be ignored)."""
@@ -117,6 +122,54 @@ def test_cli_setup_errors_are_one_line_before_any_step(tmp_path, capsys, extra, 
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
     assert not (tmp_path / "run").exists()  # nothing written for a run that never started
+
+
+def test_a_folder_that_holds_a_run_is_kept_until_resume_or_overwrite(tmp_path, capsys):
+    """QA: a new run without --resume in a folder trained to step 6 restarted at 0, replaced the weights
+    and appended its steps after step 6 in log.jsonl."""
+    out = tmp_path / "run"
+    cfg = _cfg(steps=2)
+    cfg.sample_every = 1
+    train(cfg, out, show_progress=False)
+    (out / "notes.txt").write_text("the user's own file")
+    assert len(list((out / "samples").glob("*.png"))) == 2
+    before = {name: (out / name).read_bytes() for name in ("generator.safetensors", "log.jsonl", "train_state.json")}
+    capsys.readouterr()
+    argv = ["--preset", "tiny", "--steps", "1", "--res", "64x32", "--out", str(out), "--no-progress"]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out") and err.count("\n") == 1 and "--resume" in err and "--overwrite" in err
+    assert all((out / name).read_bytes() == data for name, data in before.items())  # nothing replaced
+    assert train_main([*argv, "--overwrite"]) == 0
+    logs = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in logs] == [1]  # the old run's steps are gone, not mixed in
+    assert json.loads((out / "train_state.json").read_text())["step"] == 1
+    assert not list((out / "samples").glob("*.png")) and (out / "notes.txt").read_text() == "the user's own file"
+
+
+def test_resume_and_overwrite_exclude_each_other_and_resume_needs_a_state(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--preset", "tiny", "--out", str(tmp_path), "--resume", "--overwrite"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(TrainSetupError, match="pass one of them"):
+        train(_cfg(steps=1), tmp_path, resume=True, overwrite=True, show_progress=False)
+    # Weights without a training state: --resume would start at step 0 and replace them.
+    save_generator(build_generator("tiny"), tmp_path / "generator.safetensors")
+    weights = (tmp_path / "generator.safetensors").read_bytes()
+    assert train_main(["--preset", "tiny", "--steps", "1", "--out", str(tmp_path), "--resume", "--no-progress"]) == 2
+    assert "no complete training state" in capsys.readouterr().err
+    assert (tmp_path / "generator.safetensors").read_bytes() == weights
+
+
+def test_saved_files_get_the_mode_the_umask_gives(tmp_path):
+    """safetensors creates its files 0600: the weights and state were private under umask 022."""
+    old = os.umask(0o002)
+    try:
+        train(_cfg(steps=1), tmp_path, show_progress=False)
+    finally:
+        os.umask(old)
+    for name in ("generator.safetensors", "train_state.safetensors", "train_state.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o664, name
 
 
 def test_resume_without_a_checkpoint_says_it_starts_fresh(tmp_path, capsys):
@@ -150,6 +203,21 @@ def test_evaluate_cli_prints_json_last(tmp_path, capsys):
     for quarters, whole in (("psnr_by_quarter", "psnr"), ("psnr_framewise_by_quarter", "psnr_framewise")):
         assert len(result[quarters]) == 4
         assert sum(result[quarters]) / 4 == pytest.approx(result[whole], abs=2e-3)
+
+
+def test_evaluate_json_is_strict_when_a_quarter_has_no_frames(tmp_path, capsys):
+    """3 frames: one quarter of the drive is empty; its NaN made the last line unreadable to jq."""
+    from neural_render.evaluate import main as eval_main
+
+    model = save_generator(build_generator("tiny"), tmp_path / "tiny.safetensors")
+    assert eval_main(["--model", str(model), "--res", "64x32", "--frames", "3", "--seeds", "1", "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1], parse_constant=_reject_constant)
+    assert None in result["psnr_by_quarter"] and len(result["psnr_by_quarter"]) == 4
+    assert math.isfinite(result["psnr"])
+
+
+def _reject_constant(name):
+    raise ValueError(f"not strict JSON: {name}")
 
 
 def test_by_quarter_splits_a_drive_in_time_order():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from neural_render.writable import folder_write_problem
+from neural_render.writable import file_write_problem, folder_write_problem
 
 
 def test_a_writable_folder_is_made_and_left_clean(tmp_path):
@@ -35,3 +35,11 @@ def test_a_read_only_folder(tmp_path):
         assert folder_write_problem(tmp_path).startswith("is not writable")
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_a_file_output_names_its_folder(tmp_path):
+    assert file_write_problem(tmp_path / "new" / "out.json") is None and (tmp_path / "new").is_dir()
+    assert file_write_problem(tmp_path) == "is a folder; name a file in it"
+    (tmp_path / "file").write_text("x")
+    assert file_write_problem(tmp_path / "file" / "out.json") == (
+        f"its folder {tmp_path / 'file'}: {tmp_path / 'file'} is a file, not a folder")

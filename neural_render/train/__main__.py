@@ -39,7 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vgg-weights", help="local VGG19 weights (.safetensors) to add a perceptual loss")
     p.add_argument("--sample-every", type=int, help="steps between sample strips (PNG)")
     p.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    start = p.add_mutually_exclusive_group()  # an --out that already holds a run needs one of them
+    start.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    start.add_argument("--overwrite", action="store_true",
+                       help="delete the run already in --out (its weights, state, log, samples) and start over")
     p.add_argument("--time-limit", type=float, help="minutes; stop, save and exit cleanly after this")
     p.add_argument("--threads", type=int, help="torch CPU threads of the trainer (default: cores minus workers)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     from neural_render.train.loop import TrainSetupError, train
 
     try:
-        train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress, threads=args.threads)
+        train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress, threads=args.threads,
+              overwrite=args.overwrite)
     except TrainSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

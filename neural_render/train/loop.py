@@ -18,8 +18,10 @@ from neural_render.train.data import build_loader
 from neural_render.train.ddp import DistInfo, any_rank, cleanup, init_distributed
 from neural_render.train.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
+from neural_render.train.run_folder import clear_previous_run, refuse_previous_run
 from neural_render.train.state import has_state, load_state, save_state
 from neural_render.train.trainer import Trainer
+from neural_render.writable import folder_write_problem
 
 
 class _Progress:
@@ -79,10 +81,12 @@ class TrainSetupError(ValueError):
     nothing has been trained yet, so the command line reports it in one line."""
 
 
-def _prepare(cfg: TrainConfig, out: Path, resume: bool, dist: DistInfo):
+def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: DistInfo):
     """The trainer (resumed when asked and possible), the data loader (None when the run is already
-    complete) and config.json in ``out``; every setup failure as a TrainSetupError."""
+    complete) and config.json in ``out``; every setup failure as a TrainSetupError. An earlier run in
+    ``out`` is refused unless resumed, or deleted with ``overwrite`` once every other check passed."""
     try:
+        refuse_previous_run(out, resume, overwrite)  # every rank, before the first collective (Trainer)
         trainer = Trainer(cfg, dist)  # checks the size against the preset
         if resume and has_state(out):
             load_state(trainer, out)
@@ -95,8 +99,13 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, dist: DistInfo):
     except (ValueError, FileNotFoundError) as exc:
         raise TrainSetupError(str(exc)) from None
     if dist.is_main:
+        problem = folder_write_problem(out)  # by writing: os.access says yes to root on /sys
+        if problem:
+            raise TrainSetupError(f"--out {out}: {problem}; pass another folder")
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            removed = clear_previous_run(out) if overwrite else []
+            if removed:
+                print(f"[train] --overwrite: removed the earlier run's {len(removed)} files from {out}", flush=True)
             cfg.save(out / "config.json")
         except OSError as exc:
             raise TrainSetupError(f"--out {out}: cannot be written ({exc.strerror or exc}); "
@@ -105,8 +114,9 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, dist: DistInfo):
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_progress: bool = True,
-          threads: int | None = None) -> Trainer:
-    """Train for cfg.steps steps (total, counting resumed ones); returns the trainer."""
+          threads: int | None = None, overwrite: bool = False) -> Trainer:
+    """Train for cfg.steps steps (total, counting resumed ones); returns the trainer. A folder that
+    already holds a run needs ``resume`` (continue it) or ``overwrite`` (delete it and start over)."""
     out = Path(out_dir)
     dist = init_distributed(cfg.device)
     torch.manual_seed(cfg.seed)
@@ -118,7 +128,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         torch.set_num_threads(max(1, cores // max(dist.world_size, 1) - cfg.workers))
     try:
-        trainer, loader = _prepare(cfg, out, resume, dist)
+        trainer, loader = _prepare(cfg, out, resume, overwrite, dist)
     except TrainSetupError:
         cleanup()
         raise

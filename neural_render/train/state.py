@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from neural_render.checkpoint import RUN_WEIGHTS_FILE, save_generator
+from neural_render.file_mode import replace_with_default_mode
 
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 
@@ -75,8 +76,8 @@ def save_state(trainer, out_dir: str | Path) -> Path:
     tmp_j = out / (STATE_JSON + f".tmp{os.getpid()}")
     save_file(tensors, str(tmp_t))
     tmp_j.write_text(json.dumps(info, indent=1, default=float))
-    os.replace(tmp_t, out / STATE_TENSORS)
-    os.replace(tmp_j, out / STATE_JSON)
+    replace_with_default_mode(tmp_t, out / STATE_TENSORS)  # safetensors makes it 0600
+    replace_with_default_mode(tmp_j, out / STATE_JSON)
     return out
 
 

@@ -1,0 +1,53 @@
+"""What a training run keeps in its --out folder, so a new run neither replaces nor mixes with it.
+
+A QA pass started a fresh run (no --resume) in a folder trained to step 6: it began again at step 0,
+replaced generator.safetensors and appended its steps after step 6 in log.jsonl. A folder that holds a
+run is now refused unless the command says what to do with it: --resume continues it, --overwrite
+removes the run's own files (and only those: anything else a user keeps there stays) and starts over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from neural_render.checkpoint import RUN_WEIGHTS_FILE
+from neural_render.train.state import STATE_JSON, STATE_TENSORS
+
+# Evidence of an earlier run: its weights, its resumable state, its log (a run killed before its first
+# checkpoint leaves only the log, and a new run would append to it).
+RUN_EVIDENCE = (RUN_WEIGHTS_FILE, STATE_TENSORS, STATE_JSON, "log.jsonl")
+# Everything a run writes, as globs relative to --out (loop.py: config.json, samples/, tb/).
+RUN_OUTPUTS = (*RUN_EVIDENCE, "config.json", "samples/step_*.png", "tb/events.out.tfevents.*")
+
+
+def previous_run_files(out: str | Path) -> list[str]:
+    """Names of the files in ``out`` that show an earlier run is there (empty: none)."""
+    out = Path(out)
+    return [name for name in RUN_EVIDENCE if (out / name).exists()]
+
+
+def refuse_previous_run(out: str | Path, resume: bool, overwrite: bool) -> None:
+    """ValueError, before anything is trained or written, when ``out`` holds a run that neither
+    --resume nor --overwrite tells us what to do with."""
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite deletes it: pass one of them")
+    found = previous_run_files(out)
+    if not found or overwrite:
+        return
+    if not resume:
+        raise ValueError(f"--out {out} already holds a training run ({', '.join(found)}); pass --resume to "
+                         f"continue it, --overwrite to start over, or another --out")
+    if STATE_JSON not in found or STATE_TENSORS not in found:
+        # --resume would start at step 0 and replace the weights it found: the same loss.
+        raise ValueError(f"--resume: {out} holds {', '.join(found)} but no complete training state "
+                         f"({STATE_JSON} + {STATE_TENSORS}) to continue from; pass --overwrite to start "
+                         f"over, or another --out")
+
+
+def clear_previous_run(out: str | Path) -> list[Path]:
+    """Delete the files an earlier run wrote in ``out`` (see RUN_OUTPUTS); returns them."""
+    out = Path(out)
+    removed = [path for pattern in RUN_OUTPUTS for path in sorted(out.glob(pattern)) if path.is_file()]
+    for path in removed:
+        path.unlink()
+    return removed
