@@ -22,8 +22,28 @@ SIZE = (64, 32)  # RES
 FRAMES = 4
 
 
+@pytest.fixture
+def session(headless_env) -> Path:
+    path = headless_env / "session"
+    with SessionRecorder(path, {"source": "synthetic"}, size=SIZE, video=False) as rec:
+        for i in range(FRAMES):
+            rec.add(synthetic_frame(i, SIZE), Control(), None, {})
+    return path
+
+
 def _model_flags(tiny_model_path) -> list[str]:
     return ["--model", str(tiny_model_path), "--backend", "torch", "--device", "cpu"]
+
+
+def test_a_frames_file_cut_short_is_warned_about_at_open(session, capsys):
+    from game.sources import make_source
+
+    lines = (session / "frames.jsonl").read_text().splitlines(keepends=True)
+    (session / "frames.jsonl").write_text("".join(lines[:2]))
+    make_source(parse_args(["--replay", str(session)]), (0, 0)).source.close()
+    assert capsys.readouterr().err == (
+        f"warning: --replay {session}: frames.jsonl holds 2 frames but session.json says the recording "
+        f"closed with {FRAMES} (frames.jsonl was cut short since); replaying the 2\n")
 
 
 def test_a_drive_without_seed_records_the_seed_its_world_used(headless_env, tiny_model_path):
