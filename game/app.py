@@ -58,6 +58,7 @@ class App:
         self.profiler = _make_profiler(config, self.device)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="source") if config.threaded else None
         self.end_errors = _end_errors(from_replay)
+        self.bad_session_errors = _bad_session_errors(from_replay)
         self.clock = pygame.time.Clock()
         self.stats = FrameStats()
         self.frame = self.rendered = None
@@ -110,9 +111,13 @@ class App:
         except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
             print(f"the drive ended: {error}", file=sys.stderr)
             code = 1
+        except self.bad_session_errors as error:  # a corrupt replay file: bad input; keep the recording
+            print(f"error: {error}", file=sys.stderr)
+            code = 2
         finally:
             try:
-                self.close()
+                if not self.close() and code == 0:
+                    code = 1  # e.g. the screenshot could not be saved: a script must not take it as done
             except KeyboardInterrupt:  # Ctrl+C twice more while closing: the person gave up waiting
                 print("Ctrl+C: teardown abandoned (a recording is readable up to its last complete frame)",
                       file=sys.stderr)
@@ -144,20 +149,23 @@ class App:
 
         return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
-    def close(self) -> None:
+    def close(self) -> bool:
         """Idempotent teardown, in the order that loses nothing; one failing step does not skip the
-        others (the source must be closed even when, say, the disk is full)."""
+        others (the source must be closed even when, say, the disk is full). False when a step failed."""
         if self._closed:
-            return
+            return True
         self._closed = True
+        ok = True
         for step in (self._join_worker, self._save_screenshot, self._finish_recording, self.source.close,
                      self._write_report, self._close_renderer):
             try:
                 step()
             except Exception as error:  # report and go on: the remaining steps still matter
                 print(f"while closing ({step.__name__}): {type(error).__name__}: {error}", file=sys.stderr)
+                ok = False
         print(f"{self.ticks} ticks: {self.stats.summary()}")
         pygame.display.quit()
+        return ok
 
     def _join_worker(self) -> None:
         if self.pool is not None:
@@ -223,6 +231,18 @@ def _end_errors(from_replay: bool) -> tuple[type[BaseException], ...]:
     return (SessionEnded,)
 
 
+def _bad_session_errors(from_replay: bool) -> tuple[type[BaseException], ...]:
+    """A session file found corrupt mid-replay (a truncated label PNG): the files are read one tick at a
+    time, so opening the session cannot catch it. It used to end the replay in a traceback."""
+    if not from_replay:
+        return ()
+    try:
+        from carla_bridge.session import SessionFormatError
+    except ImportError:  # replay is not in this checkout: make_source says so
+        return ()
+    return (SessionFormatError,)
+
+
 def _stamped(root: str):
     import time
     from pathlib import Path
@@ -247,8 +267,9 @@ def run_export(config: GameConfig) -> int:
         print(f"warning: exporting with an UNTRAINED {model.preset} model", file=sys.stderr)
     try:
         export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
-    except (OSError, RuntimeError) as error:  # disk full, ffmpeg gone: say so, no traceback
-        raise LaunchError(f"export failed: {error}") from None
+    except (OSError, RuntimeError, *_bad_session_errors(True)) as error:  # disk full, ffmpeg gone, a corrupt
+        # session file: say so, no traceback, and where the frames rendered before it are
+        raise LaunchError("; ".join([f"export failed: {error}", *getattr(error, "__notes__", [])])) from None
     for target in (config.export, config.export_frames):
         if target is not None:
             print(f"exported: {target}")
@@ -306,7 +327,9 @@ def main(config: GameConfig) -> int:
         return _main(config)
     except KeyboardInterrupt as interrupt:
         if config.export is not None or config.export_frames is not None:
-            what = "the export stopped (the frames written so far are kept)"
+            # export_session notes where it left the frames written so far (not at the final path)
+            kept = getattr(interrupt, "__notes__", ["nothing was exported"])
+            what = "; ".join(["the export stopped", *kept])
         elif config.backend == "all":
             what = "the backend comparison stopped"
         else:
@@ -326,7 +349,7 @@ def _main(config: GameConfig) -> int:
         if config.backend == "all":
             return run_backend_comparison(config)
         app = App(config)
-    except LaunchError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (LaunchError, *_bad_session_errors(config.replay is not None)) as error:
+        print(f"error: {error}", file=sys.stderr)  # e.g. a corrupt first frame of the --replay session
         return 2
     return app.run()

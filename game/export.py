@@ -14,6 +14,7 @@ it. The mp4 is lossy and cannot serve for this.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,9 @@ from carla_bridge.labels import colorize
 from carla_bridge.session import ReplaySource, digest_thumb, render_digest
 from carla_bridge.session.format import ENGINE_MP4
 from carla_bridge.session.video import VideoStream
+from game.partial_outputs import (
+    commit_folder, kept_note, partial_file, partial_folder, start_partial_folder,
+)
 
 # Thumbnail tolerance of the determinism check, in grey levels of 16x8 block means. The torch CPU
 # backend replays bit-exactly (tests assert exact == frames); GPU kernels may pick other algorithms from
@@ -137,9 +141,11 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
     """Render every recorded frame through ``renderer`` into a side-by-side mp4 and/or PNG frames.
 
     The session is resampled to the renderer's size when they differ (ReplaySource(size=...)).
-    ``frames_dir`` ends up holding this export's frames only: numbered PNGs of an earlier export there
-    are deleted first (a shorter export used to leave the old tail behind; the game refuses such a
-    folder unless --overwrite).
+    Outputs are written under partial names (game/partial_outputs.py) and moved into place only when
+    every frame is done: a failure or Ctrl+C leaves a previous export as it was, and raises with a note
+    (``__notes__``) saying where the frames rendered so far are. ``frames_dir`` then holds this export's
+    frames only: numbered PNGs of an earlier, longer export there are deleted (they used to stay behind;
+    the game refuses such a folder unless --overwrite); its other files are left alone.
     Raises SessionFormatError for a bad session and RuntimeError when the video cannot be written.
     """
     if out_mp4 is None and frames_dir is None:
@@ -148,36 +154,48 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
 
     start = time.perf_counter()
     replay = _replay_for(session_dir, renderer)
-    out_mp4 = Path(out_mp4) if out_mp4 is not None else None
-    frames_dir = Path(frames_dir) if frames_dir is not None else None
+    mp4_part = frames_part = None
     if out_mp4 is not None:
+        out_mp4 = Path(out_mp4)
         out_mp4.parent.mkdir(parents=True, exist_ok=True)
+        mp4_part = partial_file(out_mp4)
+        mp4_part.unlink(missing_ok=True)  # what an earlier failed export left
     if frames_dir is not None:
-        frames_dir.mkdir(parents=True, exist_ok=True)
-        for old in frames_dir.glob(FRAME_GLOB):
-            old.unlink()
-    stream = VideoStream(out_mp4, fps or float(replay.meta.get("fps", 20.0))) if out_mp4 else None
+        frames_dir = Path(frames_dir)
+        frames_part = partial_folder(frames_dir)
+        start_partial_folder(frames_part, FRAME_GLOB)
+    partials = [(part, target) for part, target in ((mp4_part, out_mp4), (frames_part, frames_dir))
+                if part is not None]
+    stream = VideoStream(mp4_part, fps or float(replay.meta.get("fps", 20.0))) if mp4_part else None
     text = caption_text(renderer) if caption else None
     renderer.reset()
     size = (0, 0)
     count = 0
     engine = EngineFrames(replay)
     try:
-        for frame in tqdm(replay, total=len(replay), desc="export", unit="frame", disable=not progress):
-            rgb = frame.rgb if frame.rgb is not None else engine.get(replay.position)
-            image = side_by_side(frame.labels, renderer.render(frame), rgb, text, frame.index)
-            size = (image.shape[1], image.shape[0])
-            if stream is not None and not stream.write(image):
-                raise RuntimeError(f"export to {out_mp4} failed: {stream.error or 'frame size changed'}")
-            if frames_dir is not None:
-                Image.fromarray(image).save(frames_dir / FRAME_NAME.format(count), compress_level=1)
-            count += 1
-    finally:
-        engine.close()
-        if stream is not None:
-            stream.close()
-    if stream is not None and stream.error:
-        raise RuntimeError(f"export to {out_mp4} failed: {stream.error}")
+        try:
+            for frame in tqdm(replay, total=len(replay), desc="export", unit="frame", disable=not progress):
+                rgb = frame.rgb if frame.rgb is not None else engine.get(replay.position)
+                image = side_by_side(frame.labels, renderer.render(frame), rgb, text, frame.index)
+                size = (image.shape[1], image.shape[0])
+                if stream is not None and not stream.write(image):
+                    raise RuntimeError(f"export to {out_mp4} failed: {stream.error or 'frame size changed'}")
+                if frames_part is not None:
+                    Image.fromarray(image).save(frames_part / FRAME_NAME.format(count), compress_level=1)
+                count += 1
+        finally:
+            engine.close()
+            if stream is not None:
+                stream.close()
+        if stream is not None and stream.error:
+            raise RuntimeError(f"export to {out_mp4} failed: {stream.error}")
+    except BaseException as error:  # Ctrl+C too: say what was kept, and where
+        error.add_note(kept_note(count, partials, FRAME_GLOB))
+        raise
+    if mp4_part is not None:
+        os.replace(mp4_part, out_mp4)
+    if frames_part is not None:
+        commit_folder(frames_part, frames_dir, FRAME_GLOB)
     return ExportResult(count, size, out_mp4, frames_dir, time.perf_counter() - start)
 
 

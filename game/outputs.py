@@ -14,6 +14,7 @@ from pathlib import Path
 from game.cli import GameConfig, LaunchError
 from game.export import FRAME_GLOB
 from game.profiler.report import REPORT_FILE
+from neural_render.writable import folder_write_problem
 
 
 def check_outputs(config: GameConfig) -> None:
@@ -54,17 +55,13 @@ def _refuse_previous_results(config: GameConfig) -> None:
 
 
 def writable_folder(flag: str, folder: Path, given: Path | None = None, fix: str = "pass another path") -> None:
-    """given: the path as passed on the command line, when folder is its parent."""
+    """given: the path as passed on the command line, when folder is its parent. Checked by creating a
+    file there: os.access said yes to root, and for /sys, so `--screenshot /sys/s.png` ran the whole
+    drive and failed only at teardown."""
     where = f"{flag} {given}: its folder {folder}" if given is not None else f"{flag} {folder}"
-    for parent in (folder, *folder.parents):  # mkdir's own error names only the missing leaf
-        if parent.exists() and not parent.is_dir():
-            raise LaunchError(f"{where}: {parent} is a file, not a folder; {fix}")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise LaunchError(f"{where}: cannot be created ({error.strerror or error}); {fix}") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise LaunchError(f"{where}: is not writable; {fix}")
+    problem = folder_write_problem(folder)
+    if problem is not None:
+        raise LaunchError(f"{where}: {problem}; {fix}")
 
 
 def writable_file(flag: str, file: Path) -> None:

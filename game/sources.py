@@ -7,6 +7,7 @@ only when chosen, so the game runs while those optional parts (or the carla pack
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from carla_bridge.frames import Source
@@ -92,6 +93,8 @@ def _replay(config: GameConfig) -> SourceChoice:
         text = str(error)  # most of these start with the folder already: say it once
         raise LaunchError(f"--replay {text}" if text.startswith(str(config.replay))
                           else f"--replay {config.replay}: {text}") from None
+    for note in getattr(source, "notes", ()):  # e.g. a cut-short frames.jsonl: the replay ends early
+        print(f"warning: --replay {config.replay}: {note}", file=sys.stderr)
     recorded = tuple(getattr(getattr(source, "session", None), "size", source.size))
     resized = config.res is not None and tuple(config.res) != recorded
     resampled = f", resampled to {config.res[0]}x{config.res[1]}" if resized else ""

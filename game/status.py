@@ -106,7 +106,8 @@ def session_meta(app) -> dict:
     renderer = app.renderer
     return {
         "source": app.source_name,
-        "seed": app.config.seed,
+        # the seed in use, not --seed: the procedural world picks one when --seed is not given
+        "seed": getattr(app.source, "seed", app.config.seed),
         "delta_s": getattr(getattr(app.source, "config", None), "delta_s", None),
         "model": app.model.label,
         "model_path": str(app.model.path) if app.model.path else None,

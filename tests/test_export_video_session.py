@@ -105,3 +105,53 @@ def test_export_errors(session, tmp_path):
         export_session(session, _renderer(_model(0)))
     with pytest.raises(SessionFormatError, match="not a session"):
         export_session(tmp_path, _renderer(_model(0)), out_mp4=tmp_path / "x.mp4")
+
+
+class _InterruptedRenderer:
+    """A renderer that Ctrl+C interrupts after ``after`` frames."""
+
+    def __init__(self, renderer, after: int) -> None:
+        self.renderer, self.after, self.size, self.renders = renderer, after, renderer.size, 0
+
+    def reset(self) -> None:
+        self.renderer.reset()
+
+    def render(self, frame):
+        if self.renders == self.after:
+            raise KeyboardInterrupt
+        self.renders += 1
+        return self.renderer.render(frame)
+
+
+@pytest.mark.parametrize("failure", ["corrupt frame", "ctrl+c"])
+def test_a_failed_export_keeps_the_previous_one_and_its_frames_apart(session, tmp_path, failure):
+    # A QA pass: a corrupt session file replaced a good out.mp4 with a 3-frame one (--overwrite), the old
+    # PNGs were deleted before the first render, and a 3-frame file sat at the final path.
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(session, damaged)
+    renderer = _renderer(_model(0))
+    if failure == "corrupt frame":
+        with open(damaged / "labels" / "000003.png", "r+b") as png:
+            png.truncate(100)
+        error = SessionFormatError
+    else:
+        renderer, error = _InterruptedRenderer(renderer, after=3), KeyboardInterrupt
+    out, frames = tmp_path / "out.mp4", tmp_path / "frames"
+    frames.mkdir()
+    for previous in (out, frames / "000000.png", frames / "000009.png"):
+        previous.write_bytes(b"last week's export")
+    with pytest.raises(error) as raised:
+        export_session(damaged, renderer, out_mp4=out, frames_dir=frames, progress=False)
+    partial_mp4, partial_frames = tmp_path / "out.partial.mp4", frames / "partial-export"
+    assert raised.value.__notes__ == [f"the 3 frames exported before it are in {partial_mp4} and "
+                                      f"{partial_frames}; {out} and {frames} are as before"]
+    assert out.read_bytes() == b"last week's export"
+    assert sorted(p.name for p in frames.glob("*.png")) == ["000000.png", "000009.png"]
+    assert iio.imread(partial_mp4).shape[0] == 3 and len(list(partial_frames.glob("*.png"))) == 3
+    # The next export that completes replaces the previous result and clears the partial one.
+    export_session(session, _renderer(_model(0)), out_mp4=out, frames_dir=frames, progress=False)
+    assert iio.imread(out).shape[0] == N and len(list(frames.glob("*.png"))) == N
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged", "frames", "out.mp4"]
+    assert not partial_frames.exists()

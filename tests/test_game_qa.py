@@ -151,7 +151,7 @@ def test_ctrl_c_before_the_drive_is_one_line(headless_env, monkeypatch, capsys, 
     monkeypatch.setattr(game.app, "load_model", interrupted)
     assert main(parse_args(["--headless", *flags])) == 130
     err = capsys.readouterr().err
-    assert err == said + (" (the frames written so far are kept)" if "export" in said else "") + "\n"
+    assert err == said + ("; nothing was exported" if "export" in said else "") + "\n"
 
 
 class _Server:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -80,3 +81,24 @@ def test_a_truncated_last_line_is_ignored_with_a_note(tmp_path):
     (path / "frames.jsonl").write_text("\n".join([text[0], "{oops", text[1]]) + "\n")
     with pytest.raises(SessionFormatError, match=r"frames.jsonl:2: not a JSON record"):
         open_session(path)
+
+
+def test_a_frames_file_cut_short_after_a_clean_close_is_warned_about(tmp_path):
+    # A QA pass cut frames.jsonl to 2 of 4 lines: the replay said "all 2 recorded frames were played".
+    from carla_bridge.frames import Control
+    from carla_bridge.session import SessionRecorder
+
+    path = tmp_path / "cut"
+    with SessionRecorder(path, {}, size=SIZE, video=False) as rec:
+        for i in range(4):
+            rec.add(synthetic_frame(i, SIZE), Control(), None, {})
+    lines = (path / "frames.jsonl").read_text().splitlines(keepends=True)
+    (path / "frames.jsonl").write_text("".join(lines[:2]))
+    replay = ReplaySource(path)
+    assert len(replay) == 2
+    assert replay.notes == ["frames.jsonl holds 2 frames but session.json says the recording closed with 4 "
+                            "(frames.jsonl was cut short since); replaying the 2"]
+    # After a crash session.json says closed: false and frames.jsonl is the truth: nothing to warn about.
+    meta = json.loads((path / "session.json").read_text())
+    (path / "session.json").write_text(json.dumps({**meta, "closed": False}))
+    assert ReplaySource(path).notes == []

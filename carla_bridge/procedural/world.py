@@ -68,6 +68,12 @@ class ProceduralWorld(SourceBase):
         self._seed: int | None = None
         self._setup(self.config.seed)
 
+    @property
+    def seed(self) -> int:
+        """The seed of the town being driven: WorldConfig.seed (0 unless set) until reset(seed) picks
+        another. Sessions record it, so a drive without --seed can be driven again."""
+        return self._seed
+
     # ---- world construction -------------------------------------------------------------------
     def _setup(self, seed: int) -> None:
         if seed != self._seed:

@@ -60,6 +60,7 @@ def open_session(directory: str | Path) -> SessionIndex:
         raise SessionFormatError(f"{lines_path} is missing: the session has no frame records")
     index = SessionIndex(path=path, meta=meta, records=[])
     index.records = _read_records(lines_path, index.notes)
+    _note_missing_records(index, lines_path)
     for record in index.records:
         for kind in record["files"]:
             if kind not in FRAME_FILES:
@@ -72,6 +73,17 @@ def open_session(directory: str | Path) -> SessionIndex:
                     f"{file} is missing (listed by {lines_path.name} line {record['position'] + 1})"
                 )
     return index
+
+
+def _note_missing_records(index: SessionIndex, lines_path: Path) -> None:
+    """Warn when frames.jsonl holds fewer records than a cleanly closed session.json counted: the file
+    was cut short after the recording (a truncated copy, an edit), and the replay would otherwise end
+    early saying every recorded frame was played. After a crash (closed: false) frames.jsonl is the
+    truth, and session.json's count is stale by design: no warning then."""
+    claimed, held = index.meta.get("frames"), len(index.records)
+    if index.meta.get("closed") is True and isinstance(claimed, int) and claimed > held:
+        index.notes.append(f"{lines_path.name} holds {held} frames but {SESSION_JSON} says the recording closed "
+                           f"with {claimed} ({lines_path.name} was cut short since); replaying the {held}")
 
 
 def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
