@@ -60,8 +60,10 @@ def load_model(config: GameConfig) -> ModelChoice:
             raise LaunchError(f"{flag} {path} holds a '{stored}' generator, not --preset {config.preset}: "
                               f"pass --preset {stored} (or leave --preset out)")
         model = load_generator(path)
-    except CheckpointError as error:  # its message names the file and the problem
-        raise LaunchError(f"{flag}: {_one_line(error)}; retrain: {retrain_command(preset)}") from None
+    except CheckpointError as error:  # its message names the file, the problem and what to do
+        # The shipped file is ours to restore: give the exact command. A user's file has its own advice.
+        retrain = f"; retrain: {retrain_command(preset)}" if config.model is None else ""
+        raise LaunchError(f"{flag}: {_one_line(error)}{retrain}") from None
     model.eval()
     preset = getattr(getattr(model, "config", None), "name", config.preset or "?")
     return ModelChoice(model, f"{path.stem} ({preset} preset)", path, untrained=False, preset=preset)

@@ -57,6 +57,9 @@ def read_metadata(path: str | Path) -> tuple[GeneratorConfig, dict]:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
     except Exception as exc:
+        if path.suffix.lower() != ".safetensors":  # README.md, an image...: not a damaged checkpoint
+            raise CheckpointError(f"{path}: not a generator checkpoint; pass the .safetensors weights that "
+                                  f"neural_render.train saves (the shipped one: {DEFAULT_MODEL_PATH})") from exc
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it is corrupt or truncated: "
                               f"copy or re-train it (python -m neural_render.train)") from exc
     return _parse_metadata(path, metadata)

@@ -89,7 +89,9 @@ def test_bad_model_path_is_a_clear_error(headless_env, capsys, content):
     code = main(parse_args(["--headless", "--frames", "1", "--source", "procedural", "--model", str(path)]))
     assert code == 2
     err = capsys.readouterr().err
-    assert "--model" in err and str(path) in err and RETRAIN_COMMAND in err
+    # A missing file gets the train command; a damaged one the checkpoint's own advice, said once.
+    advice = RETRAIN_COMMAND if content is None else "corrupt or truncated: copy or re-train it"
+    assert "--model" in err and str(path) in err and advice in err and err.count("neural_render.train") == 1
     assert err.count("\n") == 1  # one line (the retrain command used to sit on lines of its own)
 
 

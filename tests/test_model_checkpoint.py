@@ -67,6 +67,14 @@ def test_corrupt_file(tmp_path):
         load_generator(bad)
 
 
+def test_a_file_that_is_no_checkpoint_is_not_called_corrupt(tmp_path):
+    notes = tmp_path / "README.md"
+    notes.write_text("# not weights\n")
+    with pytest.raises(CheckpointError, match="not a generator checkpoint") as caught:
+        read_metadata(notes)
+    assert "corrupt" not in str(caught.value) and "cpu.safetensors" in str(caught.value)
+
+
 def test_not_a_generator(tmp_path):
     from safetensors.torch import save_file
     path = tmp_path / "other.safetensors"
