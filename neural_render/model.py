@@ -33,6 +33,11 @@ import torch.nn.functional as F
 from neural_render.warp import warp
 
 
+def _nearest_multiple(value: int, m: int) -> int:
+    """The multiple of m closest to value (ties go up), at least m: 255 -> 256, 127 -> 128 for m = 8."""
+    return max(m, (value + m // 2) // m * m)
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     name: str = "tiny"
@@ -66,7 +71,7 @@ class GeneratorConfig:
         if width <= 0 or height <= 0 or width % m or height % m:
             raise ValueError(
                 f"size {width}x{height}: preset '{self.name}' needs width and height that are positive "
-                f"multiples of {m} (e.g. {max(m, width // m * m)}x{max(m, height // m * m)})")
+                f"multiples of {m} (the nearest: {_nearest_multiple(width, m)}x{_nearest_multiple(height, m)})")
 
     def to_dict(self) -> dict:
         return asdict(self)

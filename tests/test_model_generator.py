@@ -75,8 +75,9 @@ def test_presets_and_sizes():
     for name in ("cpu", "gpu"):
         for v in PRESETS[name].widths:
             assert v % 8 == 0
-    with pytest.raises(ValueError, match="multiples of"):
-        PRESETS["cpu"].check_size(250, 128)
+    m = PRESETS["cpu"].multiple
+    with pytest.raises(ValueError, match=f"multiples of {m} \\(the nearest: {4 * m}x{2 * m}\\)"):
+        PRESETS["cpu"].check_size(4 * m - 1, 2 * m - 1)  # the suggestion rounds to the nearest, not down
     with pytest.raises(ValueError, match="unknown preset"):
         build_generator("huge")
     with pytest.raises(ValueError, match="unknown fields"):
