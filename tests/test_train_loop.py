@@ -225,3 +225,11 @@ def test_by_quarter_splits_a_drive_in_time_order():
 
     assert by_quarter([1, 1, 2, 2, 3, 3, 4, 4]) == [1, 2, 3, 4]
     assert by_quarter([0, 5, 0, 9, 9]) == [2.5, 0, 9, 9]  # 5 frames: the first quarter takes the extra one
+
+
+def test_zero_steps_reports_no_throughput_rather_than_zero(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["--preset", "tiny", "--steps", "0", "--out", str(out), "--no-progress", "--res", "64x32"]) == 0
+    printed = capsys.readouterr().out
+    assert "no step was timed (at step 0)" in printed and "0.0 frames/s" not in printed
+    assert json.loads(printed.strip().splitlines()[-1])["frames_timed"] == 0

@@ -182,8 +182,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
         if dist.is_main:
             summary = {"step": trainer.step, "frames_per_s": round(fps if frames_done else 0.0, 3),
                        "frames_timed": frames_done, "out": str(out)}
-            print(f"[train] throughput {summary['frames_per_s']} frames/s over {frames_done} frames "
-                  f"({cfg.preset} preset, {cfg.res[0]}x{cfg.res[1]}, batch {cfg.batch} x {dist.world_size} ranks)")
+            if frames_done:
+                print(f"[train] throughput {summary['frames_per_s']} frames/s over {frames_done} frames "
+                      f"({cfg.preset} preset, {cfg.res[0]}x{cfg.res[1]}, batch {cfg.batch} x {dist.world_size} ranks)")
+            else:  # --steps 0, a resume already at --steps, or a stop within the untimed warm-up steps
+                print(f"[train] no throughput: no step was timed (at step {trainer.step})")
             print(json.dumps(summary), flush=True)
     finally:
         progress.close()
