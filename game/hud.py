@@ -13,6 +13,10 @@ from game.bindings import KEY_BINDINGS
 
 PANEL_WIDTH = 250
 LINE_HEIGHT = 16
+# A blank line only separates groups: a short gap keeps the whole panel (21 rows) in the 360 px cell of
+# the 2x2 layout at 1280x720, above the bottom-centred notices, where full-height gaps ran under them.
+GAP_HEIGHT = 6
+NOTICE_MARGIN = 20  # between a notice's box and the window's bottom edge
 WHITE = (255, 255, 255)
 RED = (255, 60, 60)
 
@@ -49,6 +53,10 @@ class FadingText:
     def tick(self, dt_s: float) -> None:
         self.seconds_left = max(0.0, self.seconds_left - dt_s)
 
+    def zone_height(self) -> int:
+        """How far above the window's bottom edge a notice can reach (its box and the margin below it)."""
+        return self.font.get_height() + 10 + NOTICE_MARGIN
+
     def draw(self, surface: pygame.Surface) -> None:
         if self.seconds_left <= 0 or not self.text:
             return
@@ -57,7 +65,19 @@ class FadingText:
         box.set_alpha(int(255 * min(1.0, self.seconds_left)))
         box.blit(text, (10, 5))
         width, height = surface.get_size()
-        surface.blit(box, ((width - box.get_width()) // 2, height - box.get_height() - 20))
+        surface.blit(box, ((width - box.get_width()) // 2, height - box.get_height() - NOTICE_MARGIN))
+
+
+def _line_height(line: Line) -> int:
+    return GAP_HEIGHT if line == "" else LINE_HEIGHT
+
+
+def panel_span(window_height: int, lines: list[Line], origin_y: int, reserve: int) -> tuple[int, int, int]:
+    """(top, bottom limit, height) of the info panel: below origin_y when it fits above the reserved
+    strip at the window's bottom, slid up as far as needed (not above the window) when it does not."""
+    height = sum(_line_height(line) for line in lines) + 16
+    bottom = window_height - reserve
+    return max(0, min(origin_y, bottom - height)), bottom, height
 
 
 class HUD:
@@ -80,7 +100,9 @@ class HUD:
              recording: str | None = None, origin: tuple[int, int] = (0, 0)) -> None:
         """origin: top-left of the info panel (an empty grid cell when the layout leaves one)."""
         if self.show_info:
-            self._draw_panel(surface, lines, origin, reserve=40 if banner else 0)
+            # The panel keeps clear of the banner and of the strip where notices appear, always, so it
+            # does not jump when one comes; in the 2x2 layout it slides up into the letterbox band.
+            self._draw_panel(surface, lines, origin, reserve=max(40 if banner else 0, self.notice.zone_height()))
         if banner:
             self._draw_banner(surface, banner)
         if recording:
@@ -91,22 +113,20 @@ class HUD:
 
     def _draw_panel(self, surface: pygame.Surface, lines: list[Line], origin: tuple[int, int],
                     reserve: int) -> None:
-        x, top = origin
-        height = LINE_HEIGHT * len(lines) + 16
-        bottom = surface.get_height() - reserve  # keep clear of the banner
-        top = max(0, min(top, bottom - height))  # slide up when the lines do not fit below the origin
+        x = origin[0]
+        top, bottom, height = panel_span(surface.get_height(), lines, origin[1], reserve)
         panel = pygame.Surface((PANEL_WIDTH, max(1, min(bottom - top, height))))  # >= 1: tiny windows
         panel.set_alpha(110)
         surface.blit(panel, (x, top))
         y = top + 8
         for line in lines:
-            if y + LINE_HEIGHT > bottom:
+            if y + _line_height(line) > bottom:
                 break
             if isinstance(line, tuple):
                 self._draw_bar(surface, line, x, y)
             elif line:
                 surface.blit(self.font.render(line, True, WHITE), (x + 8, y))
-            y += LINE_HEIGHT
+            y += _line_height(line)
 
     def _draw_bar(self, surface: pygame.Surface, bar: tuple[str, float, float, float], x: int, y: int) -> None:
         label, value, low, high = bar

@@ -49,8 +49,7 @@ def hud_lines(app, frame) -> list:
     fps, tick_rate, sim_rate = app.stats.rates()
     renderer, times = app.renderer, app.timings
     control = frame.ego.control
-    lines: list = [
-        "neural-drive",
+    lines: list = [  # no title line: the window's caption says neural-drive
         f"source    {app.source_name}",
         f"client    {fps:5.1f} FPS",
         f"ticks     {tick_rate:5.1f} /s  (sim {sim_rate:.2f}x)",

@@ -128,6 +128,24 @@ def test_hud_draws_in_the_smallest_window(headless_env):
     assert (pixels != (10, 200, 30)).any(axis=1).any()  # it drew (clipped) rather than skipping or crashing
 
 
+def test_hud_panel_stays_above_the_notices_in_the_2x2_layout(headless_env):
+    # At 1280x720 the info panel sits in the bottom-right 640x360 cell; its last rows used to run under
+    # the bottom-centred notice ("source: ...") that every start shows.
+    from game.hud import HUD, PANEL_WIDTH
+
+    pygame.display.init()
+    pygame.font.init()
+    surface = pygame.Surface((1280, 720))
+    surface.fill((10, 200, 30))
+    hud = HUD()
+    lines = ["source    procedural"] * 9 + [""] + ["render      12.7 ms"] * 4 + [""] + ["autopilot on"] * 5
+    hud.draw(surface, lines, origin=(640, 360))  # no notice showing: the panel must not move when one comes
+    panel = pygame.surfarray.array3d(surface)[640:640 + PANEL_WIDTH]  # (x, y, rgb)
+    drawn_rows = (panel != (10, 200, 30)).any(axis=2).any(axis=0).nonzero()[0]
+    assert drawn_rows.max() < 720 - hud.notice.zone_height()
+    assert drawn_rows.min() > 320  # slid up into the letterbox band, not over the pane above
+
+
 def test_replay_is_resampled_to_res(make_app):
     app = make_app("--headless", "--frames", "2", "--record", "sessions")
     app.run()
