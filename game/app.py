@@ -220,7 +220,8 @@ def _make_profiler(config: GameConfig, device: str):
         if config.profile:
             raise LaunchError(f"--profile: the profiler is not available in this checkout ({error})") from None
         return _NoProfiler()
-    return Profiler(enabled=config.profile, warmup_frames=10, use_cuda=device.startswith("cuda"))
+    return Profiler(enabled=config.profile, warmup_frames=warmup_frames(config.frames),
+                    use_cuda=device.startswith("cuda"))
 
 
 def _end_errors(from_replay: bool) -> tuple[type[BaseException], ...]:
@@ -287,11 +288,28 @@ def run_backend_comparison(config: GameConfig) -> int:
     size = config.res or (_replay_size(config) if config.replay else default_resolution(model.preset, device))
     check_size(model, size, "--res" if config.res or not config.replay else f"--replay {config.replay}")
     frames = config.frames or 120
-    # At most half the frames warm up: with the profiler's 10, `--frames 10` measured a single frame.
-    run_comparison(model.model, size, frames=frames, warmup_frames=min(10, frames // 2), session=config.replay,
+    run_comparison(model.model, size, frames=frames, warmup_frames=warmup_frames(frames), session=config.replay,
                    seed=config.seed or 0, device=config.device, precision=config.precision,
-                   report_dir=config.report, meta={"model": model.label, "untrained": model.untrained})
+                   report_dir=config.report or _stamped("reports"),  # the default --help promises
+                   meta={"model": model.label, "model_path": str(model.path) if model.path else None,
+                         "untrained": model.untrained})
     return 0
+
+
+def warmup_frames(frames: int | None) -> int:
+    """The profiler's warm-up: 10 frames, at most half of a short run (with 10, `--frames 10` measured a
+    single frame and `--frames 3` none: an empty report)."""
+    return 10 if frames is None else min(10, frames // 2)
+
+
+def refuse_flags_the_comparison_ignores(config: GameConfig) -> None:
+    """--backend all renders prepared frames with each backend in turn: there is no drive to record,
+    screenshot or pipeline. Those flags used to be dropped silently (and --record still made its folder)."""
+    ignored = [flag for flag, given in (("--record", config.record), ("--screenshot", config.screenshot),
+                                        ("--threaded", config.threaded)) if given]
+    if ignored:
+        raise LaunchError(f"--backend all compares backends on prepared frames, without a drive: "
+                          f"{', '.join(ignored)} do not apply; leave them out, or pick one --backend")
 
 
 def _replay_size(config: GameConfig) -> tuple[int, int]:
@@ -343,6 +361,8 @@ def main(config: GameConfig) -> int:
 
 def _main(config: GameConfig) -> int:
     try:
+        if config.backend == "all":
+            refuse_flags_the_comparison_ignores(config)  # before check_outputs makes their folders
         check_outputs(config)
         if config.export is not None or config.export_frames is not None:
             return run_export(config)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from game.cli import GameConfig, LaunchError
 from game.export import FRAME_GLOB
+from game.profiler.compare import COMPARISON_FILE
 from game.profiler.report import REPORT_FILE
 from neural_render.writable import folder_write_problem
 
@@ -23,7 +24,7 @@ def check_outputs(config: GameConfig) -> None:
                          ("--export-frames", config.export_frames)):
         if folder is not None:
             writable_folder(flag, Path(folder))
-    if config.profile and config.report is None and config.backend != "all":
+    if config.profile and config.report is None:
         # where its report goes by default: reports/<timestamp> under the current folder
         writable_folder("--profile", Path("reports"), fix="pass --report DIR")
     for flag, file in (("--screenshot", config.screenshot), ("--export", config.export)):
@@ -43,7 +44,9 @@ def check_outputs(config: GameConfig) -> None:
 def _refuse_previous_results(config: GameConfig) -> None:
     previous = [("--screenshot", config.screenshot, config.screenshot), ("--export", config.export, config.export)]
     if config.report is not None:
-        previous.append(("--report", config.report, Path(config.report) / REPORT_FILE))
+        # --backend all writes comparison.json (and a folder per backend) where one drive writes report.json
+        report_file = COMPARISON_FILE if config.backend == "all" else REPORT_FILE
+        previous.append(("--report", config.report, Path(config.report) / report_file))
     if config.export_frames is not None:
         first_frame = next(Path(config.export_frames).glob(FRAME_GLOB), None)
         previous.append(("--export-frames", config.export_frames, first_frame))

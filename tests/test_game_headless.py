@@ -142,6 +142,37 @@ def test_profile_backend_all_compares_backends(headless_env, tiny_model_path):
     assert code == 0 and (headless_env / "compare" / "comparison.json").exists()
     import json
 
-    rows = json.loads((headless_env / "compare" / "comparison.json").read_text())
+    rows = json.loads((headless_env / "compare" / "comparison.json").read_text())["rows"]
     # Half the frames warm up at most (the profiler's 10 left `--frames 4` with 1 measured frame)
     assert rows and all(row["frames"] == 2 for row in rows if row["error"] is None)
+
+
+def test_backend_all_keeps_a_previous_comparison_and_defaults_its_report_folder(headless_env, tiny_model_path,
+                                                                                 capsys):
+    pytest.importorskip("game.profiler")
+    args = ["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES, "--frames", "4",
+            "--device", "cpu"]
+    assert main(parse_args(args)) == 0  # no --report: reports/<timestamp>, as --help says
+    (stamped,) = (headless_env / "reports").iterdir()
+    saved = (stamped / "comparison.json").read_text()
+    assert f"report: {stamped.relative_to(headless_env)}" in capsys.readouterr().out
+    # The same --report again used to replace comparison.json silently.
+    assert main(parse_args([*args, "--report", str(stamped)])) == 2
+    assert "--overwrite" in capsys.readouterr().err and (stamped / "comparison.json").read_text() == saved
+
+
+def test_backend_all_refuses_the_flags_it_cannot_honour(headless_env, tiny_model_path, capsys):
+    code = main(parse_args(["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES,
+                            "--frames", "4", "--record", "sessions", "--threaded"]))
+    assert code == 2 and "--record, --threaded do not apply" in capsys.readouterr().err
+    assert not (headless_env / "sessions").exists()  # its folder used to be made anyway
+
+
+def test_a_short_profile_still_measures_frames(make_app, headless_env):
+    pytest.importorskip("game.profiler")
+    app = make_app("--headless", "--frames", "3", "--profile", "--report", "short")
+    assert app.run() == 0
+    import json
+
+    report = json.loads((headless_env / "short" / "report.json").read_text())
+    assert report["frames"]["measured"] == 2 and report["frames"]["warmup_skipped"] == 1  # was 0 and 3

@@ -20,9 +20,12 @@ from typing import Any
 import numpy as np
 
 from game.profiler.hooks import timed_render
+from game.profiler.machine import machine_info
 from game.profiler.profiler import Profiler
 from game.profiler.report import build_report, write_report
 from game.profiler.table import comparison_table
+
+COMPARISON_FILE = "comparison.json"
 
 
 def comparison_frames(size: tuple[int, int], count: int, session: str | Path | None = None,
@@ -96,9 +99,9 @@ def compare_backends(
     frames: SceneFrames (see comparison_frames); model: a Vid2VidGenerator or a .safetensors path;
     backends: default neural_render.runtime.available_backends(device). Returns one dict per backend:
     backend, device, precision, frames, warmup_skipped, p50, p95, p99, mean (end-to-end render ms),
-    fps, stages {stage: p50 ms}, mean_abs_diff (vs the first backend's last image), error (or None).
+    fps, stages_p50 {stage: p50 ms}, mean_abs_diff (vs the first backend's last image), error (or None).
     With report_dir, each backend's full report goes to report_dir/<backend>/ and the rows to
-    report_dir/comparison.json.
+    report_dir/comparison.json ({"meta": what was measured and on what machine, "rows": ...}).
     """
     if not frames:
         raise ValueError("compare_backends needs at least one frame, got an empty list")
@@ -132,7 +135,7 @@ def compare_backends(
             "backend": run_meta["backend"], "device": run_meta["device"], "precision": run_meta["precision"],
             "frames": report["frames"]["measured"], "warmup_skipped": report["frames"]["warmup_skipped"],
             "p50": e2e["p50"], "p95": e2e["p95"], "p99": e2e["p99"], "mean": e2e["mean"],
-            "fps": report["fps"], "stages": {k: v["p50"] for k, v in report["stages"].items()},
+            "fps": report["fps"], "stages_p50": {k: v["p50"] for k, v in report["stages"].items()},
             "mean_abs_diff": None,
         })
         if image is not None:
@@ -147,8 +150,16 @@ def compare_backends(
               f"{warmup} warm-up frames skipped per backend; end-to-end render latency in ms")
         print(comparison_table(rows))
     if report_dir is not None:
+        # What the rows were measured on and with, so the file stands alone (each backend's own
+        # report.json beside it has the full detail).
+        about = {**(meta or {}), "resolution": list(size), "frames": len(frames), "warmup_frames": warmup,
+                 "latency": "end-to-end render (Renderer.render) in ms; the source is not timed: every "
+                            "backend gets the same prepared frames", "machine": machine_info()}
         Path(report_dir).mkdir(parents=True, exist_ok=True)
-        (Path(report_dir) / "comparison.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
+        (Path(report_dir) / COMPARISON_FILE).write_text(
+            json.dumps({"meta": about, "rows": rows}, indent=2, default=str) + "\n")
+        if not quiet:
+            print(f"report: {report_dir} ({COMPARISON_FILE}, and one folder per backend)")
     return rows
 
 
