@@ -48,6 +48,7 @@ def fake_runtime(monkeypatch):
     module = types.ModuleType("neural_render.runtime")
     module.Renderer = _FakeRenderer
     module.available_backends = lambda device=None: ["fast", "slow", "broken"]
+    module.BACKENDS = ("fast", "slow", "broken", "absent")
     monkeypatch.setitem(sys.modules, "neural_render.runtime", module)
     return module
 
@@ -64,6 +65,7 @@ def test_compare_backends_runs_every_available_backend_and_prints_one_table(fake
     out = capsys.readouterr().out
     assert out.count("backend comparison") == 1 and "engine build failed" in out
     assert "p95" in out and "slow" in out
+    assert "(not compared): absent" in out  # a backend this machine lacks is named, not silently left out
     saved = json.loads((tmp_path / "comparison.json").read_text())
     assert saved["rows"][1]["backend"] == "slow" and saved["meta"]["resolution"] == list(SIZE)
     assert saved["meta"]["frames"] == 8 and saved["meta"]["warmup_frames"] == 2 and "cpu" in saved["meta"]["machine"]

@@ -106,10 +106,12 @@ def compare_backends(
     if not frames:
         raise ValueError("compare_backends needs at least one frame, got an empty list")
     warmup = min(warmup_frames, len(frames) - 1)
+    missing: list[str] = []
     if backends is None:
-        from neural_render.runtime import available_backends
+        from neural_render.runtime import BACKENDS, available_backends
 
         backends = available_backends(device)
+        missing = [name for name in BACKENDS if name not in backends]  # said, not silently left out
     rows: list[dict[str, Any]] = []
     reference: np.ndarray | None = None
     for backend in backends:
@@ -149,6 +151,8 @@ def compare_backends(
         print(f"backend comparison: {len(frames)} identical frames at {size[0]}x{size[1]}, "
               f"{warmup} warm-up frames skipped per backend; end-to-end render latency in ms")
         print(comparison_table(rows))
+        if missing:
+            print(f"not available on {device or 'this machine'} (not compared): {', '.join(missing)}")
     if report_dir is not None:
         # What the rows were measured on and with, so the file stands alone (each backend's own
         # report.json beside it has the full detail).
