@@ -1,4 +1,5 @@
-"""argparse value types shared by every command line (launch.py, the carla_bridge and neural_render tools).
+"""argparse value types and help layout shared by every command line (launch.py, carla_bridge and
+neural_render tools).
 
 A QA pass found the tools disagreeing: launch.py rejected `--seed -1` and `--device tpu` naming the flag,
 while `carla_bridge.procedural --seed -3` died in a numpy traceback after building the town and
@@ -39,3 +40,19 @@ def device(text: str) -> str:
     if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
     return text
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help with the description as written (its example commands keep their lines) and every
+    option's default: a QA pass found bench, evaluate, train and perf_suite hiding most of theirs
+    (--res, --frames, --warmup, --steps). Unlike argparse.ArgumentDefaultsHelpFormatter it leaves out
+    defaults that say nothing (None, False) and those a help text already states."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default is None or default is False or default is argparse.SUPPRESS
+                or "default" in text):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
