@@ -46,13 +46,13 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """--help with the description as written (its example commands keep their lines) and every
     option's default: a QA pass found bench, evaluate, train and perf_suite hiding most of theirs
     (--res, --frames, --warmup, --steps). Unlike argparse.ArgumentDefaultsHelpFormatter it leaves out
-    defaults that say nothing (None, False) and those a help text already states."""
+    defaults that say nothing (None, a flag's True or False) and those a help text already states."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (not action.option_strings or default is None or default is False or default is argparse.SUPPRESS
-                or "default" in text):
+        if (not action.option_strings or default is None or isinstance(default, bool)  # on/off flags say it
+                or default is argparse.SUPPRESS or "default" in text):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
         return f"{text} (default: {shown.replace('%', '%%')})"
