@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from carla_bridge import arg_types
 from carla_bridge.frames import parse_resolution
 from game.bindings import bindings_text
 
@@ -79,37 +80,11 @@ def _resolution(flag: str):
     return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:  # numpy's generators and CARLA's Traffic Manager take non-negative seeds only
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def _port(text: str) -> int:
-    value = _positive_int(text)
+    value = arg_types.positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be a TCP port in 1..65535, got {value}")
     return value
-
-
-def _device(text: str) -> str:
-    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
-    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -152,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "rendered frame follows the last one and the engine flow matches it)")
     world.add_argument("-a", "--autopilot", action="store_true", help="start with the autopilot driving")
     world.add_argument("--filter", default="vehicle.*", help="CARLA actor filter for the ego (default: vehicle.*)")
-    world.add_argument("-s", "--seed", type=_seed, default=None, help="world / spawn seed")
+    world.add_argument("-s", "--seed", type=arg_types.non_negative_int, default=None, help="world / spawn seed")
 
     world.add_argument("-v", "--verbose", action="store_true",
                        help="print debug information (log level DEBUG: CARLA connection, sessions)")
@@ -166,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="window size (default: 1280x720)")
     view.add_argument("--headless", action="store_true",
                       help="no window (SDL dummy driver); the autopilot drives unless replaying")
-    view.add_argument("--frames", type=_positive_int, default=None, metavar="N",
+    view.add_argument("--frames", type=arg_types.positive_int, default=None, metavar="N",
                       help="stop after N ticks (default: run until ESC / Ctrl+C)")
     view.add_argument("--screenshot", type=Path, default=None, metavar="PATH",
                       help="save the final window image as PNG")
@@ -182,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="inference backend (default: auto = tensorrt, else torch on CUDA, else onnxruntime); "
                             "all (with --profile): compare every available backend on the same frames and exit")
-    model.add_argument("--device", type=_device, default=None, help="cpu, cuda or cuda:N (default: auto)")
+    model.add_argument("--device", type=arg_types.device, default=None, help="cpu, cuda or cuda:N (default: auto)")
     model.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
 
     sessions = parser.add_argument_group("sessions and profiling")

@@ -125,6 +125,7 @@ def check_size(choice: ModelChoice, size: tuple[int, int], flag: str) -> None:
 def make_renderer(model, backend: str, device: str | None, precision: str, size: tuple[int, int]):
     """A neural_render.runtime.Renderer; LaunchError naming the flag when the backend cannot start."""
     from neural_render.runtime import Renderer
+    from neural_render.runtime.common import precision_note
 
     try:
         renderer = Renderer(model, backend=backend, device=device, precision=precision, size=size)
@@ -132,9 +133,10 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
         raise LaunchError(
             f"--backend {backend} --device {device or 'auto'} --precision {precision}: {_one_line(error)}"
         ) from None
-    if getattr(renderer, "precision", precision) != precision:  # e.g. onnxruntime on the CPU runs fp32 only
-        print(f"note: --precision {precision} is not available with {renderer.backend_name} on "
-              f"{renderer.device_name}; running {renderer.precision}", file=sys.stderr)
+    note = precision_note("--precision", precision, getattr(renderer, "precision", precision),
+                          renderer.backend_name, renderer.device_name)  # e.g. onnxruntime on the CPU: fp32 only
+    if note:
+        print(note, file=sys.stderr)
     return renderer
 
 

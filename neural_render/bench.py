@@ -21,8 +21,9 @@ import types
 import numpy as np
 import torch
 
+from carla_bridge import arg_types
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
-from neural_render.runtime.common import parse_size
+from neural_render.runtime.common import parse_size, precision_note
 from neural_render.runtime.select import resolve_backend
 
 
@@ -82,7 +83,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
         timer = _time_cuda if be.device.type == "cuda" else _time_host
         ms = timer(fn, frames, warmup)
         # A compile that failed fell back to eager: say so, or the row would credit eager speed to compile.
-        return ms, be.device_name, {"compiled": be.compiled}
+        return ms, be.device_name, {"compiled": be.compiled, "precision": be.precision}
     if backend == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend
         from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
@@ -93,19 +94,20 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
             for name, t in zip(OUTPUT_NAMES, be.history.outputs()):
                 be._bind(name, t, output=True)
             return _time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
-                              torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers()}
+                              torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers(),
+                                                                        "precision": be.precision}
         cfg = model.config
         feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
                  "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
                  "flow": np.zeros((1, 2, height, width), np.float32),
                  "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
         return (_time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
-                {"providers": be.session.get_providers()})
+                {"providers": be.session.get_providers(), "precision": be.precision})
     from neural_render.runtime.trt_backend import TensorRTBackend
     be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
-        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {}
+        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision}
 
 
 def random_frames(num_classes: int, size: tuple[int, int], count: int = 4, seed: int = 0) -> list:
@@ -137,7 +139,8 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
     ms = _time_host(fn, frames, warmup)
     # Where an end-to-end frame goes beyond the model (the Renderer's stages end with a device sync on
     # CUDA); medians over the timed frames only, the warm-up ones are dropped.
-    extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()}}
+    extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()},
+             "precision": r.precision}
     if hasattr(r._backend, "compiled"):
         extra["compiled"] = r._backend.compiled
     if history is not None:
@@ -149,7 +152,8 @@ def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", back
                device: str | None = None, precision: str = "fp32", compile: bool | str = False, frames: int = 100,
                warmup: int = 10, model: Vid2VidGenerator | str | None = None, end_to_end: bool = False,
                flops: bool = True, threads: int | None = None, pinned: bool = True) -> dict:
-    """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring).
+    """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring); its
+    "precision" is the one the backend ran, which may differ from ``precision``.
     compile: False, True (reduce-overhead on CUDA) or a torch.compile mode name such as "max-autotune".
     pinned=False (end to end only): pageable host staging buffers instead of pinned ones."""
     size = parse_size(res)
@@ -173,9 +177,12 @@ def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", back
         ms, device_name, extra = _model_only(model, backend, device, precision, size, compile, frames, warmup,
                                              threads)
     gflops = round(count_flops(model.config, *size) / 1e9, 3) if flops else None
+    # The precision that ran, which the backend may have changed (onnxruntime on the CPU runs fp32 only):
+    # a row must not credit fp32 speed to fp16.
+    ran = extra.pop("precision")
     return {**_stats(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
             "backend": backend, "device": device_name, "preset": model.config.name, "res": f"{size[0]}x{size[1]}",
-            "precision": precision, "compile": compile, "mode": "end-to-end" if end_to_end else "model",
+            "precision": ran, "compile": compile, "mode": "end-to-end" if end_to_end else "model",
             "frames": frames, **extra}
 
 
@@ -189,23 +196,26 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m neural_render.bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    ap = argparse.ArgumentParser(prog="python -m neural_render.bench", description=__doc__,
+                                 formatter_class=arg_types.HelpFormatter)
+    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="generator preset (sizes)")
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
-    ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"])
-    ap.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when present)")
-    ap.add_argument("--dtype", "--precision", dest="precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"],
+                    help="inference backend")
+    ap.add_argument("--device", type=arg_types.device, default=None,
+                    help="cpu, cuda or cuda:N (default: cuda when present)")
+    ap.add_argument("--dtype", "--precision", dest="precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                    help="precision to ask for; the row reports the one the backend ran")
     ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
                     help="torch.compile (default mode: reduce-overhead = CUDA graphs on cuda; or name one, e.g. "
                          "max-autotune) / TensorRT CUDA graph")
-    ap.add_argument("--frames", type=int, default=100)
-    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--frames", type=arg_types.positive_int, default=100, help="timed frames")
+    ap.add_argument("--warmup", type=arg_types.non_negative_int, default=10, help="untimed frames first")
     ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init)")
     ap.add_argument("--end-to-end", action="store_true", help="time Renderer.render, host uint8 in and out")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads (onnxruntime model-only, torch cpu)")
+    ap.add_argument("--threads", type=arg_types.positive_int, default=None,
+                    help="CPU threads (onnxruntime model-only, torch cpu)")
     args = ap.parse_args(argv)
-    if args.frames < 1:
-        ap.error(f"--frames must be >= 1, got {args.frames}")
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         # Otherwise ONNX Runtime falls back to the CPU (as the Renderer should) and CPU figures would
         # answer a question about the GPU.
@@ -216,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ImportError) as exc:  # bad --res / --model, a backend not installed here
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    note = precision_note("--dtype", args.precision, row["precision"], row["backend"], row["device"])
+    if note:
+        print(note, file=sys.stderr)
     print_table([row])
     print(json.dumps(row))
     return 0

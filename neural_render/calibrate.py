@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from carla_bridge import arg_types
 from carla_bridge.numba_threads import prefer_one_numba_thread
 from neural_render.model import MASK_LOGIT, Vid2VidGenerator
 from neural_render.strict_json import finite_or_null, json_line
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from neural_render.train.splits import split_seeds
 
     p = argparse.ArgumentParser(prog="python -m neural_render.calibrate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=arg_types.HelpFormatter)
     p.add_argument("--model", required=True, help="the trained generator (.safetensors or a training run's folder)")
     p.add_argument("--out", required=True, type=Path, help="where to write the calibrated .safetensors")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")

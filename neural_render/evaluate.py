@@ -20,7 +20,9 @@ import sys
 import numpy as np
 import torch
 
+from carla_bridge import arg_types
 from carla_bridge.numba_threads import prefer_one_numba_thread
+from neural_render.figure_output import figure_problem
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
 from neural_render.strict_json import json_line
 from neural_render.train.rollout import Rollout, to_uint8
@@ -108,12 +110,24 @@ def format_table(rows: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def strip_moments(frames: int) -> dict[int, np.ndarray | None]:
+    """The four frames of a drive a strip shows, as the ``snapshots`` of evaluate_seed (empty rows)."""
+    return {int(i): None for i in np.linspace(frames // 4, frames - 1, 4).astype(int)}
+
+
+def strip_image(snapshots: dict[int, np.ndarray | None]) -> np.ndarray:
+    """The strip of the filled ``snapshots``: one row per moment, first moment on top."""
+    return np.concatenate([row for row in snapshots.values() if row is not None], axis=0)
+
+
 def evaluate_model(model, width: int, height: int, frames: int, seeds: list[int], device: str = "cpu",
                    weather: int = 0, show_progress: bool = True, framewise: bool = True,
-                   strip: str | None = None, desc: str = "held-out seeds") -> tuple[list, dict]:
+                   snapshots: dict[int, np.ndarray | None] | None = None,
+                   desc: str = "held-out seeds") -> tuple[list, dict]:
     """(per-seed rows, summary) of ``model`` over the drives of ``seeds``; the summary holds the mean of
-    every column and the PSNR by quarter. ``strip``: also a PNG of the first seed's drive at four
-    moments (rows: labels | recurrent render | engine rgb), the picture of the README and model card."""
+    every column and the PSNR by quarter. ``snapshots`` (from strip_moments): filled with the strip rows
+    of the first seed's drive (labels | recurrent render | engine rgb), the picture of the README and
+    model card; the caller writes it (strip_image) once the figures are out."""
     model.config.check_size(width, height)
     rows = []
     try:
@@ -122,15 +136,9 @@ def evaluate_model(model, width: int, height: int, frames: int, seeds: list[int]
         iterator = tqdm(seeds, desc=desc, disable=not show_progress)
     except ImportError:
         iterator = seeds
-    snapshots = {int(i): None for i in np.linspace(frames // 4, frames - 1, 4).astype(int)} if strip else None
     for n, seed in enumerate(iterator):
         rows.append((str(seed), evaluate_seed(model, seed, width, height, frames, torch.device(device), weather,
                                               snapshots if n == 0 else None, framewise)))
-    if strip:
-        from neural_render.train.png import write_png
-
-        write_png(strip, np.concatenate([row for row in snapshots.values() if row is not None], axis=0))
-        print(f"strip: {strip}")
     summary = {c: mean([r[c] for _, r in rows]) for c in COLUMNS}
     quarters = {q: [round(float(v), 3) for v in np.mean([r[q] for _, r in rows], axis=0)] for q in QUARTERS}
     return rows, {**{k: round(v, 6) for k, v in summary.items()}, **quarters}
@@ -138,15 +146,16 @@ def evaluate_model(model, width: int, height: int, frames: int, seeds: list[int]
 
 def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, device: str = "cpu",
              preset: str | None = None, show_progress: bool = True, weather: int = 0,
-             strip: str | None = None, split: str = "test") -> dict:
+             snapshots: dict[int, np.ndarray | None] | None = None, split: str = "test") -> dict:
     """Metrics of the checkpoint at ``model_path`` over the first ``seeds`` seeds of ``split`` (the
-    held-out test seeds unless told otherwise); prints the per-seed table and returns the summary."""
+    held-out test seeds unless told otherwise); prints the per-seed table and returns the summary.
+    ``snapshots``: as evaluate_model."""
     from neural_render.checkpoint import load_generator
 
     seed_list = split_seeds(split, seeds)
     model = load_generator(model_path, preset=preset, map_location=device).eval()
     rows, summary = evaluate_model(model, width, height, frames, seed_list, device, weather, show_progress,
-                                   strip=strip, desc=f"{split} seeds")
+                                   snapshots=snapshots, desc=f"{split} seeds")
     print(format_table(rows + [("mean", summary)]))
     print(f"PSNR by quarter of the drive, recurrent: {summary['psnr_by_quarter']}; "
           f"frame by frame: {summary['psnr_framewise_by_quarter']}")
@@ -157,13 +166,13 @@ def evaluate(model_path: str, width: int, height: int, frames: int, seeds: int, 
 def add_drive_options(p: argparse.ArgumentParser) -> None:
     """The options of a procedural evaluation drive, shared with neural_render.calibrate."""
     p.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
-    p.add_argument("--frames", type=int, default=60, help="frames per drive (default 60)")
-    p.add_argument("--seeds", type=int, default=5, help="number of drives, one town seed each (default 5)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--frames", type=int, default=60, help="frames per drive")
+    p.add_argument("--seeds", type=int, default=5, help="number of drives, one town seed each")
+    p.add_argument("--device", type=arg_types.device, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared 2-core box 2 OpenMP threads measured 40x "
                         "slower than 1 because of spin-waiting; metrics do not depend on it)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
 
 
 def apply_drive_options(args: argparse.Namespace) -> tuple[int, int]:
@@ -181,26 +190,44 @@ def apply_drive_options(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from carla_bridge.procedural.config import WEATHER_NAMES
+
     prefer_one_numba_thread()  # numba's spinning pool starves torch in this process
     p = argparse.ArgumentParser(prog="python -m neural_render.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=arg_types.HelpFormatter)
     p.add_argument("--model", required=True, help="generator .safetensors (e.g. models/cpu.safetensors)")
     add_drive_options(p)
     p.add_argument("--split", choices=SPLITS, default="test",
                    help="test: the held-out seeds every reported figure uses (default); validation: the seeds "
                         "post-training choices are fitted to (neural_render.calibrate)")
-    p.add_argument("--weather", type=int, default=0, help="procedural weather preset index (0: the default)")
+    p.add_argument("--weather", type=int, default=0, choices=range(len(WEATHER_NAMES)), metavar="INDEX",
+                   help="procedural weather preset: " + ", ".join(f"{i} {n}" for i, n in enumerate(WEATHER_NAMES)))
     p.add_argument("--preset", help="fail unless the checkpoint is this preset")
-    p.add_argument("--strip", help="also write a PNG strip of the first held-out drive here")
+    p.add_argument("--strip", metavar="PATH.png", help="also write a PNG strip of the first held-out drive here")
+    p.add_argument("--overwrite", action="store_true", help="replace --strip when it exists")
     args = p.parse_args(argv)
     try:
         width, height = apply_drive_options(args)
+        problem = args.strip and figure_problem("--strip", args.strip, (".png",), args.overwrite)
+        if problem:  # now, not after the whole evaluation
+            raise ValueError(problem)
+        snapshots = strip_moments(args.frames) if args.strip else None
         result = evaluate(args.model, width, height, args.frames, args.seeds, args.device, args.preset,
-                          not args.no_progress, args.weather, args.strip, args.split)
+                          not args.no_progress, args.weather, snapshots, args.split)
     except ValueError as exc:  # CheckpointError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json_line(result))  # strict: a quarter without frames (--frames under 8) is null, not NaN
+    if args.strip:  # last: the figures above are out whatever happens to the file
+        from neural_render.train.png import write_png
+
+        try:
+            write_png(args.strip, strip_image(snapshots))
+        except OSError as exc:
+            print(f"error: --strip {args.strip}: cannot be written ({exc.strerror or exc}); the figures above "
+                  "are complete", file=sys.stderr)
+            return 2
+        print(f"strip: {args.strip}", file=sys.stderr)  # stderr: the JSON stays the last line of stdout
     return 0
 
 

@@ -52,3 +52,25 @@ def test_end_to_end_row_says_how_the_host_buffers_were_staged(tmp_path, monkeypa
     assert row["pinned_staging"] is False and row["fps"] > 0
     # Pinned memory is a CUDA notion: asked for on the CPU, the buffers stay pageable and the row says so.
     assert bench_path("tiny", "64x32", "torch", "cpu", frames=2, warmup=1, end_to_end=True)["pinned_staging"] is False
+
+
+def test_the_row_reports_the_precision_that_ran(tmp_path, monkeypatch, capsys):
+    """onnxruntime on the CPU runs fp32 only: a row saying fp16 would credit fp32 speed to fp16."""
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    assert main(["--preset", "tiny", "--res", "64x32", "--backend", "onnxruntime", "--device", "cpu",
+                 "--frames", "2", "--warmup", "0", "--dtype", "fp16"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out.strip().splitlines()[-1])["precision"] == "fp32"
+    assert captured.err.startswith("note: --dtype fp16 is not available with onnxruntime"), captured.err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--device", "tpu"], "argument --device: must be cpu, cuda or cuda:N"),
+    (["--warmup", "-3"], "argument --warmup: must be 0 or more"),
+    (["--threads", "0"], "argument --threads: must be at least 1"),
+])
+def test_cli_refuses_bad_values_before_running(argv, needle, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--preset", "tiny", "--res", "64x32", "--frames", "2", *argv])
+    assert exit_info.value.code == 2 and needle in capsys.readouterr().err
+

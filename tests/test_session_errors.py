@@ -156,7 +156,7 @@ def test_future_format_version(tmp_path):
     (lambda p: (p / "labels" / "000001.png").unlink(), r"000001.png is missing .*line 2"),
     (lambda p: (p / "frames.jsonl").unlink(), r"frames.jsonl is missing"),
     (lambda p: (p / "session.json").write_text("{not json"), r"session.json: cannot be read as JSON"),
-    (lambda p: (p / "flow" / "000000.npy").write_bytes(b"garbage"), r"000000.npy: cannot be read"),
+    (lambda p: (p / "flow" / "000000.npy").write_bytes(b"garbage"), r"000000.npy: is corrupt or truncated"),
     (lambda p: (p / "session.json").write_text('{"format_version": 1, "size": [1]}'), r"'size'"),
 ])
 def test_damaged_sessions_name_the_problem(tmp_path, damage, message):
@@ -200,3 +200,28 @@ def test_the_check_command(tmp_path, capsys):
     assert main([str(path)]) == 0  # files are only opened with --load
     assert main([str(path), "--load"]) == 1
     assert "000002.png: cannot be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keep", [0, 5, 50, 200])
+def test_a_truncated_npy_is_called_damaged_not_pickled(tmp_path, keep):
+    """Cut before its signature, numpy took the file for pickled data and advised allow_pickle."""
+    path = _session(tmp_path)
+    flow = path / "flow" / "000001.npy"
+    flow.write_bytes(flow.read_bytes()[:keep])
+    with pytest.raises(SessionFormatError) as error:
+        list(ReplaySource(path))
+    text = str(error.value)
+    assert "000001.npy: is corrupt or truncated" in text and "pickle" not in text, text
+
+
+def test_a_folder_of_sessions_points_to_the_sessions_inside(tmp_path, capsys):
+    from carla_bridge.session.__main__ import main
+
+    root = tmp_path / "sessions"
+    for stamp in ("20250101-120000", "20250102-090000"):  # as the R key names them
+        with SessionRecorder(root / stamp, {}, size=SIZE, video=False) as rec:
+            _drive(rec, 1)
+    assert main([str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a folder of 2 sessions (20250101-120000, 20250102-090000)" in err, err
+    assert f"e.g. {root / '20250102-090000'} (the latest)" in err

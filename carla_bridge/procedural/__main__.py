@@ -14,7 +14,11 @@ import time
 
 import numpy as np
 
+from carla_bridge import arg_types
 from carla_bridge.frames import Control, parse_resolution
+from neural_render.figure_output import figure_problem, write_atomic
+
+STRIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what imageio writes here without extra options
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -94,19 +98,23 @@ def strip(path: str, width: int, height: int, seed: int, count: int = 4, gap: in
         bottom.append(frame.rgb)
         world.set_weather(k + 1)  # show the lighting presets along the strip
     image = np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    iio.imwrite(path, image, compress_level=9)
+    suffix = os.path.splitext(path)[1].lower()
+    options = {"compress_level": 9} if suffix == ".png" else {}
+    write_atomic(path, iio.imwrite("<bytes>", image, extension=suffix, **options))  # whole, or nothing left
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m carla_bridge.procedural", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=arg_types.HelpFormatter)
     parser.add_argument("--benchmark", action="store_true", help="time step() and render_camera()")
-    parser.add_argument("--strip", metavar="PATH.png", help="write a PNG strip of a few frames")
-    parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT (default 512x256)")
-    parser.add_argument("--frames", type=int, default=300, help="benchmark frames (default 300)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="numba threads (default: all)")
+    parser.add_argument("--strip", metavar="PATH.png",
+                        help=f"write a strip of a few frames ({', '.join(STRIP_SUFFIXES)})")
+    parser.add_argument("--overwrite", action="store_true", help="replace --strip when it exists")
+    parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT")
+    parser.add_argument("--frames", type=int, default=300, help="benchmark frames")
+    parser.add_argument("--seed", type=arg_types.non_negative_int, default=0, help="town seed")
+    parser.add_argument("--threads", type=arg_types.positive_int, default=None,
+                        help="numba threads (default: all the cores numba sees)")
     args = parser.parse_args(argv)
     try:
         width, height = parse_resolution(args.res)
@@ -116,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--frames must be at least 1")
     if not args.benchmark and not args.strip:
         parser.error("choose --benchmark or --strip PATH.png")
+    problem = args.strip and figure_problem("--strip", args.strip, STRIP_SUFFIXES, args.overwrite)
+    if problem:  # now, not after rendering
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if args.threads is not None:
+        import numba
+
+        if args.threads > numba.config.NUMBA_NUM_THREADS:  # the world clamps to this: say so
+            print(f"note: --threads {args.threads}: numba runs at most {numba.config.NUMBA_NUM_THREADS} threads "
+                  f"here (the cores it sees); using {numba.config.NUMBA_NUM_THREADS}", file=sys.stderr)
     if args.strip:
         strip(args.strip, width, height, args.seed)
         print(f"wrote {args.strip}")

@@ -12,6 +12,8 @@ from carla_bridge.procedural.kernel import (
     W_AMB, W_CLOUD, W_FOG, W_FOGD, W_HORIZON, W_SIZE, W_SUN, W_SUNCOL, W_WET, W_ZENITH,
 )
 
+MAX_ACTORS = 500  # vehicles, and pedestrians, a world may hold (command lines check their flags against it)
+
 
 @dataclass
 class WorldConfig:
@@ -44,8 +46,8 @@ class WorldConfig:
             raise ValueError(f"WorldConfig.delta_s must be in (0, 1] seconds, got {self.delta_s!r}")
         for name in ("n_vehicles", "n_pedestrians"):
             value = getattr(self, name)
-            if not isinstance(value, int) or not 0 <= value <= 500:
-                raise ValueError(f"WorldConfig.{name} must be an integer in 0..500, got {value!r}")
+            if not isinstance(value, int) or not 0 <= value <= MAX_ACTORS:
+                raise ValueError(f"WorldConfig.{name} must be an integer in 0..{MAX_ACTORS}, got {value!r}")
         cam = self.camera
         if cam.pitch != 0.0 or cam.roll != 0.0:
             raise ValueError("WorldConfig.camera pitch and roll must be 0 (the renderer casts one ray per "

@@ -45,6 +45,12 @@ def open_session(directory: str | Path) -> SessionIndex:
     if not path.is_dir():
         raise SessionFormatError(f"{path}: not a session: no such folder")
     meta_path = path / SESSION_JSON
+    inside = _sessions_inside(path) if not meta_path.is_file() else []
+    if inside:  # e.g. sessions/, where the R key puts its timestamped recordings
+        shown = ("..., " if len(inside) > 3 else "") + ", ".join(p.name for p in inside[-3:])  # the latest
+        raise SessionFormatError(f"{path}: not a session but a folder of {len(inside)} "
+                                 f"session{'s' if len(inside) > 1 else ''} ({shown}); pass one of "
+                                 f"them, e.g. {inside[-1]} (the latest)")
     if not meta_path.is_file():
         raise SessionFormatError(
             f"{path}: not a session: {SESSION_JSON} is missing (a session folder holds {SESSION_JSON}, "
@@ -73,6 +79,14 @@ def open_session(directory: str | Path) -> SessionIndex:
                     f"{file} is missing (listed by {lines_path.name} line {record['position'] + 1})"
                 )
     return index
+
+
+def _sessions_inside(path: Path) -> list[Path]:
+    """The session folders directly inside ``path``, oldest first (timestamped names sort by time)."""
+    try:
+        return sorted(child for child in path.iterdir() if (child / SESSION_JSON).is_file())
+    except OSError:  # unreadable: the caller's 'session.json is missing' says enough
+        return []
 
 
 def _note_missing_records(index: SessionIndex, lines_path: Path) -> None:
@@ -155,10 +169,14 @@ def load_frame(index: SessionIndex, position: int) -> SceneFrame:
     )
 
 
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
+DAMAGED_FIX = "restore it from a copy of the session, or record the session again"
+
+
 def _read_array(file: Path) -> np.ndarray:
+    if file.suffix == ".npy":
+        return _read_npy(file)
     try:
-        if file.suffix == ".npy":
-            return np.load(file, allow_pickle=False)
         from PIL import Image
 
         with Image.open(file) as image:
@@ -166,3 +184,19 @@ def _read_array(file: Path) -> np.ndarray:
             return np.asarray(image)
     except Exception as exc:  # truncated/corrupt file: name it
         raise SessionFormatError(f"{file}: cannot be read: {exc}") from None
+
+
+def _read_npy(file: Path) -> np.ndarray:
+    """A recorded .npy array. A file cut short before its signature made numpy take it for pickled data
+    and advise ``allow_pickle`` (a QA pass found that on a truncated flow file): a session never holds
+    pickles, so say what it is, a damaged file."""
+    try:
+        with open(file, "rb") as handle:
+            if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                raise SessionFormatError(f"{file}: is corrupt or truncated (it does not start like a .npy "
+                                         f"array); {DAMAGED_FIX}")
+        return np.load(file, allow_pickle=False)
+    except SessionFormatError:
+        raise
+    except Exception as exc:  # a header or data cut short
+        raise SessionFormatError(f"{file}: is corrupt or truncated ({exc}); {DAMAGED_FIX}") from None

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 
+from carla_bridge import arg_types
 from carla_bridge.frames import parse_resolution
 
 
@@ -21,13 +22,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "127.0.0.1 only) whose world and cameras are the procedural world.",
     )
     parser.add_argument("--port", type=int, default=2000, help="RPC port; streaming uses PORT+1 (default 2000)")
-    parser.add_argument("--seed", type=int, default=0, help="procedural town seed (default 0)")
+    parser.add_argument("--seed", type=arg_types.non_negative_int, default=0, help="procedural town seed (default 0)")
     parser.add_argument("--res", default="512x256", help="procedural world's native WIDTHxHEIGHT; cameras "
                         "render at their own image_size_x/y (default 512x256)")
     parser.add_argument("--pedestrians", type=int, default=None,
                         help="walking pedestrians in the town (default: the procedural world's; 0 = a static world)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.pedestrians is not None:
+        from carla_bridge.procedural.config import MAX_ACTORS  # here: it loads numba, --help need not wait
+
+        if not 0 <= args.pedestrians <= MAX_ACTORS:  # else WorldConfig's message names its field, not the flag
+            parser.error(f"argument --pedestrians: must be in 0..{MAX_ACTORS}, got {args.pedestrians}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

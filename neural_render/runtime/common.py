@@ -28,6 +28,14 @@ def parse_size(text: str | tuple[int, int], flag: str = "--res") -> tuple[int, i
     return width, height
 
 
+def precision_note(flag: str, asked: str, ran: str, backend: str, device: str) -> str | None:
+    """The line a tool prints when a backend ran another precision than asked (onnxruntime on the CPU
+    runs fp32 only): its figures are of what ran, and the user should not read them as ``asked``."""
+    if ran == asked:
+        return None
+    return f"note: {flag} {asked} is not available with {backend} on {device}; running {ran}"
+
+
 def check_inputs(labels: object, flow: object, size: tuple[int, int], num_classes: int) -> None:
     """Raise ValueError naming the problem for anything a backend must never see."""
     width, height = size

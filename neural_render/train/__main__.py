@@ -11,34 +11,48 @@ import sys
 
 from carla_bridge.frames import parse_resolution
 from carla_bridge.numba_threads import prefer_one_numba_thread
-from neural_render.train.config import PRESET_DEFAULTS, RECIPES, resolve
+from carla_bridge import arg_types
+from neural_render.train.config import PRESET_DEFAULTS, RECIPES, TrainConfig, resolve
+
+
+def _per_preset(show) -> str:
+    """A default that depends on --preset, spelled out for --help: 'default per preset: tiny 1, cpu 2, ...'."""
+    return "default per preset: " + ", ".join(f"{name} {show(values)}" for name, values in PRESET_DEFAULTS.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m neural_render.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=arg_types.HelpFormatter)
     p.add_argument("--preset", default="cpu", choices=sorted(PRESET_DEFAULTS), help="generator preset (sizes)")
     p.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
                    help="fast: L1+SSIM, no GAN (minutes); vid2vid: full GAN objective")
-    p.add_argument("--data", default="procedural", choices=["procedural", "replay", "cityscapes"])
+    p.add_argument("--data", default="procedural", choices=["procedural", "replay", "cityscapes"],
+                   help="procedural: the built-in world; replay: recorded sessions; cityscapes: the dataset")
     p.add_argument("--data-path", help="session folder(s) for replay, dataset root for cityscapes")
-    p.add_argument("--weather", help="procedural weather: default (the world's), all (random per clip), or an index")
+    p.add_argument("--weather", help="procedural weather: default (the world's), all (random per clip), or an index "
+                        "(default: default)")
     p.add_argument("--steps", type=int, default=1000, help="total optimizer steps (a resumed run counts its old ones)")
     p.add_argument("--out", required=True, help="output folder: checkpoints, config.json, samples/, log.jsonl")
-    p.add_argument("--res", help="training size WIDTHxHEIGHT (default per preset)")
-    p.add_argument("--batch", type=int, help="clips per step per process")
+    p.add_argument("--res", help="training size WIDTHxHEIGHT ("
+                   + _per_preset(lambda v: f"{v['res'][0]}x{v['res'][1]}") + ")")
+    p.add_argument("--batch", type=int, help="clips per step per process (" + _per_preset(lambda v: v["batch"]) + ")")
     p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    p.add_argument("--workers", type=int, help="data worker processes")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, help="generator and discriminator learning rate")
+    p.add_argument("--workers", type=int, help="data worker processes (" + _per_preset(lambda v: v["workers"]) + ")")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the training data")
+    p.add_argument("--lr", type=float, help="generator and discriminator learning rate (default per recipe: "
+                   + ", ".join(f"{name} {recipe['lr_g']:g}" for name, recipe in RECIPES.items()) + ")")
     p.add_argument("--lr-decay-steps", type=int,
                    help="decay the learning rate linearly to zero over the last N of --steps (default 0: constant)")
-    p.add_argument("--gan-weight", type=float, help="override the image GAN weight of the recipe")
-    p.add_argument("--seq-len", type=int, help="maximum clip length (progressive growth ends here)")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help="mixed precision on CUDA")
+    p.add_argument("--gan-weight", type=float, help="override the image GAN weight of the recipe (default per "
+                   "recipe: " + ", ".join(f"{name} {recipe['weights'].gan:g}" for name, recipe in RECIPES.items()) + ")")
+    p.add_argument("--seq-len", type=int, help="maximum clip length (progressive growth ends here; "
+                   + _per_preset(lambda v: v["schedule"].max_len) + ")")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"],
+                   help=f"mixed precision on CUDA (default: {TrainConfig.amp})")
     p.add_argument("--vgg-weights", help="local VGG19 weights (.safetensors) to add a perceptual loss")
-    p.add_argument("--sample-every", type=int, help="steps between sample strips (PNG)")
-    p.add_argument("--ckpt-every", type=int, help="steps between checkpoints")
+    p.add_argument("--sample-every", type=int,
+                   help=f"steps between sample strips (PNG) (default: {TrainConfig.sample_every})")
+    p.add_argument("--ckpt-every", type=int, help=f"steps between checkpoints (default: {TrainConfig.ckpt_every})")
     start = p.add_mutually_exclusive_group()  # an --out that already holds a run needs one of them
     start.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     start.add_argument("--overwrite", action="store_true",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neural_render.figure_output import write_atomic
+
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     crc = zlib.crc32(kind + data) & 0xFFFFFFFF
@@ -25,9 +27,5 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 6))
     data += _chunk(b"IEND", b"")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    # Atomic, and nothing left behind on failure (a folder given as the path used to leave <folder>.tmp).
+    return write_atomic(path, data)

@@ -1,0 +1,51 @@
+"""A figure file (``--strip``): checked before any rendering, written whole or not at all.
+
+A QA pass found `evaluate --strip /proc/strip.png` fail after the whole evaluation, losing its table
+and JSON; a folder given as --strip left a stray ``<folder>.tmp`` file; `procedural --strip out` (no
+extension) failed after rendering and left a 0-byte ``out``. Both tools that write a strip check it
+here up front and write through ``write_atomic``. A strip that already exists is refused unless
+--overwrite, as launch.py does for --screenshot: a strip is the figure of a README or model card, and
+replacing it silently would change a published picture.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from neural_render.file_mode import replace_with_default_mode
+from neural_render.writable import file_write_problem
+
+
+def figure_problem(flag: str, path: str | Path, suffixes: tuple[str, ...], overwrite: bool) -> str | None:
+    """None when ``path`` can take the figure; otherwise one line naming ``flag``, the problem and the
+    fix. ``suffixes``: the file name endings the writer knows (lower case, first is the suggestion)."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{flag} {path}: is a folder; name a file in it, e.g. {path / ('strip' + suffixes[0])}"
+    if path.suffix.lower() not in suffixes:
+        return (f"{flag} {path}: must end in {', '.join(suffixes)} (the image formats it can write), "
+                f"e.g. {path.with_suffix(suffixes[0])}")
+    problem = file_write_problem(path)  # by creating a file: os.access says yes to root and to /sys
+    if problem is not None:
+        return f"{flag} {path}: {problem}; pass another path"
+    if path.exists() and not overwrite:
+        return f"{flag} {path}: already exists (a previous figure); pass --overwrite to replace it, or another path"
+    return None
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, renamed at the end: a
+    reader never sees half a file, and a failure leaves neither a partial file nor the temporary one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        replace_with_default_mode(tmp, path)  # not mkstemp's 0600: the figure is for others to see
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
