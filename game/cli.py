@@ -1,7 +1,7 @@
 """Command line of launch.py: flags, their checks, and the resolved GameConfig.
 
 Flag names follow CARLA's PythonAPI/examples/manual_control.py where they overlap (--host, -p/--port,
---res, --sync, -a/--autopilot, --filter, -s/--seed, -v/--verbose). One difference: there --res is the
+--res, --sync, -a/--autopilot, --filter, --generation, --rolename, --gamma, -s/--seed, -v/--verbose). One difference: there --res is the
 window size; here it is the render size (the network's cost), and --window sizes the window. A bad
 value is a one-line argparse error that names the flag. Nothing heavy is imported here, so `--help`
 answers at once.
@@ -47,6 +47,10 @@ class GameConfig:
     sync: bool = True
     autopilot: bool = False
     filter: str = "vehicle.*"
+    generation: str = "All"
+    rolename: str = "hero"
+    gamma: float = 2.2
+    timeout: float = 10.0
     seed: int | None = None
     model: Path | None = None
     preset: str | None = None
@@ -97,6 +101,24 @@ def _seed(text: str) -> int:
     if value < 0:  # numpy's generators and CARLA's Traffic Manager take non-negative seeds only
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0.0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _generation(text: str) -> str:
+    if text.lower() == "all":
+        return "All"
+    if text not in ("1", "2", "3"):
+        raise argparse.ArgumentTypeError(f"must be 1, 2, 3 or All, got {text!r}")
+    return text
 
 
 def _port(text: str) -> int:
@@ -151,7 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CARLA synchronous mode, a fixed time step per tick (default: on, so each "
                             "rendered frame follows the last one and the engine flow matches it)")
     world.add_argument("-a", "--autopilot", action="store_true", help="start with the autopilot driving")
-    world.add_argument("--filter", default="vehicle.*", help="CARLA actor filter for the ego (default: vehicle.*)")
+    world.add_argument("--filter", default="vehicle.*", metavar="PATTERN",
+                       help="CARLA actor filter for the ego, among vehicle.* blueprints (default: vehicle.*)")
+    world.add_argument("--generation", type=_generation, default="All", metavar="G",
+                       help="restrict the ego to a vehicle generation: 1, 2, 3 or All (default: All, every "
+                            "generation; manual_control.py's default is 2)")
+    world.add_argument("--rolename", default="hero", metavar="NAME", help="the ego's role name (default: hero)")
+    world.add_argument("--gamma", type=_positive_float, default=2.2,
+                       help="gamma correction of the CARLA rgb camera (default: 2.2)")
+    world.add_argument("--timeout", type=_positive_float, default=10.0, metavar="SECONDS",
+                       help="CARLA client time-out: a server silent this long ends the drive (default: 10)")
     world.add_argument("-s", "--seed", type=_seed, default=None, help="world / spawn seed")
 
     world.add_argument("-v", "--verbose", action="store_true",

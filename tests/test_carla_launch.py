@@ -84,3 +84,29 @@ def test_launch_ends_the_drive_when_the_server_dies(tiny_model_path, tmp_path):
         assert "terminate called" in err, err[-3000:]
     else:
         assert f"127.0.0.1:{server.port} disconnected" in out + err, (out + err)[-3000:]
+
+
+def test_launch_ends_the_drive_when_the_server_hangs(tiny_model_path, tmp_path):
+    """A hung server (SIGSTOP) still accepts TCP connections: teardown took it for live, every RPC timed
+    out in turn and a Traffic Manager call aborted the process (exit 134 after 28 s)."""
+    require_carla()
+    server = StandinProcess("--seed", "0", "--pedestrians", "0")
+    game = _launch(server, tiny_model_path, tmp_path / "rec", "--frames", "100000", "--timeout", "3")
+    try:
+        deadline = time.monotonic() + 60
+        while len(_frames(tmp_path / "rec")) < 5 and time.monotonic() < deadline and game.poll() is None:
+            time.sleep(0.1)
+        assert len(_frames(tmp_path / "rec")) >= 5, "the game never recorded a frame"
+        server.process.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        out, err = game.communicate(timeout=60)
+        elapsed = time.monotonic() - stopped
+    finally:
+        game.kill()
+        server.process.send_signal(signal.SIGCONT)
+        server.kill()
+    assert game.returncode == 1 and "terminate called" not in err, err[-3000:]
+    assert f"127.0.0.1:{server.port} stopped answering" in err, err[-3000:]
+    assert "left on it the ego" in err and "synchronous mode on" in err, err[-3000:]
+    assert list((tmp_path / "rec").glob("*/render.mp4")), "the recording was not finalized"
+    assert elapsed < 20.0, f"{elapsed:.1f} s from the hang to the exit"  # 3 s time-out, no teardown RPCs
