@@ -1,5 +1,6 @@
 """Cheap checks of a CARLA address that need neither the ``carla`` package nor a client object.
 
+``host_problem``: why the host name cannot be used (it does not resolve), or None.
 ``carla_server_answers``: does anything accept TCP connections there (the source's liveness probe).
 ``not_carla_reason``: does what answers speak CARLA's msgpack-rpc. libcarla cannot survive a peer
 that answers anything else: an HTTP server's "400 Bad Request" made it throw std::bad_cast from its
@@ -11,10 +12,25 @@ from __future__ import annotations
 
 import socket
 
-# msgpack of the rpc request [0, 0, "version", []]: type request, msgid 0, CARLA's "version" method
-# (the first call the real client makes; rpclib's wire format, see shared/reference).
-VERSION_REQUEST = b"\x94\x00\x00\xa7version\x90"
+# msgpack of the rpc request [0, 10, "version", []]: type request, msgid 10, CARLA's "version" method
+# (the first call the real client makes; rpclib's wire format, see shared/reference). The msgid 10 is
+# the byte b"\n": a line-based server (HTTP, SMTP, ...) reads it as the end of a request line and
+# answers its error at once. With msgid 0 it waited for a line end, the probe took it for a slow
+# CARLA and the client's own time-out ran out (`python3 -m http.server`: 14 s before auto fell back).
+VERSION_REQUEST = b"\x94\x00\x0a\xa7version\x90"
 RPC_RESPONSE = 0x94  # a response is the msgpack 4-array [1, msgid, error, result]
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` cannot be reached by name, or None. A name that does not resolve made every probe
+    fail like a server that is not running ("start CARLA first"), which sent people the wrong way."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        return f"the host name {host!r} does not resolve ({error.strerror or error})"
+    except (OSError, UnicodeError):  # e.g. a label too long for IDNA: not a usable name either
+        return f"{host!r} is not a valid host name"
+    return None
 
 
 def carla_server_answers(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -39,5 +55,5 @@ def not_carla_reason(host: str, port: int, timeout_s: float = 2.0) -> str | None
         return None
     if not reply or reply[0] == RPC_RESPONSE:
         return None
-    preview = reply.split(b"\r\n")[0][:40].decode("ascii", "replace")
+    preview = reply.splitlines()[0][:40].decode("ascii", "replace")  # e.g. an HTTP status line
     return f"it answered {preview!r}, not a msgpack-rpc reply"

@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from carla_bridge import carla_codec
-from carla_bridge.carla_probe import carla_server_answers, not_carla_reason
+from carla_bridge.carla_probe import carla_server_answers, host_problem, not_carla_reason
 from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 
 log = logging.getLogger("carla_bridge.carla_source")
@@ -43,6 +43,7 @@ PROBE_TIMEOUT_S = 0.5  # RPC timeout while tearing down when the server is alrea
 # dropped and the kernel resends it only after 1 s. With 0.5 s such a live server was taken for dead
 # (a drive ended with "stopped answering", a teardown skipped restoring the settings).
 PROBE_PATIENCE_S = 2.0
+GENERATIONS = ("1", "2", "3", "all")  # manual_control.py's --generation values (case-insensitive All)
 TEARDOWN_TIMEOUT_S = 2.0  # per RPC while tearing down: a dead server must not hold the exit for long
 START_HINT = ("start CARLA first (e.g. `./CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}`), "
               "or drive the built-in world with --source procedural")
@@ -88,7 +89,8 @@ class CarlaSource(SourceBase):
     def __init__(self, host: str = "127.0.0.1", port: int = 2000, size: tuple[int, int] = (512, 256),
                  fov: float = 90.0, sync: bool = True, delta_s: float = 0.05, vehicle_filter: str = "vehicle.*",
                  seed: int | None = None, timeout_s: float = 10.0,
-                 cameras: tuple[str, ...] = ("semantic", "flow", "depth", "rgb"), tm_port: int = 8000) -> None:
+                 cameras: tuple[str, ...] = ("semantic", "flow", "depth", "rgb"), tm_port: int = 8000,
+                 rolename: str = "hero", generation: str = "All", gamma: float = 2.2) -> None:
         self.host, self.port = host, int(port)
         self.size, self.fov = _check_size(size), float(fov)
         if not 1.0 <= self.fov <= 170.0:
@@ -101,12 +103,18 @@ class CarlaSource(SourceBase):
                              f"got {tuple(cameras)!r}")
         self.sync, self.delta_s, self.timeout_s = bool(sync), float(delta_s), float(timeout_s)
         self.vehicle_filter, self.seed, self.tm_port = vehicle_filter, seed, int(tm_port)
+        if str(generation).lower() not in GENERATIONS:
+            raise ValueError(f"generation must be one of 1, 2, 3 or All, got {generation!r}")
+        if not gamma > 0.0:
+            raise ValueError(f"gamma must be > 0, got {gamma!r}")
+        self.rolename, self.generation, self.gamma = str(rolename), str(generation), float(gamma)
         self.cameras = tuple(dict.fromkeys(cameras))
         self.weather_names = list(WEATHER_PRESETS)
         self._rng = random.Random(seed)
         self._close_lock = threading.Lock()
         self._closed = False
-        self._server_lost = False
+        self._server_lost = False  # the port refuses connections: the server is gone
+        self._server_hung = False  # an RPC timed out while the port still accepts: the server is hung
         self._autopilot = False
         self._sensors: dict[str, Any] = {}
         self._queues: dict[str, queue.SimpleQueue] = {}
@@ -131,6 +139,9 @@ class CarlaSource(SourceBase):
 
     def _connect(self) -> None:
         carla = self._carla
+        unusable = host_problem(self.host)
+        if unusable:
+            raise CarlaConnectionError(f"{unusable}: check --host (e.g. 127.0.0.1 for a CARLA on this machine)")
         if not carla_server_answers(self.host, self.port, timeout_s=min(self.timeout_s, 2.0)):
             raise CarlaConnectionError(f"no CARLA server answers at {self._where()}: "
                                        + START_HINT.format(port=self.port))
@@ -158,14 +169,9 @@ class CarlaSource(SourceBase):
     def _spawn(self) -> None:
         carla = self._carla
         library = self.world.get_blueprint_library()
-        cars = [b for b in library.filter(self.vehicle_filter)
-                if not b.has_attribute("number_of_wheels") or b.get_attribute("number_of_wheels").as_int() == 4]
-        if not cars:
-            raise ValueError(f"--filter {self.vehicle_filter!r} matches no 4-wheeled vehicle blueprint on "
-                             f"{self._where()}; try --filter vehicle.*")
-        blueprint = self._rng.choice(sorted(cars, key=lambda b: b.id))
+        blueprint = self._rng.choice(self._ego_candidates(library))
         if blueprint.has_attribute("role_name"):
-            blueprint.set_attribute("role_name", "hero")
+            blueprint.set_attribute("role_name", self.rolename)
         self._spawn_points = list(self.world.get_map().get_spawn_points())
         if not self._spawn_points:
             raise CarlaConnectionError(f"the map at {self._where()} has no spawn points")
@@ -186,21 +192,54 @@ class CarlaSource(SourceBase):
             camera_bp.set_attribute("image_size_x", str(width))
             camera_bp.set_attribute("image_size_y", str(height))
             camera_bp.set_attribute("fov", f"{self.fov:g}")
+            if name == "rgb" and camera_bp.has_attribute("gamma"):  # manual_control.py's --gamma
+                camera_bp.set_attribute("gamma", f"{self.gamma:g}")
             sensor = self.world.spawn_actor(camera_bp, mount, attach_to=self._ego)
             self._sensors[name] = sensor
             self._queues[name] = make_camera_queue()
             sensor.listen(self._queues[name].put)
 
+    def _ego_candidates(self, library: Any) -> list:
+        """The ego's blueprints, by id: 4-wheeled vehicles matching the filter, of the generation
+        (manual_control.py's rule: a filter that matches one blueprint ignores the generation). Only
+        vehicle.* counts: a sensor or a walker has no controls (the drive asks for them each tick)."""
+        vehicles = sorted((b for b in library.filter("vehicle.*") if b.id.startswith("vehicle.") and _four_wheels(b)),
+                          key=lambda b: b.id)
+        wanted = {b.id for b in library.filter(self.vehicle_filter)}
+        cars = [b for b in vehicles if b.id in wanted]
+        if not cars:
+            examples = ", ".join(b.id for b in vehicles[:3]) or "none here"
+            raise ValueError(f"--filter {self.vehicle_filter!r} matches no 4-wheeled vehicle blueprint on "
+                             f"{self._where()}; try vehicle.* or one of {examples}")
+        if self.generation.lower() != "all" and len(cars) > 1:
+            cars = [b for b in cars if b.has_attribute("generation")
+                    and b.get_attribute("generation").as_int() == int(self.generation)]
+            if not cars:
+                raise ValueError(f"--filter {self.vehicle_filter!r} matches no generation {self.generation} "
+                                 f"vehicle on {self._where()}; pass --generation All")
+        return cars
+
     def _traffic_manager(self) -> Any:
         """The Traffic Manager on tm_port, made on the first autopilot request (it runs threads in
         this process, so a drive without autopilot does not pay for it)."""
         if self._tm is None:
-            self._tm = self.client.get_trafficmanager(self.tm_port)
+            try:
+                self._tm = self.client.get_trafficmanager(self.tm_port)
+            except RuntimeError as error:
+                if "bind error" not in str(error):
+                    raise
+                # libcarla's words blame no one; not the server either (it still answers)
+                raise CarlaConnectionError(self._tm_port_in_use()) from None
             self._tm.set_synchronous_mode(self.sync)
             self._tm.set_osm_mode(False)  # osm mode removes cars at dead ends; CARLA towns have some
             if self.seed is not None:
                 self._tm.set_random_device_seed(self.seed)
         return self._tm
+
+    def _tm_port_in_use(self) -> str:
+        owner = " (it is the CARLA server's own port)" if self.tm_port in (self.port, self.port + 1) else ""
+        return (f"the Traffic Manager cannot listen on port {self.tm_port}{owner}: the port is in use; "
+                f"pass another --tm-port (default 8000)")
 
     # ------------------------------------------------------------------ Source protocol
     def reset(self, seed: int | None = None) -> SceneFrame:
@@ -224,6 +263,8 @@ class CarlaSource(SourceBase):
                 self._ego.apply_control(self._carla.VehicleControl(
                     throttle=float(control.throttle), steer=float(control.steer), brake=float(control.brake),
                     hand_brake=bool(control.hand_brake), reverse=bool(control.reverse)))
+        except CarlaConnectionError:  # already says what went wrong (a Traffic Manager port in use)
+            raise
         except RuntimeError as error:
             raise self._lost(error) from None
         return self._advance(cut=False)
@@ -299,7 +340,8 @@ class CarlaSource(SourceBase):
             try:
                 data = self._queues[name].get(timeout=max(0.0, remaining))
             except queue.Empty:
-                raise self._lost(f"no {name} camera frame {frame_id} within {self.timeout_s:g} s") from None
+                raise self._lost(f"no {name} camera frame {frame_id} within {self.timeout_s:g} s",
+                                 timed_out=True) from None
             if data.frame == frame_id or (not self.sync and data.frame > frame_id):
                 return data
             if data.frame > frame_id:
@@ -336,8 +378,11 @@ class CarlaSource(SourceBase):
         if self._closed:
             raise CarlaConnectionError(f"the CARLA source for {self._where()} is closed")
 
-    def _lost(self, error: object) -> CarlaConnectionError:
+    def _lost(self, error: object, timed_out: bool = False) -> CarlaConnectionError:
         self._server_lost = not carla_server_answers(self.host, self.port, timeout_s=self._patience())
+        # A hung server (SIGSTOPped, frozen) still accepts TCP connections (the kernel does), so the
+        # probe cannot tell it from a live one: the time-out itself says it stopped answering.
+        self._server_hung = not self._server_lost and (timed_out or _is_timeout(error))
         state = "disconnected" if self._server_lost else "stopped answering"
         return CarlaConnectionError(f"the CARLA server at {self._where()} {state}: {error}")
 
@@ -356,6 +401,9 @@ class CarlaSource(SourceBase):
             self._close_lock.release()
 
     def _teardown(self) -> None:
+        if self._server_hung:
+            self._abandon()
+            return
         reachable = not self._server_lost and carla_server_answers(self.host, self.port, timeout_s=self._patience())
         client = getattr(self, "client", None)
         if client is not None:
@@ -392,6 +440,23 @@ class CarlaSource(SourceBase):
             _quietly("restore world settings", self.world.apply_settings, self._original_settings)
         if not reachable and client is not None:
             log.warning("CARLA server at %s is gone: nothing to clean up there", self._where())
+        self._drop_client()
+
+    def _abandon(self) -> None:
+        """Teardown for a hung server: every RPC would wait out its time-out in turn, and one that times
+        out inside libcarla's Traffic Manager aborts the process. Nothing can be restored there anyway."""
+        left = [f"the ego ({self._ego.type_id})" if self._ego is not None else "",
+                f"its {len(self._sensors)} cameras" if self._sensors else "",
+                "synchronous mode on" if self.sync and self._original_settings is not None else ""]
+        log.warning("CARLA server at %s stopped answering: left on it %s; restart it, or clean up with a "
+                    "client once it answers", self._where(), ", ".join(item for item in left if item) or "nothing")
+        for name, sensor in list(self._sensors.items()):
+            _quietly(f"stop {name} camera", sensor.stop)  # client side only: closes the camera stream
+        self._sensors.clear()
+        self._ego = None
+        self._drop_client()
+
+    def _drop_client(self) -> None:
         # Drop the client objects now, sensors first and the client last: left to interpreter exit,
         # libcarla's destructors run in arbitrary order and abort ("terminate called without an
         # active exception") when the server died.
@@ -400,6 +465,16 @@ class CarlaSource(SourceBase):
         self.world = None
         self.client = None
         gc.collect()
+
+
+def _four_wheels(blueprint: Any) -> bool:
+    return not blueprint.has_attribute("number_of_wheels") or blueprint.get_attribute("number_of_wheels").as_int() == 4
+
+
+def _is_timeout(error: object) -> bool:
+    """libcarla's TimeoutException reaches Python as RuntimeError("time-out of N ms while waiting for the
+    simulator ..."): its text is the only mark it carries."""
+    return "time-out" in str(error)
 
 
 def _quietly(what: str, fn: Any, *args: Any) -> None:

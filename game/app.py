@@ -21,7 +21,7 @@ from game.display import DEFAULT_WINDOW, open_display, save_screenshot
 from game.hud import HUD
 from game.keyboard import KeyboardController
 from game.loop import tick
-from game.outputs import check_outputs
+from game.outputs import check_outputs, remove_empty
 from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
 from game.sources import make_source
 from game.status import FrameStats, session_meta
@@ -360,16 +360,21 @@ def main(config: GameConfig) -> int:
 
 
 def _main(config: GameConfig) -> int:
+    created = []
     try:
         if config.backend == "all":
             refuse_flags_the_comparison_ignores(config)  # before check_outputs makes their folders
-        check_outputs(config)
+        created = check_outputs(config)
         if config.export is not None or config.export_frames is not None:
             return run_export(config)
         if config.backend == "all":
             return run_backend_comparison(config)
         app = App(config)
     except (LaunchError, *_bad_session_errors(config.replay is not None)) as error:
+        remove_empty(created)  # e.g. --record DIR made for a drive that never started
         print(f"error: {error}", file=sys.stderr)  # e.g. a corrupt first frame of the --replay session
         return 2
+    except BaseException:  # Ctrl+C or SIGTERM while starting
+        remove_empty(created)
+        raise
     return app.run()

@@ -1,7 +1,7 @@
 """Command line of launch.py: flags, their checks, and the resolved GameConfig.
 
 Flag names follow CARLA's PythonAPI/examples/manual_control.py where they overlap (--host, -p/--port,
---res, --sync, -a/--autopilot, --filter, -s/--seed, -v/--verbose). One difference: there --res is the
+--res, --sync, -a/--autopilot, --filter, --generation, --rolename, --gamma, -s/--seed, -v/--verbose). One difference: there --res is the
 window size; here it is the render size (the network's cost), and --window sizes the window. A bad
 value is a one-line argparse error that names the flag. Nothing heavy is imported here, so `--help`
 answers at once.
@@ -48,6 +48,10 @@ class GameConfig:
     sync: bool = True
     autopilot: bool = False
     filter: str = "vehicle.*"
+    generation: str = "All"
+    rolename: str = "hero"
+    gamma: float = 2.2
+    timeout: float = 10.0
     seed: int | None = None
     model: Path | None = None
     preset: str | None = None
@@ -78,6 +82,14 @@ def _resolution(flag: str):
 
     parse.__name__ = "WIDTHxHEIGHT"
     return parse
+
+
+def _generation(text: str) -> str:
+    if text.lower() == "all":
+        return "All"
+    if text not in ("1", "2", "3"):
+        raise argparse.ArgumentTypeError(f"must be 1, 2, 3 or All, got {text!r}")
+    return text
 
 
 def _port(text: str) -> int:
@@ -126,7 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CARLA synchronous mode, a fixed time step per tick (default: on, so each "
                             "rendered frame follows the last one and the engine flow matches it)")
     world.add_argument("-a", "--autopilot", action="store_true", help="start with the autopilot driving")
-    world.add_argument("--filter", default="vehicle.*", help="CARLA actor filter for the ego (default: vehicle.*)")
+    world.add_argument("--filter", default="vehicle.*", metavar="PATTERN",
+                       help="CARLA actor filter for the ego, among vehicle.* blueprints (default: vehicle.*)")
+    world.add_argument("--generation", type=_generation, default="All", metavar="G",
+                       help="restrict the ego to a vehicle generation: 1, 2, 3 or All (default: All, every "
+                            "generation; manual_control.py's default is 2)")
+    world.add_argument("--rolename", default="hero", metavar="NAME", help="the ego's role name (default: hero)")
+    world.add_argument("--gamma", type=arg_types.positive_float, default=2.2,
+                       help="gamma correction of the CARLA rgb camera (default: 2.2)")
+    world.add_argument("--timeout", type=arg_types.positive_float, default=10.0, metavar="SECONDS",
+                       help="CARLA client time-out: a server silent this long ends the drive (default: 10)")
     world.add_argument("-s", "--seed", type=arg_types.non_negative_int, default=None, help="world / spawn seed")
 
     world.add_argument("-v", "--verbose", action="store_true",

@@ -1,7 +1,8 @@
 """Up-front checks of every path a run will write: --record, --report, --screenshot, --export,
 --export-frames. Without them a bad path showed only at the end (QA pass: `--record /proc/x` drove on
 without recording, --report and --screenshot failed at teardown after the whole run, --export died in
-a traceback), so the run was lost. Folders are created here, as the run would create them anyway.
+a traceback), so the run was lost. Folders are created here, as the run would create them anyway;
+a start that fails after this (no CARLA server, say) removes the ones still empty (remove_empty).
 An output that already holds a previous run's result is refused unless --overwrite: an export or a
 report used to replace the last one silently (and a shorter frame export left the old frames behind).
 """
@@ -18,17 +19,41 @@ from game.profiler.report import REPORT_FILE
 from neural_render.writable import folder_write_problem
 
 
-def check_outputs(config: GameConfig) -> None:
-    """LaunchError naming the flag when one of the run's outputs cannot be written."""
+def check_outputs(config: GameConfig) -> list[Path]:
+    """LaunchError naming the flag when one of the run's outputs cannot be written. Returns the folders
+    it created (deepest first), for remove_empty when the start fails."""
+    created: list[Path] = []
+    try:
+        _check_outputs(config, created)
+    except BaseException:
+        remove_empty(created)
+        raise
+    return created
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove those of ``folders`` (deepest first) that are still empty: a failed start left an empty
+    --record folder behind."""
+    for folder in folders:
+        try:
+            folder.rmdir()  # refuses a folder that holds anything
+        except OSError:
+            pass
+
+
+def _check_outputs(config: GameConfig, created: list[Path]) -> None:
     for flag, folder in (("--record", config.record), ("--report", config.report),
                          ("--export-frames", config.export_frames)):
         if folder is not None:
+            created += _missing(Path(folder))
             writable_folder(flag, Path(folder))
     if config.profile and config.report is None:
         # where its report goes by default: reports/<timestamp> under the current folder
+        created += _missing(Path("reports"))
         writable_folder("--profile", Path("reports"), fix="pass --report DIR")
     for flag, file in (("--screenshot", config.screenshot), ("--export", config.export)):
         if file is not None:
+            created += _missing(Path(file).parent)
             writable_file(flag, Path(file))
     if config.replay is not None:
         for flag, target in (("--export", config.export), ("--export-frames", config.export_frames)):
@@ -73,6 +98,11 @@ def writable_file(flag: str, file: Path) -> None:
     writable_folder(flag, file.parent, given=file)
     if file.exists() and not os.access(file, os.W_OK):
         raise LaunchError(f"{flag} {file}: the file exists and is read-only; pass another path")
+
+
+def _missing(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first (what mkdir(parents=True) makes)."""
+    return [path for path in (folder, *folder.parents) if not path.exists()]
 
 
 def _inside(target: Path, folder: Path) -> bool:

@@ -35,9 +35,12 @@ def make_source(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
 
 
 def _auto(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
-    from carla_bridge.carla_probe import carla_server_answers
+    from carla_bridge.carla_probe import carla_server_answers, host_problem
 
     where = f"{config.host}:{config.port}"
+    unusable = host_problem(config.host)
+    if unusable:
+        return SourceChoice(_procedural(config, size), "procedural", f"procedural world ({unusable})")
     if not carla_server_answers(config.host, config.port, timeout_s=PROBE_TIMEOUT_S):
         reason = f"procedural world (no CARLA server answered at {where})"
         return SourceChoice(_procedural(config, size), "procedural", reason)
@@ -74,8 +77,9 @@ def _carla(config: GameConfig, size: tuple[int, int]) -> Source:
     options = {"tm_port": config.tm_port} if config.tm_port != 8000 else {}  # 8000: CarlaSource's default
     try:
         return CarlaSource(
-            host=config.host, port=config.port, size=size, sync=config.sync,
-            vehicle_filter=config.filter, seed=config.seed, **options,
+            host=config.host, port=config.port, size=size, sync=config.sync, vehicle_filter=config.filter,
+            seed=config.seed, timeout_s=config.timeout, rolename=config.rolename, generation=config.generation,
+            gamma=config.gamma, **options,
         )
     except (CarlaConnectionError, ImportError, ValueError) as error:  # ValueError: --filter matched no car
         raise LaunchError(str(error)) from None

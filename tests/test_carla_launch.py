@@ -84,3 +84,36 @@ def test_launch_ends_the_drive_when_the_server_dies(tiny_model_path, tmp_path):
         assert "terminate called" in err, err[-3000:]
     else:
         assert f"127.0.0.1:{server.port} disconnected" in out + err, (out + err)[-3000:]
+
+
+def test_launch_ends_the_drive_when_the_server_hangs(tiny_model_path, tmp_path):
+    """A hung server (SIGSTOP) still accepts TCP connections: teardown took it for live, every RPC timed
+    out in turn and a Traffic Manager call aborted the process (exit 134 after 28 s)."""
+    require_carla()
+    server = StandinProcess("--seed", "0", "--pedestrians", "0")
+    game = _launch(server, tiny_model_path, tmp_path / "rec", "--frames", "100000", "--timeout", "3")
+    try:
+        deadline = time.monotonic() + 60
+        while len(_frames(tmp_path / "rec")) < 5 and time.monotonic() < deadline and game.poll() is None:
+            time.sleep(0.1)
+        assert len(_frames(tmp_path / "rec")) >= 5, "the game never recorded a frame"
+        server.process.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        out, err = game.communicate(timeout=60)
+        elapsed = time.monotonic() - stopped
+    finally:
+        game.kill()
+        server.process.send_signal(signal.SIGCONT)
+        server.kill()
+    assert elapsed < 20.0, f"{elapsed:.1f} s from the hang to the exit"  # 3 s time-out, no teardown RPCs
+    assert len(_frames(tmp_path / "rec")) >= 5  # the recording is readable up to its last frame
+    if game.returncode == -signal.SIGABRT:
+        # The upstream limitation of the test above, in its hang form: the Traffic Manager's own thread
+        # (inside libcarla) can be waiting on an RPC when the server stops; its time-out is thrown in that
+        # thread and libcarla aborts. Python sees nothing to catch; seen in about 1 run in 6 here.
+        assert "terminate called" in err and "TimeoutException" in err, err[-3000:]
+        return
+    assert game.returncode == 1 and "terminate called" not in err, err[-3000:]
+    assert f"127.0.0.1:{server.port} stopped answering" in err, err[-3000:]
+    assert "left on it the ego" in err and "synchronous mode on" in err, err[-3000:]
+    assert list((tmp_path / "rec").glob("*/render.mp4")), "the recording was not finalized"

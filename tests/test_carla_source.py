@@ -148,3 +148,54 @@ def test_bad_arguments_name_the_field():
         CarlaSource(size=(8, 8))
     with pytest.raises(ValueError, match="cameras must include 'semantic'"):
         CarlaSource(cameras=("rgb",))
+
+
+def _only_spectator_left(client) -> list[str]:
+    world = client.get_world()
+    world.wait_for_tick(5.0)
+    return [a.type_id for a in world.get_actors()]
+
+
+def test_a_filter_that_matches_no_vehicle_is_refused(standin, client):
+    from carla_bridge.carla_source import CarlaSource
+
+    # a camera blueprint has no wheel count: it was taken for a car and the drive crashed on get_control
+    with pytest.raises(ValueError, match=r"--filter 'sensor\.camera\.rgb' matches no 4-wheeled vehicle blueprint "
+                                         r".*; try vehicle\.\* or one of vehicle\.audi\.a2, "):
+        CarlaSource(port=standin.port, tm_port=standin.tm_port, size=SIZE, timeout_s=5.0,
+                    vehicle_filter="sensor.camera.rgb")
+    assert _only_spectator_left(client) == ["spectator"]
+
+
+def test_manual_control_flags_reach_the_server(standin, client):
+    from carla_bridge.carla_source import CarlaSource
+
+    world = client.get_world()  # listens from here: the source's ticks bring it the new actors
+    with CarlaSource(port=standin.port, tm_port=standin.tm_port, size=SIZE, seed=3, timeout_s=5.0,
+                     rolename="ego_vehicle", generation="2", gamma=1.8) as source:
+        source.reset()
+        source.step(Control())
+        actors = world.get_actors()
+        assert actors.filter("vehicle.*")[0].attributes["role_name"] == "ego_vehicle"
+        assert float(actors.filter("sensor.camera.rgb")[0].attributes["gamma"]) == pytest.approx(1.8)
+    with pytest.raises(ValueError, match=r"matches no generation 1 vehicle .*; pass --generation All"):
+        CarlaSource(port=standin.port, tm_port=standin.tm_port, size=SIZE, timeout_s=5.0, generation="1")
+    # manual_control.py's rule: a filter naming one blueprint ignores the generation
+    CarlaSource(port=standin.port, tm_port=standin.tm_port, size=SIZE, timeout_s=5.0, generation="1",
+                vehicle_filter="vehicle.audi.a2").close()
+    assert _only_spectator_left(client) == ["spectator"]
+
+
+def test_a_traffic_manager_port_in_use_is_named(standin, client):
+    from carla_bridge.carla_source import CarlaConnectionError, CarlaSource
+
+    source = CarlaSource(port=standin.port, tm_port=standin.port, size=SIZE, seed=3, timeout_s=5.0)
+    try:
+        source.reset()
+        with pytest.raises(CarlaConnectionError) as error:  # was blamed on the server: "stopped answering"
+            source.step(Control(autopilot=True))
+    finally:
+        source.close()
+    assert str(error.value) == (f"the Traffic Manager cannot listen on port {standin.port} (it is the CARLA "
+                                f"server's own port): the port is in use; pass another --tm-port (default 8000)")
+    assert _only_spectator_left(client) == ["spectator"]

@@ -75,6 +75,9 @@ def test_help_lists_every_key_and_flag(capsys):
         (["--source", "carla", "--profile", "--backend", "all"], "--backend"),  # ran procedural frames
         (["--replay", "s", "--export", "o.mp4", "--frames", "3"], "--frames"),  # was ignored
         (["--replay", "s", "--export", "o.mp4", "--profile", "--backend", "all"], "--backend"),
+        (["--generation", "4"], "--generation"),
+        (["--gamma", "0"], "--gamma"),
+        (["--timeout", "-1"], "--timeout"),
     ],
 )
 def test_bad_values_name_the_flag(argv, flag, capsys):
@@ -93,3 +96,11 @@ def test_manual_control_short_flags():
     config = parse_args(["-p", "2010", "-a", "-s", "7", "-v"])
     assert config.port == 2010 and config.autopilot and config.seed == 7 and config.verbose
     assert parse_args(["--screenshot", "out/Shot.PNG"]).screenshot == Path("out/Shot.PNG")
+
+
+def test_manual_control_ego_flags():
+    config = parse_args([])  # today's behaviour: every generation; manual_control.py's default is "2"
+    assert (config.rolename, config.generation, config.gamma, config.timeout) == ("hero", "All", 2.2, 10.0)
+    config = parse_args(["--rolename", "ego_vehicle", "--generation", "all", "--gamma", "1.8", "--timeout", "3"])
+    assert (config.rolename, config.generation, config.gamma, config.timeout) == ("ego_vehicle", "All", 1.8, 3.0)
+    assert parse_args(["--generation", "3"]).generation == "3"

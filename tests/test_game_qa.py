@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -173,21 +174,25 @@ def test_ctrl_c_before_the_drive_is_one_line(headless_env, monkeypatch, capsys, 
 
 
 class _Server:
-    """A TCP server on 127.0.0.1 that answers every connection with fixed bytes."""
+    """A TCP server on 127.0.0.1 that answers every connection with fixed bytes; by_line: only once a
+    line has ended, as an HTTP server does."""
 
-    def __init__(self, reply: bytes) -> None:
+    def __init__(self, reply: bytes, by_line: bool = False) -> None:
         self.socket = socket.create_server(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
-        threading.Thread(target=self._serve, args=(reply,), daemon=True).start()
+        threading.Thread(target=self._serve, args=(reply, by_line), daemon=True).start()
 
-    def _serve(self, reply: bytes) -> None:
+    def _serve(self, reply: bytes, by_line: bool) -> None:
         while True:
             try:
                 connection, _ = self.socket.accept()
             except OSError:
                 return
-            with connection:
-                connection.recv(64)
+            with connection, connection.makefile("rb") as reader:
+                if by_line:
+                    reader.readline()
+                else:
+                    connection.recv(64)
                 connection.sendall(reply)
 
     def close(self) -> None:
@@ -215,6 +220,47 @@ def test_a_server_that_is_not_carla_is_refused_before_libcarla(headless_env):
     finally:
         web.close()
         rpc.close()
+
+
+def test_a_line_based_server_is_told_from_carla_at_once(headless_env):
+    from carla_bridge.carla_probe import not_carla_reason
+
+    web = _Server(b"HTTP/1.0 400 Bad request syntax\r\n\r\n", by_line=True)  # what `python3 -m http.server` says
+    try:
+        started = time.monotonic()
+        reason = not_carla_reason("127.0.0.1", web.port, timeout_s=5.0)
+        # it waited for a line end the probe never sent: 2 s of probe, then 10 s of client time-out
+        assert reason == "it answered 'HTTP/1.0 400 Bad request syntax', not a msgpack-rpc reply"
+        assert time.monotonic() - started < 3.0  # the old probe waited out its whole 5 s
+    finally:
+        web.close()
+
+
+def test_a_host_that_does_not_resolve_is_named(headless_env, capsys):
+    pytest.importorskip("carla", reason="CarlaSource says it; the carla client is not installed")
+    from game.sources import make_source
+
+    with pytest.raises(LaunchError, match=r"^the host name 'nosuchhost\.invalid' does not resolve \(.*\): "
+                                          r"check --host"):  # was "no CARLA server answers ... start CARLA"
+        make_source(parse_args(["--source", "carla", "--host", "nosuchhost.invalid", "--res", RES]), (64, 32))
+    choice = make_source(parse_args(["--host", "nosuchhost.invalid", "--res", RES]), (64, 32))
+    try:
+        assert choice.name == "procedural" and "'nosuchhost.invalid' does not resolve" in choice.reason
+    finally:
+        choice.source.close()
+
+
+def test_a_failed_carla_start_leaves_no_empty_record_folder(headless_env, tiny_model_path, capsys):
+    pytest.importorskip("carla", reason="CarlaSource fails the start; the carla client is not installed")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    record = headless_env / "recordings" / "carla"
+    argv = ["--headless", "--res", RES, "--model", str(tiny_model_path), "--source", "carla", "--port", str(port),
+            "--record", str(record)]
+    assert main(parse_args(argv)) == 2
+    _one_line_error(capsys, "no CARLA server answers")
+    assert not (headless_env / "recordings").exists()  # both folders made for the drive are gone again
 
 
 def test_carla_filter_that_matches_no_car_is_one_line(monkeypatch):
