@@ -24,8 +24,13 @@ KEY_BINDINGS: tuple[tuple[str, str], ...] = (
     ("ESC / Ctrl+Q", "quit"),
 )
 
+# manual_control.py keys with nothing behind them here (there is no CARLA-side camera rig, lights or
+# recorder to drive): said in the help, so a manual_control user is not left guessing.
+NOT_BOUND = "M , . (gears)  ` N 1-9 (sensors)  G L Z X I (lights)  O T V B  Ctrl+R Ctrl+P (CARLA recorder)"
+
 
 def bindings_text(indent: str = "  ") -> str:
     """The table as aligned plain text (for the argparse epilog)."""
     width = max(len(keys) for keys, _ in KEY_BINDINGS)
-    return "\n".join(f"{indent}{keys:<{width}}  {action}" for keys, action in KEY_BINDINGS)
+    rows = [f"{indent}{keys:<{width}}  {action}" for keys, action in KEY_BINDINGS]
+    return "\n".join([*rows, f"{indent}not bound (manual_control.py has them): {NOT_BOUND}"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pygame
 
-from game.bindings import KEY_BINDINGS
+from game.bindings import KEY_BINDINGS, NOT_BOUND
 
 PANEL_WIDTH = 250
 LINE_HEIGHT = 16
@@ -155,7 +155,7 @@ class HUD:
         surface.blit(self.font.render(text, True, RED), (x + 12, 9))
 
     def _draw_help(self, surface: pygame.Surface) -> None:
-        rows = [("Key", "Action")] + list(KEY_BINDINGS) + [("", "press H or ? to close")]
+        rows = [("Key", "Action")] + list(KEY_BINDINGS) + [("not bound", NOT_BOUND), ("", "press H or ? to close")]
         key_width = max(self.font.size(keys)[0] for keys, _ in rows) + 16
         width = min(surface.get_width(), key_width + max(self.font.size(a)[0] for _, a in rows) + 32)
         height = min(surface.get_height(), LINE_HEIGHT * len(rows) + 24)

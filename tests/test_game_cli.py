@@ -104,3 +104,12 @@ def test_manual_control_ego_flags():
     config = parse_args(["--rolename", "ego_vehicle", "--generation", "all", "--gamma", "1.8", "--timeout", "3"])
     assert (config.rolename, config.generation, config.gamma, config.timeout) == ("ego_vehicle", "All", 1.8, 3.0)
     assert parse_args(["--generation", "3"]).generation == "3"
+
+
+def test_help_names_the_manual_control_keys_that_do_nothing_here(capsys):
+    from game.bindings import NOT_BOUND
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert f"not bound (manual_control.py has them): {NOT_BOUND}" in out and "Ctrl+R" in NOT_BOUND
