@@ -110,6 +110,8 @@ class App:
             print("Ctrl+C: closing")
         except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
             print(f"the drive ended: {error}", file=sys.stderr)
+            if self.recorder is not None:
+                self.recorder.ended_by = f"source lost: {error}"  # session.json says why it is short
             code = 1
         except self.bad_session_errors as error:  # a corrupt replay file: bad input; keep the recording
             print(f"error: {error}", file=sys.stderr)

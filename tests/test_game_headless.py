@@ -176,3 +176,26 @@ def test_a_short_profile_still_measures_frames(make_app, headless_env):
 
     report = json.loads((headless_env / "short" / "report.json").read_text())
     assert report["frames"]["measured"] == 2 and report["frames"]["warmup_skipped"] == 1  # was 0 and 3
+
+
+def test_a_lost_source_ends_the_drive_and_the_session_says_why(make_app, headless_env):
+    from carla_bridge.frames import SourceLost
+
+    app = make_app("--headless", "--frames", "50", "--record", "sessions")
+    real_step, calls = app.source.step, []
+
+    def step(control):
+        calls.append(control)
+        if len(calls) > 3:
+            raise SourceLost("the CARLA server at 127.0.0.1:2000 stopped answering")
+        return real_step(control)
+
+    app.source.step = step
+    assert app.run() == 1
+    import json
+
+    (session,) = Path("sessions").iterdir()
+    meta = json.loads((session / "session.json").read_text())
+    # the recording itself is whole: the first frame (from reset) and the three steps before the loss
+    assert meta["closed"] and meta["error"] is None and meta["frames"] == 4
+    assert meta["ended_by"] == "source lost: the CARLA server at 127.0.0.1:2000 stopped answering"

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     duration = records[-1]["time_s"] - records[0]["time_s"] if records else 0.0
     print(f"{index.path}: {len(records)} frames, {width}x{height}, {duration:.1f} s of simulation")
     for key in ("model", "model_sha256", "backend", "device", "precision", "source", "seed",
-                "project_version", "git_commit", "started_at", "ended_at", "error"):
+                "project_version", "git_commit", "started_at", "ended_at", "ended_by", "error"):
         if meta.get(key) is not None:
             print(f"  {key}: {meta[key]}")
     if not meta.get("closed"):

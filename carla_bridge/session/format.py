@@ -5,7 +5,7 @@ A session is a folder (DESIGN.md, "Sessions"):
     session.json        format_version (int), project_version, git_commit, started_at, size [w, h], fps,
                         record {rgb, flow, depth, video, writer}, plus the caller's meta (model, model_sha256,
                         backend, device, precision, source, source_settings, seed). Written at the start
-                        and rewritten atomically at close with frames, ended_at, closed, error.
+                        and rewritten atomically at close with frames, ended_at, closed, error, ended_by.
     frames.jsonl        one JSON object per tick (FrameRecord), appended and flushed only after every
                         file of that tick is in place, so it is the source of truth after a crash.
     labels/000000.png   8-bit grey PNG of tag ids (lossless).
@@ -49,7 +49,7 @@ FRAME_FILES: dict[str, tuple[str, str]] = {
 # Keys the recorder owns in session.json; the caller's meta cannot override them.
 RESERVED_KEYS = (
     "format_version", "project_version", "git_commit", "started_at", "ended_at", "size", "fps",
-    "record", "frames", "closed", "error", "video", "notes",
+    "record", "frames", "closed", "error", "ended_by", "video", "notes",
 )
 # The render digest thumbnail: block means over at most THUMB_W x THUMB_H cells (see render_digest).
 THUMB_W, THUMB_H = 16, 8

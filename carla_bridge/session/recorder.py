@@ -115,6 +115,9 @@ class SessionRecorder:
         self._start_error: str | None = None
         self._drive_error: str | None = None  # set by add(); frames queued before it are still written
         self._writer: Any = None  # SessionWriter, or procwriter.ProcessWriter
+        # Why the drive ended when it was not by choice (the CARLA server lost, say), for session.json:
+        # "error" is about the recording itself, which stays whole then.
+        self.ended_by: str | None = None
         self.writer_kind = writer
         self._hook = writer_hook
         self.meta = self._build_meta(dict(meta))
@@ -184,6 +187,7 @@ class SessionRecorder:
         video = writer.finish()
         self.meta.update(
             frames=writer.state.frames_written, ended_at=_now_iso(), closed=True, error=self.error,
+            ended_by=self.ended_by,
             video=video, video_frames_dropped=self.video_frames_dropped, notes=list(writer.state.notes),
         )
         try:
