@@ -105,7 +105,7 @@ def write_report(profiler: Profiler, directory: str | Path, meta: dict[str, Any]
     report = build_report(profiler, meta, data)
     (directory / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     write_trace(profiler, directory / TRACE_FILE, {k: report[k] for k in META_FIELDS})
-    title = (f"{report.get('backend')} / {report.get('device')} / {report.get('resolution')}: "
+    title = (f"{report.get('model')}: {report.get('backend')} / {report.get('device')} / {report.get('resolution')}: "
              f"{len(data['frames'])} frames, {report['frames']['warmup_skipped']} warm-up skipped")
     plot_latency(data["frames"], data["stage_ms"], data["e2e_ms"], directory / PLOT_FILE, title)
     if not quiet:
