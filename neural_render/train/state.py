@@ -5,8 +5,10 @@ OUT/generator.safetensors   the EMA generator via neural_render.checkpoint.save_
 OUT/train_state.safetensors G, EMA, discriminators, Adam moments
 OUT/train_state.json        step, optimizer param_groups and scalar state, GradScaler, resolved config
 OUT/config.json             the resolved TrainConfig (also written at the start of a run)
-Both state files are written to temporary names and renamed, the JSON last, so a kill during a save
-leaves the previous complete checkpoint in place.
+Both state files are written to temporary names and renamed. The tensors file also carries the JSON
+in its metadata and is what a resume reads: one rename commits weights and step together, so a kill
+between the two renames cannot pair weights from step N with a step count and Adam state from step M
+(train_state.json is the readable copy, and the only one in checkpoints written before this).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from neural_render.checkpoint import RUN_WEIGHTS_FILE, save_generator
 from neural_render.file_mode import replace_with_default_mode
 
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
+STATE_META_KEY = "train_state"  # the JSON inside the tensors file's metadata
 
 
 def _optimizer_split(prefix: str, opt: torch.optim.Optimizer | None, tensors: dict, info: dict) -> None:
@@ -74,9 +77,10 @@ def save_state(trainer, out_dir: str | Path) -> Path:
         info["scaler"] = trainer.scaler.state_dict()
     tmp_t = out / (STATE_TENSORS + f".tmp{os.getpid()}")
     tmp_j = out / (STATE_JSON + f".tmp{os.getpid()}")
-    save_file(tensors, str(tmp_t))
-    tmp_j.write_text(json.dumps(info, indent=1, default=float))
-    replace_with_default_mode(tmp_t, out / STATE_TENSORS)  # safetensors makes it 0600
+    text = json.dumps(info, indent=1, default=float)
+    save_file(tensors, str(tmp_t), metadata={STATE_META_KEY: text})
+    tmp_j.write_text(text)
+    replace_with_default_mode(tmp_t, out / STATE_TENSORS)  # safetensors makes it 0600; the commit point
     replace_with_default_mode(tmp_j, out / STATE_JSON)
     return out
 
@@ -86,6 +90,15 @@ def has_state(out_dir: str | Path) -> bool:
     return (out / STATE_JSON).is_file() and (out / STATE_TENSORS).is_file()
 
 
+def _state_info(out: Path) -> dict[str, Any]:
+    """The JSON saved with the tensors (always their pair), else train_state.json (older checkpoints)."""
+    from safetensors import safe_open
+
+    with safe_open(str(out / STATE_TENSORS), framework="pt") as f:
+        text = (f.metadata() or {}).get(STATE_META_KEY)
+    return json.loads(text if text is not None else (out / STATE_JSON).read_text())
+
+
 def load_state(trainer, out_dir: str | Path) -> int:
     """Restore ``trainer`` from ``out_dir``; returns the step to continue from."""
     from safetensors.torch import load_file
@@ -93,7 +106,7 @@ def load_state(trainer, out_dir: str | Path) -> int:
     out = Path(out_dir)
     if not has_state(out):
         raise FileNotFoundError(f"--resume: no {STATE_JSON} + {STATE_TENSORS} in {out}; start without --resume")
-    info = json.loads((out / STATE_JSON).read_text())
+    info = _state_info(out)
     tensors = load_file(str(out / STATE_TENSORS), device="cpu")
     saved_preset = info["config"].get("preset")
     if saved_preset != trainer.cfg.preset:

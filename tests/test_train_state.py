@@ -1,0 +1,29 @@
+"""The resumable training state (neural_render/train/state.py): a save interrupted between its file
+renames, and a resume whose command line disagrees with the run it continues."""
+
+import shutil
+
+import pytest
+import torch
+
+from neural_render.train.config import resolve
+from neural_render.train.loop import train
+from neural_render.train.state import STATE_JSON, load_state
+from neural_render.train.trainer import Trainer
+
+
+def _cfg(steps: int, **kw):
+    cfg = resolve("tiny", "fast", steps=steps, sample_every=0, ckpt_every=0, log_every=1, **kw)
+    cfg.warmup_max = 2
+    return cfg
+
+
+def test_a_kill_between_the_renames_never_pairs_new_weights_with_an_old_step(tmp_path):
+    train(_cfg(1), tmp_path, show_progress=False)
+    shutil.copy(tmp_path / STATE_JSON, tmp_path / "old.json")
+    done = train(_cfg(2), tmp_path, resume=True, show_progress=False)
+    # As if killed after the tensors file was renamed and before the JSON was: the JSON says step 1.
+    shutil.copy(tmp_path / "old.json", tmp_path / STATE_JSON)
+    trainer = Trainer(_cfg(2))
+    assert load_state(trainer, tmp_path) == 2
+    assert all(torch.equal(v, done.G.state_dict()[k]) for k, v in trainer.G.state_dict().items())
