@@ -27,3 +27,24 @@ def test_a_kill_between_the_renames_never_pairs_new_weights_with_an_old_step(tmp
     trainer = Trainer(_cfg(2))
     assert load_state(trainer, tmp_path) == 2
     assert all(torch.equal(v, done.G.state_dict()[k]) for k, v in trainer.G.state_dict().items())
+
+
+@pytest.mark.parametrize("extra, needle", [(["--res", "96x48"], "--res 64x32 (now 96x48)"),
+                                           (["--batch", "2"], "--batch 1 (now 2)"),
+                                           (["--seed", "5"], "--seed 0 (now 5)")])
+def test_resume_with_another_size_batch_or_seed_is_refused_before_any_step(tmp_path, capsys, extra, needle):
+    from neural_render.train.__main__ import main
+
+    base = ["--preset", "tiny", "--steps", "1", "--out", str(tmp_path), "--no-progress", "--sample-every", "0"]
+    assert main(base) == 0
+    config = (tmp_path / "config.json").read_text()
+    capsys.readouterr()
+    assert main([*base, "--steps", "2", "--resume", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "another --out" in err and "\n" not in err
+    assert (tmp_path / "config.json").read_text() == config  # still says how the weights were trained
+
+
+def test_resume_may_change_length_workers_and_learning_rate(tmp_path):
+    train(_cfg(1), tmp_path, show_progress=False)
+    assert train(_cfg(2, lr_g=1e-4, workers=0, time_limit_min=5.0), tmp_path, resume=True, show_progress=False).step == 2

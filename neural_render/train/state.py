@@ -22,6 +22,7 @@ import torch
 
 from neural_render.checkpoint import RUN_WEIGHTS_FILE, save_generator
 from neural_render.file_mode import replace_with_default_mode
+from neural_render.train.resume_check import resume_mismatch
 
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 STATE_META_KEY = "train_state"  # the JSON inside the tensors file's metadata
@@ -111,6 +112,9 @@ def load_state(trainer, out_dir: str | Path) -> int:
     saved_preset = info["config"].get("preset")
     if saved_preset != trainer.cfg.preset:
         raise ValueError(f"--resume: {out} holds a '{saved_preset}' run, not --preset {trainer.cfg.preset}")
+    mismatch = resume_mismatch(info["config"], trainer.cfg)  # before config.json is rewritten
+    if mismatch:
+        raise ValueError(f"--resume: {out}: {mismatch}")
     for name, module in (("G", trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
         if module is None:
             continue
