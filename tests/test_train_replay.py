@@ -43,3 +43,24 @@ def test_sessions_without_rgb_are_skipped_with_a_clear_error(tmp_path, capsys):
     _record(tmp_path / "with_rgb", 4, rgb=True)
     ds = ReplayClips(tmp_path, 32, 16, length=2, base_seed=0, augment=NO_AUG)
     assert [p.name for p in ds.sessions] == ["with_rgb"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_resumed_stream_continues_where_an_uninterrupted_one_was(tmp_path, monkeypatch, workers):
+    from types import SimpleNamespace
+
+    from neural_render.train import data_replay
+
+    _record(tmp_path / "s1", 7, rgb=True)  # two sessions of different lengths: each worker's stream differs
+    _record(tmp_path / "s2", 10, rgb=True)
+
+    def steps(start: int, count: int) -> list[int]:
+        """Second-frame brightness of the clips of steps start.., taken round-robin like the DataLoader."""
+        streams = []
+        for w in range(workers):
+            monkeypatch.setattr(data_replay, "get_worker_info", lambda w=w: SimpleNamespace(num_workers=workers, id=w))
+            clips = iter(ReplayClips(tmp_path, 32, 16, length=3, base_seed=0, augment=NO_AUG, start_step=start))
+            streams.append([int(next(clips)["rgb"][1, 0, 0, 0]) for _ in range(count)])
+        return [streams[k % workers][k // workers] for k in range(count)]
+
+    assert steps(3, 5) == steps(0, 8)[3:]

@@ -30,7 +30,7 @@ class StepSampler(Sampler[int]):
             step += 1
 
 
-def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1):
+def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1, start_step: int = 0):
     width, height = cfg.res
     per_step = cfg.batch * world_size
     if cfg.data == "procedural":
@@ -46,7 +46,8 @@ def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1):
                                cfg.seed, cfg.augment)
     from neural_render.train.data_replay import ReplayClips
 
-    return ReplayClips(cfg.data_path, width, height, cfg.schedule.max_len, cfg.seed, cfg.augment, rank, world_size)
+    return ReplayClips(cfg.data_path, width, height, cfg.schedule.max_len, cfg.seed, cfg.augment, rank, world_size,
+                       start_step, cfg.batch)
 
 
 def _worker_init(_worker_id: int) -> None:
@@ -56,7 +57,7 @@ def _worker_init(_worker_id: int) -> None:
 
 
 def build_loader(cfg: TrainConfig, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:
-    dataset = build_dataset(cfg, rank, world_size)
+    dataset = build_dataset(cfg, rank, world_size, start_step)
     extra = dict(num_workers=cfg.workers, pin_memory=cfg.device.startswith("cuda"))
     if cfg.workers > 0:
         # spawn, not fork: the parent has already run torch's OpenMP pool, and a forked child that then

@@ -5,6 +5,9 @@ are skipped with a printed reason; if none is left, a ValueError says how to rec
 Sessions are read sequentially (``ReplaySource.step``), so this is an IterableDataset: each worker
 (and each DDP rank) walks its own share of the sessions, in a loop, and cuts them into consecutive
 non-overlapping clips; a recording cut (respawn) ends a clip early so no clip spans a camera jump.
+A resumed run (``start_step``) skips the clips each worker gave before that step, and each clip's
+augmentation is seeded by its number, so a resume trains on the clips an uninterrupted run would have
+(it used to start again from the first clip of every session).
 """
 
 from __future__ import annotations
@@ -61,23 +64,33 @@ def sessions_with_rgb(paths: list[Path]) -> list[Path]:
 class ReplayClips(IterableDataset):
     def __init__(
         self, root: str | Path, width: int, height: int, length: int, base_seed: int, augment: AugmentConfig,
-        rank: int = 0, world_size: int = 1,
+        rank: int = 0, world_size: int = 1, start_step: int = 0, batch: int = 1,
     ) -> None:
         self.sessions = sessions_with_rgb(find_sessions(root))
         self.width, self.height, self.length = width, height, length
         self.base_seed, self.augment = base_seed, augment
         self.rank, self.world_size = rank, world_size
+        self.start_step, self.batch = start_step, batch
 
     def __iter__(self):
-        from carla_bridge.session import ReplaySource, SessionEnded
-
         info = get_worker_info()
         if info is not None:
             torch.set_num_threads(1)
         workers, worker = (info.num_workers, info.id) if info else (1, 0)
-        slot, slots = self.rank * workers + worker, self.world_size * workers
+        # The DataLoader takes step s's batch from worker s % workers, and a resumed loader starts at
+        # worker 0: worker w plays the part of worker (w + start_step) % workers of the first run.
+        role = (worker + self.start_step) % workers
+        slot, slots = self.rank * workers + role, self.world_size * workers
         mine = [p for i, p in enumerate(self.sessions) if i % slots == slot % len(self.sessions)] or self.sessions
-        rng = np.random.default_rng(mix(self.base_seed, slot, 2))
+        skip = max(0, -(-(self.start_step - role) // workers)) * self.batch  # clips of the steps before
+        for number, clip in enumerate(self._clips(mine)):
+            if number >= skip:
+                yield self._finish(clip, np.random.default_rng(mix(self.base_seed, slot, 2, number)))
+
+    def _clips(self, mine: list[Path]):
+        """The frame lists of consecutive clips of ``mine``, looping over the sessions forever."""
+        from carla_bridge.session import ReplaySource, SessionEnded
+
         while True:
             for path in mine:
                 with ReplaySource(path) as source:
@@ -93,7 +106,7 @@ class ReplayClips(IterableDataset):
                             continue
                         frames.append(frame)
                         if len(frames) == self.length:
-                            yield self._finish(frames, rng)
+                            yield frames
                             frames = []
 
     def _finish(self, frames: list, rng: np.random.Generator) -> Clip:
