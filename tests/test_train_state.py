@@ -1,6 +1,7 @@
 """The resumable training state (neural_render/train/state.py): a save interrupted between its file
 renames, and a resume whose command line disagrees with the run it continues."""
 
+import json
 import shutil
 
 import pytest
@@ -48,3 +49,12 @@ def test_resume_with_another_size_batch_or_seed_is_refused_before_any_step(tmp_p
 def test_resume_may_change_length_workers_and_learning_rate(tmp_path):
     train(_cfg(1), tmp_path, show_progress=False)
     assert train(_cfg(2, lr_g=1e-4, workers=0, time_limit_min=5.0), tmp_path, resume=True, show_progress=False).step == 2
+
+
+def test_steps_logged_after_the_last_checkpoint_are_not_logged_twice_by_a_resume(tmp_path):
+    train(_cfg(2), tmp_path, show_progress=False)
+    with (tmp_path / "log.jsonl").open("a") as log:  # as if killed at step 4, after logging 3 and 4
+        log.write('{"step": 3, "loss_g": 1.0}\n{"step": 4, "loss_g": 1.0}\n')
+    train(_cfg(4), tmp_path, resume=True, show_progress=False)
+    logged = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert logged == [1, 2, 3, 4]

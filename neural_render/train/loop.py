@@ -18,7 +18,7 @@ from neural_render.train.data import build_loader
 from neural_render.train.ddp import DistInfo, any_rank, cleanup, init_distributed
 from neural_render.train.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
-from neural_render.train.run_folder import clear_previous_run, refuse_previous_run
+from neural_render.train.run_folder import clear_previous_run, refuse_previous_run, trim_log
 from neural_render.train.state import has_state, load_state, save_state
 from neural_render.train.trainer import Trainer
 from neural_render.writable import folder_write_problem
@@ -104,6 +104,10 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: D
             raise TrainSetupError(f"--out {out}: {problem}; pass another folder")
         try:
             removed = clear_previous_run(out) if overwrite else []
+            dropped = trim_log(out, trainer.step) if resume else 0
+            if dropped:
+                print(f"[train] --resume: dropped {dropped} log.jsonl records after step {trainer.step} "
+                      f"(steps after the last checkpoint, trained again now)", flush=True)
             if removed:
                 print(f"[train] --overwrite: removed the earlier run's {len(removed)} files from {out}", flush=True)
             cfg.save(out / "config.json")

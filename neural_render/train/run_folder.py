@@ -8,6 +8,8 @@ removes the run's own files (and only those: anything else a user keeps there st
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 from neural_render.checkpoint import RUN_WEIGHTS_FILE
@@ -51,3 +53,19 @@ def clear_previous_run(out: str | Path) -> list[Path]:
     for path in removed:
         path.unlink()
     return removed
+
+
+def trim_log(out: str | Path, step: int) -> int:
+    """Drop the log.jsonl records after ``step`` (the checkpoint a resume continues from); returns how
+    many. A run killed after its last checkpoint logged steps whose weights were lost: the resume trains
+    them again, and keeping the old records would log those steps twice."""
+    path = Path(out) / "log.jsonl"
+    if not path.is_file():
+        return 0
+    lines = path.read_text().splitlines(keepends=True)
+    keep = [line for line in lines if not line.strip() or json.loads(line).get("step", 0) <= step]
+    if len(keep) < len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(keep))
+        os.replace(tmp, path)  # a kill here leaves the old log whole, never half of it
+    return len(lines) - len(keep)
