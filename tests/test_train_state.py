@@ -58,3 +58,11 @@ def test_steps_logged_after_the_last_checkpoint_are_not_logged_twice_by_a_resume
     train(_cfg(4), tmp_path, resume=True, show_progress=False)
     logged = [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert logged == [1, 2, 3, 4]
+
+
+def test_the_summary_names_the_weights_the_evaluate_command_and_an_unfinished_run(tmp_path, capsys):
+    cfg = _cfg(50, time_limit_min=1e-9)  # stops after the first step
+    train(cfg, tmp_path, show_progress=False)
+    out = capsys.readouterr().out
+    assert str(tmp_path / "generator.safetensors") in out and f"neural_render.evaluate --model {tmp_path}" in out
+    assert "stopped before --steps 50" in out and "--resume" in out

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from carla_bridge.labels import colorize
+from neural_render.checkpoint import RUN_WEIGHTS_FILE
 from neural_render.train.config import TrainConfig
 from neural_render.train.data import build_loader
 from neural_render.train.ddp import DistInfo, any_rank, cleanup, init_distributed
@@ -74,6 +75,14 @@ def sample_strip(trainer: Trainer, batch, path: Path, frames: int = 4) -> Path:
         target = batch["rgb"][0, t].permute(1, 2, 0).numpy()
         rows.append(np.concatenate([colorize(batch["labels"][0, t].numpy()), image, target], 1))
     return write_png(path, np.concatenate(rows, 0))
+
+
+def _where(out: Path, step: int, steps: int) -> str:
+    """Where the weights are and the next command: a stopped run has to say it is unfinished."""
+    text = f"weights (step {step}): {out / RUN_WEIGHTS_FILE}; evaluate: python -m neural_render.evaluate --model {out}"
+    if step < steps:
+        text += f"; stopped before --steps {steps}: add --resume to the same command to continue"
+    return text
 
 
 class TrainSetupError(ValueError):
@@ -191,6 +200,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
                       f"({cfg.preset} preset, {cfg.res[0]}x{cfg.res[1]}, batch {cfg.batch} x {dist.world_size} ranks)")
             else:  # --steps 0, a resume already at --steps, or a stop within the untimed warm-up steps
                 print(f"[train] no throughput: no step was timed (at step {trainer.step})")
+            print(f"[train] {_where(out, trainer.step, cfg.steps)}", flush=True)
             print(json.dumps(summary), flush=True)
     finally:
         progress.close()
