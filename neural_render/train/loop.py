@@ -19,7 +19,8 @@ from neural_render.train.data import build_loader
 from neural_render.train.ddp import DistInfo, any_rank, cleanup, init_distributed
 from neural_render.train.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
-from neural_render.train.run_folder import clear_previous_run, refuse_previous_run, trim_log
+from neural_render.train.resume_check import describe_changes
+from neural_render.train.run_folder import clear_previous_run, record_resume_changes, refuse_previous_run, trim_log
 from neural_render.train.state import has_state, load_state, save_state
 from neural_render.train.trainer import Trainer
 from neural_render.writable import folder_write_problem
@@ -117,6 +118,11 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: D
             if dropped:
                 print(f"[train] --resume: dropped {dropped} log.jsonl records after step {trainer.step} "
                       f"(steps after the last checkpoint, trained again now)", flush=True)
+            changes = getattr(trainer, "resume_changes", None) if resume else None
+            if changes:
+                record_resume_changes(out, trainer.step, changes)
+                print(f"[train] --resume: continuing step {trainer.step} with {describe_changes(changes)} "
+                      f"(recorded in log.jsonl)", flush=True)
             if removed:
                 print(f"[train] --overwrite: removed the earlier run's {len(removed)} files from {out}", flush=True)
             cfg.save(out / "config.json")

@@ -1,9 +1,12 @@
-"""Which settings a --resume may change, and a one-line error for those it may not.
+"""What a --resume changes about a run, said and recorded rather than done silently.
 
-A resume with another --res, --batch or --seed used to continue silently and overwrite config.json:
-the run then mixed two sizes, or (batch, seed) replayed other clips than an uninterrupted run would,
-and its folder no longer said how its weights were trained. Settings that only say how long, where or
-how fast to train may change; a new --lr / --lr-decay-steps is a deliberate schedule change.
+A resume with another --res, --batch or --seed used to continue without a word and overwrite
+config.json, so the run's folder no longer said how its weights were trained. Such changes are often
+deliberate: vid2vid (Wang et al. 2018) grows the clip length (--seq-len) and the resolution during
+training, and a run moved from a CPU to a GPU takes a bigger --batch. So they are allowed, printed in
+one line and written to log.jsonl as a ``resume`` record (config.json holds the newest settings; the
+log holds the history). Only a change of network or losses (--preset, --recipe) cannot continue a run:
+load_state refuses those, naming the flag.
 """
 
 from __future__ import annotations
@@ -13,25 +16,35 @@ from typing import Any
 
 from neural_render.train.config import TrainConfig
 
-MAY_CHANGE = {"steps", "device", "workers", "amp", "data_path", "sample_every", "ckpt_every", "log_every",
-              "time_limit_min", "lr_g", "lr_d", "lr_decay_steps"}
-# How a user sets each field on the command line (the rest have no flag: another --preset or --recipe).
+# How long, where and how fast to train: not worth a record.
+QUIET = {"steps", "device", "workers", "amp", "data_path", "sample_every", "ckpt_every", "log_every",
+         "time_limit_min"}
+# How a user sets each field on the command line (the rest have no flag of their own).
 FLAGS = {"res": "--res", "batch": "--batch", "seed": "--seed", "data": "--data", "weather": "--weather",
          "schedule": "--seq-len", "vgg_weights": "--vgg-weights", "weights": "--gan-weight/--vgg-weights",
-         "recipe": "--recipe", "preset": "--preset"}
+         "lr_g": "--lr", "lr_d": "--lr", "lr_decay_steps": "--lr-decay-steps", "recipe": "--recipe",
+         "preset": "--preset"}
 
 
 def _show(name: str, value: Any) -> str:
     if name == "res":
         return f"{value[0]}x{value[1]}"
+    if name == "schedule" and isinstance(value, dict) and set(value) == {"min_len", "max_len", "double_every"}:
+        return str(value["max_len"])  # what --seq-len sets
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
-def resume_mismatch(saved: dict[str, Any], cfg: TrainConfig) -> str | None:
-    """None when ``cfg`` may continue a run saved with config ``saved``, else what differs and the fix."""
+def resume_changes(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, list[str]]:
+    """{field: [saved value, new value]} for the settings ``cfg`` changes from the run saved with config
+    ``saved`` (values as text), leaving out the quiet ones."""
     now = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as they were saved
-    differ = [k for k in now if k not in MAY_CHANGE and k in saved and saved[k] != now[k]]
-    if not differ:
-        return None
-    was = ", ".join(f"{FLAGS.get(k, k)} {_show(k, saved[k])} (now {_show(k, now[k])})" for k in differ)
-    return (f"it was trained with {was}; pass the saved values to continue it, or train into another --out")
+    return {k: [_show(k, saved[k]), _show(k, now[k])] for k in now
+            if k not in QUIET and k in saved and saved[k] != now[k]}
+
+
+def describe_changes(changes: dict[str, list[str]]) -> str:
+    """'--res 64x32 -> 96x48, --batch 1 -> 2' (one flag once: --lr sets two fields)."""
+    seen: dict[str, str] = {}
+    for name, (was, now) in changes.items():
+        seen.setdefault(FLAGS.get(name, name), f"{FLAGS.get(name, name)} {was} -> {now}")
+    return ", ".join(seen.values())

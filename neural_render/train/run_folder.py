@@ -69,3 +69,10 @@ def trim_log(out: str | Path, step: int) -> int:
         tmp.write_text("".join(keep))
         os.replace(tmp, path)  # a kill here leaves the old log whole, never half of it
     return len(lines) - len(keep)
+
+
+def record_resume_changes(out: str | Path, step: int, changes: dict[str, list[str]]) -> None:
+    """Append a ``resume`` record to log.jsonl: from ``step`` on, the run trains with these changed
+    settings ({field: [before, after]}); config.json holds only the newest."""
+    with (Path(out) / "log.jsonl").open("a") as log:
+        log.write(json.dumps({"step": step, "event": "resume", "changed": changes}) + "\n")

@@ -22,7 +22,7 @@ import torch
 
 from neural_render.checkpoint import RUN_WEIGHTS_FILE, save_generator
 from neural_render.file_mode import replace_with_default_mode
-from neural_render.train.resume_check import resume_mismatch
+from neural_render.train.resume_check import resume_changes
 
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 STATE_META_KEY = "train_state"  # the JSON inside the tensors file's metadata
@@ -112,9 +112,13 @@ def load_state(trainer, out_dir: str | Path) -> int:
     saved_preset = info["config"].get("preset")
     if saved_preset != trainer.cfg.preset:
         raise ValueError(f"--resume: {out} holds a '{saved_preset}' run, not --preset {trainer.cfg.preset}")
-    mismatch = resume_mismatch(info["config"], trainer.cfg)  # before config.json is rewritten
-    if mismatch:
-        raise ValueError(f"--resume: {out}: {mismatch}")
+    saved_recipe = info["config"].get("recipe")
+    if saved_recipe is not None and saved_recipe != trainer.cfg.recipe:
+        raise ValueError(f"--resume: {out} holds a '{saved_recipe}' run (other losses and discriminators), "
+                         f"not --recipe {trainer.cfg.recipe}: pass --recipe {saved_recipe}, or another --out")
+    # Deliberate changes (a longer --seq-len, a bigger --batch on a GPU) are kept for the caller to say
+    # and record, before config.json is rewritten with the new settings.
+    trainer.resume_changes = resume_changes(info["config"], trainer.cfg)
     for name, module in (("G", trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
         if module is None:
             continue
