@@ -132,6 +132,7 @@ def test_a_folder_that_holds_a_run_is_kept_until_resume_or_overwrite(tmp_path, c
     cfg.sample_every = 1
     train(cfg, out, show_progress=False)
     (out / "notes.txt").write_text("the user's own file")
+    (out / "train_state.safetensors.tmp4242").write_bytes(b"half a save")  # a kill during a save leaves it
     assert len(list((out / "samples").glob("*.png"))) == 2
     before = {name: (out / name).read_bytes() for name in ("generator.safetensors", "log.jsonl", "train_state.json")}
     capsys.readouterr()
@@ -145,6 +146,7 @@ def test_a_folder_that_holds_a_run_is_kept_until_resume_or_overwrite(tmp_path, c
     assert [record["step"] for record in logs] == [1]  # the old run's steps are gone, not mixed in
     assert json.loads((out / "train_state.json").read_text())["step"] == 1
     assert not list((out / "samples").glob("*.png")) and (out / "notes.txt").read_text() == "the user's own file"
+    assert not (out / "train_state.safetensors.tmp4242").exists()
 
 
 def test_resume_and_overwrite_exclude_each_other_and_resume_needs_a_state(tmp_path, capsys):

@@ -19,7 +19,9 @@ from neural_render.train.state import STATE_JSON, STATE_TENSORS
 # checkpoint leaves only the log, and a new run would append to it).
 RUN_EVIDENCE = (RUN_WEIGHTS_FILE, STATE_TENSORS, STATE_JSON, "log.jsonl")
 # Everything a run writes, as globs relative to --out (loop.py: config.json, samples/, tb/).
-RUN_OUTPUTS = (*RUN_EVIDENCE, "config.json", "samples/step_*.png", "tb/events.out.tfevents.*")
+# A kill during a save leaves the half-written temporary of an atomic write (NAME.tmpPID, log.jsonl.tmp).
+RUN_OUTPUTS = (*RUN_EVIDENCE, *(f"{name}.tmp*" for name in RUN_EVIDENCE), "config.json", "samples/step_*.png",
+               "tb/events.out.tfevents.*")
 
 
 def previous_run_files(out: str | Path) -> list[str]:
