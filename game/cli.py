@@ -15,9 +15,9 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from carla_bridge import arg_types
 from carla_bridge.frames import parse_resolution
 from game.bindings import bindings_text
+from neural_render import arg_types
 
 SOURCES = ("auto", "procedural", "carla", "replay")
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "all")

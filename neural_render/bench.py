@@ -21,7 +21,7 @@ import types
 import numpy as np
 import torch
 
-from carla_bridge import arg_types
+from neural_render import arg_types
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
 from neural_render.runtime.common import parse_size, precision_note
 from neural_render.runtime.select import resolve_backend

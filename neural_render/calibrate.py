@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from carla_bridge import arg_types
 from carla_bridge.numba_threads import prefer_one_numba_thread
+from neural_render import arg_types
 from neural_render.model import MASK_LOGIT, Vid2VidGenerator
 from neural_render.strict_json import finite_or_null, json_line
 from neural_render.writable import file_write_problem

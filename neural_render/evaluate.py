@@ -20,8 +20,8 @@ import sys
 import numpy as np
 import torch
 
-from carla_bridge import arg_types
 from carla_bridge.numba_threads import prefer_one_numba_thread
+from neural_render import arg_types
 from neural_render.figure_output import figure_problem
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
 from neural_render.strict_json import json_line

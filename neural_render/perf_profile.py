@@ -18,6 +18,7 @@ import sys
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from neural_render import arg_types
 from neural_render.bench import random_frames
 from neural_render.model import PRESETS, build_generator
 from neural_render.runtime import Renderer
@@ -78,11 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"])
     ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE")
-    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--frames", type=arg_types.positive_int, default=20)
     ap.add_argument("--top", type=int, default=15)
     args = ap.parse_args(argv)
-    if args.frames < 1:
-        ap.error(f"--frames must be >= 1, got {args.frames}")
     report = profile_renderer(args.preset, args.res, args.device, args.precision, args.compile, args.frames,
                               top=args.top)
     print_profile(report)

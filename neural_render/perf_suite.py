@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from carla_bridge import arg_types
+from neural_render import arg_types
 from neural_render.bench import bench_path, print_table
 from neural_render.model import PRESETS
 from neural_render.perf_profile import print_profile, profile_renderer
@@ -118,14 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS), help="generator preset (sizes)")
     ap.add_argument("--res", nargs="+", default=["1024x512", "2048x1024"], help="first: every path; rest: the fast ones")
     ap.add_argument("--device", type=arg_types.device, default=None, help="default: cuda when present, else cpu")
-    ap.add_argument("--frames", type=int, default=300, help="timed frames per path")
+    ap.add_argument("--frames", type=arg_types.positive_int, default=300, help="timed frames per path")
     ap.add_argument("--model", default=None, help="weights (default: random init of --preset; speed does not depend on weights)")
     ap.add_argument("--budget-s", type=float, default=300.0, help="skip the remaining paths after this many seconds")
     ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the closing torch.profiler step")
     ap.add_argument("--out", required=True, type=Path, help="the JSON report, rewritten after every path")
     args = ap.parse_args(argv)
-    if args.frames < 1:
-        ap.error(f"--frames must be >= 1, got {args.frames}")
     problem = file_write_problem(args.out)  # now, not after minutes of measuring (os.access: yes to root)
     if problem:
         print(f"error: --out {args.out}: {problem}; pass another path", file=sys.stderr)

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from carla_bridge import arg_types
 from carla_bridge.frames import Control, parse_resolution
+from neural_render import arg_types
 from neural_render.figure_output import figure_problem, write_atomic
 
 STRIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what imageio writes here without extra options

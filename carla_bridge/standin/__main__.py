@@ -11,8 +11,8 @@ import logging
 import signal
 import sys
 
-from carla_bridge import arg_types
 from carla_bridge.frames import parse_resolution
+from neural_render import arg_types
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

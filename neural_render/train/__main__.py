@@ -11,7 +11,7 @@ import sys
 
 from carla_bridge.frames import parse_resolution
 from carla_bridge.numba_threads import prefer_one_numba_thread
-from carla_bridge import arg_types
+from neural_render import arg_types
 from neural_render.train.config import PRESET_DEFAULTS, RECIPES, TrainConfig, resolve
 
 

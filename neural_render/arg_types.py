@@ -1,5 +1,8 @@
 """argparse value types and help layout shared by every command line (launch.py, carla_bridge and
-neural_render tools).
+neural_render tools). Standard library only, like writable.py and figure_output.py beside it: the
+command lines of carla_bridge (procedural, standin) import these leaves of neural_render, so that no
+part of neural_render has to import carla_bridge for its plumbing (its model, export and runtime parts
+must not, DESIGN.md).
 
 A QA pass found the tools disagreeing: launch.py rejected `--seed -1` and `--device tpu` naming the flag,
 while `carla_bridge.procedural --seed -3` died in a numpy traceback after building the town and
