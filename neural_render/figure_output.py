@@ -3,18 +3,15 @@
 A QA pass found `evaluate --strip /proc/strip.png` fail after the whole evaluation, losing its table
 and JSON; a folder given as --strip left a stray ``<folder>.tmp`` file; `procedural --strip out` (no
 extension) failed after rendering and left a 0-byte ``out``. Both tools that write a strip check it
-here up front and write through ``write_atomic``. A strip that already exists is refused unless
---overwrite, as launch.py does for --screenshot: a strip is the figure of a README or model card, and
-replacing it silently would change a published picture.
+here up front and write through ``file_mode.write_atomic``. A strip that already exists is refused
+unless --overwrite, as launch.py does for --screenshot: a strip is the figure of a README or model
+card, and replacing it silently would change a published picture.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-from neural_render.file_mode import replace_with_default_mode
 from neural_render.writable import file_write_problem
 
 
@@ -33,19 +30,3 @@ def figure_problem(flag: str, path: str | Path, suffixes: tuple[str, ...], overw
     if path.exists() and not overwrite:
         return f"{flag} {path}: already exists (a previous figure); pass --overwrite to replace it, or another path"
     return None
-
-
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, renamed at the end: a
-    reader never sees half a file, and a failure leaves neither a partial file nor the temporary one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        replace_with_default_mode(tmp, path)  # not mkstemp's 0600: the figure is for others to see
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

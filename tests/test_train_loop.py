@@ -133,6 +133,7 @@ def test_a_folder_that_holds_a_run_is_kept_until_resume_or_overwrite(tmp_path, c
     train(cfg, out, show_progress=False)
     (out / "notes.txt").write_text("the user's own file")
     (out / "train_state.safetensors.tmp4242").write_bytes(b"half a save")  # a kill during a save leaves it
+    (out / ".log.jsonl.x1y2.tmp").write_bytes(b"half a log")  # ... or during a resume's log trim
     assert len(list((out / "samples").glob("*.png"))) == 2
     before = {name: (out / name).read_bytes() for name in ("generator.safetensors", "log.jsonl", "train_state.json")}
     capsys.readouterr()
@@ -146,7 +147,7 @@ def test_a_folder_that_holds_a_run_is_kept_until_resume_or_overwrite(tmp_path, c
     assert [record["step"] for record in logs] == [1]  # the old run's steps are gone, not mixed in
     assert json.loads((out / "train_state.json").read_text())["step"] == 1
     assert not list((out / "samples").glob("*.png")) and (out / "notes.txt").read_text() == "the user's own file"
-    assert not (out / "train_state.safetensors.tmp4242").exists()
+    assert not (out / "train_state.safetensors.tmp4242").exists() and not (out / ".log.jsonl.x1y2.tmp").exists()
 
 
 def test_resume_and_overwrite_exclude_each_other_and_resume_needs_a_state(tmp_path, capsys):

@@ -16,7 +16,8 @@ import numpy as np
 
 from carla_bridge.frames import Control, parse_resolution
 from neural_render import arg_types
-from neural_render.figure_output import figure_problem, write_atomic
+from neural_render.figure_output import figure_problem
+from neural_render.file_mode import write_atomic
 
 STRIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what imageio writes here without extra options
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neural_render.figure_output import write_atomic
+from neural_render.file_mode import write_atomic
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -9,19 +9,20 @@ removes the run's own files (and only those: anything else a user keeps there st
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from neural_render.checkpoint import RUN_WEIGHTS_FILE
+from neural_render.file_mode import write_atomic
 from neural_render.train.state import STATE_JSON, STATE_TENSORS
 
 # Evidence of an earlier run: its weights, its resumable state, its log (a run killed before its first
 # checkpoint leaves only the log, and a new run would append to it).
 RUN_EVIDENCE = (RUN_WEIGHTS_FILE, STATE_TENSORS, STATE_JSON, "log.jsonl")
 # Everything a run writes, as globs relative to --out (loop.py: config.json, samples/, tb/).
-# A kill during a save leaves the half-written temporary of an atomic write (NAME.tmpPID, log.jsonl.tmp).
-RUN_OUTPUTS = (*RUN_EVIDENCE, *(f"{name}.tmp*" for name in RUN_EVIDENCE), "config.json", "samples/step_*.png",
-               "tb/events.out.tfevents.*")
+# A kill during a save leaves the half-written temporary of an atomic write: NAME.tmpPID (checkpoints,
+# training state) or .NAME.*.tmp (file_mode.write_atomic: the trimmed log.jsonl).
+RUN_OUTPUTS = (*RUN_EVIDENCE, *(f"{name}.tmp*" for name in RUN_EVIDENCE), *(f".{name}.*.tmp" for name in RUN_EVIDENCE),
+               "config.json", "samples/step_*.png", "tb/events.out.tfevents.*")
 
 
 def previous_run_files(out: str | Path) -> list[str]:
@@ -67,9 +68,7 @@ def trim_log(out: str | Path, step: int) -> int:
     lines = path.read_text().splitlines(keepends=True)
     keep = [line for line in lines if not line.strip() or json.loads(line).get("step", 0) <= step]
     if len(keep) < len(lines):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(keep))
-        os.replace(tmp, path)  # a kill here leaves the old log whole, never half of it
+        write_atomic(path, "".join(keep).encode())  # a kill here leaves the old log whole, never half of it
     return len(lines) - len(keep)
 
 

@@ -81,9 +81,9 @@ class Trainer:
         cfg, w = self.cfg, self.cfg.weights
         d = self._to_device(batch)
         b, t_len = d["labels"].shape[:2]
+        self._set_learning_rates()
         # Flow dropout: some clips hide the engine flow from the generator (as CARLA without the flow
         # camera, or Cityscapes) so the flow branch learns to predict it; the losses still see it.
-        self._set_learning_rates()
         g = torch.Generator().manual_seed(mix(cfg.seed, self.step, self.dist.rank, 7))
         keep = (torch.rand(b, generator=g) >= cfg.flow_dropout).float().to(self.device)
         self.G.train()
