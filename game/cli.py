@@ -1,10 +1,10 @@
 """Command line of launch.py: flags, their checks, and the resolved GameConfig.
 
 Flag names follow CARLA's PythonAPI/examples/manual_control.py where they overlap (--host, -p/--port,
---res, --sync, -a/--autopilot, --filter, --generation, --rolename, --gamma, -s/--seed, -v/--verbose). One difference: there --res is the
-window size; here it is the render size (the network's cost), and --window sizes the window. A bad
-value is a one-line argparse error that names the flag. Nothing heavy is imported here, so `--help`
-answers at once.
+--res, --sync, -a/--autopilot, --filter, --generation, --rolename, --gamma, -s/--seed, -v/--verbose).
+One difference: there --res is the window size; here it is the render size (the network's cost), and
+--window sizes the window. A bad value is a one-line argparse error that names the flag. Nothing heavy
+is imported here, so `--help` answers at once.
 """
 
 from __future__ import annotations
