@@ -236,3 +236,21 @@ def test_zero_steps_reports_no_throughput_rather_than_zero(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "no step was timed (at step 0)" in printed and "0.0 frames/s" not in printed
     assert json.loads(printed.strip().splitlines()[-1])["frames_timed"] == 0
+
+
+@pytest.mark.parametrize("value, needle", [("warp", "expected NAME=WEIGHT"), ("blur=1", "expected NAME=WEIGHT"),
+                                           ("warp=much", "must be a number"), ("warp=-1", ">= 0"),
+                                           ("warp=nan", ">= 0")])
+def test_loss_weight_takes_a_known_loss_and_a_finite_weight(tmp_path, capsys, value, needle):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--preset", "tiny", "--out", str(tmp_path / "run"), "--loss-weight", value])
+    assert exit_info.value.code == 2 and needle in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_loss_weight_overrides_the_recipe_and_is_saved(tmp_path):
+    out = tmp_path / "run"
+    assert train_main(["--preset", "tiny", "--steps", "1", "--out", str(out), "--no-progress", "--sample-every", "0",
+                       "--loss-weight", "warp=7.5", "--loss-weight", "mask=0"]) == 0
+    weights = json.loads((out / "config.json").read_text())["weights"]
+    assert weights["warp"] == 7.5 and weights["mask"] == 0 and weights["l1"] == 10.0  # the rest: the recipe's

@@ -32,8 +32,10 @@ def test_a_kill_between_the_renames_never_pairs_new_weights_with_an_old_step(tmp
 
 @pytest.mark.parametrize("extra, said", [(["--res", "96x48"], "--res 64x32 -> 96x48"),
                                          (["--batch", "2"], "--batch 1 -> 2"),
-                                         (["--seq-len", "4"], "--seq-len 3 -> 4")])
-def test_resume_with_another_size_batch_or_clip_length_is_said_and_recorded(tmp_path, capsys, extra, said):
+                                         (["--seq-len", "4"], "--seq-len 3 -> 4"),
+                                         (["--loss-weight", "warp=10", "--loss-weight", "mask=2.5"],
+                                          "--loss-weight mask=10 warp=3 -> mask=2.5 warp=10")])
+def test_resume_with_another_size_batch_clip_length_or_loss_weight_is_said_and_recorded(tmp_path, capsys, extra, said):
     # Deliberate (vid2vid grows clips and resolution; a GPU takes a bigger batch), so allowed; but it
     # used to happen without a word, and config.json then no longer said how the weights were trained.
     from neural_render.train.__main__ import main

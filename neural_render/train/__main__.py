@@ -7,17 +7,36 @@ Several GPUs or machines: the same command under torchrun, e.g.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from dataclasses import fields
 
 from carla_bridge.frames import parse_resolution
 from carla_bridge.numba_threads import prefer_one_numba_thread
 from neural_render import arg_types
-from neural_render.train.config import PRESET_DEFAULTS, RECIPES, TrainConfig, resolve
+from neural_render.train.config import PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, resolve
+
+LOSS_NAMES = tuple(f.name for f in fields(LossWeights))
 
 
 def _per_preset(show) -> str:
     """A default that depends on --preset, spelled out for --help: 'default per preset: tiny 1, cpu 2, ...'."""
     return "default per preset: " + ", ".join(f"{name} {show(values)}" for name, values in PRESET_DEFAULTS.items())
+
+
+def loss_weight(text: str) -> tuple[str, float]:
+    """argparse type of --loss-weight: 'warp=10' -> ('warp', 10.0), a known loss and a finite weight >= 0."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or name not in LOSS_NAMES:
+        raise argparse.ArgumentTypeError(f"expected NAME=WEIGHT with NAME one of {', '.join(LOSS_NAMES)}, got {text!r}")
+    try:
+        weight = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the weight of {name} must be a number, got {value!r}") from None
+    if not (math.isfinite(weight) and weight >= 0):
+        raise argparse.ArgumentTypeError(f"the weight of {name} must be a finite number >= 0, got {value!r}")
+    return name, weight
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decay the learning rate linearly to zero over the last N of --steps (default 0: constant)")
     p.add_argument("--gan-weight", type=float, help="override the image GAN weight of the recipe (default per "
                    "recipe: " + ", ".join(f"{name} {recipe['weights'].gan:g}" for name, recipe in RECIPES.items()) + ")")
+    p.add_argument("--loss-weight", type=loss_weight, action="append", metavar="NAME=WEIGHT",
+                   help="override one loss weight of the recipe, repeatable, e.g. --loss-weight warp=10 "
+                        f"(names: {', '.join(LOSS_NAMES)}; the recipes are in neural_render/train/config.py)")
     p.add_argument("--seq-len", type=int, help="maximum clip length (progressive growth ends here; "
                    + _per_preset(lambda v: v["schedule"].max_len) + ")")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"],
@@ -84,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve(args.preset, args.recipe, **overrides)
         if args.gan_weight is not None:
             cfg.weights.gan = args.gan_weight
+        for name, weight in args.loss_weight or []:  # after --gan-weight: the more specific flag wins
+            setattr(cfg.weights, name, weight)
         if args.vgg_weights:
             cfg.weights.vgg = cfg.weights.vgg or 10.0  # imaginaire's perceptual weight
         if args.seq_len is not None:

@@ -21,7 +21,7 @@ QUIET = {"steps", "device", "workers", "amp", "data_path", "sample_every", "ckpt
          "time_limit_min"}
 # How a user sets each field on the command line (the rest have no flag of their own).
 FLAGS = {"res": "--res", "batch": "--batch", "seed": "--seed", "data": "--data", "weather": "--weather",
-         "schedule": "--seq-len", "vgg_weights": "--vgg-weights", "weights": "--gan-weight/--vgg-weights",
+         "schedule": "--seq-len", "vgg_weights": "--vgg-weights", "weights": "--loss-weight",
          "lr_g": "--lr", "lr_d": "--lr", "lr_decay_steps": "--lr-decay-steps", "recipe": "--recipe",
          "preset": "--preset"}
 
@@ -34,12 +34,22 @@ def _show(name: str, value: Any) -> str:
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
 
 
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
 def resume_changes(saved: dict[str, Any], cfg: TrainConfig) -> dict[str, list[str]]:
     """{field: [saved value, new value]} for the settings ``cfg`` changes from the run saved with config
     ``saved`` (values as text), leaving out the quiet ones."""
     now = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as they were saved
-    return {k: [_show(k, saved[k]), _show(k, now[k])] for k in now
-            if k not in QUIET and k in saved and saved[k] != now[k]}
+    changes = {k: [_show(k, saved[k]), _show(k, now[k])] for k in now
+               if k not in QUIET and k in saved and saved[k] != now[k]}
+    if "weights" in changes and isinstance(saved["weights"], dict):
+        # Only the weights that moved, as --loss-weight spells them: 'warp=3 -> warp=10'.
+        moved = [k for k in now["weights"] if saved["weights"].get(k) != now["weights"][k]]
+        changes["weights"] = [" ".join(f"{k}={_number(saved['weights'].get(k))}" for k in moved),
+                              " ".join(f"{k}={_number(now['weights'][k])}" for k in moved)]
+    return changes
 
 
 def describe_changes(changes: dict[str, list[str]]) -> str:
