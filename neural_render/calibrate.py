@@ -10,8 +10,11 @@ weights and of the clip length, not a choice anybody made: on the shipped model,
 logit by -0.5 gained 0.45 dB PSNR for 6 % more warping error. This tool makes the choice explicit: it
 measures mask-logit offsets on the validation seeds (neither trained on nor reported,
 ``neural_render.train.splits``) and keeps the offset with the best PSNR whose warping error stays
-within ``--flicker-budget`` of the uncalibrated model's (default 10 %). A positive offset lowers the
-logit (trusts the history less), a negative one raises it.
+within ``--flicker-budget`` of the uncalibrated model's (default 10 %), or, with ``--max-warp-ratio R``,
+whose warping error is at most R x that of the same model frame by frame (the steadiness target of
+the shipped model is R = 0.5). A positive offset lowers the logit (trusts the history less), a negative
+one raises it. The frame-by-frame baseline is measured once on the same drives (it does not depend on
+the mask), and every point of the curve gets its ratio.
 
 The offset is folded into the bias of the flow branch's mask output, so the calibrated file is an
 ordinary checkpoint that every backend, the ONNX export and the game run unchanged. Its metadata
@@ -48,9 +51,19 @@ def with_mask_offset(model: Vid2VidGenerator, offset: float) -> Vid2VidGenerator
     return shifted
 
 
-def choose_offset(curve: list[dict], flicker_budget: float) -> dict:
+def choose_offset(curve: list[dict], flicker_budget: float, max_warp_ratio: float | None = None) -> dict:
     """The point of ``curve`` (one dict per offset, offset 0 among them) with the highest PSNR whose
-    warping error is at most (1 + flicker_budget) x that of offset 0."""
+    warping error is at most (1 + flicker_budget) x that of offset 0; with ``max_warp_ratio``, whose
+    ``warp_ratio`` (to the same model frame by frame) is at most that instead. ValueError when no point
+    of the curve is steady enough, naming the steadiest."""
+    if max_warp_ratio is not None:
+        steady = [point for point in curve if point["warp_ratio"] <= max_warp_ratio]
+        if not steady:
+            best = min(curve, key=lambda point: point["warp_ratio"])
+            raise ValueError(f"no offset reaches a warping-error ratio of {max_warp_ratio:g} or less (the steadiest, "
+                             f"{best['offset']:+g}, reaches {best['warp_ratio']:.3f}); measure lower offsets, which "
+                             f"trust the history more, e.g. --offsets {best['offset'] - 1:g},{best['offset'] - 0.5:g}")
+        return max(steady, key=lambda point: point["psnr"])
     base = next((point for point in curve if point["offset"] == 0.0), None)
     if base is None:
         raise ValueError("the calibration curve needs offset 0 (the model as trained) as its reference")
@@ -58,27 +71,32 @@ def choose_offset(curve: list[dict], flicker_budget: float) -> dict:
     return max((point for point in curve if point["warp_error"] <= limit), key=lambda point: point["psnr"])
 
 
-def calibrate(model: Vid2VidGenerator, width: int, height: int, frames: int, seeds: list[int],
-              offsets: tuple[float, ...] = DEFAULT_OFFSETS, flicker_budget: float = DEFAULT_FLICKER_BUDGET,
-              device: str = "cpu", show_progress: bool = True) -> tuple[float, list[dict]]:
-    """(chosen offset, curve): every offset measured on the drives of ``seeds`` (recurrent only: the
-    frame-by-frame baseline does not depend on the mask)."""
+def measure_curve(model: Vid2VidGenerator, width: int, height: int, frames: int, seeds: list[int],
+                  offsets: tuple[float, ...] = DEFAULT_OFFSETS, device: str = "cpu",
+                  show_progress: bool = True) -> tuple[float, list[dict]]:
+    """(frame-by-frame warping error, curve): offset 0 and every offset measured on the drives of
+    ``seeds``. The frame-by-frame baseline is measured once, with offset 0: without history the mask
+    weighs nothing, so it is the same at every offset."""
     from neural_render.evaluate import evaluate_model
 
-    curve = []
+    curve, framewise_error = [], math.nan
     for offset in sorted({0.0, *map(float, offsets)}):
+        first = not curve
         _, summary = evaluate_model(with_mask_offset(model, offset), width, height, frames, seeds, device,
-                                    show_progress=show_progress, framewise=False, desc=f"offset {offset:+g}")
-        curve.append({"offset": offset, **{key: summary[key] for key in CURVE_KEYS}})
-    return choose_offset(curve, flicker_budget)["offset"], curve
+                                    show_progress=show_progress, framewise=first, desc=f"offset {offset:+g}")
+        if first:
+            framewise_error = summary["warp_error_framewise"]
+        ratio = summary["warp_error"] / framewise_error if framewise_error > 0 else math.nan
+        curve.append({"offset": offset, **{key: summary[key] for key in CURVE_KEYS}, "warp_ratio": round(ratio, 4)})
+    return framewise_error, curve
 
 
 def format_curve(curve: list[dict], chosen: float) -> str:
-    lines = [f"{'offset':>7} {'psnr':>8} {'ssim':>7} {'warp_error':>11}", "-" * 36]
+    lines = [f"{'offset':>7} {'psnr':>8} {'ssim':>7} {'warp_error':>11} {'ratio':>6}", "-" * 43]
     for point in curve:
         mark = "  <- chosen" if point["offset"] == chosen else ""
         lines.append(f"{point['offset']:>+7.2f} {point['psnr']:>8.3f} {point['ssim']:>7.4f} "
-                     f"{point['warp_error']:>11.6f}{mark}")
+                     f"{point['warp_error']:>11.6f} {point['warp_ratio']:>6.3f}{mark}")
     return "\n".join(lines)
 
 
@@ -117,12 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offsets", type=_offsets, default=DEFAULT_OFFSETS,
                    help="mask-logit offsets to measure, comma-separated (0 is always added); "
                         f"default {','.join(f'{o:g}' for o in DEFAULT_OFFSETS)}")
-    p.add_argument("--flicker-budget", type=float, default=DEFAULT_FLICKER_BUDGET,
-                   help="the warping error may grow by this fraction over the uncalibrated model's (default 0.1)")
+    rule = p.add_mutually_exclusive_group()
+    rule.add_argument("--flicker-budget", type=float,
+                      help="keep the sharpest offset whose warping error grows by at most this fraction over the "
+                           f"uncalibrated model's (the rule unless --max-warp-ratio; default {DEFAULT_FLICKER_BUDGET:g})")
+    rule.add_argument("--max-warp-ratio", type=arg_types.positive_float,
+                      help="keep the sharpest offset whose warping error is at most this times the same model's "
+                           "frame by frame (the shipped model's target: 0.5)")
     args = p.parse_args(argv)
+    if args.flicker_budget is None and args.max_warp_ratio is None:
+        args.flicker_budget = DEFAULT_FLICKER_BUDGET
     try:
         width, height = apply_drive_options(args)
-        if args.flicker_budget < 0:
+        if args.flicker_budget is not None and args.flicker_budget < 0:
             raise ValueError(f"--flicker-budget must be >= 0, got {args.flicker_budget}")
         if args.out.exists() and not args.overwrite:
             raise ValueError(f"--out {args.out} already exists; pass --overwrite to replace it, or another path")
@@ -138,13 +163,24 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # CheckpointError included
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    chosen, curve = calibrate(model, width, height, args.frames, seeds, args.offsets, args.flicker_budget,
-                              args.device, not args.no_progress)
+    framewise_error, curve = measure_curve(model, width, height, args.frames, seeds, args.offsets, args.device,
+                                           not args.no_progress)
+    try:
+        chosen = choose_offset(curve, args.flicker_budget, args.max_warp_ratio)["offset"]
+    except ValueError as exc:  # no offset steady enough: the measured curve is still worth seeing
+        print(format_curve(curve, chosen=math.nan))
+        print(f"error: {exc}; nothing written", file=sys.stderr)
+        return 1
     print(format_curve(curve, chosen))
+    if args.max_warp_ratio is not None:
+        rule = {"max_warp_ratio": args.max_warp_ratio,
+                "rule": "highest validation PSNR whose warping error is at most max_warp_ratio x frame by frame's"}
+    else:
+        rule = {"flicker_budget": args.flicker_budget,
+                "rule": "highest validation PSNR whose warping error is within flicker_budget of offset 0's"}
     calibration = {"mask_logit_offset": chosen, "source": str(args.model), "split": "validation", "seeds": seeds,
-                   "frames": args.frames, "res": f"{width}x{height}", "flicker_budget": args.flicker_budget,
-                   "rule": "highest validation PSNR whose warping error is within flicker_budget of offset 0's",
-                   "curve": curve}
+                   "frames": args.frames, "res": f"{width}x{height}", **rule,
+                   "warp_error_framewise": framewise_error, "curve": curve}
     try:
         save_generator(with_mask_offset(model, chosen), args.out,
                        meta={**meta, "calibration": finite_or_null(calibration)})  # strict JSON readers too

@@ -29,8 +29,8 @@ def test_offset_lowers_the_mask_logit_and_nothing_else():
     assert torch.equal(model(*inputs).mask, before.mask)  # the model given in is left as it was
 
 
-def _point(offset, psnr, warp_error):
-    return {"offset": offset, "psnr": psnr, "warp_error": warp_error}
+def _point(offset, psnr, warp_error, warp_ratio=None):
+    return {"offset": offset, "psnr": psnr, "warp_error": warp_error, "warp_ratio": warp_ratio}
 
 
 def test_rule_takes_the_best_psnr_within_the_flicker_budget():
@@ -40,6 +40,15 @@ def test_rule_takes_the_best_psnr_within_the_flicker_budget():
     assert choose_offset(curve, 0.5)["offset"] == 2.0
     with pytest.raises(ValueError, match="offset 0"):
         choose_offset(curve[1:], 0.1)
+
+
+def test_ratio_rule_takes_the_best_psnr_steady_enough_and_names_the_steadiest_when_none_is():
+    curve = [_point(-1.0, 21.0, 0.8, 0.40), _point(0.0, 22.0, 1.0, 0.50), _point(1.0, 23.0, 1.2, 0.60)]
+    assert choose_offset(curve, 0.1, max_warp_ratio=0.5)["offset"] == 0.0  # at the limit counts
+    assert choose_offset(curve, 0.1, max_warp_ratio=0.45)["offset"] == -1.0
+    assert choose_offset(curve, 0.0, max_warp_ratio=0.7)["offset"] == 1.0  # the ratio rule, not the budget
+    with pytest.raises(ValueError, match=r"steadiest, -1, reaches 0.400.*--offsets -2,-1.5"):
+        choose_offset(curve, 0.1, max_warp_ratio=0.3)
 
 
 def test_validation_seeds_never_meet_the_test_seeds():
@@ -115,3 +124,22 @@ def test_cli_refuses_offsets_that_are_not_finite(checkpoint, tmp_path, capsys, o
     with pytest.raises(SystemExit) as exit_info:
         _run(checkpoint, tmp_path / "c.safetensors", "--offsets", offsets)
     assert exit_info.value.code == 2 and "offsets must be finite numbers" in capsys.readouterr().err
+
+
+def test_cli_ratio_rule_records_the_baseline_and_writes_nothing_when_unreachable(checkpoint, tmp_path, capsys):
+    out = tmp_path / "calibrated.safetensors"
+    assert _run(checkpoint, out, "--max-warp-ratio", "1000") == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["max_warp_ratio"] == 1000 and "flicker_budget" not in result
+    assert result["warp_error_framewise"] > 0 and result["chosen"]["warp_ratio"] <= 1000
+    curve = read_metadata(out)[1]["calibration"]["curve"]
+    assert all(p["warp_ratio"] == pytest.approx(p["warp_error"] / result["warp_error_framewise"], rel=1e-3)
+               for p in curve)
+    missing = tmp_path / "never.safetensors"
+    assert _run(checkpoint, missing, "--max-warp-ratio", "1e-9") == 1
+    captured = capsys.readouterr()
+    assert "no offset reaches a warping-error ratio of 1e-09" in captured.err and not missing.exists()
+    assert "ratio" in captured.out  # the measured curve is printed all the same
+    with pytest.raises(SystemExit):
+        _run(checkpoint, missing, "--max-warp-ratio", "0.5", "--flicker-budget", "0.1")
+    assert "not allowed with argument" in capsys.readouterr().err
