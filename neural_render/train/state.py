@@ -91,7 +91,7 @@ def has_state(out_dir: str | Path) -> bool:
     return (out / STATE_JSON).is_file() and (out / STATE_TENSORS).is_file()
 
 
-def _state_info(out: Path) -> dict[str, Any]:
+def read_state_info(out: Path) -> dict[str, Any]:
     """The JSON saved with the tensors (always their pair), else train_state.json (older checkpoints)."""
     from safetensors import safe_open
 
@@ -107,7 +107,7 @@ def load_state(trainer, out_dir: str | Path) -> int:
     out = Path(out_dir)
     if not has_state(out):
         raise FileNotFoundError(f"--resume: no {STATE_JSON} + {STATE_TENSORS} in {out}; start without --resume")
-    info = _state_info(out)
+    info = read_state_info(out)
     tensors = load_file(str(out / STATE_TENSORS), device="cpu")
     saved_preset = info["config"].get("preset")
     if saved_preset != trainer.cfg.preset:
