@@ -6,8 +6,8 @@ Each frame the generator blends ``y = m * warp(y_{t-1}) + (1 - m) * h`` (vid2vid
 eq. 4) with ``m = sigmoid(mask logit)``. Training settles ``m`` as a trade between the reconstruction
 terms (L1, SSIM: pull ``y`` toward the true frame) and the temporal ones (temporal warp, mask loss: pull
 it toward the warped history). Where that trade lands over a long drive is a side effect of the loss
-weights and of the clip length, not a choice anybody made: on the shipped model, shifting the mask
-logit by -0.5 gained 0.45 dB PSNR for 6 % more warping error. This tool makes the choice explicit: it
+weights and of the clip length, not a choice anybody made: on the shipped model's weights an offset of
++3 gained 1.6 dB PSNR for 3 % more warping error on the validation drives (models/cpu.md). This tool makes the choice explicit: it
 measures mask-logit offsets on the validation seeds (neither trained on nor reported,
 ``neural_render.train.splits``) and keeps the offset with the best PSNR whose warping error stays
 within ``--flicker-budget`` of the uncalibrated model's (default 10 %), or, with ``--max-warp-ratio R``,
