@@ -3,9 +3,10 @@
 A resume with another --res, --batch or --seed used to continue without a word and overwrite
 config.json, so the run's folder no longer said how its weights were trained. Such changes are often
 deliberate: vid2vid (Wang et al. 2018) grows the clip length (--seq-len) and the resolution during
-training, and a run moved from a CPU to a GPU takes a bigger --batch. So they are allowed, printed in
-one line and written to log.jsonl as a ``resume`` record (config.json holds the newest settings; the
-log holds the history). Only a change of network or losses (--preset, --recipe) cannot continue a run:
+training, a run moved from a CPU to a GPU takes a bigger --batch, and a fine-tune reweighs the losses
+(--loss-weight). So they are allowed, printed in one line and written to log.jsonl as a ``resume``
+record (config.json holds the newest settings; the log holds the history). Only a change of network
+or recipe (--preset, --recipe: other discriminators and optimizer state) cannot continue a run:
 load_state refuses those, naming the flag.
 """
 
