@@ -7,10 +7,10 @@ eq. 4) with ``m = sigmoid(mask logit)``. Training settles ``m`` as a trade betwe
 terms (L1, SSIM: pull ``y`` toward the true frame) and the temporal ones (temporal warp, mask loss: pull
 it toward the warped history). Where that trade lands over a long drive is a side effect of the loss
 weights and of the clip length, not a choice anybody made: on the shipped model's weights an offset of
-+3 gained 1.6 dB PSNR for 3 % more warping error on the validation drives (models/cpu.md). This tool makes the choice explicit: it
-measures mask-logit offsets on the validation seeds (neither trained on nor reported,
-``neural_render.train.splits``) and keeps the offset with the best PSNR whose warping error stays
-within ``--flicker-budget`` of the uncalibrated model's (default 10 %), or, with ``--max-warp-ratio R``,
++3 gained 1.6 dB PSNR for 3 % more warping error on the validation drives (models/cpu.md). This tool
+makes the choice explicit: it measures mask-logit offsets on the validation seeds (neither trained on
+nor reported, ``neural_render.train.splits``) and keeps the offset with the best PSNR whose warping
+error stays within ``--flicker-budget`` of the uncalibrated model's (default 10 %), or, with ``--max-warp-ratio R``,
 whose warping error is at most R x that of the same model frame by frame (the steadiness target of
 the shipped model is R = 0.5). A positive offset lowers the logit (trusts the history less), a negative
 one raises it. The frame-by-frame baseline is measured once on the same drives (it does not depend on

@@ -1,5 +1,7 @@
 """neural_render.train.raw_weights: a run's optimizer weights (not the EMA) as an ordinary checkpoint."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -38,3 +40,16 @@ def test_refuses_a_folder_without_a_state_and_an_existing_out(run, tmp_path, cap
     keep.write_bytes(b"keep me")
     assert main(["--run", str(folder), "--out", str(keep)]) == 2
     assert "--overwrite" in capsys.readouterr().err and keep.read_bytes() == b"keep me"
+
+
+def test_a_damaged_state_is_named_not_a_traceback(run, tmp_path, capsys):
+    folder, _ = run
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder, damaged)
+    state = damaged / "train_state.safetensors"
+    state.write_bytes(state.read_bytes()[:1000])  # cut short, as by a full disk
+    out = tmp_path / "raw.safetensors"
+    assert main(["--run", str(damaged), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "train_state.safetensors cannot be read" in err and err.count("\n") == 1
+    assert not out.exists()

@@ -22,26 +22,18 @@ from pathlib import Path
 from neural_render import arg_types
 from neural_render.writable import file_write_problem
 
-RAW_PREFIX = "G."  # the generator's tensors in train_state.safetensors (state.save_state)
-
-
 def save_raw_weights(run: str | Path, out: str | Path) -> int:
     """Write the raw generator of the training state in ``run`` to ``out``; returns its step.
-    ValueError when ``run`` holds no training state."""
-    from safetensors import safe_open
-
+    ValueError when ``run`` holds no readable training state or it does not fit the run's model."""
     from neural_render.checkpoint import load_generator, save_generator
-    from neural_render.train.state import STATE_TENSORS, has_state, read_state_info
+    from neural_render.train.state import read_raw_generator
 
-    run = Path(run)
-    if not has_state(run):
-        raise ValueError(f"--run {run}: no training state (train_state.json + {STATE_TENSORS}); "
-                         "pass the --out folder of a training run")
-    info = read_state_info(run)
+    info, raw = read_raw_generator(run)
     model = load_generator(run)  # the EMA file: architecture and config; its weights are replaced below
-    with safe_open(str(run / STATE_TENSORS), framework="pt") as f:
-        raw = {key[len(RAW_PREFIX):]: f.get_tensor(key) for key in f.keys() if key.startswith(RAW_PREFIX)}
-    model.load_state_dict(raw)  # strict: a state from another architecture fails here, naming the keys
+    try:
+        model.load_state_dict(raw)
+    except RuntimeError as error:  # missing or misshapen tensors: not the state of this run's model
+        raise ValueError(f"--run {run}: the training state does not fit its generator.safetensors ({error})") from None
     save_generator(model, out, meta={"step": info["step"], "train_config": info["config"], "weights": "raw",
                                      "source": str(run)})
     return int(info["step"])

@@ -26,6 +26,7 @@ from neural_render.train.resume_check import resume_changes
 
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 STATE_META_KEY = "train_state"  # the JSON inside the tensors file's metadata
+RAW_GENERATOR = "G"  # prefix of the optimizer's (non-EMA) generator tensors in STATE_TENSORS
 
 
 def _optimizer_split(prefix: str, opt: torch.optim.Optimizer | None, tensors: dict, info: dict) -> None:
@@ -67,7 +68,7 @@ def save_state(trainer, out_dir: str | Path) -> Path:
     meta = {"step": trainer.step, "train_config": trainer.cfg.to_dict(), "weights": "ema"}
     save_generator(trainer.G_ema, out / RUN_WEIGHTS_FILE, meta=meta)
     tensors: dict[str, torch.Tensor] = {}
-    for name, module in (("G", trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
+    for name, module in ((RAW_GENERATOR, trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
         if module is not None:
             for key, value in module.state_dict().items():
                 tensors[f"{name}.{key}"] = value.detach().cpu().contiguous().clone()
@@ -100,6 +101,26 @@ def read_state_info(out: Path) -> dict[str, Any]:
     return json.loads(text if text is not None else (out / STATE_JSON).read_text())
 
 
+def read_raw_generator(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(state info, the optimizer's generator state dict) of the run in ``out_dir``, for
+    neural_render.train.raw_weights. ValueError naming the file when it cannot be read."""
+    from safetensors import safe_open
+
+    out = Path(out_dir)
+    if not has_state(out):
+        raise ValueError(f"{out}: no training state ({STATE_JSON} + {STATE_TENSORS}); pass the --out folder "
+                         "of a training run")
+    prefix = RAW_GENERATOR + "."
+    try:
+        info = read_state_info(out)
+        with safe_open(str(out / STATE_TENSORS), framework="pt") as f:
+            tensors = {key[len(prefix):]: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}
+    except Exception as error:  # safetensors' SafetensorError derives from Exception only
+        raise ValueError(f"{out / STATE_TENSORS} cannot be read ({error}): the run's training state is damaged"
+                         ) from None
+    return info, tensors
+
+
 def load_state(trainer, out_dir: str | Path) -> int:
     """Restore ``trainer`` from ``out_dir``; returns the step to continue from."""
     from safetensors.torch import load_file
@@ -119,7 +140,7 @@ def load_state(trainer, out_dir: str | Path) -> int:
     # Deliberate changes (a longer --seq-len, a bigger --batch on a GPU) are kept for the caller to say
     # and record, before config.json is rewritten with the new settings.
     trainer.resume_changes = resume_changes(info["config"], trainer.cfg)
-    for name, module in (("G", trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
+    for name, module in ((RAW_GENERATOR, trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
         if module is None:
             continue
         part = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
