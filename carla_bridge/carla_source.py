@@ -4,7 +4,9 @@ The pattern of CARLA's PythonAPI/examples/synchronous_mode.py and manual_control
 with a fixed delta, an ego car (role_name ``hero``) at a spawn point picked by the seed, cameras at
 one hood transform (x=1.6, z=1.7) whose frames are paired by frame id (one queue per sensor, drained
 after each ``world.tick()`` until ``image.frame == tick``), the Traffic Manager for autopilot, and a
-teardown that always runs, also after errors and from signal handlers (:meth:`close`).
+teardown that always runs, also after errors and from signal handlers (:meth:`close`). Where no
+teardown can run (SIGKILL, a crash), a note on disk lets the next session restore the settings from
+before this one (carla_bridge.settings_lease).
 Byte formats are decoded by carla_bridge.carla_codec. ``carla`` is imported only when a source is made.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 from carla_bridge import carla_codec
 from carla_bridge.carla_probe import carla_server_answers, host_problem, not_carla_reason
 from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
+from carla_bridge.settings_lease import SettingsLease
 
 log = logging.getLogger("carla_bridge.carla_source")
 
@@ -123,6 +126,7 @@ class CarlaSource(SourceBase):
         self._ego: Any = None
         self._tm: Any = None
         self._original_settings: Any = None
+        self._lease = SettingsLease(host, self.port)
         self._index = -1
         self._time0: float | None = None
         self._carla = _import_carla()
@@ -160,10 +164,16 @@ class CarlaSource(SourceBase):
         client_version = self.client.get_client_version()
         if server_version.split("-")[0] != client_version.split("-")[0]:
             log.warning("CARLA server %s vs client %s: versions differ", server_version, client_version)
-        self._original_settings = self.world.get_settings()
+        original = self.world.get_settings()
+        left_by_a_dead_session = self._lease.adopt(original)
+        if left_by_a_dead_session is not None:
+            original.synchronous_mode = left_by_a_dead_session["synchronous_mode"]
+            original.fixed_delta_seconds = left_by_a_dead_session["fixed_delta_seconds"]
         settings = self.world.get_settings()
         settings.synchronous_mode = self.sync
         settings.fixed_delta_seconds = self.delta_s
+        self._lease.take(original, settings)  # first: a kill during apply_settings must leave the note
+        self._original_settings = original
         self.world.apply_settings(settings)
 
     def _spawn(self) -> None:
@@ -437,7 +447,8 @@ class CarlaSource(SourceBase):
             # Not when the server is gone: its RPC would time out inside libcarla and abort.
             _quietly("traffic manager shut down", self._tm.shut_down)
         if self._original_settings is not None and reachable:
-            _quietly("restore world settings", self.world.apply_settings, self._original_settings)
+            if _quietly("restore world settings", self.world.apply_settings, self._original_settings):
+                self._lease.release()
         if not reachable and client is not None:
             log.warning("CARLA server at %s is gone: nothing to clean up there", self._where())
         self._drop_client()
@@ -449,7 +460,9 @@ class CarlaSource(SourceBase):
                 f"its {len(self._sensors)} cameras" if self._sensors else "",
                 "synchronous mode on" if self.sync and self._original_settings is not None else ""]
         log.warning("CARLA server at %s stopped answering: left on it %s; restart it, or clean up with a "
-                    "client once it answers", self._where(), ", ".join(item for item in left if item) or "nothing")
+                    "client once it answers (the next session at this address restores the settings from "
+                    "before this one: %s)", self._where(), ", ".join(item for item in left if item) or "nothing",
+                    self._lease.path)
         for name, sensor in list(self._sensors.items()):
             _quietly(f"stop {name} camera", sensor.stop)  # client side only: closes the camera stream
         self._sensors.clear()
@@ -477,12 +490,15 @@ def _is_timeout(error: object) -> bool:
     return "time-out" in str(error)
 
 
-def _quietly(what: str, fn: Any, *args: Any) -> None:
+def _quietly(what: str, fn: Any, *args: Any) -> bool:
+    """Run one teardown step; False (and a warning) when it failed."""
     log.debug("CARLA teardown: %s", what)  # the last of these names the step a hung exit is stuck in
     try:
         fn(*args)
     except Exception as error:  # teardown goes on: every later step still matters
         log.warning("CARLA teardown: %s failed: %s", what, error)
+        return False
+    return True
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:

@@ -6,6 +6,7 @@ process survives whatever happens; a client that hangs fails its test with its s
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import shutil
@@ -229,3 +230,38 @@ def test_camera_queue_survives_ctrl_c_in_get():
                             text=True, env=env, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["BLOCKED", "0"], result.stderr[-2000:]
+
+
+def test_a_killed_client_s_settings_are_restored_by_the_next_session(standin, client, tmp_path, monkeypatch, caplog):
+    """SIGKILL leaves no teardown: the world stays synchronous (frozen without its ticker). The next
+    source at that address reads the dead session's note and restores the settings from before it."""
+    from carla_bridge.carla_source import CarlaSource
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))  # the client process inherits it
+    world = client.get_world()
+    client_process = _client_process(standin, "ctrl-c")
+    try:
+        _wait_for(client_process, "DRIVING")
+        client_process.kill()
+        client_process.communicate(timeout=10)
+        left = world.get_settings()
+        assert (left.synchronous_mode, left.fixed_delta_seconds) == (True, pytest.approx(0.05))
+        with caplog.at_level(logging.WARNING, "carla_bridge"):
+            source = CarlaSource(port=standin.port, tm_port=standin.tm_port, size=(64, 32), seed=6, timeout_s=5.0)
+            source.reset()
+            source.close()
+        assert "did not end cleanly" in caplog.text
+        restored = world.get_settings()
+        assert (restored.synchronous_mode, restored.fixed_delta_seconds) == (False, None)
+        assert not list((tmp_path / "carla-settings").glob("*.json"))
+        world.wait_for_tick(5.0)
+        # The killed client's ego and cameras stay (a server cleans up a client's actors only when told
+        # to); what matters is that the world runs again.
+    finally:
+        client_process.kill()
+        settings = world.get_settings()
+        settings.synchronous_mode, settings.fixed_delta_seconds = False, None
+        world.apply_settings(settings)  # the module's other tests need the world as it was
+        for actor in world.get_actors():
+            if actor.type_id != "spectator":
+                actor.destroy()

@@ -47,7 +47,7 @@ def test_report_schema_and_known_statistics(tmp_path, clock, capsys):
     assert report["device_ms"] == {}
 
     out = capsys.readouterr().out
-    assert "10 frames measured, 2 warm-up frames skipped" in out
+    assert "10 frames measured, 2 warm-up frames skipped, 95.9 fps (measured frames / wall time, over every stage" in out
     assert "end_to_end" in out and "p99" in out
 
 

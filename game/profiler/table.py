@@ -45,7 +45,7 @@ def stage_table(report: dict[str, Any]) -> str:
         f"latency (ms) - backend {report.get('backend')} on {report.get('device')}, "
         f"{report.get('precision')}, {report.get('resolution')}, source {report.get('source')}\n"
         f"{frames['measured']} frames measured, {frames['warmup_skipped']} warm-up frames skipped, "
-        f"{'-' if fps is None else f'{fps:.1f}'} fps"
+        f"{'-' if fps is None else f'{fps:.1f}'} fps (measured frames / wall time, over every stage below)"
     )
     if report.get("device_ms"):
         every = report.get("device_sampled_every_n_frames") or 1
