@@ -6,7 +6,7 @@ one hood transform (x=1.6, z=1.7) whose frames are paired by frame id (one queue
 after each ``world.tick()`` until ``image.frame == tick``), the Traffic Manager for autopilot, and a
 teardown that always runs, also after errors and from signal handlers (:meth:`close`). Where no
 teardown can run (SIGKILL, a crash), a note on disk lets the next session restore the settings from
-before this one (carla_bridge.settings_lease).
+before this one (carla_bridge.server_lease).
 Byte formats are decoded by carla_bridge.carla_codec. ``carla`` is imported only when a source is made.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 from carla_bridge import carla_codec
 from carla_bridge.carla_probe import carla_server_answers, host_problem, not_carla_reason
 from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
-from carla_bridge.settings_lease import SettingsLease
+from carla_bridge.server_lease import ServerLease
 
 log = logging.getLogger("carla_bridge.carla_source")
 
@@ -126,7 +126,7 @@ class CarlaSource(SourceBase):
         self._ego: Any = None
         self._tm: Any = None
         self._original_settings: Any = None
-        self._lease = SettingsLease(host, self.port)
+        self._lease = ServerLease(host, self.port)
         self._index = -1
         self._time0: float | None = None
         self._carla = _import_carla()
@@ -165,16 +165,30 @@ class CarlaSource(SourceBase):
         if server_version.split("-")[0] != client_version.split("-")[0]:
             log.warning("CARLA server %s vs client %s: versions differ", server_version, client_version)
         original = self.world.get_settings()
-        left_by_a_dead_session = self._lease.adopt(original)
-        if left_by_a_dead_session is not None:
-            original.synchronous_mode = left_by_a_dead_session["synchronous_mode"]
-            original.fixed_delta_seconds = left_by_a_dead_session["fixed_delta_seconds"]
+        left = self._lease.adopt(original)
+        if left is not None:
+            original.synchronous_mode = left.original["synchronous_mode"]
+            original.fixed_delta_seconds = left.original["fixed_delta_seconds"]
+            self._destroy_left_actors(left.actors)
         settings = self.world.get_settings()
         settings.synchronous_mode = self.sync
         settings.fixed_delta_seconds = self.delta_s
         self._lease.take(original, settings)  # first: a kill during apply_settings must leave the note
         self._original_settings = original
         self.world.apply_settings(settings)
+
+    def _destroy_left_actors(self, actors: list[tuple[int, str]]) -> None:
+        """Destroy what a dead session spawned (its note lists id and type): cameras first, then the
+        car they are attached to. An id now held by another actor type (a restarted episode reuses
+        ids) is not touched."""
+        found = {actor.id: actor for actor in self.world.get_actors([actor_id for actor_id, _ in actors])}
+        gone = []
+        for actor_id, type_id in reversed(actors):
+            actor = found.get(actor_id)
+            if actor is not None and actor.type_id == type_id and actor.destroy():
+                gone.append(f"{type_id} ({actor_id})")
+        if gone:
+            log.warning("destroyed what that session left in the world: %s", ", ".join(reversed(gone)))
 
     def _spawn(self) -> None:
         carla = self._carla
@@ -194,6 +208,7 @@ class CarlaSource(SourceBase):
                 break
         if self._ego is None:
             raise CarlaConnectionError(f"every spawn point at {self._where()} is occupied")
+        self._lease.add_actors(self._ego)
         log.info("ego %s (id %d) at spawn point %d", self._ego.type_id, self._ego.id, self._spawn_index)
         mount = carla.Transform(carla.Location(x=CAMERA_MOUNT.x, y=CAMERA_MOUNT.y, z=CAMERA_MOUNT.z))
         width, height = self.size
@@ -205,6 +220,7 @@ class CarlaSource(SourceBase):
             if name == "rgb" and camera_bp.has_attribute("gamma"):  # manual_control.py's --gamma
                 camera_bp.set_attribute("gamma", f"{self.gamma:g}")
             sensor = self.world.spawn_actor(camera_bp, mount, attach_to=self._ego)
+            self._lease.add_actors(sensor)
             self._sensors[name] = sensor
             self._queues[name] = make_camera_queue()
             sensor.listen(self._queues[name].put)

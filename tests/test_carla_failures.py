@@ -232,9 +232,11 @@ def test_camera_queue_survives_ctrl_c_in_get():
     assert result.stdout.split() == ["BLOCKED", "0"], result.stderr[-2000:]
 
 
-def test_a_killed_client_s_settings_are_restored_by_the_next_session(standin, client, tmp_path, monkeypatch, caplog):
-    """SIGKILL leaves no teardown: the world stays synchronous (frozen without its ticker). The next
-    source at that address reads the dead session's note and restores the settings from before it."""
+def test_a_killed_client_s_settings_and_actors_are_cleaned_up_by_the_next_session(
+        standin, client, tmp_path, monkeypatch, caplog):
+    """SIGKILL leaves no teardown: the world stays synchronous (frozen without its ticker) with the
+    client's car and cameras in it. The next source at that address reads the dead session's note,
+    destroys those actors and restores the settings from before it."""
     from carla_bridge.carla_source import CarlaSource
 
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))  # the client process inherits it
@@ -246,17 +248,19 @@ def test_a_killed_client_s_settings_are_restored_by_the_next_session(standin, cl
         client_process.communicate(timeout=10)
         left = world.get_settings()
         assert (left.synchronous_mode, left.fixed_delta_seconds) == (True, pytest.approx(0.05))
+        dead_ids = {a.id for a in world.get_actors() if a.type_id != "spectator"}
+        assert len(dead_ids) == 5  # the ego and its four cameras
         with caplog.at_level(logging.WARNING, "carla_bridge"):
             source = CarlaSource(port=standin.port, tm_port=standin.tm_port, size=(64, 32), seed=6, timeout_s=5.0)
+            assert not dead_ids & {a.id for a in world.get_actors()}
             source.reset()
             source.close()
-        assert "did not end cleanly" in caplog.text
+        assert "did not end cleanly" in caplog.text and "destroyed what that session left" in caplog.text
         restored = world.get_settings()
         assert (restored.synchronous_mode, restored.fixed_delta_seconds) == (False, None)
         assert not list((tmp_path / "carla-settings").glob("*.json"))
         world.wait_for_tick(5.0)
-        # The killed client's ego and cameras stay (a server cleans up a client's actors only when told
-        # to); what matters is that the world runs again.
+        assert [a.type_id for a in world.get_actors()] == ["spectator"]
     finally:
         client_process.kill()
         settings = world.get_settings()

@@ -1,17 +1,20 @@
-"""A note on disk of the world settings a CarlaSource changed, so a session that dies without its
-teardown (SIGKILL, a segfault in libcarla, a power cut) does not leave the server frozen for good.
+"""A note on disk of what a CarlaSource changed on a server (the world settings, the actors it
+spawned), so a session that dies without its teardown (SIGKILL, a segfault in libcarla, a power cut)
+does not leave the server frozen for good, with its car and cameras still in the world.
 
 CARLA keeps a synchronous world waiting for ``world.tick()`` from a client. When the client that
 switched synchronous mode on dies without switching it off, the world stops; the next client (ours
 or manual_control.py) reads that frozen state as "the original settings" and restores it on exit, so
-the server stays stuck until someone restarts it or fixes the settings by hand.
+the server stays stuck until someone restarts it or fixes the settings by hand. The dead client's
+cameras go on rendering every tick for no one, and its car stays parked on the road.
 
 So before a source changes the settings it writes the settings it found, and the ones it applies, to
-``<cache>/carla-settings/<host>_<port>.json``; it removes the file once its teardown has put the found
-ones back. The next source at that address that finds such a file, from a process that is no longer
-running, and a world still in exactly the applied state, takes the file's settings as the original
-ones: it says so in one line and restores them when it ends. A file whose world no longer matches
-(the server was restarted, or another client changed the settings since) is stale and is removed.
+``<cache>/carla-settings/<host>_<port>.json``, and adds the ids of the actors it spawns; it removes
+the file once its teardown has put the found settings back. The next source at that address that
+finds such a file, from a process that is no longer running, and a world still in exactly the applied
+state, takes the file's settings as the original ones (restored when it ends) and destroys the listed
+actors that are still there, saying so in one line each. A file whose world no longer matches (the
+server was restarted, or another client changed the settings since) is stale and is removed.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("carla_bridge.settings_lease")
+log = logging.getLogger("carla_bridge.server_lease")
 
 # The two fields a CarlaSource changes; the rest of carla.WorldSettings is left as the server has it.
 FIELDS = ("synchronous_mode", "fixed_delta_seconds")
@@ -70,23 +73,33 @@ def _process_alive(pid: int) -> bool:
 
 
 @dataclass
-class SettingsLease:
+class LeftBehind:
+    """What a dead session left on the server: the settings it found there, and its actors."""
+
+    original: dict[str, Any]
+    actors: list[tuple[int, str]]  # (actor id, type_id), in spawn order: the ego first
+
+
+@dataclass
+class ServerLease:
     """The lease of one CARLA address: ``adopt`` before changing settings, ``take`` just before applying
-    them, ``release`` after the teardown restored them. Never raises on a file problem: losing the note
+    them, ``add_actors`` after each spawn, ``release`` after the teardown restored them. Never raises on a file problem: losing the note
     costs only the crash recovery, so that is logged, and the drive goes on."""
 
     host: str
     port: int
+    _note: dict[str, Any] | None = field(default=None, init=False, repr=False)
+    _write_failed: bool = field(default=False, init=False, repr=False)
 
     @property
     def path(self) -> Path:
         safe_host = "".join(c if c.isalnum() or c in ".-" else "_" for c in self.host.lower())
         return lease_folder() / f"{safe_host}_{self.port}.json"
 
-    def adopt(self, current: Any) -> dict[str, Any] | None:
-        """The settings to restore at the end instead of ``current``: those a dead session found, when
-        it left the world as it is now. None when there is no such session (then ``current`` is the
-        original). A stale or unreadable file is removed."""
+    def adopt(self, current: Any) -> LeftBehind | None:
+        """What a dead session left, when it left the world as it is now: its original settings are
+        to be restored at the end instead of ``current``. None when there is no such session (then
+        ``current`` is the original). A stale or unreadable file is removed."""
         note = self._read()
         if note is None:
             return None
@@ -94,6 +107,7 @@ class SettingsLease:
             pid, original, applied = int(note["pid"]), note["original"], note["applied"]
             original = {name: original[name] for name in FIELDS}
             applied = {name: applied[name] for name in FIELDS}
+            actors = [(int(actor_id), str(type_id)) for actor_id, type_id in note.get("actors", [])]
         except (KeyError, TypeError, ValueError):
             log.warning("ignoring %s: not a settings note this version wrote", self.path)
             self._remove()
@@ -110,24 +124,39 @@ class SettingsLease:
         log.warning("the CARLA server at %s:%d is still %s from a session that did not end cleanly (pid %d, "
                     "since %s): the settings from before it (%s) will be restored when this one ends",
                     self.host, self.port, describe(applied), pid, note.get("started", "?"), describe(original))
-        return original
+        return LeftBehind(original, actors)
 
     def take(self, original: Any, applied: Any) -> None:
-        """Write the note (atomically: a half-written note would be read as damaged)."""
-        note = {"pid": os.getpid(), "machine": socket.gethostname(),
-                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": f"{self.host}:{self.port}",
-                "original": settings_fields(original), "applied": settings_fields(applied)}
+        """Write the note of a session about to apply ``applied`` over ``original``."""
+        self._note = {"pid": os.getpid(), "machine": socket.gethostname(),
+                      "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": f"{self.host}:{self.port}",
+                      "original": settings_fields(original), "applied": settings_fields(applied), "actors": []}
+        self._write()
+
+    def add_actors(self, *actors: Any) -> None:
+        """List spawned actors (anything with ``id`` and ``type_id``) in the note taken before."""
+        if self._note is None:
+            return
+        self._note["actors"] += [[int(actor.id), str(actor.type_id)] for actor in actors]
+        self._write()
+
+    def _write(self) -> None:
+        """Atomically: a half-written note would be read as damaged. A failure is said once."""
+        note = self._note
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             partial = self.path.with_suffix(f".{os.getpid()}.partial")
             partial.write_text(json.dumps(note, indent=1) + "\n")
             os.replace(partial, self.path)
         except OSError as error:
-            log.warning("could not write %s (%s): if this session dies without its teardown, the server "
-                        "stays %s", self.path, error, describe(settings_fields(applied)))
+            if not self._write_failed:
+                log.warning("could not write %s (%s): if this session dies without its teardown, the server "
+                            "stays %s", self.path, error, describe(note["applied"]))
+            self._write_failed = True
 
     def release(self) -> None:
         """Remove the note: the original settings are back on the server."""
+        self._note = None
         self._remove()
 
     def _read(self) -> dict[str, Any] | None:
