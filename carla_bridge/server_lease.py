@@ -25,7 +25,7 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,14 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a["synchronous_mode"] == b["synchronous_mode"] and same_delta
 
 
+def _address(host: str) -> str:
+    """The host's first IP address, or the name itself when it does not resolve."""
+    try:
+        return str(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0])
+    except (OSError, UnicodeError, IndexError):
+        return host
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -80,21 +88,20 @@ class LeftBehind:
     actors: list[tuple[int, str]]  # (actor id, type_id), in spawn order: the ego first
 
 
-@dataclass
 class ServerLease:
     """The lease of one CARLA address: ``adopt`` before changing settings, ``take`` just before applying
-    them, ``add_actors`` after each spawn, ``release`` after the teardown restored them. Never raises on a file problem: losing the note
-    costs only the crash recovery, so that is logged, and the drive goes on."""
+    them, ``add_actors`` after each spawn, ``release`` after the teardown restored them. Never raises on
+    a file problem: losing the note costs only the crash recovery, so that is logged, and the drive
+    goes on."""
 
-    host: str
-    port: int
-    _note: dict[str, Any] | None = field(default=None, init=False, repr=False)
-    _write_failed: bool = field(default=False, init=False, repr=False)
-
-    @property
-    def path(self) -> Path:
-        safe_host = "".join(c if c.isalnum() or c in ".-" else "_" for c in self.host.lower())
-        return lease_folder() / f"{safe_host}_{self.port}.json"
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, int(port)
+        # One note per server however it is named: "localhost" and "127.0.0.1" are the same CARLA.
+        address = _address(host)
+        safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in address.lower())
+        self.path = lease_folder() / f"{safe}_{self.port}.json"
+        self._note: dict[str, Any] | None = None
+        self._write_failed = False
 
     def adopt(self, current: Any) -> LeftBehind | None:
         """What a dead session left, when it left the world as it is now: its original settings are
