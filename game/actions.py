@@ -116,6 +116,7 @@ def start_recording(app) -> None:
         path, session_meta(app), size=app.size, record_rgb=app.config.record_rgb, video=True
     )
     if app.recorder.error:
+        app.recording_error = app.recorder.error  # the exit status says so (App.run)
         app.hud.notify(f"recording failed: {app.recorder.error}", color=RED, seconds=6.0)
         print(f"recording failed: {app.recorder.error}")
         app.recorder = None

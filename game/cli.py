@@ -245,6 +245,14 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
         parser.error("argument --backend: an export renders with one backend; pick torch, onnxruntime or tensorrt")
     if args.frames is not None and exporting:
         parser.error("argument --frames: an export renders the whole --replay session; leave --frames out")
+    if exporting:  # these were dropped silently (exit 0) and --record/--report still made their folders
+        ignored = [flag for flag, given in (("--record", args.record), ("--screenshot", args.screenshot),
+                                            ("--profile", args.profile and args.report is None),
+                                            ("--report", args.report), ("--threaded", args.threaded)) if given]
+        if ignored:
+            parser.error(f"argument {ignored[0]}: an export renders the --replay session to a file, without a "
+                         f"drive: {', '.join(ignored)} do not apply; leave them out, or drive the replay "
+                         f"without --export")
     names = {f.name for f in fields(GameConfig)}
     return GameConfig(**{k: v for k, v in vars(args).items() if k in names})
 

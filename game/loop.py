@@ -91,6 +91,8 @@ def tick(app) -> bool:
             return _finished(end)
     if not app.headless:
         _pace(app, frame)
+    if app.headless and app.recording_error:  # no one sees the notice: the run was started to record
+        return False
     return app.config.frames is None or app.ticks < app.config.frames
 
 
@@ -135,6 +137,7 @@ def _record(app, frame, rendered, times: StageTimes) -> None:
         _wait_for_writer(app, recorder)
     times.add("record", start, perf_counter_ns())
     if recorder.error:
+        app.recording_error = recorder.error  # the exit status says so (App.run)
         app.hud.notify(f"recording stopped: {recorder.error}", color=(255, 80, 80), seconds=6.0)
         print(f"recording stopped: {recorder.error}")
         recorder.close()

@@ -75,6 +75,11 @@ def test_help_lists_every_key_and_flag(capsys):
         (["--source", "carla", "--profile", "--backend", "all"], "--backend"),  # ran procedural frames
         (["--replay", "s", "--export", "o.mp4", "--frames", "3"], "--frames"),  # was ignored
         (["--replay", "s", "--export", "o.mp4", "--profile", "--backend", "all"], "--backend"),
+        (["--replay", "s", "--export", "o.mp4", "--record", "r"], "--record"),  # dropped silently, made r/
+        (["--replay", "s", "--export-frames", "f", "--screenshot", "x.png"], "--screenshot"),
+        (["--replay", "s", "--export", "o.mp4", "--report", "r"], "--report"),
+        (["--replay", "s", "--export", "o.mp4", "--profile"], "--profile"),
+        (["--replay", "s", "--export", "o.mp4", "--threaded"], "--threaded"),
         (["--generation", "4"], "--generation"),
         (["--gamma", "0"], "--gamma"),
         (["--timeout", "-1"], "--timeout"),

@@ -116,3 +116,24 @@ def test_a_drive_without_seed_records_the_seed_its_world_used(headless_env, tiny
         assert session_meta(app)["seed"] == 0  # was null: the drive could not be driven again
     finally:
         app.close()
+
+
+def test_a_headless_recording_that_fails_ends_the_run_as_failed(make_app, monkeypatch, capsys):
+    """No one reads the notice of a headless run: it used to drive on to --frames and exit 0, so a
+    script took a session cut short by a full disk as recorded."""
+    from carla_bridge.session import SessionRecorder
+
+    real_add = SessionRecorder.add
+
+    def add_then_fill_the_disk(self, *args, **kwargs):
+        real_add(self, *args, **kwargs)
+        if self.frames_queued >= 3:
+            self._drive_error = "recording stopped at frame 3: the disk is full"
+
+    monkeypatch.setattr(SessionRecorder, "add", add_then_fill_the_disk)
+    app = make_app("--headless", "--frames", "50", "--record", "rec")
+    assert app.run() == 1
+    assert app.ticks == 3
+    assert "a recording stopped early: recording stopped at frame 3: the disk is full" in capsys.readouterr().err
+    (session,) = Path("rec").iterdir()
+    assert json.loads((session / "session.json").read_text())["frames"] == 3

@@ -72,12 +72,16 @@ def frame_file(directory: Path, kind: str, position: int) -> Path:
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON to ``path`` through a temporary file and os.replace, so readers never see half a file."""
     tmp = Path(path).with_name(Path(path).name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # e.g. the disk is full: the previous file stays whole, no half-written .tmp
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def project_version() -> str:
