@@ -24,7 +24,8 @@ from typing import Any
 from carla_bridge import carla_codec
 from carla_bridge.carla_probe import carla_server_answers, host_problem, not_carla_reason
 from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
-from carla_bridge.server_lease import ServerLease
+from carla_bridge import server_lease
+from carla_bridge.server_lease import LeftBehind, ServerBusy, ServerLease
 
 log = logging.getLogger("carla_bridge.carla_source")
 
@@ -165,30 +166,78 @@ class CarlaSource(SourceBase):
         if server_version.split("-")[0] != client_version.split("-")[0]:
             log.warning("CARLA server %s vs client %s: versions differ", server_version, client_version)
         original = self.world.get_settings()
-        left = self._lease.adopt(original)
-        if left is not None:
-            original.synchronous_mode = left.original["synchronous_mode"]
-            original.fixed_delta_seconds = left.original["fixed_delta_seconds"]
-            self._destroy_left_actors(left.actors)
+        try:
+            dead = self._lease.check_in()
+        except ServerBusy as busy:
+            raise CarlaConnectionError(str(busy)) from None
+        adopted = self._take_over(dead, original) if dead else None
+        if adopted is not None:
+            original.synchronous_mode = adopted["synchronous_mode"]
+            original.fixed_delta_seconds = adopted["fixed_delta_seconds"]
         settings = self.world.get_settings()
         settings.synchronous_mode = self.sync
         settings.fixed_delta_seconds = self.delta_s
         self._lease.take(original, settings)  # first: a kill during apply_settings must leave the note
+        for left in dead:
+            self._lease.retire(left)  # this drive's note now carries what is left to restore
         self._original_settings = original
         self.world.apply_settings(settings)
+        self._lease.mark_applied(self.world.get_snapshot())
 
-    def _destroy_left_actors(self, actors: list[tuple[int, str]]) -> None:
-        """Destroy what a dead session spawned (its note lists id and type): cameras first, then the
-        car they are attached to. An id now held by another actor type (a restarted episode reuses
-        ids) is not touched."""
-        found = {actor.id: actor for actor in self.world.get_actors([actor_id for actor_id, _ in actors])}
+    def _take_over(self, dead: list[LeftBehind], current: Any) -> dict[str, Any] | None:
+        """Clean up after drives on this machine that died without their teardown (newest first; see
+        carla_bridge.server_lease): destroy their actors where they are still as spawned, and return the
+        settings to restore at the end when the world is still as the newest one left it."""
+        current_fields = server_lease.settings_fields(current)
+        snapshot = self.world.get_snapshot()
+        adopted = None
+        for left in dead:
+            found = self._find_actors(left)
+            as_spawned = server_lease.actors_as_spawned(left, found)
+            same_world = as_spawned or server_lease.clock_agrees(left, snapshot)
+            if adopted is None and same_world and server_lease.same_settings(left.applied, current_fields):
+                log.warning("the CARLA server at %s is still %s from a drive that did not end cleanly (%s): the "
+                            "settings from before it (%s) will be restored when this one ends", self._where(),
+                            server_lease.describe(left.applied), left.who(), server_lease.describe(left.original))
+                adopted = left.original
+            if as_spawned:
+                self._destroy_left_actors(left)
+            else:
+                maybe = [f"{a.type_id} ({a.id})" for a in found.values()
+                         if any(e["id"] == a.id and e["type_id"] == a.type_id for e in left.actors)]
+                if maybe:
+                    log.warning("the world at %s changed since a drive ended without its teardown (%s): %s may be "
+                                "its actors; not removed", self._where(), left.who(), ", ".join(maybe))
+        return adopted
+
+    def _find_actors(self, left: LeftBehind) -> dict[int, Any]:
+        if not left.actors:
+            return {}
+        try:
+            return {actor.id: actor for actor in self.world.get_actors([entry["id"] for entry in left.actors])}
+        except RuntimeError as error:
+            log.warning("could not look up the actors of a drive that ended without its teardown: %s", error)
+            return {}
+
+    def _destroy_left_actors(self, left: LeftBehind) -> None:
+        """Cameras first, then the car they are mounted on. As a batch of commands: ``actor.destroy()``
+        asks this client's view of the world first, and a client that joined a frozen world may hold
+        a stale one ("attempting to destroy an actor that is already dead") and send nothing."""
+        entries = list(reversed(left.actors))
+        try:
+            responses = self.client.apply_batch_sync(
+                [self._carla.command.DestroyActor(entry["id"]) for entry in entries], False)
+        except RuntimeError as error:
+            log.warning("could not destroy what a drive that ended without its teardown left: %s", error)
+            return
         gone = []
-        for actor_id, type_id in reversed(actors):
-            actor = found.get(actor_id)
-            if actor is not None and actor.type_id == type_id and actor.destroy():
-                gone.append(f"{type_id} ({actor_id})")
+        for entry, response in zip(entries, responses):
+            if response.error:
+                log.warning("could not destroy %s (%d): %s", entry["type_id"], entry["id"], response.error)
+            else:
+                gone.append(f"{entry['type_id']} ({entry['id']})")
         if gone:
-            log.warning("destroyed what that session left in the world: %s", ", ".join(reversed(gone)))
+            log.warning("destroyed what that drive left in the world: %s", ", ".join(reversed(gone)))
 
     def _spawn(self) -> None:
         carla = self._carla
@@ -350,6 +399,8 @@ class CarlaSource(SourceBase):
             transform = self._ego.get_transform()
             velocity = self._ego.get_velocity()
             applied = self._ego.get_control()
+        except CarlaConnectionError:  # _wait_frame's time-out: already says so, and set _server_hung
+            raise
         except RuntimeError as error:
             raise self._lost(error) from None
         self._index += 1

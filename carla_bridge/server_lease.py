@@ -1,6 +1,6 @@
-"""A note on disk of what a CarlaSource changed on a server (the world settings, the actors it
-spawned), so a session that dies without its teardown (SIGKILL, a segfault in libcarla, a power cut)
-does not leave the server frozen for good, with its car and cameras still in the world.
+"""Notes on disk of what a CarlaSource changed on a server (the world settings, the actors it spawned),
+so a drive that dies without its teardown (SIGKILL, a segfault in libcarla, a power cut) does not
+leave the server frozen for good, with its car and cameras still in the world.
 
 CARLA keeps a synchronous world waiting for ``world.tick()`` from a client. When the client that
 switched synchronous mode on dies without switching it off, the world stops; the next client (ours
@@ -8,17 +8,22 @@ or manual_control.py) reads that frozen state as "the original settings" and res
 the server stays stuck until someone restarts it or fixes the settings by hand. The dead client's
 cameras go on rendering every tick for no one, and its car stays parked on the road.
 
-So before a source changes the settings it writes the settings it found, and the ones it applies, to
-``<cache>/carla-settings/<host>_<port>.json``, and adds the ids of the actors it spawns; it removes
-the file once its teardown has put the found settings back. The next source at that address that
-finds such a file, from a process that is no longer running, and a world still in exactly the applied
-state, takes the file's settings as the original ones (restored when it ends) and destroys the listed
-actors that are still there, saying so in one line each. A file whose world no longer matches (the
-server was restarted, or another client changed the settings since) is stale and is removed.
+So each drive keeps a note, ``<cache>/carla-settings/<server>/<machine>_<pid>.json``: the settings it
+found, the ones it applied, the world's clock right after applying them, and the actors it spawned.
+It removes the note once its teardown has put the found settings back. A drive that starts:
+- refuses a server that a live drive on this machine holds (two drives would both tick one world);
+- leaves notes from other machines alone (it cannot tell whether their drives still run);
+- takes over the note of a dead drive on this machine only when the world is provably the one that
+  drive left: its listed actors are all there as they were spawned (same ids, types, role name and
+  camera mounts), or its clock has advanced by whole fixed-delta steps since (a restarted server
+  starts its frame count again). Then it restores the dead drive's original settings when it ends,
+  and destroys the listed actors. Anything less and the note is dropped, touching nothing; actors
+  that may be the dead drive's are named in a warning.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -33,6 +38,7 @@ log = logging.getLogger("carla_bridge.server_lease")
 
 # The two fields a CarlaSource changes; the rest of carla.WorldSettings is left as the server has it.
 FIELDS = ("synchronous_mode", "fixed_delta_seconds")
+MAX_ACTOR_ID = 2**32 - 1  # CARLA actor ids are uint32
 
 
 def lease_folder() -> Path:
@@ -55,22 +61,248 @@ def describe(fields: dict[str, Any]) -> str:
     return f"{mode}, " + ("variable delta" if delta is None else f"fixed delta {delta:g} s")
 
 
-def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def same_settings(a: dict[str, Any], b: dict[str, Any]) -> bool:
     delta_a, delta_b = a["fixed_delta_seconds"], b["fixed_delta_seconds"]
     same_delta = (delta_a is None and delta_b is None) or (
         delta_a is not None and delta_b is not None and math.isclose(delta_a, delta_b, rel_tol=1e-6))
     return a["synchronous_mode"] == b["synchronous_mode"] and same_delta
 
 
-def _address(host: str) -> str:
-    """The host's first IP address, or the name itself when it does not resolve."""
+class ServerBusy(RuntimeError):
+    """A live drive on this machine holds the server."""
+
+
+@dataclass
+class LeftBehind:
+    """The note of a drive on this machine that is no longer running."""
+
+    path: Path
+    pid: int
+    started: str
+    original: dict[str, Any]
+    applied: dict[str, Any]
+    clock: tuple[int, float] | None  # (frame, elapsed seconds) right after the settings were applied
+    actors: list[dict[str, Any]]  # {"id", "type_id", "role_name", "parent_id"}, in spawn order
+
+    def who(self) -> str:
+        return f"pid {self.pid}, since {self.started}"
+
+
+class ServerLease:
+    """This drive's note for one CARLA server: ``check_in`` before changing anything, ``take`` just
+    before applying the settings, ``mark_applied`` right after, ``add_actors`` after each spawn,
+    ``retire`` a dead drive's note once this one carries its original settings, ``release`` after the
+    teardown restored them. Never raises on a file problem (only ``check_in`` raises, ServerBusy):
+    losing the note costs only the crash recovery, so that is logged and the drive goes on."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, int(port)
+        self.folder = lease_folder() / f"{_server_key(host)}_{self.port}"
+        self.machine = socket.gethostname()
+        self.path = self.folder / f"{_safe(self.machine)}_{os.getpid()}.json"
+        self._note: dict[str, Any] | None = None
+        self._write_failed = False
+
+    # ------------------------------------------------------------------ reading other drives' notes
+    def check_in(self) -> list[LeftBehind]:
+        """The notes of dead drives on this machine, newest first. Raises ServerBusy when a live one
+        holds the server; warns about notes from other machines; removes damaged notes."""
+        dead: list[LeftBehind] = []
+        for path in self._notes():
+            note = _read(path)
+            if note is None:
+                continue
+            machine, pid = note.get("machine"), note.get("pid")
+            if machine != self.machine:
+                log.warning("a note of a drive on %s (pid %s, since %s) holds the CARLA server at %s:%d: if that "
+                            "drive still runs, two drives tick one world; left alone: %s", machine, pid,
+                            note.get("started", "?"), self.host, self.port, path)
+                continue
+            if _owner_alive(pid, note.get("process_start")):
+                raise ServerBusy(f"another drive (pid {pid}, since {note.get('started', '?')}) is driving the CARLA "
+                                 f"server at {self.host}:{self.port}: two drives would both tick its world; stop "
+                                 f"that one first, or drive another server (--port)")
+            left = _left_behind(path, note)
+            if left is not None:
+                dead.append(left)
+        return sorted(dead, key=lambda left: left.started, reverse=True)
+
+    def _notes(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.folder.glob("*.json") if p != self.path)
+        except OSError as error:
+            log.warning("could not read %s (%s): a drive killed earlier cannot be cleaned up", self.folder, error)
+            return []
+
+    # ------------------------------------------------------------------ this drive's note
+    def take(self, original: Any, applied: Any) -> None:
+        """Write the note of a drive about to apply ``applied`` over ``original`` (carla.WorldSettings
+        or a settings_fields dict)."""
+        self._note = {"pid": os.getpid(), "process_start": _process_start(os.getpid()), "machine": self.machine,
+                      "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": f"{self.host}:{self.port}",
+                      "original": _fields(original), "applied": _fields(applied), "clock": None, "actors": []}
+        self._write()
+
+    def mark_applied(self, snapshot: Any) -> None:
+        """Record the world's clock right after the settings were applied (a carla.WorldSnapshot)."""
+        if self._note is not None:
+            self._note["clock"] = [int(snapshot.frame), float(snapshot.timestamp.elapsed_seconds)]
+            self._write()
+
+    def add_actors(self, *actors: Any) -> None:
+        """List spawned actors (carla.Actor: id, type_id, attributes, parent) in the note."""
+        if self._note is None:
+            return
+        self._note["actors"] += [_actor_entry(actor) for actor in actors]
+        self._write()
+
+    def retire(self, left: LeftBehind) -> None:
+        """Remove a dead drive's note: this drive's own note now carries what is left to restore."""
+        _remove(left.path)
+
+    def release(self) -> None:
+        """Remove this drive's note: the original settings are back on the server."""
+        self._note = None
+        _remove(self.path)
+
+    def _write(self) -> None:
+        """Atomically: a half-written note would be read as damaged. A failure is said once."""
+        partial = self.path.with_suffix(".partial")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(self._note, indent=1) + "\n")
+            os.replace(partial, self.path)
+        except OSError as error:
+            _remove(partial, quiet=True)
+            if not self._write_failed:
+                log.warning("could not write %s (%s): if this drive dies without its teardown, the server "
+                            "stays %s", self.path, error, describe(self._note["applied"]))
+            self._write_failed = True
+
+
+# ---------------------------------------------------------------------- is it the world that drive left?
+def clock_agrees(left: LeftBehind, snapshot: Any) -> bool:
+    """True when the world's clock has advanced only by whole fixed-delta steps since the dead drive
+    applied its settings: elapsed = elapsed_0 + (frame - frame_0) * delta. A restarted server counts
+    frames from 0 again, and its free-running (variable delta) start breaks the relation."""
+    delta = left.applied["fixed_delta_seconds"]
+    if left.clock is None or delta is None:
+        return False
+    frame0, elapsed0 = left.clock
+    steps = int(snapshot.frame) - frame0
+    expected = elapsed0 + steps * delta
+    return steps >= 0 and abs(float(snapshot.timestamp.elapsed_seconds) - expected) <= 1e-3 + 1e-6 * steps * delta
+
+
+def actors_as_spawned(left: LeftBehind, found: dict[int, Any]) -> bool:
+    """True when every actor the dead drive listed is there as spawned: type, role name, and each
+    camera on the car it was mounted on. Ids alone are not enough: a restarted server reuses them."""
+    if not left.actors:
+        return False
+    for entry in left.actors:
+        actor = found.get(entry["id"])
+        if actor is None or _actor_entry(actor) != entry:
+            return False
+    return True
+
+
+def _actor_entry(actor: Any) -> dict[str, Any]:
+    attributes = getattr(actor, "attributes", None) or {}
+    parent = getattr(actor, "parent", None)
+    return {"id": int(actor.id), "type_id": str(actor.type_id), "role_name": str(attributes.get("role_name", "")),
+            "parent_id": int(parent.id) if parent is not None else 0}
+
+
+# ---------------------------------------------------------------------- files and processes
+def _read(path: Path) -> dict[str, Any] | None:
     try:
-        return str(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][4][0])
-    except (OSError, UnicodeError, IndexError):
-        return host
+        note = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:  # its drive just removed it
+        return None
+    except OSError as error:
+        log.warning("could not read %s (%s): ignoring it", path, error)
+        return None
+    except ValueError:  # not UTF-8, not JSON
+        note = None
+    if not isinstance(note, dict) or not isinstance(note.get("pid"), int) or not isinstance(note.get("machine"), str):
+        log.warning("removed %s: damaged (not a note this version wrote)", path)
+        _remove(path)
+        return None
+    return note
 
 
-def _process_alive(pid: int) -> bool:
+def _left_behind(path: Path, note: dict[str, Any]) -> LeftBehind | None:
+    """The note as a LeftBehind, or None (removed, with a warning) when a field is not as written."""
+    try:
+        original, applied = _checked_fields(note["original"]), _checked_fields(note["applied"])
+        clock = note.get("clock")
+        if clock is not None:
+            frame, elapsed = int(clock[0]), float(clock[1])
+            if frame < 0 or not math.isfinite(elapsed):
+                raise ValueError("clock")
+            clock = (frame, elapsed)
+        actors = [_checked_actor(entry) for entry in note.get("actors", [])]
+        return LeftBehind(path, int(note["pid"]), str(note.get("started", "?")), original, applied, clock, actors)
+    except (KeyError, TypeError, ValueError, IndexError):
+        log.warning("removed %s: damaged (a field is not as written)", path)
+        _remove(path)
+        return None
+
+
+def _checked_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    sync, delta = fields["synchronous_mode"], fields["fixed_delta_seconds"]
+    if not isinstance(sync, bool):
+        raise TypeError("synchronous_mode")
+    if delta is not None and (isinstance(delta, bool) or not isinstance(delta, (int, float))
+                              or not (math.isfinite(delta) and delta > 0)):
+        raise ValueError("fixed_delta_seconds")
+    return {"synchronous_mode": sync, "fixed_delta_seconds": None if delta is None else float(delta)}
+
+
+def _checked_actor(entry: dict[str, Any]) -> dict[str, Any]:
+    actor_id, parent_id = int(entry["id"]), int(entry["parent_id"])
+    if not (0 < actor_id <= MAX_ACTOR_ID and 0 <= parent_id <= MAX_ACTOR_ID):
+        raise ValueError("actor id")
+    return {"id": actor_id, "type_id": str(entry["type_id"]), "role_name": str(entry["role_name"]),
+            "parent_id": parent_id}
+
+
+def _fields(settings: Any) -> dict[str, Any]:
+    return dict(settings) if isinstance(settings, dict) else settings_fields(settings)
+
+
+def _remove(path: Path, quiet: bool = False) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        if not quiet:
+            log.warning("could not remove %s: %s", path, error)
+
+
+def _process_start(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (Linux /proc), or None where there is none.
+    With it a pid the system gave to another process since is not taken for the drive."""
+    stat = _proc_stat(pid)
+    return None if stat is None else int(stat[19])
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (state) on; None without /proc or without that process."""
+    try:
+        text = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    return text.rsplit(")", 1)[1].split()  # the name (field 2) may hold spaces and parentheses
+
+
+def _owner_alive(pid: Any, start: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if Path("/proc/self/stat").exists():
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):  # gone, or killed and not yet reaped (a zombie)
+            return False
+        return start is None or int(stat[19]) == start
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -80,112 +312,25 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-@dataclass
-class LeftBehind:
-    """What a dead session left on the server: the settings it found there, and its actors."""
+def _server_key(host: str) -> str:
+    """One folder per server however it is named: every loopback name and address ('localhost',
+    '127.0.0.1', '::1') is 'localhost'; other names go by their first IPv4 address."""
+    try:
+        addresses = [info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)]
+    except (OSError, UnicodeError):
+        return _safe(host)
+    if any(_is_loopback(address) for address in addresses):
+        return "localhost"
+    ipv4 = [address for address in addresses if ":" not in address]
+    return _safe((ipv4 or addresses or [host])[0])
 
-    original: dict[str, Any]
-    actors: list[tuple[int, str]]  # (actor id, type_id), in spawn order: the ego first
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
-class ServerLease:
-    """The lease of one CARLA address: ``adopt`` before changing settings, ``take`` just before applying
-    them, ``add_actors`` after each spawn, ``release`` after the teardown restored them. Never raises on
-    a file problem: losing the note costs only the crash recovery, so that is logged, and the drive
-    goes on."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, int(port)
-        # One note per server however it is named: "localhost" and "127.0.0.1" are the same CARLA.
-        address = _address(host)
-        safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in address.lower())
-        self.path = lease_folder() / f"{safe}_{self.port}.json"
-        self._note: dict[str, Any] | None = None
-        self._write_failed = False
-
-    def adopt(self, current: Any) -> LeftBehind | None:
-        """What a dead session left, when it left the world as it is now: its original settings are
-        to be restored at the end instead of ``current``. None when there is no such session (then
-        ``current`` is the original). A stale or unreadable file is removed."""
-        note = self._read()
-        if note is None:
-            return None
-        try:
-            pid, original, applied = int(note["pid"]), note["original"], note["applied"]
-            original = {name: original[name] for name in FIELDS}
-            applied = {name: applied[name] for name in FIELDS}
-            actors = [(int(actor_id), str(type_id)) for actor_id, type_id in note.get("actors", [])]
-        except (KeyError, TypeError, ValueError):
-            log.warning("ignoring %s: not a settings note this version wrote", self.path)
-            self._remove()
-            return None
-        here = note.get("machine") == socket.gethostname()
-        if here and pid != os.getpid() and _process_alive(pid):
-            log.warning("another session (pid %d, since %s) is driving the CARLA server at %s:%d; two "
-                        "clients in synchronous mode tick the same world", pid, note.get("started", "?"),
-                        self.host, self.port)
-            return None
-        if not _same(applied, settings_fields(current)):
-            self._remove()  # the server restarted, or a client changed the settings since
-            return None
-        log.warning("the CARLA server at %s:%d is still %s from a session that did not end cleanly (pid %d, "
-                    "since %s): the settings from before it (%s) will be restored when this one ends",
-                    self.host, self.port, describe(applied), pid, note.get("started", "?"), describe(original))
-        return LeftBehind(original, actors)
-
-    def take(self, original: Any, applied: Any) -> None:
-        """Write the note of a session about to apply ``applied`` over ``original``."""
-        self._note = {"pid": os.getpid(), "machine": socket.gethostname(),
-                      "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": f"{self.host}:{self.port}",
-                      "original": settings_fields(original), "applied": settings_fields(applied), "actors": []}
-        self._write()
-
-    def add_actors(self, *actors: Any) -> None:
-        """List spawned actors (anything with ``id`` and ``type_id``) in the note taken before."""
-        if self._note is None:
-            return
-        self._note["actors"] += [[int(actor.id), str(actor.type_id)] for actor in actors]
-        self._write()
-
-    def _write(self) -> None:
-        """Atomically: a half-written note would be read as damaged. A failure is said once."""
-        note = self._note
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_suffix(f".{os.getpid()}.partial")
-            partial.write_text(json.dumps(note, indent=1) + "\n")
-            os.replace(partial, self.path)
-        except OSError as error:
-            if not self._write_failed:
-                log.warning("could not write %s (%s): if this session dies without its teardown, the server "
-                            "stays %s", self.path, error, describe(note["applied"]))
-            self._write_failed = True
-
-    def release(self) -> None:
-        """Remove the note: the original settings are back on the server."""
-        self._note = None
-        self._remove()
-
-    def _read(self) -> dict[str, Any] | None:
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            log.warning("could not read %s (%s): ignoring it", self.path, error)
-            return None
-        try:
-            note = json.loads(text)
-        except json.JSONDecodeError:
-            note = None
-        if not isinstance(note, dict):
-            log.warning("ignoring %s: damaged (not a JSON object)", self.path)
-            self._remove()
-            return None
-        return note
-
-    def _remove(self) -> None:
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError as error:
-            log.warning("could not remove %s: %s", self.path, error)
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in name.lower())

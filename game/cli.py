@@ -92,6 +92,15 @@ def _generation(text: str) -> str:
     return text
 
 
+def _timeout(text: str) -> float:
+    """0.1 to 3600 s: below, a live server is taken for a dead one ("time-out of 0ms"); above, the wait
+    overflows the platform's time (1e12 s was an OverflowError traceback)."""
+    value = arg_types.positive_float(text)
+    if not 0.1 <= value <= 3600.0:
+        raise argparse.ArgumentTypeError(f"must lie in 0.1..3600 seconds, got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     value = arg_types.positive_int(text)
     if value > 65535:
@@ -146,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--rolename", default="hero", metavar="NAME", help="the ego's role name (default: hero)")
     world.add_argument("--gamma", type=arg_types.positive_float, default=2.2,
                        help="gamma correction of the CARLA rgb camera (default: 2.2)")
-    world.add_argument("--timeout", type=arg_types.positive_float, default=10.0, metavar="SECONDS",
-                       help="CARLA client time-out: a server silent this long ends the drive (default: 10)")
+    world.add_argument("--timeout", type=_timeout, default=10.0, metavar="SECONDS",
+                       help="CARLA client time-out, 0.1 to 3600: a server silent this long ends the drive "
+                            "(default: 10)")
     world.add_argument("-s", "--seed", type=arg_types.non_negative_int, default=None, help="world / spawn seed")
 
     world.add_argument("-v", "--verbose", action="store_true",

@@ -2,12 +2,14 @@
 
     python -m neural_render.bench --preset cpu --res 256x128 --backend onnxruntime --frames 100
     python -m neural_render.bench --preset gpu --res 1024x512 --backend torch --device cuda --dtype fp16 --compile
+    python -m neural_render.bench --model runs/tiny --res 64x32    # the checkpoint names its preset
 
 Default mode times the model alone with its inputs already on the device (CUDA events on the GPU);
 `--end-to-end` times `Renderer.render` from host uint8 labels + float32 flow to a host uint8 frame.
 Prints a table and, as the LAST line, JSON {"fps", "p50_ms", "p95_ms", "p99_ms", "params_m", "gflops",
-"backend", "device", "preset", "res", ...}. `bench_path(...)` is the same as a function, so a script
-can compare several paths in one process. Needs only torch, numpy, onnx, onnxruntime (PYTHONPATH=.).
+"backend", "device", "preset", "res", "compile", "compiled", ...}, each saying what ran ("compiled" is
+false for onnxruntime, which --compile does not touch). `bench_path(...)` is the same as a function, so
+a script can compare several paths in one process. Needs only torch, numpy, onnx, onnxruntime (PYTHONPATH=.).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from neural_render import arg_types
+from neural_render.export import DEFAULT_PRESET
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
 from neural_render.runtime.common import parse_size, precision_note
 from neural_render.runtime.select import resolve_backend
@@ -83,7 +86,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
         timer = _time_cuda if be.device.type == "cuda" else _time_host
         ms = timer(fn, frames, warmup)
         # A compile that failed fell back to eager: say so, or the row would credit eager speed to compile.
-        return ms, be.device_name, {"compiled": be.compiled, "precision": be.precision}
+        return ms, be.device_name, {"compiled": _compiled(be), "precision": be.precision}
     if backend == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend
         from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
@@ -95,19 +98,38 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
                 be._bind(name, t, output=True)
             return _time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
                               torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers(),
-                                                                        "precision": be.precision}
+                                                                        "precision": be.precision,
+                                                                        "compiled": _compiled(be)}
         cfg = model.config
         feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
                  "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
                  "flow": np.zeros((1, 2, height, width), np.float32),
                  "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
         return (_time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
-                {"providers": be.session.get_providers(), "precision": be.precision})
+                {"providers": be.session.get_providers(), "precision": be.precision, "compiled": _compiled(be)})
     from neural_render.runtime.trt_backend import TensorRTBackend
     be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
-        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision}
+        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
+                                                                                    "compiled": _compiled(be)}
+
+
+def _compiled(backend) -> bool:
+    """Whether the timed path ran compiled: torch.compile still in place (a failed compile falls back
+    to eager), or TensorRT replaying CUDA graphs; ONNX Runtime has nothing --compile acts on."""
+    return bool(getattr(backend, "compiled", False) or getattr(backend, "cuda_graph", False))
+
+
+def compile_note(asked: bool | str, row: dict) -> str | None:
+    """One line when --compile was asked for but the row ran uncompiled, so that the figures are not
+    read as compiled ones."""
+    if not asked or row.get("compiled"):
+        return None
+    if row["backend"] == "onnxruntime":
+        return ("note: --compile applies to the torch backend (and TensorRT's CUDA graphs) only; "
+                "onnxruntime ran uncompiled")
+    return f"note: --compile did not take with {row['backend']} (see the warning above); the row is uncompiled"
 
 
 def random_frames(num_classes: int, size: tuple[int, int], count: int = 4, seed: int = 0) -> list:
@@ -141,20 +163,22 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
     # CUDA); medians over the timed frames only, the warm-up ones are dropped.
     extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()},
              "precision": r.precision}
-    if hasattr(r._backend, "compiled"):
-        extra["compiled"] = r._backend.compiled
+    extra["compiled"] = _compiled(r._backend)
     if history is not None:
         extra["pinned_staging"] = history.pinned
     return ms, r.device_name, extra
 
 
-def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", backend: str = "onnxruntime",
+def bench_path(preset: str | None = None, res: str | tuple[int, int] = "256x128", backend: str = "onnxruntime",
                device: str | None = None, precision: str = "fp32", compile: bool | str = False, frames: int = 100,
                warmup: int = 10, model: Vid2VidGenerator | str | None = None, end_to_end: bool = False,
                flops: bool = True, threads: int | None = None, pinned: bool = True) -> dict:
     """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring); its
     "precision" is the one the backend ran, which may differ from ``precision``.
-    compile: False, True (reduce-overhead on CUDA) or a torch.compile mode name such as "max-autotune".
+    preset: with a checkpoint path for ``model``, None takes the file's (another name is an error);
+    otherwise None means DEFAULT_PRESET.
+    compile: False, True (reduce-overhead on CUDA) or a torch.compile mode name such as "max-autotune";
+    the row's "compile" and "compiled" say what ran (False for onnxruntime, or a compile that failed).
     pinned=False (end to end only): pageable host staging buffers instead of pinned ones."""
     size = parse_size(res)
     if isinstance(model, str):
@@ -162,7 +186,7 @@ def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", back
         model = load_generator(model, preset=preset)
     elif model is None:
         torch.manual_seed(0)
-        model = build_generator(preset)
+        model = build_generator(preset or DEFAULT_PRESET)
     model = model.eval()
     model.config.check_size(*size)
     backend, device = resolve_backend(backend, device)
@@ -180,10 +204,12 @@ def bench_path(preset: str = "cpu", res: str | tuple[int, int] = "256x128", back
     # The precision that ran, which the backend may have changed (onnxruntime on the CPU runs fp32 only):
     # a row must not credit fp32 speed to fp16.
     ran = extra.pop("precision")
+    # Likewise what compiled: asked-for compile on onnxruntime (or a failed torch.compile) ran uncompiled.
+    compiled = extra.pop("compiled")
     return {**_stats(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
             "backend": backend, "device": device_name, "preset": model.config.name, "res": f"{size[0]}x{size[1]}",
-            "precision": ran, "compile": compile, "mode": "end-to-end" if end_to_end else "model",
-            "frames": frames, **extra}
+            "precision": ran, "compile": compile if compiled else False, "compiled": compiled,
+            "mode": "end-to-end" if end_to_end else "model", "frames": frames, **extra}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -198,7 +224,9 @@ def print_table(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m neural_render.bench", description=__doc__,
                                  formatter_class=arg_types.HelpFormatter)
-    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="generator preset (sizes)")
+    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                    help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
+                         f"--model; with --model it must match the checkpoint")
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
     ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"],
                     help="inference backend")
@@ -207,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", "--precision", dest="precision", default="fp32", choices=["fp32", "fp16", "bf16"],
                     help="precision to ask for; the row reports the one the backend ran")
     ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
-                    help="torch.compile (default mode: reduce-overhead = CUDA graphs on cuda; or name one, e.g. "
-                         "max-autotune) / TensorRT CUDA graph")
+                    help="torch backend: torch.compile (default mode: reduce-overhead = CUDA graphs on cuda; or "
+                         "name one, e.g. max-autotune); tensorrt: CUDA graphs; onnxruntime: nothing")
     ap.add_argument("--frames", type=arg_types.positive_int, default=100, help="timed frames")
     ap.add_argument("--warmup", type=arg_types.non_negative_int, default=10, help="untimed frames first")
     ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init)")
@@ -226,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ImportError) as exc:  # bad --res / --model, a backend not installed here
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    note = precision_note("--dtype", args.precision, row["precision"], row["backend"], row["device"])
-    if note:
+    notes = (precision_note("--dtype", args.precision, row["precision"], row["backend"], row["device"]),
+             compile_note(args.compile, row))
+    for note in filter(None, notes):
         print(note, file=sys.stderr)
     print_table([row])
     print(json.dumps(row))

@@ -83,13 +83,43 @@ def load_generator(path: str | Path, preset: str | None = None, map_location: st
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{path}: weight '{name}' holds NaN/inf (training diverged); use an earlier checkpoint")
     model = Vid2VidGenerator(config)
+    misfit = state_misfit(model.state_dict(), state)
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{path}: weights do not fit the '{config.name}' network ({first}); "
-                              f"the file was written by another version: re-export or re-train") from exc
+        if misfit is None:
+            model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # a misfit state_misfit does not know: torch's words, on one line
+        misfit = " ".join(str(exc).split())
+    if misfit is not None:
+        raise CheckpointError(f"{path}: weights do not fit the '{config.name}' network ({misfit}); "
+                              f"the file was written by another version: re-export or re-train")
     return model.to(map_location).eval()
+
+
+def state_misfit(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:
+    """None when ``found`` (a file's tensors) has exactly the keys and shapes of ``expected`` (the
+    network's state_dict); otherwise the first missing key, unexpected key and wrongly shaped tensor,
+    on one line. load_state_dict puts those on later lines, which a one-line error cut off."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    reshaped = [k for k in expected if k in found and tuple(found[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"missing '{missing[0]}'{_more(missing)}")
+    if unexpected:
+        parts.append(f"unexpected '{unexpected[0]}'{_more(unexpected)}")
+    if reshaped:
+        k = reshaped[0]
+        parts.append(f"'{k}' has shape {_shape(found[k])} in the file, {_shape(expected[k])} in the network"
+                     f"{_more(reshaped)}")
+    return "; ".join(parts) or None
+
+
+def _more(keys: list[str]) -> str:
+    return f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+
+
+def _shape(tensor: torch.Tensor) -> str:
+    return str(tuple(tensor.shape))
 
 
 def weights_path(path: str | Path) -> Path:

@@ -1,6 +1,7 @@
 """torch -> ONNX export of one render step, a cache of exported files, and a torch-vs-ORT check.
 
-    python -m neural_render.export --preset cpu --res 256x128 --check [--model PATH] [--out PATH [--overwrite]]
+    python -m neural_render.export --preset cpu --res 256x128 --check [--out PATH [--overwrite]]
+    python -m neural_render.export --model PATH --res 256x128 --check    # the checkpoint names its preset
 
 The graph is `RenderStep` (model.py): static shapes, batch 1, history as explicit inputs/outputs:
   inputs  labels (1,K,H,W) uint8, prev_frames (1,K-1,3,H,W) float, flow (1,2,H,W) float32,
@@ -30,11 +31,31 @@ OPSET = 17
 INPUT_NAMES = ("labels", "prev_frames", "flow", "has_history", "has_flow")
 OUTPUT_NAMES = ("image", "image_u8", "next_frames", "next_labels")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DEFAULT_PRESET = "cpu"  # what --preset means without --model (random weights); with --model, the file's
 
 
 def cache_dir() -> Path:
     """$NEURAL_DRIVE_CACHE or ~/.cache/neural-drive (exported ONNX files and TensorRT engines)."""
     return Path(os.environ.get("NEURAL_DRIVE_CACHE", Path.home() / ".cache" / "neural-drive"))
+
+
+class CacheError(ValueError):
+    """The export cache folder cannot take a file. A ValueError because that is what every tool's
+    one-line error path catches (bench, export, and the launcher's backend start): a QA pass found
+    NEURAL_DRIVE_CACHE set to a file ending in a FileExistsError traceback."""
+
+
+def cache_problem(directory: str | Path | None = None) -> str | None:
+    """None when the cache folder (``directory``, else cache_dir()) can take a new file; otherwise one
+    line naming where the folder came from, the path and what to do."""
+    folder = Path(directory) if directory else cache_dir()
+    problem = folder_write_problem(folder)
+    if problem is None:
+        return None
+    if directory:  # a caller's own folder: the environment has nothing to do with it
+        return f"ONNX cache folder {folder}: {problem}; pass another folder"
+    where = f"NEURAL_DRIVE_CACHE={folder}" if "NEURAL_DRIVE_CACHE" in os.environ else f"the cache folder {folder}"
+    return f"{where}: {problem}; set NEURAL_DRIVE_CACHE to a writable folder"
 
 
 def model_hash(model: Vid2VidGenerator) -> str:
@@ -108,6 +129,10 @@ def cached_onnx(model: Vid2VidGenerator, width: int, height: int, precision: str
             return path
         except Exception:  # corrupt or foreign file under our name: export again
             path.unlink(missing_ok=True)
+    # Checked only when an export must be written: a read-only cache that already holds it still serves.
+    problem = cache_problem(directory)
+    if problem:
+        raise CacheError(problem)
     return export_onnx(model, path, width, height, precision)
 
 
@@ -173,9 +198,8 @@ def _output_problem(out: str | None, overwrite: bool) -> str | None:
     """What stops the export from writing where it was asked to, found before exporting: an --out that
     holds a previous export (replaced only with --overwrite), or a folder that takes no file."""
     if out is None:
-        problem = folder_write_problem(cache_dir())
-        return problem and (f"the ONNX cache folder {cache_dir()}: {problem}; pass --out or set "
-                            f"NEURAL_DRIVE_CACHE to another folder")
+        problem = cache_problem()
+        return problem and f"{problem}, or pass --out"
     if Path(out).is_file() and not overwrite:
         return f"--out {out} already exists; pass --overwrite to replace it, or another path"
     problem = file_write_problem(out)  # by writing: os.access says yes to root on /sys
@@ -187,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     from neural_render.runtime.common import parse_size
 
     ap = argparse.ArgumentParser(prog="python -m neural_render.export", description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
+    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                    help=f"generator preset (default: the --model checkpoint's; {DEFAULT_PRESET} without --model); "
+                         f"with --model it must match the checkpoint")
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT (static in the graph)")
     ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init, seed 0)")
     ap.add_argument("--out", default=None, help="output .onnx (default: the cache directory)")
@@ -197,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         width, height = parse_size(args.res)
-        if args.model:
+        if args.model:  # preset None: the checkpoint's own, as evaluate, calibrate and launch.py take it
             model = load_generator(args.model, preset=args.preset)
         else:
             torch.manual_seed(0)
-            model = build_generator(args.preset)
+            model = build_generator(args.preset or DEFAULT_PRESET)
         model.eval().config.check_size(width, height)
         problem = _output_problem(args.out, args.overwrite)  # last: it makes the folder
         if problem:
@@ -210,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not args.model:  # as loud as the launcher's UNTRAINED banner: the graph renders noise
-        print(f"warning: exporting an UNTRAINED {args.preset} model (random weights, seed 0); pass --model "
+        print(f"warning: exporting an UNTRAINED {model.config.name} model (random weights, seed 0); pass --model "
               f"PATH for trained weights", file=sys.stderr)
     try:
         path = export_onnx(model, args.out, width, height, args.precision) if args.out else \
@@ -222,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     info = check_graph(path)
     print(f"exported {path} ({path.stat().st_size / 1e6:.2f} MB, opset {info['opset']}, "
           f"{len(info['grid_samples'])} GridSample nodes: bilinear, border, align_corners=1)")
-    result = {"path": str(path), "opset": info["opset"], "preset": args.preset, "res": f"{width}x{height}",
+    result = {"path": str(path), "opset": info["opset"], "preset": model.config.name, "res": f"{width}x{height}",
               "precision": args.precision}
     if args.check:
         tolerance = PARITY_TOLERANCE[args.precision]

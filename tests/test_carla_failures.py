@@ -232,40 +232,106 @@ def test_camera_queue_survives_ctrl_c_in_get():
     assert result.stdout.split() == ["BLOCKED", "0"], result.stderr[-2000:]
 
 
+def _kill_a_driving_client(server: StandinProcess) -> subprocess.Popen:
+    """A client process that drives (autopilot), then SIGKILL: no teardown runs."""
+    client_process = _client_process(server, "ctrl-c")
+    _wait_for(client_process, "DRIVING")
+    client_process.kill()
+    client_process.communicate(timeout=10)
+    return client_process
+
+
+def _eventually(condition, timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _put_the_world_back(world) -> None:
+    """After a test that may have failed midway: the module's other tests need the world as it was."""
+    settings = world.get_settings()
+    settings.synchronous_mode, settings.fixed_delta_seconds = False, None
+    world.apply_settings(settings)
+    for actor in world.get_actors():
+        if actor.type_id != "spectator":
+            actor.destroy()
+
+
 def test_a_killed_client_s_settings_and_actors_are_cleaned_up_by_the_next_session(
         standin, client, tmp_path, monkeypatch, caplog):
     """SIGKILL leaves no teardown: the world stays synchronous (frozen without its ticker) with the
-    client's car and cameras in it. The next source at that address reads the dead session's note,
+    client's car and cameras in it. The next source at that address reads the dead drive's note,
     destroys those actors and restores the settings from before it."""
     from carla_bridge.carla_source import CarlaSource
 
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))  # the client process inherits it
     world = client.get_world()
-    client_process = _client_process(standin, "ctrl-c")
     try:
-        _wait_for(client_process, "DRIVING")
-        client_process.kill()
-        client_process.communicate(timeout=10)
+        _kill_a_driving_client(standin)
         left = world.get_settings()
         assert (left.synchronous_mode, left.fixed_delta_seconds) == (True, pytest.approx(0.05))
         dead_ids = {a.id for a in world.get_actors() if a.type_id != "spectator"}
         assert len(dead_ids) == 5  # the ego and its four cameras
         with caplog.at_level(logging.WARNING, "carla_bridge"):
             source = CarlaSource(port=standin.port, tm_port=standin.tm_port, size=(64, 32), seed=6, timeout_s=5.0)
-            assert not dead_ids & {a.id for a in world.get_actors()}
-            source.reset()
+            source.reset()  # one tick: the test's client hears of that frame's actors (a moment later)
+            assert _eventually(lambda: not dead_ids & {a.id for a in world.get_actors()})
             source.close()
-        assert "did not end cleanly" in caplog.text and "destroyed what that session left" in caplog.text
+        assert "did not end cleanly" in caplog.text and "destroyed what that drive left" in caplog.text
         restored = world.get_settings()
         assert (restored.synchronous_mode, restored.fixed_delta_seconds) == (False, None)
-        assert not list((tmp_path / "carla-settings").glob("*.json"))
+        assert not list((tmp_path / "carla-settings").rglob("*.json"))
         world.wait_for_tick(5.0)
         assert [a.type_id for a in world.get_actors()] == ["spectator"]
     finally:
+        _put_the_world_back(world)
+
+
+def test_a_world_unfrozen_by_hand_keeps_its_settings_and_loses_the_dead_drive_s_actors(
+        standin, client, tmp_path, monkeypatch, caplog):
+    """The usual first fix of a frozen server (CARLA's config.py --no-sync) changes the settings: the
+    note's settings no longer apply, but the car and cameras are still the dead drive's, as spawned."""
+    from carla_bridge.carla_source import CarlaSource
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    world = client.get_world()
+    try:
+        _kill_a_driving_client(standin)
+        by_hand = world.get_settings()
+        by_hand.synchronous_mode = False  # fixed delta 0.05 stays, as config.py --no-sync leaves it
+        world.apply_settings(by_hand)
+        with caplog.at_level(logging.WARNING, "carla_bridge"):
+            source = CarlaSource(port=standin.port, tm_port=standin.tm_port, size=(64, 32), seed=6, timeout_s=5.0)
+            source.reset()  # one tick: the test's client hears of that frame's actors (a moment later)
+            assert _eventually(lambda: len([a for a in world.get_actors() if a.type_id.startswith("vehicle")]) == 1)
+            assert {a.type_id.split(".")[0] for a in world.get_actors()} == {"spectator", "vehicle", "sensor"}
+            source.close()
+        assert "did not end cleanly" not in caplog.text and "destroyed what that drive left" in caplog.text
+        after = world.get_settings()
+        assert (after.synchronous_mode, after.fixed_delta_seconds) == (False, pytest.approx(0.05))
+    finally:
+        _put_the_world_back(world)
+
+
+def test_a_second_drive_on_a_server_a_live_one_holds_is_refused(standin, client, tmp_path, monkeypatch):
+    from carla_bridge.carla_source import CarlaConnectionError, CarlaSource
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    world = client.get_world()
+    client_process = _client_process(standin, "ctrl-c")
+    try:
+        _wait_for(client_process, "DRIVING")
+        with pytest.raises(CarlaConnectionError, match=f"another drive \\(pid {client_process.pid}, since .*\\) is "
+                                                       f"driving the CARLA server at 127.0.0.1:{standin.port}"):
+            CarlaSource(port=standin.port, tm_port=standin.tm_port + 7, size=(64, 32), seed=6, timeout_s=5.0)
+        assert world.get_settings().synchronous_mode  # the live drive's world, untouched
+        assert len([a for a in world.get_actors() if a.type_id.startswith("vehicle")]) == 1
+        client_process.send_signal(signal.SIGINT)
+        _finish(client_process, standin, 30.0)
+        assert not list((tmp_path / "carla-settings").rglob("*.json"))  # its own note, removed at its exit
+    finally:
         client_process.kill()
-        settings = world.get_settings()
-        settings.synchronous_mode, settings.fixed_delta_seconds = False, None
-        world.apply_settings(settings)  # the module's other tests need the world as it was
-        for actor in world.get_actors():
-            if actor.type_id != "spectator":
-                actor.destroy()
+        _put_the_world_back(world)

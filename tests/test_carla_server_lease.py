@@ -1,21 +1,25 @@
-"""The settings note a CarlaSource leaves on disk while it drives (carla_bridge.server_lease): what
-the next session makes of it when the session that wrote it died, is still running, or left a world
-that has changed since; and that a damaged or unwritable note never stops a drive."""
+"""The notes a CarlaSource keeps on disk while it drives (carla_bridge.server_lease): which drives a new
+one takes for dead (reaped, zombie, pid reused) or live (refused), notes from other machines left
+alone, the proofs that a world is the one a dead drive left (its clock, its actors as spawned), one
+folder per server however it is named, and damaged or unwritable notes that never stop a drive."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 from types import SimpleNamespace
 
 import pytest
 
-from carla_bridge.server_lease import ServerLease, lease_folder
+from carla_bridge import server_lease
+from carla_bridge.server_lease import ServerBusy, ServerLease, actors_as_spawned, clock_agrees, lease_folder
 
-ASYNC = SimpleNamespace(synchronous_mode=False, fixed_delta_seconds=None)
-SYNC = SimpleNamespace(synchronous_mode=True, fixed_delta_seconds=0.05)
+ASYNC = {"synchronous_mode": False, "fixed_delta_seconds": None}
+SYNC = {"synchronous_mode": True, "fixed_delta_seconds": 0.05}
 
 
 @pytest.fixture
@@ -24,89 +28,137 @@ def cache(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _dead_pid() -> int:
+def _snapshot(frame: int, elapsed: float):
+    return SimpleNamespace(frame=frame, timestamp=SimpleNamespace(elapsed_seconds=elapsed))
+
+
+def _actor(actor_id, type_id, role="hero", parent=None):
+    return SimpleNamespace(id=actor_id, type_id=type_id, attributes={"role_name": role},
+                           parent=None if parent is None else SimpleNamespace(id=parent))
+
+
+EGO = _actor(24, "vehicle.tesla.model3")
+CAMERA = _actor(25, "sensor.camera.semantic_segmentation", role="front", parent=24)
+
+
+def _note_of(pid: int, *actors, process_start=None, **fields) -> ServerLease:
+    """A note written as the drive `pid` would have written it."""
+    lease = ServerLease("127.0.0.1", 2000)
+    lease.take(ASYNC, SYNC)
+    lease.mark_applied(_snapshot(100, 5.0))
+    lease.add_actors(*actors)
+    note = json.loads(lease.path.read_text())
+    note.update(pid=pid, process_start=process_start, **fields)
+    path = lease.folder / f"{note['machine']}_{pid}.json"
+    path.write_text(json.dumps(note))
+    lease.path.unlink()
+    return lease
+
+
+def _reaped_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
 
 
-def _rewrite(lease: ServerLease, **fields) -> None:
-    note = json.loads(lease.path.read_text())
-    note.update(fields)
-    lease.path.write_text(json.dumps(note))
-
-
-def test_the_note_lives_under_the_cache_and_is_gone_after_release(cache):
+def test_a_drive_s_note_is_written_step_by_step_and_removed_on_release(cache):
     lease = ServerLease("LocalHost", 2000)
     lease.take(ASYNC, SYNC)
-    assert lease.path.parent == lease_folder() == cache / "carla-settings"
-    assert lease.path.name in ("127.0.0.1_2000.json", "__1_2000.json")  # one note however the host is named
+    lease.mark_applied(_snapshot(100, 5.0))
+    lease.add_actors(EGO, CAMERA)
+    assert lease.path.parent == lease_folder() / "localhost_2000" and lease_folder() == cache / "carla-settings"
     note = json.loads(lease.path.read_text())
-    assert note["original"] == {"synchronous_mode": False, "fixed_delta_seconds": None}
-    assert note["applied"] == {"synchronous_mode": True, "fixed_delta_seconds": 0.05}
-    assert not list(lease.path.parent.glob("*.partial"))
+    assert note["pid"] == os.getpid() and note["original"] == ASYNC and note["applied"] == SYNC
+    assert note["clock"] == [100, 5.0]
+    assert note["actors"] == [{"id": 24, "type_id": "vehicle.tesla.model3", "role_name": "hero", "parent_id": 0},
+                              {"id": 25, "type_id": "sensor.camera.semantic_segmentation", "role_name": "front",
+                               "parent_id": 24}]
+    assert not list(lease.folder.glob("*.partial"))
     lease.release()
     assert not lease.path.exists()
     lease.release()  # twice is fine
 
 
-def test_a_dead_session_s_settings_and_actors_are_adopted(cache, caplog):
-    lease = ServerLease("127.0.0.1", 2000)
-    lease.take(ASYNC, SYNC)
-    lease.add_actors(SimpleNamespace(id=24, type_id="vehicle.tesla.model3"))
-    lease.add_actors(SimpleNamespace(id=25, type_id="sensor.camera.semantic_segmentation"))
-    _rewrite(lease, pid=_dead_pid())
-    with caplog.at_level(logging.WARNING, "carla_bridge.server_lease"):
-        left = ServerLease("127.0.0.1", 2000).adopt(SimpleNamespace(synchronous_mode=True, fixed_delta_seconds=0.05))
-    assert left.original == {"synchronous_mode": False, "fixed_delta_seconds": None}
-    assert left.actors == [(24, "vehicle.tesla.model3"), (25, "sensor.camera.semantic_segmentation")]
-    assert "did not end cleanly" in caplog.text
-    assert "synchronous, fixed delta 0.05 s" in caplog.text and "asynchronous, variable delta" in caplog.text
-    assert lease.path.exists()  # kept until this session has restored them
+@pytest.mark.parametrize("name", ["localhost", "127.0.0.1", "::1", "127.0.0.2", "LOCALHOST"])
+def test_every_loopback_name_shares_one_folder(name):
+    # glibc lists ::1 first for localhost on most distributions: taking the first address split them
+    assert server_lease._server_key(name) == "localhost"
 
 
-def test_a_world_changed_since_makes_the_note_stale(cache):
-    lease = ServerLease("127.0.0.1", 2000)
-    lease.take(ASYNC, SYNC)
-    _rewrite(lease, pid=_dead_pid())
-    assert lease.adopt(SimpleNamespace(synchronous_mode=True, fixed_delta_seconds=0.1)) is None
-    assert not lease.path.exists()
-    lease.take(ASYNC, SYNC)
-    _rewrite(lease, pid=_dead_pid())
-    assert lease.adopt(ASYNC) is None  # the server was restarted
-    assert not lease.path.exists()
+def test_a_name_that_does_not_resolve_is_kept_as_a_safe_folder_name():
+    assert server_lease._server_key("no-such-host.invalid") == "no-such-host.invalid"
+    assert server_lease._server_key("a/b c") == "a_b_c"
 
 
-def test_a_running_session_s_note_is_left_alone(cache, caplog):
-    lease = ServerLease("127.0.0.1", 2000)
-    lease.take(ASYNC, SYNC)
+def test_a_dead_drive_s_note_is_handed_over(cache):
+    pid = _reaped_pid()
+    lease = _note_of(pid, EGO, CAMERA)
+    (left,) = lease.check_in()
+    assert left.pid == pid and left.original == ASYNC and left.applied == SYNC and left.clock == (100, 5.0)
+    assert [entry["id"] for entry in left.actors] == [24, 25]
+    lease.retire(left)
+    assert not left.path.exists()
+
+
+def test_a_live_drive_on_this_machine_makes_the_server_busy(cache):
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
         try:
-            _rewrite(lease, pid=other.pid)
-            with caplog.at_level(logging.WARNING, "carla_bridge.server_lease"):
-                assert lease.adopt(SYNC) is None
+            lease = _note_of(other.pid, process_start=server_lease._process_start(other.pid))
+            with pytest.raises(ServerBusy, match=f"another drive \\(pid {other.pid}, since .*\\) is driving the "
+                                                 f"CARLA server at 127.0.0.1:2000.*--port"):
+                lease.check_in()
         finally:
             other.kill()
-    assert f"another session (pid {other.pid}" in caplog.text
-    assert lease.path.exists()
 
 
-def test_a_note_from_another_machine_is_adopted(cache):
-    lease = ServerLease("carla-box", 2000)
-    lease.take(ASYNC, SYNC)
-    _rewrite(lease, machine="some-other-host", pid=1)  # pid 1 is alive here, but not that machine's
-    assert lease.adopt(SYNC).original == {"synchronous_mode": False, "fixed_delta_seconds": None}
+def test_a_killed_drive_not_yet_reaped_is_dead(cache):
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        start = server_lease._process_start(other.pid)
+        other.send_signal(signal.SIGKILL)
+        for _ in range(200):  # until the kernel has made it a zombie (we do not wait() for it)
+            stat = server_lease._proc_stat(other.pid)
+            if stat is None or stat[0] == "Z":
+                break
+            os.sched_yield()
+        lease = _note_of(other.pid, process_start=start)
+        assert [left.pid for left in lease.check_in()] == [other.pid]
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"pid": 5}'], ids=["not-json", "not-object", "fields"])
-def test_a_damaged_note_is_removed_with_a_warning(cache, caplog, text):
-    lease = ServerLease("127.0.0.1", 2000)
-    lease.path.parent.mkdir(parents=True)
-    lease.path.write_text(text)
+def test_a_pid_given_to_another_process_since_is_dead(cache):
+    parent = os.getppid()  # alive, but started at another time than the drive the note names
+    start = server_lease._process_start(parent)
+    if start is None:
+        pytest.skip("no /proc here: liveness is by pid alone")
+    lease = _note_of(parent, process_start=start + 1)
+    assert [left.pid for left in lease.check_in()] == [parent]
+
+
+def test_a_note_from_another_machine_is_left_alone(cache, caplog):
+    lease = _note_of(_reaped_pid(), EGO, machine="labbox2")
     with caplog.at_level(logging.WARNING, "carla_bridge.server_lease"):
-        assert lease.adopt(SYNC) is None
-    assert str(lease.path) in caplog.text
-    assert not lease.path.exists()
+        assert lease.check_in() == []
+    assert "a note of a drive on labbox2" in caplog.text and "left alone" in caplog.text
+    assert len(list(lease.folder.glob("*.json"))) == 1
+
+
+@pytest.mark.parametrize("damage", [
+    b"\xff\xfe garbage", b"{not json", b"[1, 2]", b'{"pid": 5}',
+    {"original": {"synchronous_mode": False, "fixed_delta_seconds": "x"}},
+    {"applied": {"synchronous_mode": "yes", "fixed_delta_seconds": 0.05}},
+    {"actors": [{"id": 99999999999999, "type_id": "vehicle.a", "role_name": "hero", "parent_id": 0}]},
+    {"clock": [1, "soon"]},
+], ids=["not-utf8", "not-json", "not-object", "no-machine", "delta", "sync", "actor-id", "clock"])
+def test_a_damaged_note_is_removed_with_a_warning(cache, caplog, damage):
+    lease = _note_of(_reaped_pid())
+    (path,) = lease.folder.glob("*.json")
+    if isinstance(damage, bytes):
+        path.write_bytes(damage)
+    else:
+        path.write_text(json.dumps({**json.loads(path.read_text()), **damage}))
+    with caplog.at_level(logging.WARNING, "carla_bridge.server_lease"):
+        assert lease.check_in() == []
+    assert f"removed {path}: damaged" in caplog.text
+    assert not path.exists()
 
 
 def test_an_unwritable_cache_costs_only_the_note(tmp_path, monkeypatch, caplog):
@@ -115,28 +167,56 @@ def test_an_unwritable_cache_costs_only_the_note(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(blocker))  # carla-settings cannot be made under a file
     lease = ServerLease("127.0.0.1", 2000)
     with caplog.at_level(logging.WARNING, "carla_bridge.server_lease"):
+        assert lease.check_in() == []
         lease.take(ASYNC, SYNC)
-        lease.add_actors(SimpleNamespace(id=24, type_id="vehicle.tesla.model3"))
+        lease.add_actors(EGO)
         lease.release()
     assert "stays synchronous, fixed delta 0.05 s" in caplog.text
     assert caplog.text.count("could not write") == 1  # said once, not once per actor
 
 
-def test_only_the_dead_session_s_own_actors_are_destroyed(caplog):
-    """An id that now belongs to another type (a restarted episode reuses ids) is left alone; cameras
-    go before the car they hang on."""
+def _left(**fields):
+    base = dict(path=None, pid=1, started="?", original=ASYNC, applied=SYNC, clock=(100, 5.0),
+                actors=[server_lease._actor_entry(EGO), server_lease._actor_entry(CAMERA)])
+    return server_lease.LeftBehind(**{**base, **fields})
+
+
+def test_the_clock_proves_the_world_is_the_one_the_drive_left():
+    assert clock_agrees(_left(), _snapshot(100, 5.0))  # frozen since
+    assert clock_agrees(_left(), _snapshot(160, 8.0))  # 60 more fixed-delta ticks (another client ticked)
+    assert not clock_agrees(_left(), _snapshot(40, 2.0))  # a restarted server counts frames from 0 again
+    assert not clock_agrees(_left(), _snapshot(160, 9.3))  # free-running (variable delta) since
+    assert not clock_agrees(_left(clock=None), _snapshot(100, 5.0))
+    assert not clock_agrees(_left(applied=ASYNC), _snapshot(100, 5.0))
+
+
+def test_the_actors_prove_it_only_when_every_one_is_as_spawned():
+    found = {24: EGO, 25: CAMERA}
+    assert actors_as_spawned(_left(), found)
+    assert not actors_as_spawned(_left(), {24: EGO})  # a camera gone
+    # a restarted server reused the ids: same car type, but another client's role name or camera mount
+    assert not actors_as_spawned(_left(), {24: _actor(24, "vehicle.tesla.model3", role="autopilot"), 25: CAMERA})
+    assert not actors_as_spawned(_left(), {24: EGO, 25: _actor(25, "sensor.camera.semantic_segmentation",
+                                                               role="front", parent=31)})
+    assert not actors_as_spawned(_left(actors=[]), found)
+
+
+def test_a_dead_drive_s_actors_go_cameras_first(caplog):
     from carla_bridge.carla_source import CarlaSource
 
-    destroyed = []
+    sent = []
 
-    def actor(actor_id, type_id):
-        return SimpleNamespace(id=actor_id, type_id=type_id, destroy=lambda: destroyed.append(actor_id) or True)
+    def apply_batch_sync(commands, due_tick):
+        sent.extend(commands)
+        return [SimpleNamespace(error="" if actor_id != 99 else "actor 99 not found") for _, actor_id in commands]
 
-    world = SimpleNamespace(get_actors=lambda ids: [actor(24, "vehicle.tesla.model3"), actor(25, "walker.pedestrian.0001"),
-                                                    actor(26, "sensor.camera.depth")])
-    left = [(24, "vehicle.tesla.model3"), (25, "sensor.camera.semantic_segmentation"), (26, "sensor.camera.depth"),
-            (27, "sensor.camera.rgb")]  # 27: gone already
+    source = SimpleNamespace(client=SimpleNamespace(apply_batch_sync=apply_batch_sync),
+                             _carla=SimpleNamespace(command=SimpleNamespace(DestroyActor=lambda i: ("destroy", i))))
+    gone_already = server_lease._actor_entry(_actor(99, "sensor.camera.rgb", role="front", parent=24))
+    left = _left(actors=[*_left().actors, gone_already])
     with caplog.at_level(logging.WARNING, "carla_bridge"):
-        CarlaSource._destroy_left_actors(SimpleNamespace(world=world), left)
-    assert destroyed == [26, 24]
-    assert "vehicle.tesla.model3 (24), sensor.camera.depth (26)" in caplog.text
+        CarlaSource._destroy_left_actors(source, left)
+    assert sent == [("destroy", 99), ("destroy", 25), ("destroy", 24)]
+    assert "destroyed what that drive left in the world: vehicle.tesla.model3 (24), " \
+           "sensor.camera.semantic_segmentation (25)" in caplog.text
+    assert "could not destroy sensor.camera.rgb (99): actor 99 not found" in caplog.text

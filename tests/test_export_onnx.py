@@ -10,8 +10,8 @@ import torch
 from runtime_support import tiny_generator_with_flow
 
 from neural_render.checkpoint import save_generator
-from neural_render.export import (INPUT_NAMES, OUTPUT_NAMES, PARITY_TOLERANCE, cached_onnx, check_graph, check_parity,
-                                  export_onnx, main, model_hash)
+from neural_render.export import (INPUT_NAMES, OUTPUT_NAMES, PARITY_TOLERANCE, CacheError, cached_onnx, check_graph,
+                                  check_parity, export_onnx, main, model_hash)
 from neural_render.model import build_generator
 
 W, H = 64, 32
@@ -125,3 +125,34 @@ def test_fp16_graph_for_strongly_typed_tensorrt(exported, tmp_path):
     assert types["prev_frames"] == types["image"] == onnx.TensorProto.FLOAT16
     assert types["flow"] == onnx.TensorProto.FLOAT and types["labels"] == onnx.TensorProto.UINT8
     assert check_graph(path)["grid_samples"][0]["mode"] == b"bilinear"
+
+
+def test_cli_takes_the_preset_from_the_checkpoint(tmp_path, capsys):
+    """--preset used to default to cpu, so a 'tiny' checkpoint was refused for a preset nobody asked for."""
+    model = save_generator(tiny_generator_with_flow(), tmp_path / "tiny.safetensors")
+    out = tmp_path / "own.onnx"
+    assert main(["--model", str(model), "--res", f"{W}x{H}", "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["preset"] == "tiny"
+    # An explicit --preset that differs from the file is still refused, in one line naming both.
+    assert main(["--model", str(model), "--preset", "cpu", "--res", f"{W}x{H}", "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "'tiny'" in err and "'cpu'" in err, err
+
+
+def test_help_says_where_the_preset_comes_from(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the --model checkpoint's; cpu without --model" in out
+
+
+def test_a_cache_variable_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    """NEURAL_DRIVE_CACHE=/etc/hostname ended in a FileExistsError traceback from the cache's mkdir."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(blocker))
+    with pytest.raises(CacheError, match=f"NEURAL_DRIVE_CACHE={blocker}: .* is a file, not a folder"):
+        cached_onnx(build_generator("tiny"), W, H)
+    assert main(["--preset", "tiny", "--res", f"{W}x{H}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: NEURAL_DRIVE_CACHE={blocker}: ") and err.count("\n") == 1, err

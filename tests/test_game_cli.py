@@ -83,6 +83,8 @@ def test_help_lists_every_key_and_flag(capsys):
         (["--generation", "4"], "--generation"),
         (["--gamma", "0"], "--gamma"),
         (["--timeout", "-1"], "--timeout"),
+        (["--timeout", "1e12"], "--timeout"),  # an OverflowError traceback in the camera wait
+        (["--timeout", "1e-9"], "--timeout"),  # "time-out of 0ms": a live server taken for a dead one
     ],
 )
 def test_bad_values_name_the_flag(argv, flag, capsys):

@@ -124,3 +124,43 @@ def test_saved_file_gets_the_mode_the_umask_gives(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def _resaved(path, tmp_path, edit):
+    """A copy of checkpoint ``path`` with its tensors changed by ``edit`` (config and meta kept)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    state = load_file(str(path))
+    edit(state)
+    out = tmp_path / "edited.safetensors"
+    save_file(state, str(out), metadata=metadata)
+    return out
+
+
+def _misfit_message(path) -> str:
+    with pytest.raises(CheckpointError, match="do not fit the 'tiny' network") as caught:
+        load_generator(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_missing_tensor_is_named(saved, tmp_path):
+    """The error used to end at 'Error(s) in loading state_dict for Vid2VidGenerator:', keys cut off."""
+    keys = list(saved[0].state_dict())
+    message = _misfit_message(_resaved(saved[1], tmp_path, lambda s: [s.pop(keys[0]), s.pop(keys[1])]))
+    assert f"missing '{keys[0]}' (and 1 more)" in message, message
+
+
+def test_an_unexpected_tensor_is_named(saved, tmp_path):
+    message = _misfit_message(_resaved(saved[1], tmp_path, lambda s: s.update(stray=torch.zeros(2))))
+    assert "unexpected 'stray'" in message and "more" not in message, message
+
+
+def test_a_wrongly_shaped_tensor_names_both_shapes(saved, tmp_path):
+    name, tensor = next((k, v) for k, v in saved[0].state_dict().items() if v.dim() == 4)
+    shape = tuple(tensor.shape)
+    message = _misfit_message(_resaved(saved[1], tmp_path, lambda s: s.update({name: torch.zeros(1, *shape[1:])})))
+    assert f"'{name}' has shape {(1, *shape[1:])} in the file, {shape} in the network" in message, message

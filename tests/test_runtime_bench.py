@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from neural_render.bench import bench_path, main
+from neural_render.bench import bench_path, compile_note, main
+from neural_render.checkpoint import save_generator
+from neural_render.model import build_generator
 
 KEYS = {"fps", "p50_ms", "p95_ms", "p99_ms", "params_m", "gflops", "backend", "device", "preset", "res"}
 
@@ -74,3 +76,71 @@ def test_cli_refuses_bad_values_before_running(argv, needle, capsys):
         main(["--preset", "tiny", "--res", "64x32", "--frames", "2", *argv])
     assert exit_info.value.code == 2 and needle in capsys.readouterr().err
 
+
+
+def _last_row(captured) -> dict:
+    return json.loads(captured.out.strip().splitlines()[-1])
+
+
+def test_cli_takes_the_preset_from_the_checkpoint(tmp_path, monkeypatch, capsys):
+    """--preset used to default to cpu, so a 'tiny' checkpoint was refused for a preset nobody asked for."""
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    model = save_generator(build_generator("tiny"), tmp_path / "tiny.safetensors")
+    argv = ["--model", str(model), "--res", "64x32", "--frames", "2", "--warmup", "0"]
+    assert main(argv) == 0 and _last_row(capsys.readouterr())["preset"] == "tiny"
+    assert main([*argv, "--preset", "cpu"]) == 2  # an explicit, different preset is still refused
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "pass --preset tiny" in err, err
+    assert bench_path(res="64x32", frames=2, warmup=0, model=str(model))["preset"] == "tiny"
+
+
+def test_help_says_where_the_preset_comes_from(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "default: the --model checkpoint's, cpu without --model" in out and "onnxruntime: nothing" in out
+
+
+def test_compile_on_onnxruntime_is_reported_as_not_compiled(tmp_path, monkeypatch, capsys):
+    """The row said "compile": true though ONNX Runtime compiles nothing."""
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    argv = ["--preset", "tiny", "--res", "64x32", "--backend", "onnxruntime", "--device", "cpu", "--frames", "2",
+            "--warmup", "0", "--compile"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    row = _last_row(captured)
+    assert row["compile"] is False and row["compiled"] is False
+    notes = [line for line in captured.err.splitlines() if "--compile" in line]
+    assert notes == ["note: --compile applies to the torch backend (and TensorRT's CUDA graphs) only; "
+                     "onnxruntime ran uncompiled"], captured.err
+
+
+@pytest.mark.parametrize("end_to_end", [False, True])
+def test_every_row_says_whether_it_ran_compiled(end_to_end, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    for backend in ("onnxruntime", "torch"):
+        row = bench_path("tiny", "64x32", backend, "cpu", frames=2, warmup=0, end_to_end=end_to_end, flops=False)
+        assert row["compiled"] is False and row["compile"] is False, backend
+
+
+def test_a_failed_torch_compile_is_reported_as_eager(tmp_path, monkeypatch, capsys):
+    """torch.compile that fails falls back to eager: the row must not credit eager speed to compile."""
+    def broken(*args, **kwargs):
+        def run(*inputs):
+            raise RuntimeError("no C++ toolchain")
+        return run
+    monkeypatch.setattr("torch.compile", broken)
+    row = bench_path("tiny", "64x32", "torch", "cpu", compile=True, frames=2, warmup=0, flops=False)
+    assert row["compile"] is False and row["compiled"] is False
+    assert compile_note(True, row).startswith("note: --compile did not take with torch")
+
+
+def test_a_cache_variable_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    """NEURAL_DRIVE_CACHE=/etc/hostname ended in a FileExistsError traceback from the ONNX cache."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(blocker))
+    assert main(["--preset", "tiny", "--res", "64x32", "--backend", "onnxruntime", "--frames", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: NEURAL_DRIVE_CACHE={blocker}: {blocker} is a file, not a folder; set "
+                          f"NEURAL_DRIVE_CACHE to a writable folder") and err.count("\n") == 1, err
