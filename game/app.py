@@ -22,7 +22,9 @@ from game.hud import HUD
 from game.keyboard import KeyboardController
 from game.loop import tick
 from game.outputs import check_outputs, remove_empty
-from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
+from game.rendering import (
+    check_size, default_resolution, interruption_in, load_model, make_renderer, resolve_device,
+)
 from game.sources import make_source
 from game.status import FrameStats, session_meta
 
@@ -48,7 +50,9 @@ class App:
     def _setup(self, config: GameConfig) -> None:
         self.pending = self.source.reset(config.seed)  # cut=True: shown by the first tick
         self.size = self.pending.size  # a replay fixes its own size
-        check_size(self.model, self.size, f"--replay {config.replay}" if config.replay else "--res")
+        # --res resamples a replay: a size the model cannot take is then the flag's fault, not the session's
+        flag = f"--replay {config.replay}" if config.replay and not config.res else "--res"
+        check_size(self.model, self.size, flag)
         self.renderer = make_renderer(self.model.model, config.backend, config.device, config.precision, self.size)
         self.surface, self.headless, display_note = open_display(config.window or DEFAULT_WINDOW, config.headless)
         self.draw = not self.headless or config.screenshot is not None  # headless draws only for a screenshot
@@ -276,6 +280,8 @@ def run_export(config: GameConfig) -> int:
         export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
     except (OSError, RuntimeError, *_bad_session_errors(True)) as error:  # disk full, ffmpeg gone, a corrupt
         # session file: say so, no traceback, and where the frames rendered before it are
+        if interruption_in(error) is not None:
+            raise  # Ctrl+C in an import the export started: main says "the export stopped"
         raise LaunchError("; ".join([f"export failed: {error}", *getattr(error, "__notes__", [])])) from None
     for target in (config.export, config.export_frames):
         if target is not None:
@@ -350,19 +356,29 @@ def main(config: GameConfig) -> int:
     try:
         return _main(config)
     except KeyboardInterrupt as interrupt:
-        if config.export is not None or config.export_frames is not None:
-            # export_session notes where it left the frames written so far (not at the final path)
-            kept = getattr(interrupt, "__notes__", ["nothing was exported"])
-            what = "; ".join(["the export stopped", *kept])
-        elif config.backend == "all":
-            what = "the backend comparison stopped"
-        else:
-            what = "stopped before the drive started"
-        print(f"{'SIGTERM' if isinstance(interrupt, _Terminated) else 'Ctrl+C'}: {what}", file=sys.stderr)
-        return 130
+        return _interrupted(config, interrupt)
+    except Exception as error:  # an import the signal cut short wraps it (see interruption_in)
+        interrupt = interruption_in(error)
+        if interrupt is None:
+            raise
+        return _interrupted(config, interrupt, getattr(error, "__notes__", None))
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(config: GameConfig, interrupt: KeyboardInterrupt, notes: list[str] | None = None) -> int:
+    """Say in one line what Ctrl+C or SIGTERM stopped; exit status 130."""
+    if config.export is not None or config.export_frames is not None:
+        # export_session notes where it left the frames written so far (not at the final path)
+        kept = notes or getattr(interrupt, "__notes__", ["nothing was exported"])
+        what = "; ".join(["the export stopped", *kept])
+    elif config.backend == "all":
+        what = "the backend comparison stopped"
+    else:
+        what = "stopped before the drive started"
+    print(f"{'SIGTERM' if isinstance(interrupt, _Terminated) else 'Ctrl+C'}: {what}", file=sys.stderr)
+    return 130
 
 
 def _main(config: GameConfig) -> int:

@@ -15,6 +15,7 @@ it. The mp4 is lossy and cannot serve for this.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,36 +98,75 @@ def _nearest(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return image[rows][:, cols]
 
 
+# What imageio_ffmpeg.read_frames raises for a damaged mp4: OSError when ffmpeg cannot read its header
+# ("Could not load meta information"), RuntimeError when a frame cannot be decoded.
+DECODE_ERRORS = (OSError, RuntimeError, ValueError)
+
+
 class EngineFrames:
     """The engine images of a session without rgb PNGs, decoded from engine.mp4 in record order.
 
     Records say which ticks reached the video (``video.engine``); a tick whose frame was dropped shows
-    the previous one, and a video cut short by a crash shows nothing from there on.
+    the previous one (blank before the first), and a video cut short by a crash shows a blank column
+    from there on: every side-by-side frame keeps one width, which the mp4 stream needs. engine.mp4 is a
+    viewing copy: a damaged one costs the engine column (a one-line warning), never the export (it used
+    to abort it with ffmpeg's whole log). It is opened on the first frame without an rgb PNG, so a
+    session that has them never reads it.
     """
 
     def __init__(self, replay: ReplaySource) -> None:
-        self.replay, self.last, self._frames = replay, None, None
-        path = replay.path / ENGINE_MP4
-        if path.is_file() and replay.record(0).get("video", {}).get("engine") is not None:
-            import imageio_ffmpeg
-
-            self._frames = imageio_ffmpeg.read_frames(str(path))
-            meta = next(self._frames)
-            self._shape = (meta["size"][1], meta["size"][0], 3)
+        self.replay, self.path = replay, replay.path / ENGINE_MP4
+        self.last: np.ndarray | None = None
+        self.decoded = 0
+        self._frames = None
+        self._opened = False
 
     def get(self, position: int) -> np.ndarray | None:
+        if not self._opened:
+            self._opened = True
+            self._open()
         if self._frames is not None and self.replay.record(position).get("video", {}).get("engine"):
-            raw = next(self._frames, None)
-            if raw is None:
-                self._frames = None
-                return None
-            width, height = self.replay.session.size
-            self.last = np.frombuffer(raw, np.uint8).reshape(self._shape)[:height, :width]
+            self._next()
         return self.last
 
+    def _open(self) -> None:
+        if not self.path.is_file() or self.replay.record(0).get("video", {}).get("engine") is None:
+            return  # the session has no engine video: no engine column
+        import imageio_ffmpeg
+
+        frames = imageio_ffmpeg.read_frames(str(self.path))
+        try:
+            meta = next(frames)
+        except DECODE_ERRORS as error:
+            self._warn(error, "the export goes on without the engine column")
+            return
+        self._frames, self._shape = frames, (meta["size"][1], meta["size"][0], 3)
+        width, height = self.replay.session.size
+        self.last = np.zeros((height, width, 3), np.uint8)
+
+    def _next(self) -> None:
+        try:
+            raw = next(self._frames, None)
+        except DECODE_ERRORS as error:  # damaged past this point: the frames before it were good
+            self._warn(error, "the engine column is blank from there on", f" after {self.decoded} frames")
+            raw = None
+        if raw is None:
+            self.close()
+            self.last = np.zeros_like(self.last)
+            return
+        width, height = self.replay.session.size
+        self.last = np.frombuffer(raw, np.uint8).reshape(self._shape)[:height, :width]
+        self.decoded += 1
+
+    def _warn(self, error: BaseException, what: str, when: str = "") -> None:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        # tqdm.write: a plain print would cut through the progress bar
+        tqdm.write(f"warning: {self.path} cannot be decoded{when} ({reason.rstrip(':')}); {what}", file=sys.stderr)
+
     def close(self) -> None:
-        if self._frames is not None:
-            self._frames.close()
+        frames, self._frames = self._frames, None
+        if frames is not None:
+            frames.close()
 
 
 def _replay_for(session_dir: str | Path, renderer: Any) -> ReplaySource:
@@ -166,7 +206,8 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
         start_partial_folder(frames_part, FRAME_GLOB)
     partials = [(part, target) for part, target in ((mp4_part, out_mp4), (frames_part, frames_dir))
                 if part is not None]
-    stream = VideoStream(mp4_part, fps or float(replay.meta.get("fps", 20.0))) if mp4_part else None
+    # check_meta made "fps" a positive number or null (null: the recorder's default, 20)
+    stream = VideoStream(mp4_part, fps or float(replay.meta.get("fps") or 20.0)) if mp4_part else None
     text = caption_text(renderer) if caption else None
     renderer.reset()
     size = (0, 0)
@@ -190,7 +231,8 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
         if stream is not None and stream.error:
             raise RuntimeError(f"export to {out_mp4} failed: {stream.error}")
     except BaseException as error:  # Ctrl+C too: say what was kept, and where
-        error.add_note(kept_note(count, partials, FRAME_GLOB))
+        failed = (mp4_part,) if stream is not None and stream.error else ()  # its frame count is unknown
+        error.add_note(kept_note(count, partials, FRAME_GLOB, failed))
         raise
     if mp4_part is not None:
         os.replace(mp4_part, out_mp4)

@@ -50,20 +50,34 @@ def commit_folder(partial: Path, target: Path, frame_glob: str) -> None:
         pass
 
 
-def kept_note(frames: int, partials: list[tuple[Path, Path]], frame_glob: str) -> str:
+def kept_note(frames: int, partials: list[tuple[Path, Path]], frame_glob: str,
+              failed: tuple[Path, ...] = ()) -> str:
     """What a failed or interrupted export left, for its one-line message. partials: (partial, target)
-    pairs. With no frame rendered the partial outputs are removed: there is nothing to keep."""
+    pairs. With no frame rendered the partial outputs are removed: there is nothing to keep. ``failed``:
+    partials whose writer failed (ffmpeg on a full disk): they hold fewer frames than were rendered, and
+    how many is not known here, so no count is promised for them (it used to say 60 of a 26-frame file).
+    """
     present = [(partial, target) for partial, target in partials if partial.exists()]
     if frames == 0 or not present:
         for partial, _ in present:
             _remove_empty(partial)
         return "nothing was exported, no previous result was touched"
-    where = " and ".join(str(partial) for partial, _ in present)
+    whole = [str(partial) for partial, _ in present if partial not in failed]
+    cut = [str(partial) for partial, _ in present if partial in failed and _has_data(partial)]
+    said = [f"the {frames} frames exported before it are in {' and '.join(whole)}"] if whole else []
+    said += [f"what ffmpeg wrote before it failed is in {' and '.join(cut)}"] if cut else []
     previous = [str(target) for _, target in present if _holds_result(target, frame_glob)]
-    note = f"the {frames} frames exported before it are in {where}"
     if previous:
-        note += f"; {' and '.join(previous)} {'is' if len(previous) == 1 else 'are'} as before"
-    return note
+        said.append(f"{' and '.join(previous)} {'is' if len(previous) == 1 else 'are'} as before")
+    return "; ".join(said if whole or cut else ["nothing was exported", *said])
+
+
+def _has_data(partial: Path) -> bool:
+    """A failed writer's file with nothing in it is removed rather than pointed to."""
+    if partial.is_file() and partial.stat().st_size == 0:
+        _remove_empty(partial)
+        return False
+    return True
 
 
 def _holds_result(target: Path, frame_glob: str) -> bool:

@@ -130,6 +130,9 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
     try:
         renderer = Renderer(model, backend=backend, device=device, precision=precision, size=size)
     except (ValueError, RuntimeError, ImportError) as error:
+        interrupt = interruption_in(error)
+        if interrupt is not None:  # Ctrl+C or SIGTERM while the backend started: not a backend failure
+            raise interrupt from None
         raise LaunchError(
             f"--backend {backend} --device {device or 'auto'} --precision {precision}: {_one_line(error)}"
         ) from None
@@ -138,6 +141,22 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
     if note:
         print(note, file=sys.stderr)
     return renderer
+
+
+def interruption_in(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl+C (KeyboardInterrupt) or SIGTERM (game.app's _Terminated) that ``error`` wraps, if any.
+
+    A signal that lands while an extension module initialises comes back wrapped: pybind11 turns it into
+    ImportError("initialization failed") (onnxruntime, imported as the renderer starts), and a class
+    body's __set_name__ into RuntimeError (numba). Both carry the interruption as __cause__/__context__.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def available_backends(device: str | None) -> list[str]:

@@ -49,6 +49,8 @@ def hud_lines(app, frame) -> list:
     fps, tick_rate, sim_rate = app.stats.rates()
     renderer, times = app.renderer, app.timings
     control = frame.ego.control
+    # A replay shows the recorded drive: its autopilot is the frame's, not the (unused) keyboard's
+    autopilot = control.autopilot if app.source_name == "replay" else app.keyboard.autopilot
     lines: list = [  # no title line: the window's caption says neural-drive
         f"source    {app.source_name}",
         f"client    {fps:5.1f} FPS",
@@ -73,7 +75,7 @@ def hud_lines(app, frame) -> list:
         ("throttle", control.throttle, 0.0, 1.0),
         ("steer", control.steer, -1.0, 1.0),
         ("brake", control.brake, 0.0, 1.0),
-        "autopilot " + ("on" if app.keyboard.autopilot else "off")
+        "autopilot " + ("on" if autopilot else "off")
         + ("  R" if control.reverse else "") + ("  handbrake" if control.hand_brake else ""),
     ]
     return lines

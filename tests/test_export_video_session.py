@@ -155,3 +155,117 @@ def test_a_failed_export_keeps_the_previous_one_and_its_frames_apart(session, tm
     assert iio.imread(out).shape[0] == N and len(list(frames.glob("*.png"))) == N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged", "frames", "out.mp4"]
     assert not partial_frames.exists()
+
+
+def _copy_session(session, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(session, copy)
+    return copy
+
+
+@pytest.mark.parametrize("damage", [
+    lambda mp4: mp4.write_bytes(b"garbage\n"),  # `echo garbage > engine.mp4`
+    lambda mp4: mp4.write_bytes(mp4.read_bytes()[:500]),  # cut inside its header
+])
+def test_a_damaged_engine_mp4_costs_the_engine_column_not_the_export(session, tmp_path, capsys, damage):
+    # A QA pass: "export failed: Could not load meta information" and ~17 lines of ffmpeg's log, rc 2,
+    # the file not named; the lossless session files were fine and a drive replay worked.
+    damaged = _copy_session(session, tmp_path)
+    damage(damaged / "engine.mp4")
+    result = export_session(damaged, _renderer(_model(0)), out_mp4=tmp_path / "out.mp4", progress=False)
+    assert result.frames == N and result.size == (2 * SIZE[0], SIZE[1] + STRIP)  # labels | render
+    assert iio.imread(tmp_path / "out.mp4").shape[0] == N
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stderr" not in err, err
+    assert f"warning: {damaged / 'engine.mp4'} cannot be decoded" in err and "without the engine column" in err
+
+
+def test_an_engine_mp4_damaged_midway_leaves_the_column_blank_from_there(session, tmp_path, capsys,
+                                                                          monkeypatch):
+    import imageio_ffmpeg
+
+    real = imageio_ffmpeg.read_frames
+
+    def fails_after_two(path, *args, **kwargs):
+        frames = real(path, *args, **kwargs)
+        yield next(frames)  # the header
+        yield next(frames)
+        yield next(frames)
+        frames.close()
+        raise RuntimeError("Could not read frame 3:\nEnd of file reached\n=== stderr ===\n[h264] junk")
+
+    monkeypatch.setattr(imageio_ffmpeg, "read_frames", fails_after_two)
+    out = tmp_path / "frames"
+    result = export_session(session, _renderer(_model(0)), frames_dir=out, progress=False)
+    assert result.frames == N and result.size == (3 * SIZE[0], SIZE[1] + STRIP)  # one width throughout
+    engine = [np.asarray(Image.open(png))[STRIP:, 2 * SIZE[0]:] for png in sorted(out.glob("*.png"))]
+    assert all(image.max() > 0 for image in engine[:2]) and all(image.max() == 0 for image in engine[2:])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "stderr" not in err and "junk" not in err, err
+    assert "engine.mp4 cannot be decoded after 2 frames (Could not read frame 3); " \
+           "the engine column is blank from there on" in err
+
+
+def test_an_engine_mp4_cut_short_keeps_the_frame_width(session, tmp_path, monkeypatch):
+    # A video cut by a crash ends early: the column used to vanish there, and the mp4 stream refused
+    # the narrower frame ("frame size changed").
+    import imageio_ffmpeg
+
+    real = imageio_ffmpeg.read_frames
+
+    def ends_after_two(path, *args, **kwargs):
+        frames = real(path, *args, **kwargs)
+        yield from (next(frames) for _ in range(3))  # the header and two frames, then the end
+        frames.close()
+
+    monkeypatch.setattr(imageio_ffmpeg, "read_frames", ends_after_two)
+    result = export_session(session, _renderer(_model(0)), out_mp4=tmp_path / "out.mp4", progress=False)
+    monkeypatch.undo()  # iio reads the export through read_frames too
+    assert result.frames == N and iio.imread(tmp_path / "out.mp4").shape == (N, SIZE[1] + STRIP, 3 * SIZE[0], 3)
+
+
+def test_a_session_with_rgb_pngs_never_reads_engine_mp4(tmp_path, capsys):
+    path = tmp_path / "rgb"
+    config = procedural.WorldConfig(width=SIZE[0], height=SIZE[1], seed=2)
+    with procedural.ProceduralWorld(config) as world, \
+            SessionRecorder(path, {}, size=SIZE, record_rgb=True) as rec:
+        frame = world.reset(seed=2)
+        for _ in range(2):
+            rec.add(frame, Control(autopilot=True), None, {})
+            frame = world.step(Control(autopilot=True))
+    (path / "engine.mp4").write_bytes(b"garbage\n")
+    result = export_session(path, _renderer(_model(0)), frames_dir=tmp_path / "frames", progress=False)
+    assert result.frames == 2 and result.size == (3 * SIZE[0], SIZE[1] + STRIP)
+    assert "engine.mp4" not in capsys.readouterr().err
+
+
+def test_a_failed_video_is_not_promised_a_frame_count(tmp_path):
+    from game.partial_outputs import kept_note
+
+    mp4, frames = tmp_path / "out.partial.mp4", tmp_path / "frames" / "partial-export"
+    mp4.write_bytes(b"what ffmpeg managed")
+    frames.mkdir(parents=True)
+    (frames / "000000.png").write_bytes(b"png")
+    pairs = [(mp4, tmp_path / "out.mp4"), (frames, tmp_path / "frames")]
+    # the PNGs hold every frame rendered; the mp4 of a failed ffmpeg (a full disk) fewer, how many unknown
+    assert kept_note(60, pairs, "*.png", failed=(mp4,)) == (
+        f"the 60 frames exported before it are in {frames}; what ffmpeg wrote before it failed is in {mp4}")
+    mp4.write_bytes(b"")  # nothing written at all: removed, not pointed to
+    assert kept_note(60, pairs[:1], "*.png", failed=(mp4,)) == "nothing was exported" and not mp4.exists()
+
+
+def test_export_to_a_full_disk_names_the_cause(session):
+    from disk_support import tiny_tmpfs
+
+    with tiny_tmpfs("8k", "test_a_failed_video_is_not_promised...") as mount:
+        with pytest.raises(RuntimeError) as raised:
+            export_session(session, _renderer(_model(0), size=(256, 128)), out_mp4=mount / "x.mp4",
+                           progress=False)
+        # It said "ffmpeg exited with 228: ;" and "the 6 frames exported before it are in x.partial.mp4"
+        # of a file that held fewer.
+        assert str(raised.value) == f"export to {mount / 'x.mp4'} failed: x.partial.mp4: ffmpeg exited with " \
+                                    "228 (no space left on device)"
+        assert raised.value.__notes__ == [f"what ffmpeg wrote before it failed is in {mount / 'x.partial.mp4'}"]
+        assert not list(mount.glob("*.log"))  # ffmpeg's log was empty

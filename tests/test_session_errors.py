@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
-import subprocess
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +15,7 @@ from carla_bridge.session import (
 )
 from carla_bridge.session import writer as writer_module
 from carla_bridge.session.synthetic import synthetic_frame
+from disk_support import tiny_tmpfs
 
 SIZE = (96, 48)
 
@@ -105,14 +103,8 @@ def test_a_bad_frame_stops_recording_without_raising(tmp_path):
     assert len(ReplaySource(tmp_path / "s")) == 2
 
 
-def test_real_full_disk_on_a_tiny_tmpfs(tmp_path):
-    mount = Path("/tmp") / f"nd-tmpfs-{uuid.uuid4().hex[:8]}"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        mount.rmdir()
-        pytest.skip("cannot mount a tmpfs here (needs root); the failing-writer test covers this")
-    try:
+def test_real_full_disk_on_a_tiny_tmpfs():
+    with tiny_tmpfs("256k", "the failing-writer test") as mount:
         rec = SessionRecorder(mount / "s", {}, size=SIZE, record_rgb=True)
         _drive(rec, 200)  # ~40 kB per frame: fills 256 kB within a few frames
         rec.close()
@@ -121,9 +113,6 @@ def test_real_full_disk_on_a_tiny_tmpfs(tmp_path):
         assert 0 < len(replay) < 200
         for i, frame in enumerate(replay):
             assert np.array_equal(frame.labels, synthetic_frame(i, SIZE).labels)
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
-        shutil.rmtree(mount, ignore_errors=True)
 
 
 def _session(tmp_path: Path, n: int = 2) -> Path:
@@ -131,6 +120,17 @@ def _session(tmp_path: Path, n: int = 2) -> Path:
     with SessionRecorder(path, {}, size=SIZE, video=False) as rec:
         _drive(rec, n)
     return path
+
+
+def _edit_meta(path: Path, **values) -> None:
+    meta = json.loads((path / "session.json").read_text())
+    (path / "session.json").write_text(json.dumps({**meta, **values}))
+
+
+def test_a_null_delta_s_is_accepted(tmp_path):
+    path = _session(tmp_path)
+    _edit_meta(path, delta_s=None)  # what a source without a fixed step records
+    assert len(list(ReplaySource(path))) == 2
 
 
 def test_not_a_session(tmp_path):
@@ -158,6 +158,12 @@ def test_future_format_version(tmp_path):
     (lambda p: (p / "session.json").write_text("{not json"), r"session.json: cannot be read as JSON"),
     (lambda p: (p / "flow" / "000000.npy").write_bytes(b"garbage"), r"000000.npy: is corrupt or truncated"),
     (lambda p: (p / "session.json").write_text('{"format_version": 1, "size": [1]}'), r"'size'"),
+    # a damaged rate: a traceback ('fast') or ffmpeg's "Broken pipe" and raw log (0, -5) at --export
+    (lambda p: _edit_meta(p, fps="fast"), r"session.json: 'fps' must be a positive number, got 'fast'$"),
+    (lambda p: _edit_meta(p, fps=0), r"'fps' must be a positive number, got 0$"),
+    (lambda p: _edit_meta(p, fps=-5), r"'fps' must be a positive number, got -5$"),
+    (lambda p: _edit_meta(p, fps=True), r"'fps' must be a positive number, got True$"),
+    (lambda p: _edit_meta(p, delta_s=float("nan")), r"'delta_s' must be a positive number, got nan$"),
 ])
 def test_damaged_sessions_name_the_problem(tmp_path, damage, message):
     path = _session(tmp_path)
@@ -225,3 +231,48 @@ def test_a_folder_of_sessions_points_to_the_sessions_inside(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a folder of 2 sessions (20250101-120000, 20250102-090000)" in err, err
     assert f"e.g. {root / '20250102-090000'} (the latest)" in err
+
+
+def _fake_ffmpeg(monkeypatch, tmp_path: Path, script: str, reads: bool = True) -> None:
+    """Stand in for ffmpeg: a shell script that reads its input (when ``reads``), then does ``script``."""
+    import imageio_ffmpeg
+
+    exe = tmp_path / "ffmpeg"
+    exe.write_text(f"#!/bin/sh\n{'cat > /dev/null' if reads else ''}\n{script}\n")
+    exe.chmod(0o755)
+    monkeypatch.setattr(imageio_ffmpeg, "get_ffmpeg_exe", lambda: str(exe))
+
+
+@pytest.mark.parametrize("script, said", [
+    # ffmpeg exits with -errno: 228 is 256 - ENOSPC. It used to read "ffmpeg exited with 228: ;"
+    ("exit 228", "out.mp4: ffmpeg exited with 228 (no space left on device)"),
+    ("echo 'first line' >&2; echo 'Error writing trailer: No space left' >&2; exit 228",
+     "out.mp4: ffmpeg exited with 228 (no space left on device): Error writing trailer: No space left"),
+    ("exit 1", "out.mp4: ffmpeg exited with 1"),
+    ("exit 255", "out.mp4: ffmpeg exited with 255"),  # ffmpeg's own "interrupted", not an errno
+])
+def test_ffmpeg_exit_status_is_named_in_one_line(tmp_path, monkeypatch, script, said):
+    from carla_bridge.session.video import VideoStream
+
+    _fake_ffmpeg(monkeypatch, tmp_path, script)
+    stream = VideoStream(tmp_path / "out.mp4", 20.0)
+    assert stream.write(np.zeros((8, 8, 3), np.uint8))
+    stream.close()
+    assert stream.error == said
+    # an empty log tells nothing and is not left behind; one with ffmpeg's words is kept
+    assert (tmp_path / "out.ffmpeg.log").exists() == ("echo" in script)
+
+
+def test_a_broken_pipe_says_why_ffmpeg_stopped(tmp_path, monkeypatch):
+    from carla_bridge.session.video import VideoStream
+
+    # ffmpeg refuses its input at once (as with a frame rate of 0): it used to read "[Errno 32] Broken
+    # pipe" followed by ffmpeg's raw log lines
+    _fake_ffmpeg(monkeypatch, tmp_path, "echo 'line 1' >&2; echo 'Error opening input files: Invalid argument' >&2;"
+                                        " exit 234", reads=False)
+    stream = VideoStream(tmp_path / "out.mp4", 20.0)
+    frame = np.zeros((512, 512, 3), np.uint8)  # more than a pipe holds: the write meets the closed end
+    assert not all(stream.write(frame) for _ in range(4))
+    stream.close()
+    assert stream.error == ("out.mp4 stopped after 0 frames sent to ffmpeg: ffmpeg exited with 234 (invalid "
+                            "argument): Error opening input files: Invalid argument")

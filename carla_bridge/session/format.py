@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import struct
 import subprocess
@@ -196,4 +197,17 @@ def check_meta(meta: Any, where: Path) -> dict[str, Any]:
     size = meta.get("size")
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
         raise SessionFormatError(f"{where}: 'size' must be [width, height] in pixels, got {size!r}")
+    for key in ("fps", "delta_s"):  # the export's video rate; 0, a string or NaN failed deep in ffmpeg
+        _check_positive(meta, key, where)
     return meta
+
+
+def _check_positive(meta: dict[str, Any], key: str, where: Path) -> None:
+    """``meta[key]`` is a positive finite number, or absent/null (delta_s is null for a source without a
+    fixed step)."""
+    value = meta.get(key)
+    if value is None:
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and value > 0):
+        raise SessionFormatError(f"{where}: '{key}' must be a positive number, got {value!r}")

@@ -6,6 +6,7 @@ are the truth (DESIGN.md "Sessions").
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from pathlib import Path
@@ -89,30 +90,48 @@ class VideoStream:
             self.frames += 1
             return True
         except Exception as exc:  # ffmpeg missing, pipe broken, disk full: the video stops, not the drive
-            self.close()
-            self.error = f"{self.path.name} stopped after {self.frames} frames: {exc} {self._log_tail()}"
+            code = self._stop()  # a broken pipe is the symptom; ffmpeg's exit status says why
+            why = self._exit_reason(code) if code else " ".join(filter(None, [str(exc), self._log_tail()]))
+            # "sent": ffmpeg may not have written them all (a full disk), so the file may hold fewer
+            self.error = f"{self.path.name} stopped after {self.frames} frames sent to ffmpeg: {why}"
             return False
 
     def close(self) -> None:
+        code = self._stop()
+        if code and self.error is None:
+            self.error = f"{self.path.name}: {self._exit_reason(code)}"
+        if self.error is None or not self._log_tail():
+            self._log.unlink(missing_ok=True)  # an empty log tells nothing: do not leave it behind
+
+    def _stop(self) -> int | None:
+        """Close ffmpeg's input and wait for it; its exit status, or None when it was not running."""
         proc, self._proc = self._proc, None
         if proc is None:
-            return
+            return None
         try:
             proc.stdin.close()
         except OSError:
             pass
         try:
-            code = proc.wait(timeout=120)
+            return proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
-            code = proc.wait()
-        if code != 0 and self.error is None:
-            self.error = f"{self.path.name}: ffmpeg exited with {code}: {self._log_tail()}"
-        if self.error is None:
-            self._log.unlink(missing_ok=True)
+            return proc.wait()
+
+    def _exit_reason(self, code: int) -> str:
+        """'ffmpeg exited with 228 (no space left on device): <its last log line>'. ffmpeg exits with its
+        error code, -errno, which the shell shows as 256 - errno (228 for ENOSPC); 255 is its own
+        'interrupted'. An empty log adds nothing (it used to print as ': ;')."""
+        text = f"ffmpeg exited with {code}"
+        if 128 < code < 255 and 256 - code in errno.errorcode:
+            text += f" ({os.strerror(256 - code).lower()})"
+        tail = self._log_tail()
+        return f"{text}: {tail}" if tail else text
 
     def _log_tail(self) -> str:
+        """The last line of ffmpeg's log (the file keeps the rest)."""
         try:
-            return self._log.read_text(errors="replace").strip()[-300:]
+            lines = self._log.read_text(errors="replace").strip().splitlines()
         except OSError:
             return ""
+        return lines[-1][-300:] if lines else ""
