@@ -143,3 +143,20 @@ def test_cli_ratio_rule_records_the_baseline_and_writes_nothing_when_unreachable
     with pytest.raises(SystemExit):
         _run(checkpoint, missing, "--max-warp-ratio", "0.5", "--flicker-budget", "0.1")
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_evaluate_and_calibrate_give_one_ratio_for_the_same_drives():
+    """evaluate averaged the per-drive ratios, calibrate divided the mean errors: on the same drives
+    they gave 1.10 and 0.99, opposite verdicts on whether the history steadies the video."""
+    from neural_render.calibrate import measure_curve
+    from neural_render.evaluate import evaluate_model
+
+    model = tiny_generator_with_flow()
+    seeds = split_seeds("validation", 2)
+    rows, summary = evaluate_model(model, 64, 32, 6, seeds, show_progress=False)
+    _, (point,) = measure_curve(model, 64, 32, 6, seeds, offsets=(), show_progress=False)
+    # (the summary holds its errors rounded to 6 decimals, the ratio is of the exact ones)
+    assert summary["warp_ratio"] == pytest.approx(summary["warp_error"] / summary["warp_error_framewise"], rel=1e-3)
+    assert summary["warp_ratio"] == pytest.approx(point["warp_ratio"], rel=1e-3)
+    per_drive = [row["warp_ratio"] for _, row in rows]
+    assert abs(sum(per_drive) / len(per_drive) / summary["warp_ratio"] - 1) > 1e-2  # the definitions differ here

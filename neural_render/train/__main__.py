@@ -14,7 +14,7 @@ from dataclasses import fields
 from carla_bridge.frames import parse_resolution
 from carla_bridge.numba_threads import prefer_one_numba_thread
 from neural_render import arg_types
-from neural_render.train.config import PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, resolve
+from neural_render.train.config import PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, continue_config, resolve
 
 LOSS_NAMES = tuple(f.name for f in fields(LossWeights))
 
@@ -39,25 +39,47 @@ def loss_weight(text: str) -> tuple[str, float]:
     return name, weight
 
 
+def weather(text: str) -> str:
+    """argparse type of --weather: default, all, or an index of the procedural world's presets, the
+    same indices evaluate takes (the world used to wrap 9 round to preset 4 without a word)."""
+    from carla_bridge.procedural.config import WEATHER_NAMES
+
+    if text in ("default", "all"):
+        return text
+    if text.isdecimal() and int(text) < len(WEATHER_NAMES):
+        return str(int(text))
+    raise argparse.ArgumentTypeError(f"must be default, all or an index 0-{len(WEATHER_NAMES) - 1}, got {text!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from carla_bridge.procedural.config import WEATHER_NAMES
+
     p = argparse.ArgumentParser(prog="python -m neural_render.train", description=__doc__,
                                 formatter_class=arg_types.HelpFormatter)
-    p.add_argument("--preset", default="cpu", choices=sorted(PRESET_DEFAULTS), help="generator preset (sizes)")
-    p.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
-                   help="fast: L1+SSIM, no GAN (minutes); vid2vid: full GAN objective")
-    p.add_argument("--data", default="procedural", choices=["procedural", "replay", "cityscapes"],
-                   help="procedural: the built-in world; replay: recorded sessions; cityscapes: the dataset")
+    # The flags that set the run default to None, so that a --resume knows which ones were given: those
+    # change the run, the rest keep the run's saved values (help texts state the defaults of a new run).
+    p.add_argument("--preset", choices=sorted(PRESET_DEFAULTS),
+                   help=f"generator preset (sizes) (default: {TrainConfig.preset})")
+    p.add_argument("--recipe", choices=sorted(RECIPES),
+                   help=f"fast: L1+SSIM, no GAN (minutes); vid2vid: full GAN objective (default: {TrainConfig.recipe})")
+    p.add_argument("--data", choices=["procedural", "replay", "cityscapes"],
+                   help="procedural: the built-in world; replay: recorded sessions; cityscapes: the dataset "
+                        f"(default: {TrainConfig.data})")
     p.add_argument("--data-path", help="session folder(s) for replay, dataset root for cityscapes")
-    p.add_argument("--weather", help="procedural weather: default (the world's), all (random per clip), or an index "
-                        "(default: default)")
-    p.add_argument("--steps", type=int, default=1000, help="total optimizer steps (a resumed run counts its old ones)")
+    p.add_argument("--weather", type=weather, metavar="WEATHER",
+                   help="procedural weather: default (the world's), all (random per clip), or an index: "
+                        + ", ".join(f"{i} {n}" for i, n in enumerate(WEATHER_NAMES)) + " (default: default)")
+    p.add_argument("--steps", type=int, help="total optimizer steps (a resumed run counts its old ones) "
+                   f"(default: {TrainConfig.steps})")
     p.add_argument("--out", required=True, help="output folder: checkpoints, config.json, samples/, log.jsonl")
     p.add_argument("--res", help="training size WIDTHxHEIGHT ("
                    + _per_preset(lambda v: f"{v['res'][0]}x{v['res'][1]}") + ")")
     p.add_argument("--batch", type=int, help="clips per step per process (" + _per_preset(lambda v: v["batch"]) + ")")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
-    p.add_argument("--workers", type=int, help="data worker processes (" + _per_preset(lambda v: v["workers"]) + ")")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the training data")
+    p.add_argument("--device", type=arg_types.device, help=f"cpu, cuda or cuda:N (default: {TrainConfig.device})")
+    p.add_argument("--workers", type=arg_types.non_negative_int,
+                   help="data worker processes, 0: load in the trainer (" + _per_preset(lambda v: v["workers"]) + ")")
+    p.add_argument("--seed", type=int, help="seed of the initial weights and of the training data "
+                   f"(default: {TrainConfig.seed})")
     p.add_argument("--lr", type=float, help="generator and discriminator learning rate (default per recipe: "
                    + ", ".join(f"{name} {recipe['lr_g']:g}" for name, recipe in RECIPES.items()) + ")")
     p.add_argument("--lr-decay-steps", type=int,
@@ -66,58 +88,106 @@ def build_parser() -> argparse.ArgumentParser:
                    "recipe: " + ", ".join(f"{name} {recipe['weights'].gan:g}" for name, recipe in RECIPES.items()) + ")")
     p.add_argument("--loss-weight", type=loss_weight, action="append", metavar="NAME=WEIGHT",
                    help="override one loss weight of the recipe, repeatable, e.g. --loss-weight warp=10 "
-                        f"(names: {', '.join(LOSS_NAMES)}; the recipes are in neural_render/train/config.py)")
+                        f"(names: {', '.join(LOSS_NAMES)}; vgg needs --vgg-weights; the recipes are in "
+                        "neural_render/train/config.py)")
     p.add_argument("--seq-len", type=int, help="maximum clip length (progressive growth ends here; "
                    + _per_preset(lambda v: v["schedule"].max_len) + ")")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"],
                    help=f"mixed precision on CUDA (default: {TrainConfig.amp})")
-    p.add_argument("--vgg-weights", help="local VGG19 weights (.safetensors) to add a perceptual loss")
-    p.add_argument("--sample-every", type=int,
-                   help=f"steps between sample strips (PNG) (default: {TrainConfig.sample_every})")
-    p.add_argument("--ckpt-every", type=int, help=f"steps between checkpoints (default: {TrainConfig.ckpt_every})")
+    p.add_argument("--vgg-weights", help="local VGG19 weights (.safetensors) to add a perceptual loss (weight 10 "
+                   "unless --loss-weight vgg=W)")
+    p.add_argument("--sample-every", type=arg_types.non_negative_int,
+                   help=f"steps between sample strips (PNG), 0: none (default: {TrainConfig.sample_every})")
+    p.add_argument("--ckpt-every", type=arg_types.non_negative_int,
+                   help=f"steps between checkpoints, 0: only at the end (default: {TrainConfig.ckpt_every})")
     start = p.add_mutually_exclusive_group()  # an --out that already holds a run needs one of them
-    start.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    start.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint, with its settings: only the flags "
+                            "given change them (said, and recorded in log.jsonl)")
     start.add_argument("--overwrite", action="store_true",
                        help="delete the run already in --out (its weights, state, log, samples) and start over")
-    p.add_argument("--time-limit", type=float, help="minutes; stop, save and exit cleanly after this")
+    p.add_argument("--time-limit", type=arg_types.positive_float, metavar="MINUTES",
+                   help="minutes (> 0) this command trains before it stops, saves and exits cleanly "
+                        "(default: none; not kept by --resume)")
     p.add_argument("--threads", type=int, help="torch CPU threads of the trainer (default: cores minus workers)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     return p
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """The TrainConfig fields the command line sets (None: flag not given)."""
+    overrides = dict(
+        data=args.data, data_path=args.data_path, steps=args.steps, batch=args.batch, device=args.device,
+        workers=args.workers, seed=args.seed, weather=args.weather, amp=args.amp, vgg_weights=args.vgg_weights,
+        lr_decay_steps=args.lr_decay_steps, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
+        time_limit_min=args.time_limit,
+    )
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {args.threads}")
+    if args.res:
+        overrides["res"] = parse_resolution(args.res)
+    if args.lr is not None:
+        if not args.lr > 0:
+            raise ValueError(f"--lr must be positive, got {args.lr}")
+        overrides["lr_g"] = overrides["lr_d"] = args.lr
+    return overrides
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """A new run: preset defaults, the recipe, the flags. A --resume: the run's saved config, the flags
+    given (a preset or recipe other than the run's is refused: there is nothing to continue)."""
+    from neural_render.train.state import check_same_network, read_saved_config
+
+    saved = read_saved_config(args.out) if args.resume else None
+    if saved is None:
+        cfg = resolve(args.preset or TrainConfig.preset, args.recipe or TrainConfig.recipe, **_overrides(args))
+    else:
+        check_same_network(saved, args.preset or saved.get("preset"), args.recipe or saved.get("recipe"), args.out)
+        cfg = continue_config(saved, **_overrides(args))
+    if args.vgg_weights:  # a perceptual term needs a weight: imaginaire's 10 unless --loss-weight vgg sets one
+        cfg.weights.vgg = cfg.weights.vgg or 10.0
+    if args.gan_weight is not None:
+        cfg.weights.gan = args.gan_weight
+    for name, weight in args.loss_weight or []:  # after --gan-weight: the more specific flag wins
+        setattr(cfg.weights, name, weight)
+    if args.seq_len is not None:
+        if args.seq_len < 1:
+            raise ValueError(f"--seq-len must be at least 1 frame, got {args.seq_len}")
+        cfg.schedule.max_len = args.seq_len
+        cfg.schedule.min_len = min(cfg.schedule.min_len, args.seq_len)
+    return cfg
+
+
+def _device_problem(device: str) -> str | None:
+    """Why torch cannot train on ``device`` here (it used to end in an AssertionError traceback)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA GPU on this machine; use --device cpu"
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        return f"torch sees {torch.cuda.device_count()} CUDA GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     prefer_one_numba_thread()  # one per world (workers inherit it): numba's spinning pool starves torch
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        overrides = dict(
-            data=args.data, data_path=args.data_path, steps=args.steps, batch=args.batch, device=args.device,
-            workers=args.workers, seed=args.seed, weather=args.weather, amp=args.amp, vgg_weights=args.vgg_weights,
-            lr_decay_steps=args.lr_decay_steps, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
-            time_limit_min=args.time_limit,
-        )
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
-        if args.res:
-            overrides["res"] = parse_resolution(args.res)
-        if args.lr is not None:
-            if not args.lr > 0:
-                raise ValueError(f"--lr must be positive, got {args.lr}")
-            overrides["lr_g"] = overrides["lr_d"] = args.lr
-        cfg = resolve(args.preset, args.recipe, **overrides)
-        if args.gan_weight is not None:
-            cfg.weights.gan = args.gan_weight
-        for name, weight in args.loss_weight or []:  # after --gan-weight: the more specific flag wins
-            setattr(cfg.weights, name, weight)
-        if args.vgg_weights:
-            cfg.weights.vgg = cfg.weights.vgg or 10.0  # imaginaire's perceptual weight
-        if args.seq_len is not None:
-            if args.seq_len < 1:
-                raise ValueError(f"--seq-len must be at least 1 frame, got {args.seq_len}")
-            cfg.schedule.max_len = args.seq_len
-            cfg.schedule.min_len = min(cfg.schedule.min_len, args.seq_len)
+        cfg = _config(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    kept = "" if args.device else " (the run's, kept by --resume)"
+    problem = _device_problem(cfg.device)
+    if problem:
+        parser.error(f"--device {cfg.device}{kept}: {problem}")
+    if cfg.weights.vgg > 0 and not cfg.vgg_weights:  # else the term is left out without a word
+        parser.error(f"--loss-weight vgg needs --vgg-weights FILE (local VGG19 weights, .safetensors); "
+                     f"without it there is no perceptual loss to weigh")
     from neural_render.train.loop import TrainSetupError, train
 
     try:

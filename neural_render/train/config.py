@@ -1,6 +1,7 @@
 """Training configuration: one dataclass, named presets (sizes per generator preset) and recipes (loss
 weights), EDM2 style: preset defaults, then the recipe, then command-line overrides; the resolved
-config is saved as JSON beside every checkpoint.
+config is saved as JSON beside every checkpoint, and a --resume starts from that saved config instead
+(``continue_config``): only the flags it is given change the run.
 
 Loss weights follow NVlabs imaginaire's vid2vid configs (configs/projects/vid2vid/cityscapes: gan 1,
 feature_matching 10, flow 10 (flow L1, flow warp and mask), Adam lr 2e-4 betas (0.5, 0.999), EMA 0.999,
@@ -138,7 +139,23 @@ def resolve(preset: str, recipe: str, **overrides: Any) -> TrainConfig:
     values.update(copy.deepcopy(PRESET_DEFAULTS[preset]))  # copies: a run never edits the tables
     values.update(copy.deepcopy(RECIPES[recipe]))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = TrainConfig(**values)
+    return check(TrainConfig(**values))
+
+
+def continue_config(saved: dict[str, Any], **overrides: Any) -> TrainConfig:
+    """The config of a --resume: the run's own (``saved`` with its checkpoint), then explicit overrides
+    (None values are ignored). Not the preset defaults: a resume that repeats only --steps used to undo a
+    fine-tune's --lr, --lr-decay-steps and --loss-weight. --time-limit is this command's, never the run's."""
+    cfg = TrainConfig.from_dict(saved)
+    cfg.time_limit_min = None
+    for name, value in overrides.items():
+        if value is not None:
+            setattr(cfg, name, copy.deepcopy(value))
+    return check(cfg)
+
+
+def check(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` when its settings can train; else ValueError naming the flag."""
     if cfg.data not in ("procedural", "replay", "cityscapes"):
         raise ValueError(f"--data must be procedural, replay or cityscapes, got {cfg.data!r}")
     if cfg.data != "procedural" and not cfg.data_path:

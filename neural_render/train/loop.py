@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from neural_render.train.ddp import DistInfo, any_rank, cleanup, init_distribute
 from neural_render.train.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
 from neural_render.train.resume_check import describe_changes
-from neural_render.train.run_folder import clear_previous_run, record_resume_changes, refuse_previous_run, trim_log
+from neural_render.train.run_folder import (RUN_EVIDENCE, clear_previous_run, record_resume_changes,
+                                            refuse_previous_run, trim_log)
 from neural_render.train.state import has_state, load_state, save_state
 from neural_render.train.trainer import Trainer
 from neural_render.writable import folder_write_problem
@@ -86,6 +88,44 @@ def _where(out: Path, step: int, steps: int) -> str:
     return text
 
 
+class _Stop:
+    """The SIGINT / SIGTERM handler of a training run. The first signal asks to finish the step, save and
+    exit, and says so at once; the second exits at once (130 for Ctrl+C) without saving, saying what is
+    lost; a third is the signal's default action. A QA pass found the first one silent and the second
+    one killing the run without a word."""
+
+    def __init__(self, out: Path, saved: int | None, speak: bool) -> None:
+        self.out, self.saved, self.speak = out, saved, speak  # saved: the step on disk (None: none yet)
+        self.requested = False
+
+    def __call__(self, signum: int, _frame) -> None:
+        name = "Ctrl+C" if signum == signal.SIGINT else "SIGTERM"
+        if not self.requested:
+            self.requested = True
+            kept = f"last saved: step {self.saved}" if self.saved is not None else "nothing saved yet"
+            self._say(f"{name}: stopping after this step and saving the run; {name} again stops at once "
+                      f"WITHOUT saving ({kept})")
+            return
+        signal.signal(signum, signal.SIG_DFL)  # a third one is not caught: nothing left to say
+        if self.saved is not None:
+            self._say(f"{name} again: stopped WITHOUT saving; the steps after step {self.saved} are lost "
+                      f"({self.out} keeps step {self.saved}: add --resume to the same command to continue)")
+        else:
+            self._say(f"{name} again: stopped WITHOUT saving; no checkpoint had been written")
+        raise SystemExit(128 + signum)  # unwinds: the data workers and the process group shut down
+
+    def _say(self, text: str) -> None:
+        if self.speak:
+            print(f"\n[train] {text}", file=sys.stderr, flush=True)
+
+
+def _remove_partial_saves(out: Path) -> None:
+    """The temporaries of a save this process did not finish (a second Ctrl+C during it): the files
+    they were to replace are still whole."""
+    for name in RUN_EVIDENCE:
+        (out / f"{name}.tmp{os.getpid()}").unlink(missing_ok=True)
+
+
 class TrainSetupError(ValueError):
     """A problem found before the first step (size, data path, output folder, checkpoint to resume):
     nothing has been trained yet, so the command line reports it in one line."""
@@ -114,7 +154,11 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: D
             raise TrainSetupError(f"--out {out}: {problem}; pass another folder")
         try:
             removed = clear_previous_run(out) if overwrite else []
-            dropped = trim_log(out, trainer.step) if resume else 0
+            dropped, unreadable = trim_log(out, trainer.step) if resume else (0, 0)
+            if unreadable:
+                print(f"[train] warning: --resume dropped {unreadable} unreadable line{'s' * (unreadable > 1)} of "
+                      f"{out / 'log.jsonl'} (half-written when the run was killed or its disk was full)",
+                      file=sys.stderr, flush=True)
             if dropped:
                 print(f"[train] --resume: dropped {dropped} log.jsonl records after step {trainer.step} "
                       f"(steps after the last checkpoint, trained again now)", flush=True)
@@ -151,18 +195,13 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
     except TrainSetupError:
         cleanup()
         raise
-    stop = {"flag": False}
+    stop = _Stop(out, trainer.step if has_state(out) else None, dist.is_main)
     deadline = time.monotonic() + cfg.time_limit_min * 60 if cfg.time_limit_min else None
-
-    def on_signal(signum, _frame):  # finish the current step, save, exit (a second Ctrl+C kills)
-        stop["flag"] = True
-        signal.signal(signum, signal.SIG_DFL)
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     writer = _tensorboard(out, dist.is_main)
     progress = _Progress(cfg.steps, trainer.step, show_progress and dist.is_main)
     log_file = (out / "log.jsonl").open("a") if dist.is_main else None
-    frames_done, t_start, last_saved = 0, None, trainer.step
+    frames_done, t_start, fps = 0, None, None
     try:
         if loader is not None:
             loader = iter(loader)  # data workers start here, inside the clean-up below
@@ -174,40 +213,46 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
                 t_start = time.perf_counter()
             else:
                 frames_done += frames
-            fps = frames_done / max(time.perf_counter() - t_start, 1e-9) if frames_done else 0.0
+            # None until a step was timed: a 0.0 would read as a measured stall in log.jsonl.
+            fps = round(frames_done / max(time.perf_counter() - t_start, 1e-9), 3) if frames_done else None
             step = trainer.step
-            progress.update(step, f"loss {logs['loss_g']:.3f} {fps:.2f} frames/s")
+            progress.update(step, f"loss {logs['loss_g']:.3f}" + (f" {fps:.2f} frames/s" if fps is not None else ""))
             if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
                 # 5 significant digits, not 5 decimals: a decayed learning rate is far below 1e-5.
-                record = {"step": step, "frames_per_s": round(fps, 3), **{k: float(f"{v:.5g}") for k, v in logs.items()}}
+                record = {"step": step, "frames_per_s": fps, **{k: float(f"{v:.5g}") for k, v in logs.items()}}
                 log_file.write(json.dumps(record) + "\n")
                 log_file.flush()
                 if writer is not None:
                     for k, v in record.items():
-                        writer.add_scalar(f"train/{k}", v, step)
+                        if v is not None:
+                            writer.add_scalar(f"train/{k}", v, step)
             if dist.is_main and cfg.sample_every and step % cfg.sample_every == 0:
                 sample_strip(trainer, batch, out / "samples" / f"step_{step:07d}.png")
-            if deadline is not None and time.monotonic() > deadline:
-                stop["flag"] = True
-            if any_rank(stop["flag"], cfg.device):
+            timed_out = deadline is not None and time.monotonic() > deadline
+            if any_rank(stop.requested or timed_out, cfg.device):
                 if dist.is_main:
-                    print(f"\n[train] stopping at step {step} (signal or --time-limit); saving", flush=True)
+                    why = "--time-limit" if timed_out and not stop.requested else "signal"
+                    print(f"\n[train] stopping at step {step} ({why}); saving", flush=True)
                 break
             if dist.is_main and cfg.ckpt_every and step % cfg.ckpt_every == 0:
                 save_state(trainer, out)
-                last_saved = step
-        if dist.is_main and (trainer.step != last_saved or not has_state(out)):
+                stop.saved = step
+        if dist.is_main and (trainer.step != stop.saved or not has_state(out)):
             save_state(trainer, out)
+            stop.saved = trainer.step
         if dist.is_main:
-            summary = {"step": trainer.step, "frames_per_s": round(fps if frames_done else 0.0, 3),
-                       "frames_timed": frames_done, "out": str(out)}
+            summary = {"step": trainer.step, "frames_per_s": fps, "frames_timed": frames_done, "out": str(out)}
             if frames_done:
-                print(f"[train] throughput {summary['frames_per_s']} frames/s over {frames_done} frames "
+                print(f"[train] throughput {fps} frames/s over {frames_done} frames "
                       f"({cfg.preset} preset, {cfg.res[0]}x{cfg.res[1]}, batch {cfg.batch} x {dist.world_size} ranks)")
             else:  # --steps 0, a resume already at --steps, or a stop within the untimed warm-up steps
                 print(f"[train] no throughput: no step was timed (at step {trainer.step})")
             print(f"[train] {_where(out, trainer.step, cfg.steps)}", flush=True)
             print(json.dumps(summary), flush=True)
+    except BaseException:  # a crash, or a second Ctrl+C: its log and samples stay (they say what happened)
+        if dist.is_main:
+            _remove_partial_saves(out)
+        raise
     finally:
         progress.close()
         for s, handler in old.items():

@@ -5,7 +5,9 @@ config.json, so the run's folder no longer said how its weights were trained. Su
 deliberate: vid2vid (Wang et al. 2018) grows the clip length (--seq-len) and the resolution during
 training, a run moved from a CPU to a GPU takes a bigger --batch, and a fine-tune reweighs the losses
 (--loss-weight). So they are allowed, printed in one line and written to log.jsonl as a ``resume``
-record (config.json holds the newest settings; the log holds the history). Only a change of network
+record (config.json holds the newest settings; the log holds the history). A flag a resume is not given
+keeps the run's own value (config.continue_config): a resume that repeated only --steps used to put the
+preset's defaults back, undoing a fine-tune's --lr and --loss-weight. Only a change of network
 or recipe (--preset, --recipe: other discriminators and optimizer state) cannot continue a run:
 load_state refuses those, naming the flag.
 """

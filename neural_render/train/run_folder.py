@@ -49,27 +49,49 @@ def refuse_previous_run(out: str | Path, resume: bool, overwrite: bool) -> None:
                          f"over, or another --out")
 
 
+def run_files(out: str | Path) -> set[Path]:
+    """The files of a run (see RUN_OUTPUTS) in ``out``."""
+    out = Path(out)
+    return {path for pattern in RUN_OUTPUTS for path in out.glob(pattern) if path.is_file()}
+
+
 def clear_previous_run(out: str | Path) -> list[Path]:
     """Delete the files an earlier run wrote in ``out`` (see RUN_OUTPUTS); returns them."""
-    out = Path(out)
-    removed = [path for pattern in RUN_OUTPUTS for path in sorted(out.glob(pattern)) if path.is_file()]
+    removed = sorted(run_files(out))
     for path in removed:
         path.unlink()
     return removed
 
 
-def trim_log(out: str | Path, step: int) -> int:
-    """Drop the log.jsonl records after ``step`` (the checkpoint a resume continues from); returns how
-    many. A run killed after its last checkpoint logged steps whose weights were lost: the resume trains
-    them again, and keeping the old records would log those steps twice."""
+def _record(line: str) -> dict | None:
+    """The record of one log.jsonl line; None when it is not one (the half-written last line of a run
+    killed, or stopped by a full disk, in the middle of a write)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("step", 0), (int, float)):
+        return None
+    return record
+
+
+def trim_log(out: str | Path, step: int) -> tuple[int, int]:
+    """Drop the log.jsonl records after ``step`` (the checkpoint a resume continues from) and the lines
+    that are no records; returns how many of each. A run killed after its last checkpoint logged steps
+    whose weights were lost: the resume trains them again, and keeping the old records would log those
+    steps twice. A half-written line would glue itself to the resume's first record."""
     path = Path(out) / "log.jsonl"
     if not path.is_file():
-        return 0
-    lines = path.read_text().splitlines(keepends=True)
-    keep = [line for line in lines if not line.strip() or json.loads(line).get("step", 0) <= step]
-    if len(keep) < len(lines):
-        write_atomic(path, "".join(keep).encode())  # a kill here leaves the old log whole, never half of it
-    return len(lines) - len(keep)
+        return 0, 0
+    original = path.read_text(errors="replace")
+    lines = [line for line in original.splitlines() if line.strip()]
+    records = [_record(line) for line in lines]
+    keep = [line for line, record in zip(lines, records) if record is not None and record.get("step", 0) <= step]
+    unreadable = records.count(None)
+    text = "".join(line + "\n" for line in keep)
+    if text != original:
+        write_atomic(path, text.encode())  # a kill here leaves the old log whole, never half of it
+    return len(lines) - len(keep) - unreadable, unreadable
 
 
 def record_resume_changes(out: str | Path, step: int, changes: dict[str, list[str]]) -> None:

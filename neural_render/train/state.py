@@ -116,9 +116,38 @@ def read_raw_generator(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, t
         with safe_open(str(out / STATE_TENSORS), framework="pt") as f:
             tensors = {key[len(prefix):]: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}
     except Exception as error:  # safetensors' SafetensorError derives from Exception only
-        raise ValueError(f"{out / STATE_TENSORS} cannot be read ({error}): the run's training state is damaged"
-                         ) from None
+        raise _damaged(out, error) from None
     return info, tensors
+
+
+def _damaged(out: Path, error: Exception) -> ValueError:
+    """The one-line error of a training state that cannot be read (truncated by a full disk, a copy cut
+    short): safetensors and json say what broke in tracebacks of their own."""
+    return ValueError(f"{out / STATE_TENSORS} cannot be read ({error}): the run's training state is damaged")
+
+
+def read_saved_config(out_dir: str | Path) -> dict[str, Any] | None:
+    """The config a --resume of ``out_dir`` continues (the one saved with its weights); None when the
+    folder holds no training state, ValueError naming the file when it cannot be read."""
+    out = Path(out_dir)
+    if not has_state(out):
+        return None
+    try:
+        return read_state_info(out)["config"]
+    except Exception as error:
+        raise _damaged(out, error) from None
+
+
+def check_same_network(saved: dict[str, Any], preset: str, recipe: str, out: str | Path) -> None:
+    """ValueError when a --resume asks for another --preset or --recipe than the run in ``out`` was
+    trained with: other networks, discriminators and optimizer state, nothing to continue."""
+    saved_preset = saved.get("preset")
+    if saved_preset != preset:
+        raise ValueError(f"--resume: {out} holds a '{saved_preset}' run, not --preset {preset}")
+    saved_recipe = saved.get("recipe")
+    if saved_recipe is not None and saved_recipe != recipe:
+        raise ValueError(f"--resume: {out} holds a '{saved_recipe}' run (other losses and discriminators), "
+                         f"not --recipe {recipe}: pass --recipe {saved_recipe}, or another --out")
 
 
 def load_state(trainer, out_dir: str | Path) -> int:
@@ -128,15 +157,12 @@ def load_state(trainer, out_dir: str | Path) -> int:
     out = Path(out_dir)
     if not has_state(out):
         raise FileNotFoundError(f"--resume: no {STATE_JSON} + {STATE_TENSORS} in {out}; start without --resume")
-    info = read_state_info(out)
-    tensors = load_file(str(out / STATE_TENSORS), device="cpu")
-    saved_preset = info["config"].get("preset")
-    if saved_preset != trainer.cfg.preset:
-        raise ValueError(f"--resume: {out} holds a '{saved_preset}' run, not --preset {trainer.cfg.preset}")
-    saved_recipe = info["config"].get("recipe")
-    if saved_recipe is not None and saved_recipe != trainer.cfg.recipe:
-        raise ValueError(f"--resume: {out} holds a '{saved_recipe}' run (other losses and discriminators), "
-                         f"not --recipe {trainer.cfg.recipe}: pass --recipe {saved_recipe}, or another --out")
+    try:
+        info = read_state_info(out)
+        tensors = load_file(str(out / STATE_TENSORS), device="cpu")
+    except Exception as error:  # a truncated file: SafetensorError, which derives from Exception only
+        raise _damaged(out, error) from None
+    check_same_network(info["config"], trainer.cfg.preset, trainer.cfg.recipe, out)
     # Deliberate changes (a longer --seq-len, a bigger --batch on a GPU) are kept for the caller to say
     # and record, before config.json is rewritten with the new settings.
     trainer.resume_changes = resume_changes(info["config"], trainer.cfg)

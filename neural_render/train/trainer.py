@@ -137,6 +137,11 @@ class Trainer:
             real_w, fake_w = self._temporal_windows(d, d["real"]), self._temporal_windows(d, fakes)
             if self.D_tmp is not None and real_w is not None:
                 loss = loss + L.gan_d_loss(self.D_tmp.score(*real_w), self.D_tmp.score(*fake_w), cfg.gan_mode)
+        if not loss.requires_grad:
+            # Only a temporal D, and the clip is shorter than its K frames (the first steps of the
+            # progressive schedule): nothing to train it on. An Adam step on zero gradients would still
+            # move it (momentum). Every rank has the same clip length, so all skip together.
+            return {}
         params = [m for m in (self.D_img, self.D_tmp) if m is not None]
         self._backward_and_step(loss, self.opt_d, *params)
         return {"loss_d": float(loss.detach())}
