@@ -56,12 +56,13 @@ def _check_outputs(config: GameConfig, created: list[Path]) -> None:
             created += _missing(Path(file).parent)
             writable_file(flag, Path(file))
     if config.replay is not None:
-        for flag, target in (("--export", config.export), ("--export-frames", config.export_frames)):
+        for flag, target in (("--export", config.export), ("--export-frames", config.export_frames),
+                             ("--record", config.record)):
             if target is not None and _inside(Path(target), Path(config.replay)):
                 # Writing render.mp4/engine.mp4 over the recording (or reading engine.mp4 while
-                # writing it) destroys what the session saved.
+                # writing it) destroys what the session saved; a recording would nest a session in it.
                 raise LaunchError(f"{flag} {target}: lies inside the replayed session {config.replay}; "
-                                  f"write the export outside the session folder")
+                                  f"write it outside the session folder")
     if not config.overwrite:
         _refuse_previous_results(config)
 

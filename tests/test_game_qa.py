@@ -51,6 +51,14 @@ def test_export_over_the_replayed_session_is_refused(headless_env, capsys):
     assert (session / "render.mp4").read_bytes() == b"recorded video"
 
 
+def test_a_recording_into_the_replayed_session_is_refused(headless_env, capsys):
+    session = headless_env / "session"
+    session.mkdir()
+    assert main(parse_args(["--headless", "--replay", str(session), "--record", str(session)])) == 2
+    _one_line_error(capsys, "--record", "inside the replayed session")  # it nested a new session in it
+    assert list(session.iterdir()) == []
+
+
 @pytest.mark.parametrize("flag, target, previous", [
     ("--export", "out.mp4", "out.mp4"),
     ("--export-frames", "frames", "frames/000000.png"),
