@@ -93,6 +93,8 @@ class App:
         if self.headless:
             print("headless: no window; " + ("controls from the replay" if self.source_name == "replay" else
                   "the autopilot drives") + ("" if self.config.frames else "; Ctrl+C to stop"))
+            if self.config.record_rgb and self.config.record is None:  # no R key to start one with
+                print("note: --record-rgb does nothing here: a headless run records only with --record DIR")
         self.hud.notify(f"source: {self.source_reason}", seconds=5.0)
         if self.model.untrained:
             from game.status import banner_text

@@ -137,3 +137,10 @@ def test_a_headless_recording_that_fails_ends_the_run_as_failed(make_app, monkey
     assert "a recording stopped early: recording stopped at frame 3: the disk is full" in capsys.readouterr().err
     (session,) = Path("rec").iterdir()
     assert json.loads((session / "session.json").read_text())["frames"] == 3
+
+
+def test_record_rgb_without_record_in_a_headless_run_is_pointed_out(make_app, capsys):
+    app = make_app("--headless", "--frames", "1", "--record-rgb")
+    assert app.run() == 0
+    assert "note: --record-rgb does nothing here: a headless run records only with --record DIR" in capsys.readouterr().out
+    assert not Path("sessions").exists()
