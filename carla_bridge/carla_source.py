@@ -127,7 +127,7 @@ class CarlaSource(SourceBase):
         self._ego: Any = None
         self._tm: Any = None
         self._original_settings: Any = None
-        self._lease = ServerLease(host, self.port)
+        self._lease: ServerLease | None = None  # made in _connect, once the host name is known to resolve
         self._index = -1
         self._time0: float | None = None
         self._carla = _import_carla()
@@ -165,36 +165,37 @@ class CarlaSource(SourceBase):
         client_version = self.client.get_client_version()
         if server_version.split("-")[0] != client_version.split("-")[0]:
             log.warning("CARLA server %s vs client %s: versions differ", server_version, client_version)
-        original = self.world.get_settings()
-        try:
-            dead = self._lease.check_in()
-        except ServerBusy as busy:
-            raise CarlaConnectionError(str(busy)) from None
-        adopted = self._take_over(dead, original) if dead else None
-        if adopted is not None:
-            original.synchronous_mode = adopted["synchronous_mode"]
-            original.fixed_delta_seconds = adopted["fixed_delta_seconds"]
-        settings = self.world.get_settings()
-        settings.synchronous_mode = self.sync
-        settings.fixed_delta_seconds = self.delta_s
-        self._lease.take(original, settings)  # first: a kill during apply_settings must leave the note
+        self._lease = ServerLease(self.host, self.port)
+        with self._lease.claim():  # until this drive's note is written: a drive started beside it waits
+            original = self.world.get_settings()
+            try:
+                dead = self._lease.check_in()
+            except ServerBusy as busy:
+                raise CarlaConnectionError(str(busy)) from None
+            adopted = self._take_over(dead, original) if dead else None
+            if adopted is not None:
+                original.synchronous_mode = adopted["synchronous_mode"]
+                original.fixed_delta_seconds = adopted["fixed_delta_seconds"]
+            settings = self.world.get_settings()
+            settings.synchronous_mode = self.sync
+            settings.fixed_delta_seconds = self.delta_s
+            self._lease.take(original, settings)  # first: a kill during apply_settings must leave the note
         for left in dead:
             self._lease.retire(left)  # this drive's note now carries what is left to restore
         self._original_settings = original
         self.world.apply_settings(settings)
-        self._lease.mark_applied(self.world.get_snapshot())
 
     def _take_over(self, dead: list[LeftBehind], current: Any) -> dict[str, Any] | None:
         """Clean up after drives on this machine that died without their teardown (newest first; see
         carla_bridge.server_lease): destroy their actors where they are still as spawned, and return the
-        settings to restore at the end when the world is still as the newest one left it."""
+        settings to restore at the end when the world is still as the newest one left it (its actors as
+        spawned; a drive killed before it spawned any leaves only its settings to go by)."""
         current_fields = server_lease.settings_fields(current)
-        snapshot = self.world.get_snapshot()
         adopted = None
         for left in dead:
             found = self._find_actors(left)
             as_spawned = server_lease.actors_as_spawned(left, found)
-            same_world = as_spawned or server_lease.clock_agrees(left, snapshot)
+            same_world = as_spawned or not left.actors
             if adopted is None and same_world and server_lease.same_settings(left.applied, current_fields):
                 log.warning("the CARLA server at %s is still %s from a drive that did not end cleanly (%s): the "
                             "settings from before it (%s) will be restored when this one ends", self._where(),
@@ -515,7 +516,7 @@ class CarlaSource(SourceBase):
             _quietly("traffic manager shut down", self._tm.shut_down)
         if self._original_settings is not None and reachable:
             if _quietly("restore world settings", self.world.apply_settings, self._original_settings):
-                self._lease.release()
+                self._lease.release()  # set whenever _original_settings is
         if not reachable and client is not None:
             log.warning("CARLA server at %s is gone: nothing to clean up there", self._where())
         self._drop_client()
@@ -526,10 +527,12 @@ class CarlaSource(SourceBase):
         left = [f"the ego ({self._ego.type_id})" if self._ego is not None else "",
                 f"its {len(self._sensors)} cameras" if self._sensors else "",
                 "synchronous mode on" if self.sync and self._original_settings is not None else ""]
+        note = (f" (the next drive from this machine at this server can restore the settings from before "
+                f"this one and remove its actors, from the note {self._lease.path})"
+                if self._lease is not None and self._lease.written else "")
         log.warning("CARLA server at %s stopped answering: left on it %s; restart it, or clean up with a "
-                    "client once it answers (the next session at this address restores the settings from "
-                    "before this one: %s)", self._where(), ", ".join(item for item in left if item) or "nothing",
-                    self._lease.path)
+                    "client once it answers%s", self._where(), ", ".join(item for item in left if item) or "nothing",
+                    note)
         for name, sensor in list(self._sensors.items()):
             _quietly(f"stop {name} camera", sensor.stop)  # client side only: closes the camera stream
         self._sensors.clear()

@@ -8,22 +8,28 @@ or manual_control.py) reads that frozen state as "the original settings" and res
 the server stays stuck until someone restarts it or fixes the settings by hand. The dead client's
 cameras go on rendering every tick for no one, and its car stays parked on the road.
 
-So each drive keeps a note, ``<cache>/carla-settings/<server>/<machine>_<pid>.json``: the settings it
-found, the ones it applied, the world's clock right after applying them, and the actors it spawned.
-It removes the note once its teardown has put the found settings back. A drive that starts:
-- refuses a server that a live drive on this machine holds (two drives would both tick one world);
+So each drive keeps a note, ``<cache>/carla-settings/<server>/<machine>_<pid>_<n>.json``: the
+settings it found, the ones it applied, and the actors it spawned. It removes the note once its
+teardown has put the found settings back. A drive that starts (holding a lock on the server's folder
+until its own note is written, so two drives started together cannot both pass):
+- refuses a server that a live drive in another process on this machine holds (two drives would both
+  tick one world);
 - leaves notes from other machines alone (it cannot tell whether their drives still run);
-- takes over the note of a dead drive on this machine only when the world is provably the one that
-  drive left: its listed actors are all there as they were spawned (same ids, types, role name and
-  camera mounts), or its clock has advanced by whole fixed-delta steps since (a restarted server
-  starts its frame count again). Then it restores the dead drive's original settings when it ends,
-  and destroys the listed actors. Anything less and the note is dropped, touching nothing; actors
-  that may be the dead drive's are named in a warning.
+- takes over the note of a dead drive on this machine only when the world is the one that drive left:
+  its listed actors all there as they were spawned (same ids, types, role name and camera mounts; a
+  restarted server reuses ids, not the whole set). Then it restores the dead drive's original settings
+  when it ends, and destroys the listed actors. A drive killed before it spawned anything leaves no
+  such proof: its settings are taken over when the world still has exactly them. Anything less and
+  the note is dropped, touching nothing; actors that may be the dead drive's are named in a warning.
+(A snapshot's frame and time cannot serve as proof: a client reads them from its own copy of the
+world state, which a client that joins a frozen synchronous world never receives.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import itertools
 import json
 import logging
 import math
@@ -81,27 +87,51 @@ class LeftBehind:
     started: str
     original: dict[str, Any]
     applied: dict[str, Any]
-    clock: tuple[int, float] | None  # (frame, elapsed seconds) right after the settings were applied
     actors: list[dict[str, Any]]  # {"id", "type_id", "role_name", "parent_id"}, in spawn order
 
     def who(self) -> str:
         return f"pid {self.pid}, since {self.started}"
 
 
+_INSTANCES = itertools.count()  # one note per source, also for two sources in one process
+
+
 class ServerLease:
-    """This drive's note for one CARLA server: ``check_in`` before changing anything, ``take`` just
-    before applying the settings, ``mark_applied`` right after, ``add_actors`` after each spawn,
-    ``retire`` a dead drive's note once this one carries its original settings, ``release`` after the
-    teardown restored them. Never raises on a file problem (only ``check_in`` raises, ServerBusy):
-    losing the note costs only the crash recovery, so that is logged and the drive goes on."""
+    """This drive's note for one CARLA server: within ``claim()``, ``check_in`` before changing anything
+    and ``take`` just before applying the settings; ``add_actors`` after each spawn, ``retire`` a dead
+    drive's note once this one carries its original settings, ``release`` after the teardown restored
+    them. Never raises on a file problem (only ``check_in`` raises, ServerBusy): losing the note costs
+    only the crash recovery, so that is logged and the drive goes on."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, int(port)
         self.folder = lease_folder() / f"{_server_key(host)}_{self.port}"
         self.machine = socket.gethostname()
-        self.path = self.folder / f"{_safe(self.machine)}_{os.getpid()}.json"
+        self.path = self.folder / f"{_safe(self.machine)}_{os.getpid()}_{next(_INSTANCES)}.json"
         self._note: dict[str, Any] | None = None
         self._write_failed = False
+
+    @contextlib.contextmanager
+    def claim(self):
+        """An exclusive lock on the server's folder (flock, where the platform has it) for the stretch
+        from check_in to take: without it two drives started together both found no live note."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; the stretch is short, the race unlikely
+            yield
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            lock = open(self.folder / ".lock", "a")
+        except OSError:  # check_in and take say what is wrong with the folder
+            yield
+            return
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ reading other drives' notes
     def check_in(self) -> list[LeftBehind]:
@@ -113,6 +143,8 @@ class ServerLease:
             if note is None:
                 continue
             machine, pid = note.get("machine"), note.get("pid")
+            if machine == self.machine and pid == os.getpid():
+                continue  # another source of this process (a library user's): its own teardown restores
             if machine != self.machine:
                 log.warning("a note of a drive on %s (pid %s, since %s) holds the CARLA server at %s:%d: if that "
                             "drive still runs, two drives tick one world; left alone: %s", machine, pid,
@@ -140,14 +172,13 @@ class ServerLease:
         or a settings_fields dict)."""
         self._note = {"pid": os.getpid(), "process_start": _process_start(os.getpid()), "machine": self.machine,
                       "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": f"{self.host}:{self.port}",
-                      "original": _fields(original), "applied": _fields(applied), "clock": None, "actors": []}
+                      "original": _fields(original), "applied": _fields(applied), "actors": []}
         self._write()
 
-    def mark_applied(self, snapshot: Any) -> None:
-        """Record the world's clock right after the settings were applied (a carla.WorldSnapshot)."""
-        if self._note is not None:
-            self._note["clock"] = [int(snapshot.frame), float(snapshot.timestamp.elapsed_seconds)]
-            self._write()
+    @property
+    def written(self) -> bool:
+        """Whether this drive's note is on disk (a write failed: the crash recovery is off)."""
+        return self._note is not None and not self._write_failed
 
     def add_actors(self, *actors: Any) -> None:
         """List spawned actors (carla.Actor: id, type_id, attributes, parent) in the note."""
@@ -181,19 +212,6 @@ class ServerLease:
 
 
 # ---------------------------------------------------------------------- is it the world that drive left?
-def clock_agrees(left: LeftBehind, snapshot: Any) -> bool:
-    """True when the world's clock has advanced only by whole fixed-delta steps since the dead drive
-    applied its settings: elapsed = elapsed_0 + (frame - frame_0) * delta. A restarted server counts
-    frames from 0 again, and its free-running (variable delta) start breaks the relation."""
-    delta = left.applied["fixed_delta_seconds"]
-    if left.clock is None or delta is None:
-        return False
-    frame0, elapsed0 = left.clock
-    steps = int(snapshot.frame) - frame0
-    expected = elapsed0 + steps * delta
-    return steps >= 0 and abs(float(snapshot.timestamp.elapsed_seconds) - expected) <= 1e-3 + 1e-6 * steps * delta
-
-
 def actors_as_spawned(left: LeftBehind, found: dict[int, Any]) -> bool:
     """True when every actor the dead drive listed is there as spawned: type, role name, and each
     camera on the car it was mounted on. Ids alone are not enough: a restarted server reuses them."""
@@ -235,14 +253,8 @@ def _left_behind(path: Path, note: dict[str, Any]) -> LeftBehind | None:
     """The note as a LeftBehind, or None (removed, with a warning) when a field is not as written."""
     try:
         original, applied = _checked_fields(note["original"]), _checked_fields(note["applied"])
-        clock = note.get("clock")
-        if clock is not None:
-            frame, elapsed = int(clock[0]), float(clock[1])
-            if frame < 0 or not math.isfinite(elapsed):
-                raise ValueError("clock")
-            clock = (frame, elapsed)
         actors = [_checked_actor(entry) for entry in note.get("actors", [])]
-        return LeftBehind(path, int(note["pid"]), str(note.get("started", "?")), original, applied, clock, actors)
+        return LeftBehind(path, int(note["pid"]), str(note.get("started", "?")), original, applied, actors)
     except (KeyError, TypeError, ValueError, IndexError):
         log.warning("removed %s: damaged (a field is not as written)", path)
         _remove(path)

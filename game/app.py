@@ -73,7 +73,7 @@ class App:
         self.pace_origin = None
         self.recorder = None
         self.finishing: list[threading.Thread] = []  # recordings stopped with R, finalizing
-        self.recording_error: str | None = None  # why a recording stopped on its own (disk full, ...)
+        self.recording_error: str | None = None  # why a recording failed to start or stopped (disk full, ...)
         self.stop_requested = False
         self._closed = False
         self._announce(display_note)
@@ -127,8 +127,8 @@ class App:
             try:
                 if not self.close() and code == 0:
                     code = 1  # e.g. the screenshot could not be saved: a script must not take it as done
-                if self.recording_error and code == 0:
-                    print(f"a recording stopped early: {self.recording_error}", file=sys.stderr)
+                if self.recording_error and self.headless and code == 0:  # a window showed the notice
+                    print(f"the recording failed: {self.recording_error}", file=sys.stderr)
                     code = 1
             except KeyboardInterrupt:  # Ctrl+C twice more while closing: the person gave up waiting
                 print("Ctrl+C: teardown abandoned (a recording is readable up to its last complete frame)",

@@ -206,7 +206,8 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
         start_partial_folder(frames_part, FRAME_GLOB)
     partials = [(part, target) for part, target in ((mp4_part, out_mp4), (frames_part, frames_dir))
                 if part is not None]
-    # check_meta made "fps" a positive number or null (null: the recorder's default, 20)
+    # check_meta made "fps" a positive number or null; the recorder always writes one, so null (or none)
+    # comes only from a session made by hand: 20, CARLA's usual 0.05 s step
     stream = VideoStream(mp4_part, fps or float(replay.meta.get("fps") or 20.0)) if mp4_part else None
     text = caption_text(renderer) if caption else None
     renderer.reset()

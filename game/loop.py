@@ -52,7 +52,9 @@ def _timed_step(source, control, times: StageTimes):
 
 def tick(app) -> bool:
     """Run one frame; False when the app should stop (quit key, window closed, --frames reached,
-    replay finished)."""
+    replay finished, a headless run's recording failed)."""
+    if app.headless and app.recording_error:  # no one sees the notice: the run was started to record
+        return False
     app.profiler.begin_frame()
     times = StageTimes(app.profiler)
     milliseconds = app.clock.tick()  # no frame cap: never wait here (pacing is below, on sim time)
@@ -91,8 +93,6 @@ def tick(app) -> bool:
             return _finished(end)
     if not app.headless:
         _pace(app, frame)
-    if app.headless and app.recording_error:  # no one sees the notice: the run was started to record
-        return False
     return app.config.frames is None or app.ticks < app.config.frames
 
 

@@ -1,7 +1,8 @@
 """The notes a CarlaSource keeps on disk while it drives (carla_bridge.server_lease): which drives a new
-one takes for dead (reaped, zombie, pid reused) or live (refused), notes from other machines left
-alone, the proofs that a world is the one a dead drive left (its clock, its actors as spawned), one
-folder per server however it is named, and damaged or unwritable notes that never stop a drive."""
+one takes for dead (reaped, zombie, pid reused) or live (refused), notes from other machines and from
+this process left alone, the proof that a world is the one a dead drive left (its actors as spawned),
+the lock that keeps two starting drives apart, one folder per server however it is named, and damaged
+or unwritable notes that never stop a drive."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
 
 from carla_bridge import server_lease
-from carla_bridge.server_lease import ServerBusy, ServerLease, actors_as_spawned, clock_agrees, lease_folder
+from carla_bridge.server_lease import ServerBusy, ServerLease, actors_as_spawned, lease_folder
 
 ASYNC = {"synchronous_mode": False, "fixed_delta_seconds": None}
 SYNC = {"synchronous_mode": True, "fixed_delta_seconds": 0.05}
@@ -26,10 +29,6 @@ SYNC = {"synchronous_mode": True, "fixed_delta_seconds": 0.05}
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
     return tmp_path
-
-
-def _snapshot(frame: int, elapsed: float):
-    return SimpleNamespace(frame=frame, timestamp=SimpleNamespace(elapsed_seconds=elapsed))
 
 
 def _actor(actor_id, type_id, role="hero", parent=None):
@@ -45,7 +44,6 @@ def _note_of(pid: int, *actors, process_start=None, **fields) -> ServerLease:
     """A note written as the drive `pid` would have written it."""
     lease = ServerLease("127.0.0.1", 2000)
     lease.take(ASYNC, SYNC)
-    lease.mark_applied(_snapshot(100, 5.0))
     lease.add_actors(*actors)
     note = json.loads(lease.path.read_text())
     note.update(pid=pid, process_start=process_start, **fields)
@@ -64,12 +62,10 @@ def _reaped_pid() -> int:
 def test_a_drive_s_note_is_written_step_by_step_and_removed_on_release(cache):
     lease = ServerLease("LocalHost", 2000)
     lease.take(ASYNC, SYNC)
-    lease.mark_applied(_snapshot(100, 5.0))
     lease.add_actors(EGO, CAMERA)
     assert lease.path.parent == lease_folder() / "localhost_2000" and lease_folder() == cache / "carla-settings"
     note = json.loads(lease.path.read_text())
     assert note["pid"] == os.getpid() and note["original"] == ASYNC and note["applied"] == SYNC
-    assert note["clock"] == [100, 5.0]
     assert note["actors"] == [{"id": 24, "type_id": "vehicle.tesla.model3", "role_name": "hero", "parent_id": 0},
                               {"id": 25, "type_id": "sensor.camera.semantic_segmentation", "role_name": "front",
                                "parent_id": 24}]
@@ -94,7 +90,7 @@ def test_a_dead_drive_s_note_is_handed_over(cache):
     pid = _reaped_pid()
     lease = _note_of(pid, EGO, CAMERA)
     (left,) = lease.check_in()
-    assert left.pid == pid and left.original == ASYNC and left.applied == SYNC and left.clock == (100, 5.0)
+    assert left.pid == pid and left.original == ASYNC and left.applied == SYNC
     assert [entry["id"] for entry in left.actors] == [24, 25]
     lease.retire(left)
     assert not left.path.exists()
@@ -133,6 +129,34 @@ def test_a_pid_given_to_another_process_since_is_dead(cache):
     assert [left.pid for left in lease.check_in()] == [parent]
 
 
+def test_a_note_of_another_source_in_this_process_is_neither_busy_nor_dead(cache):
+    first = ServerLease("127.0.0.1", 2000)
+    first.take(ASYNC, SYNC)
+    second = ServerLease("127.0.0.1", 2000)
+    assert second.path != first.path and second.check_in() == []  # was: one file for both, either release
+    second.take(SYNC, SYNC)                                         # deleted the other's note
+    second.release()
+    assert first.path.exists()
+
+
+def test_a_drive_starting_beside_another_waits_for_its_note(cache):
+    """check_in to take is one claim: two drives started together both found no live note."""
+    first, second = ServerLease("127.0.0.1", 2000), ServerLease("127.0.0.1", 2000)
+    order = []
+
+    def start_second():
+        with second.claim():
+            order.append("second")
+
+    with first.claim():
+        other = threading.Thread(target=start_second)
+        other.start()
+        time.sleep(0.3)
+        order.append("first")
+    other.join(5)
+    assert order == ["first", "second"]
+
+
 def test_a_note_from_another_machine_is_left_alone(cache, caplog):
     lease = _note_of(_reaped_pid(), EGO, machine="labbox2")
     with caplog.at_level(logging.WARNING, "carla_bridge.server_lease"):
@@ -146,8 +170,8 @@ def test_a_note_from_another_machine_is_left_alone(cache, caplog):
     {"original": {"synchronous_mode": False, "fixed_delta_seconds": "x"}},
     {"applied": {"synchronous_mode": "yes", "fixed_delta_seconds": 0.05}},
     {"actors": [{"id": 99999999999999, "type_id": "vehicle.a", "role_name": "hero", "parent_id": 0}]},
-    {"clock": [1, "soon"]},
-], ids=["not-utf8", "not-json", "not-object", "no-machine", "delta", "sync", "actor-id", "clock"])
+    {"actors": [{"id": 24, "type_id": "vehicle.a"}]},
+], ids=["not-utf8", "not-json", "not-object", "no-machine", "delta", "sync", "actor-id", "actor-fields"])
 def test_a_damaged_note_is_removed_with_a_warning(cache, caplog, damage):
     lease = _note_of(_reaped_pid())
     (path,) = lease.folder.glob("*.json")
@@ -176,18 +200,8 @@ def test_an_unwritable_cache_costs_only_the_note(tmp_path, monkeypatch, caplog):
 
 
 def _left(**fields):
-    base = dict(path=None, pid=1, started="?", original=ASYNC, applied=SYNC, clock=(100, 5.0),
-                actors=[server_lease._actor_entry(EGO), server_lease._actor_entry(CAMERA)])
+    base = dict(path=None, pid=1, started="?", original=ASYNC, applied=SYNC, actors=[server_lease._actor_entry(EGO), server_lease._actor_entry(CAMERA)])
     return server_lease.LeftBehind(**{**base, **fields})
-
-
-def test_the_clock_proves_the_world_is_the_one_the_drive_left():
-    assert clock_agrees(_left(), _snapshot(100, 5.0))  # frozen since
-    assert clock_agrees(_left(), _snapshot(160, 8.0))  # 60 more fixed-delta ticks (another client ticked)
-    assert not clock_agrees(_left(), _snapshot(40, 2.0))  # a restarted server counts frames from 0 again
-    assert not clock_agrees(_left(), _snapshot(160, 9.3))  # free-running (variable delta) since
-    assert not clock_agrees(_left(clock=None), _snapshot(100, 5.0))
-    assert not clock_agrees(_left(applied=ASYNC), _snapshot(100, 5.0))
 
 
 def test_the_actors_prove_it_only_when_every_one_is_as_spawned():
@@ -220,3 +234,18 @@ def test_a_dead_drive_s_actors_go_cameras_first(caplog):
     assert "destroyed what that drive left in the world: vehicle.tesla.model3 (24), " \
            "sensor.camera.semantic_segmentation (25)" in caplog.text
     assert "could not destroy sensor.camera.rgb (99): actor 99 not found" in caplog.text
+
+
+@pytest.mark.parametrize("listed, found, adopted", [
+    ([], {}, ASYNC),  # killed before it spawned anything: its settings, still exactly there, are all to go by
+    ("ego+camera", {24: EGO, 25: CAMERA}, ASYNC),  # its actors as spawned
+    ("ego+camera", {}, None),  # a restarted server someone set to the same settings: not that drive's world
+], ids=["nothing-spawned", "as-spawned", "actors-gone"])
+def test_a_dead_drive_s_settings_are_taken_over_only_in_its_world(listed, found, adopted):
+    from carla_bridge.carla_source import CarlaSource
+
+    actors = _left().actors if listed else []
+    source = SimpleNamespace(_find_actors=lambda left: found, _destroy_left_actors=lambda left: None,
+                             _where=lambda: "127.0.0.1:2000")
+    current = SimpleNamespace(synchronous_mode=True, fixed_delta_seconds=0.05)
+    assert CarlaSource._take_over(source, [_left(actors=actors)], current) == adopted

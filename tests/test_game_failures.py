@@ -134,7 +134,7 @@ def test_a_headless_recording_that_fails_ends_the_run_as_failed(make_app, monkey
     app = make_app("--headless", "--frames", "50", "--record", "rec")
     assert app.run() == 1
     assert app.ticks == 3
-    assert "a recording stopped early: recording stopped at frame 3: the disk is full" in capsys.readouterr().err
+    assert "the recording failed: recording stopped at frame 3: the disk is full" in capsys.readouterr().err
     (session,) = Path("rec").iterdir()
     assert json.loads((session / "session.json").read_text())["frames"] == 3
 
@@ -144,3 +144,20 @@ def test_record_rgb_without_record_in_a_headless_run_is_pointed_out(make_app, ca
     assert app.run() == 0
     assert "note: --record-rgb does nothing here: a headless run records only with --record DIR" in capsys.readouterr().out
     assert not Path("sessions").exists()
+
+
+def test_a_headless_recording_that_cannot_start_renders_nothing(make_app, monkeypatch, capsys):
+    from carla_bridge.session import SessionRecorder
+
+    monkeypatch.setattr(SessionRecorder, "error", property(lambda self: "recording not started in rec: no space"))
+    app = make_app("--headless", "--frames", "50", "--record", "rec")
+    assert app.run() == 1
+    assert app.ticks == 0  # it rendered one frame first
+    assert "the recording failed: recording not started in rec: no space" in capsys.readouterr().err
+
+
+def test_a_failed_recording_in_a_window_is_shown_there_not_in_the_exit_status(make_app, monkeypatch):
+    app = make_app("--frames", "2")
+    app.headless = False  # as in a window (SDL's dummy driver here): someone saw the notice
+    app.recording_error = "recording not started in rec: no space"  # an R press that failed, then R again
+    assert app.run() == 0 and app.ticks == 2

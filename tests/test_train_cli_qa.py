@@ -222,3 +222,23 @@ def test_resume_keeps_the_settings_of_the_run_for_flags_not_given(tmp_path, caps
     assert (config["lr_g"], config["lr_decay_steps"], config["weights"]["warp"]) == (2e-4, 5, 10)
     (resume,) = [r for r in _log(tmp_path) if r.get("event") == "resume"]
     assert set(resume["changed"]) == {"lr_g", "lr_d"}
+
+
+def test_resume_of_a_run_whose_settings_this_version_cannot_read_is_one_line(tmp_path, capsys):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from neural_render.train.state import STATE_META_KEY
+
+    assert train_main(_argv(tmp_path, "--steps", "1")) == 0
+    state = tmp_path / STATE_TENSORS
+    with safe_open(str(state), framework="pt") as f:
+        metadata = f.metadata()
+    info = json.loads(metadata[STATE_META_KEY])
+    info["config"]["weights"]["a_loss_since_removed"] = 1.0  # as a run of a later or earlier version
+    save_file(load_file(str(state)), str(state), metadata={**metadata, STATE_META_KEY: json.dumps(info)})
+    capsys.readouterr()
+    assert train_main(["--out", str(tmp_path), "--no-progress", "--resume", "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "saved settings do not fit this version" in err and "a_loss_since_removed" in err
+    assert "Traceback" not in err

@@ -146,7 +146,11 @@ def continue_config(saved: dict[str, Any], **overrides: Any) -> TrainConfig:
     """The config of a --resume: the run's own (``saved`` with its checkpoint), then explicit overrides
     (None values are ignored). Not the preset defaults: a resume that repeats only --steps used to undo a
     fine-tune's --lr, --lr-decay-steps and --loss-weight. --time-limit is this command's, never the run's."""
-    cfg = TrainConfig.from_dict(saved)
+    try:
+        cfg = TrainConfig.from_dict(saved)
+    except (TypeError, ValueError) as error:  # a field this version no longer has, or a damaged value
+        raise ValueError(f"--resume: the run's saved settings do not fit this version ({error}); continue it "
+                         f"with the version that started it, or start over with --overwrite") from None
     cfg.time_limit_min = None
     for name, value in overrides.items():
         if value is not None:

@@ -111,7 +111,8 @@ class _Stop:
             self._say(f"{name} again: stopped WITHOUT saving; the steps after step {self.saved} are lost "
                       f"({self.out} keeps step {self.saved}: add --resume to the same command to continue)")
         else:
-            self._say(f"{name} again: stopped WITHOUT saving; no checkpoint had been written")
+            self._say(f"{name} again: stopped WITHOUT saving; no checkpoint had been written (its log stays in "
+                      f"{self.out}: start over there with --overwrite)")
         raise SystemExit(128 + signum)  # unwinds: the data workers and the process group shut down
 
     def _say(self, text: str) -> None:
