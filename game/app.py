@@ -21,6 +21,7 @@ from game.display import DEFAULT_WINDOW, open_display, save_screenshot
 from game.hud import HUD
 from game.keyboard import KeyboardController
 from game.loop import tick
+from game.memory import memory_warning
 from game.outputs import check_outputs, remove_empty
 from game.rendering import (
     check_size, default_resolution, interruption_in, load_model, make_renderer, resolve_device,
@@ -39,6 +40,7 @@ class App:
         requested = config.res or default_resolution(self.model.preset, self.device)
         if config.source != "replay":
             check_size(self.model, requested, "--res")
+            _warn_if_memory_short(requested, self.device)
         choice = make_source(config, requested)
         self.source, self.source_name, self.source_reason = choice.source, choice.name, choice.reason
         try:
@@ -53,6 +55,8 @@ class App:
         # --res resamples a replay: a size the model cannot take is then the flag's fault, not the session's
         flag = f"--replay {config.replay}" if config.replay and not config.res else "--res"
         check_size(self.model, self.size, flag)
+        if config.source == "replay":  # its size is known only now; a live source's was checked before it started
+            _warn_if_memory_short(self.size, self.device)
         self.renderer = make_renderer(self.model.model, config.backend, config.device, config.precision, self.size)
         self.surface, self.headless, display_note = open_display(config.window or DEFAULT_WINDOW, config.headless)
         self.draw = not self.headless or config.screenshot is not None  # headless draws only for a screenshot
@@ -308,6 +312,12 @@ def run_backend_comparison(config: GameConfig) -> int:
                    meta={"model": model.label, "model_path": str(model.path) if model.path else None,
                          "untrained": model.untrained})
     return 0
+
+
+def _warn_if_memory_short(size: tuple[int, int], device: str) -> None:
+    shortage = memory_warning(size, device)
+    if shortage:
+        print(shortage, file=sys.stderr)
 
 
 def warmup_frames(frames: int | None) -> int:
