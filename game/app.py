@@ -111,6 +111,9 @@ class App:
     def run(self) -> int:
         """Tick until something ends the drive; always tears down. Returns the exit code."""
         previous = self._catch_signals()
+        if _TERMINATED_AT_START_UP:  # a SIGTERM during start-up that a library swallowed: honour it now
+            self.stop_requested = _TERMINATED_AT_START_UP.pop()
+            _TERMINATED_AT_START_UP.clear()
         code = 0
         try:
             while not self.stop_requested and tick(self):
@@ -349,7 +352,14 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM during start-up or an export, raised like Ctrl+C so the same clean-up runs."""
 
 
+# SIGTERMs raised as _Terminated during start-up. Kept as well as raised: a library that swallows the
+# exception (numba's compiler callbacks print "Exception ignored ... _Terminated") made the signal vanish
+# and the drive ran to its end. App.run stops at once when one is here.
+_TERMINATED_AT_START_UP: list[int] = []
+
+
 def _raise_terminated(signum, frame) -> None:
+    _TERMINATED_AT_START_UP.append(signum)
     raise _Terminated
 
 
@@ -364,6 +374,7 @@ def main(config: GameConfig) -> int:
 
         logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.DEBUG)
     in_main = threading.current_thread() is threading.main_thread()
+    _TERMINATED_AT_START_UP.clear()
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
     try:
         return _main(config)

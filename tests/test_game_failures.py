@@ -161,3 +161,20 @@ def test_a_failed_recording_in_a_window_is_shown_there_not_in_the_exit_status(ma
     app.headless = False  # as in a window (SDL's dummy driver here): someone saw the notice
     app.recording_error = "recording not started in rec: no space"  # an R press that failed, then R again
     assert app.run() == 0 and app.ticks == 2
+
+
+def test_a_sigterm_a_library_swallowed_during_start_up_still_ends_the_drive(make_app, capsys):
+    """numba's compiler callbacks print "Exception ignored ... _Terminated" and go on: the drive then ran
+    all its frames, exit 0, as if no SIGTERM had come."""
+    import signal
+
+    import game.app
+
+    app = make_app("--headless", "--frames", "50")
+    try:
+        game.app._raise_terminated(signal.SIGTERM, None)  # as the handler runs inside such a callback
+    except KeyboardInterrupt:
+        pass  # swallowed
+    assert app.run() == 0 and app.ticks == 0
+    assert "SIGTERM: closing" in capsys.readouterr().out
+    assert not game.app._TERMINATED_AT_START_UP
