@@ -168,11 +168,10 @@ class ServerLease:
 
     # ------------------------------------------------------------------ this drive's note
     def take(self, original: Any, applied: Any) -> None:
-        """Write the note of a drive about to apply ``applied`` over ``original`` (carla.WorldSettings
-        or a settings_fields dict)."""
+        """Write the note of a drive about to apply ``applied`` over ``original`` (carla.WorldSettings)."""
         self._note = {"pid": os.getpid(), "process_start": _process_start(os.getpid()), "machine": self.machine,
                       "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": f"{self.host}:{self.port}",
-                      "original": _fields(original), "applied": _fields(applied), "actors": []}
+                      "original": settings_fields(original), "applied": settings_fields(applied), "actors": []}
         self._write()
 
     @property
@@ -277,10 +276,6 @@ def _checked_actor(entry: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("actor id")
     return {"id": actor_id, "type_id": str(entry["type_id"]), "role_name": str(entry["role_name"]),
             "parent_id": parent_id}
-
-
-def _fields(settings: Any) -> dict[str, Any]:
-    return dict(settings) if isinstance(settings, dict) else settings_fields(settings)
 
 
 def _remove(path: Path, quiet: bool = False) -> None:

@@ -92,12 +92,11 @@ def resolve_device(config: GameConfig) -> str:
 
     if config.device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if config.device.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(config.device.partition(":")[2] or 0)
-        if index >= count:
-            seen = f"torch sees {count} CUDA device(s)" if count else "torch sees no CUDA GPU here"
-            raise LaunchError(f"--device {config.device}: {seen}; pass --device cpu or leave --device out")
+    from neural_render.runtime.select import cuda_device_problem
+
+    problem = cuda_device_problem(config.device)
+    if problem:
+        raise LaunchError(f"--device {config.device}: {problem}")
     return config.device
 
 

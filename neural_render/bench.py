@@ -27,7 +27,7 @@ from neural_render import arg_types
 from neural_render.export import DEFAULT_PRESET
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
 from neural_render.runtime.common import parse_size, precision_note
-from neural_render.runtime.select import resolve_backend
+from neural_render.runtime.select import cuda_device_problem, resolve_backend
 
 
 def _stats(ms: list[float]) -> dict:
@@ -244,10 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=arg_types.positive_int, default=None,
                     help="CPU threads (onnxruntime model-only, torch cpu)")
     args = ap.parse_args(argv)
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+    problem = cuda_device_problem(args.device)
+    if problem:
         # Otherwise ONNX Runtime falls back to the CPU (as the Renderer should) and CPU figures would
         # answer a question about the GPU.
-        ap.error(f"--device {args.device}: torch sees no CUDA GPU on this machine; use --device cpu")
+        ap.error(f"--device {args.device}: {problem}")
     try:
         row = bench_path(args.preset, args.res, args.backend, args.device, args.precision, args.compile,
                          args.frames, args.warmup, args.model, args.end_to_end, threads=args.threads)

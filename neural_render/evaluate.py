@@ -6,8 +6,8 @@ the engine's own rgb: PSNR and SSIM (Wang et al. 2004), and the warping error of
 with the exact engine flow and occlusions masked from depth reprojection and label consistency, for
 the recurrent model, for the same model frame by frame (history disabled), their ratio (< 1: the
 history makes the video steadier; over several drives the ratio of the mean errors, as calibrate
-computes it), and for the engine rgb itself as a reference. Outputs are rounded
-to uint8 first, as the renderer shows them. PSNR is also given per quarter of the drive
+computes it), and for the engine rgb itself as a reference. Outputs are rounded to uint8 first, as
+the renderer shows them. PSNR is also given per quarter of the drive
 (``psnr_by_quarter``): a recurrent model that drifts away from its inputs loses PSNR as the drive goes
 on, while the frame-by-frame model stays level. Prints a table; the LAST line is strict JSON: a value
 with nothing to measure (a quarter of a drive shorter than four frames) is null there, not NaN.
@@ -126,9 +126,10 @@ def evaluate_model(model, width: int, height: int, frames: int, seeds: list[int]
                    snapshots: dict[int, np.ndarray | None] | None = None,
                    desc: str = "held-out seeds") -> tuple[list, dict]:
     """(per-seed rows, summary) of ``model`` over the drives of ``seeds``; the summary holds the mean of
-    every column (the ratio of the mean warping errors for warp_ratio) and the PSNR by quarter. ``snapshots`` (from strip_moments): filled with the strip rows
-    of the first seed's drive (labels | recurrent render | engine rgb), the picture of the README and
-    model card; the caller writes it (strip_image) once the figures are out."""
+    every column (the ratio of the mean warping errors for warp_ratio) and the PSNR by quarter.
+    ``snapshots`` (from strip_moments): filled with the strip rows of the first seed's drive (labels |
+    recurrent render | engine rgb), the picture of the README and model card; the caller writes it
+    (strip_image) once the figures are out."""
     model.config.check_size(width, height)
     rows = []
     try:

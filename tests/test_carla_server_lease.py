@@ -25,6 +25,11 @@ ASYNC = {"synchronous_mode": False, "fixed_delta_seconds": None}
 SYNC = {"synchronous_mode": True, "fixed_delta_seconds": 0.05}
 
 
+def _settings(fields: dict) -> SimpleNamespace:
+    """A carla.WorldSettings stand-in with those fields."""
+    return SimpleNamespace(**fields)
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
@@ -43,7 +48,7 @@ CAMERA = _actor(25, "sensor.camera.semantic_segmentation", role="front", parent=
 def _note_of(pid: int, *actors, process_start=None, **fields) -> ServerLease:
     """A note written as the drive `pid` would have written it."""
     lease = ServerLease("127.0.0.1", 2000)
-    lease.take(ASYNC, SYNC)
+    lease.take(_settings(ASYNC), _settings(SYNC))
     lease.add_actors(*actors)
     note = json.loads(lease.path.read_text())
     note.update(pid=pid, process_start=process_start, **fields)
@@ -61,7 +66,7 @@ def _reaped_pid() -> int:
 
 def test_a_drive_s_note_is_written_step_by_step_and_removed_on_release(cache):
     lease = ServerLease("LocalHost", 2000)
-    lease.take(ASYNC, SYNC)
+    lease.take(_settings(ASYNC), _settings(SYNC))
     lease.add_actors(EGO, CAMERA)
     assert lease.path.parent == lease_folder() / "localhost_2000" and lease_folder() == cache / "carla-settings"
     note = json.loads(lease.path.read_text())
@@ -131,10 +136,10 @@ def test_a_pid_given_to_another_process_since_is_dead(cache):
 
 def test_a_note_of_another_source_in_this_process_is_neither_busy_nor_dead(cache):
     first = ServerLease("127.0.0.1", 2000)
-    first.take(ASYNC, SYNC)
+    first.take(_settings(ASYNC), _settings(SYNC))
     second = ServerLease("127.0.0.1", 2000)
     assert second.path != first.path and second.check_in() == []  # was: one file for both, either release
-    second.take(SYNC, SYNC)                                         # deleted the other's note
+    second.take(_settings(SYNC), _settings(SYNC))                   # deleted the other's note
     second.release()
     assert first.path.exists()
 
@@ -192,7 +197,7 @@ def test_an_unwritable_cache_costs_only_the_note(tmp_path, monkeypatch, caplog):
     lease = ServerLease("127.0.0.1", 2000)
     with caplog.at_level(logging.WARNING, "carla_bridge.server_lease"):
         assert lease.check_in() == []
-        lease.take(ASYNC, SYNC)
+        lease.take(_settings(ASYNC), _settings(SYNC))
         lease.add_actors(EGO)
         lease.release()
     assert "stays synchronous, fixed delta 0.05 s" in caplog.text

@@ -18,6 +18,23 @@ def _cuda() -> bool:
         return False
 
 
+def cuda_device_problem(device: str | None) -> str | None:
+    """Why torch cannot use ``device`` ('cuda', 'cuda:N') on this machine, or None (also for the CPU).
+    One check for every command line: asking for a GPU that is not there must be an error naming the
+    flag, not a traceback (train) or a silent CPU run (bench, launch.py)."""
+    if not device or not str(device).startswith("cuda"):
+        return None
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        return "torch sees no CUDA GPU on this machine; use --device cpu"
+    index = int(str(device).partition(":")[2] or 0)
+    if index >= count:
+        return f"torch sees {count} CUDA GPU(s): cuda:0 to cuda:{count - 1}"
+    return None
+
+
 def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 

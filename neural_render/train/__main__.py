@@ -158,20 +158,6 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
-def _device_problem(device: str) -> str | None:
-    """Why torch cannot train on ``device`` here (it used to end in an AssertionError traceback)."""
-    if not device.startswith("cuda"):
-        return None
-    import torch
-
-    if not torch.cuda.is_available():
-        return "torch sees no CUDA GPU on this machine; use --device cpu"
-    index = int(device.partition(":")[2] or 0)
-    if index >= torch.cuda.device_count():
-        return f"torch sees {torch.cuda.device_count()} CUDA GPU(s): cuda:0 to cuda:{torch.cuda.device_count() - 1}"
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     prefer_one_numba_thread()  # one per world (workers inherit it): numba's spinning pool starves torch
     parser = build_parser()
@@ -182,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     kept = "" if args.device else " (the run's, kept by --resume)"
-    problem = _device_problem(cfg.device)
+    from neural_render.runtime.select import cuda_device_problem
+
+    problem = cuda_device_problem(cfg.device)
     if problem:
         parser.error(f"--device {cfg.device}{kept}: {problem}")
     if cfg.weights.vgg > 0 and not cfg.vgg_weights:  # else the term is left out without a word
