@@ -5,7 +5,7 @@
     python launch.py --help               # every flag and every key
     python launch.py --headless --frames 200 --screenshot shot.png
 
-Thin on purpose: the flags live in game/cli.py, the app in game/app.py.
+Thin on purpose: the flags live in game/cli.py, the start-up in game/main.py, the app in game/app.py.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = parse_args(argv)
     try:
-        from game.app import main as run_game  # pygame, numpy: a Ctrl+C can land in these imports
+        from game.main import main as run_game  # pygame, numpy: a Ctrl+C can land in these imports
     except KeyboardInterrupt:
         print("Ctrl+C: stopped before the drive started", file=sys.stderr)
         return 130

@@ -7,12 +7,16 @@ after each ``world.tick()`` until ``image.frame == tick``), the Traffic Manager 
 teardown that always runs, also after errors and from signal handlers (:meth:`close`). Where no
 teardown can run (SIGKILL, a crash), a note on disk lets the next session restore the settings from
 before this one (carla_bridge.server_lease).
+This file is the source itself: its options, connecting, the Source protocol, the ticks and the
+frames they make, and telling a lost server from a hung one. Its parts live beside it, one job each:
+carla_bridge.carla_connect (CarlaConnectionError, the address checks), carla_bridge.carla_takeover (the
+check-in with the server's lease, the clean-up after drives that died), carla_bridge.carla_spawn (the
+ego, its cameras, the Traffic Manager) and carla_bridge.carla_teardown (what close does).
 Byte formats are decoded by carla_bridge.carla_codec. ``carla`` is imported only when a source is made.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import queue
@@ -21,68 +25,26 @@ import threading
 import time
 from typing import Any
 
-from carla_bridge import carla_codec
-from carla_bridge.carla_probe import carla_server_answers, host_problem, not_carla_reason
-from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
-from carla_bridge import server_lease
-from carla_bridge.server_lease import LeftBehind, ServerBusy, ServerLease
+from carla_bridge import carla_codec, carla_spawn, carla_teardown
+from carla_bridge.carla_connect import START_HINT, CarlaConnectionError, check_address, import_carla
+from carla_bridge.carla_probe import carla_server_answers
+from carla_bridge.carla_spawn import CAMERA_BLUEPRINTS, GENERATIONS, make_camera_queue  # noqa: F401 (tests' import)
+from carla_bridge.carla_takeover import check_in
+from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, Transform
+from carla_bridge.server_lease import ServerLease
 
 log = logging.getLogger("carla_bridge.carla_source")
 
-CAMERA_BLUEPRINTS = {
-    "semantic": "sensor.camera.semantic_segmentation",
-    "flow": "sensor.camera.optical_flow",
-    "depth": "sensor.camera.depth",
-    "rgb": "sensor.camera.rgb",
-}
-CAMERA_MOUNT = Transform(x=1.6, z=1.7)  # manual_control.py's hood camera
 WEATHER_PRESETS = (
     "ClearNoon", "CloudyNoon", "WetNoon", "WetCloudyNoon", "SoftRainNoon", "MidRainyNoon", "HardRainNoon",
     "ClearSunset", "CloudySunset", "WetSunset", "WetCloudySunset", "SoftRainSunset", "MidRainSunset",
     "HardRainSunset", "ClearNight", "CloudyNight", "WetNight", "SoftRainNight",
 )
-PROBE_TIMEOUT_S = 0.5  # RPC timeout while tearing down when the server is already gone
 # TCP probes (before each autopilot tick, after an error, before teardown) wait this long at most: a
 # server that is gone refuses at once, but a loaded one can leave its accept backlog full, the SYN is
 # dropped and the kernel resends it only after 1 s. With 0.5 s such a live server was taken for dead
 # (a drive ended with "stopped answering", a teardown skipped restoring the settings).
 PROBE_PATIENCE_S = 2.0
-GENERATIONS = ("1", "2", "3", "all")  # manual_control.py's --generation values (case-insensitive All)
-TEARDOWN_TIMEOUT_S = 2.0  # per RPC while tearing down: a dead server must not hold the exit for long
-START_HINT = ("start CARLA first (e.g. `./CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}`), "
-              "or drive the built-in world with --source procedural")
-
-
-class CarlaConnectionError(SourceLost):
-    """No CARLA server, or the server stopped answering: the message names host:port and what to do."""
-
-
-def make_camera_queue() -> queue.SimpleQueue:
-    """The queue a camera's ``listen`` callback fills (libcarla's streaming thread) and ``step`` drains.
-
-    It must be ``queue.SimpleQueue`` (C, lock-free put), never ``queue.Queue``: a Ctrl+C that lands
-    while the main thread waits for ``Queue``'s mutex (contended with a camera callback, likely on a
-    loaded CPU) raises KeyboardInterrupt inside ``Condition.__enter__`` after the mutex is taken and
-    before the ``with`` block owns it (CPython bpo-29988), so the mutex stays locked for ever. The
-    next camera frame's ``put`` then blocks libcarla's streaming thread, and destroying the client
-    (teardown, or interpreter exit) joins that thread: the program hangs after Ctrl+C. Seen as gdb
-    stacks of a hung client (main thread in streaming::Client::~Client -> ThreadPool::Stop -> join,
-    the streaming thread in queue.put -> Condition.__enter__). The reproduction in
-    tests/test_carla_failures.py (test_camera_queue_survives_ctrl_c_in_get) leaves ``Queue`` locked in
-    37 to 44 of 150 tries on a loaded 2-core box, ``SimpleQueue`` in none.
-    ``SimpleQueue.put`` never blocks and holds no Python-level lock (documented as reentrant)."""
-    return queue.SimpleQueue()
-
-
-def _import_carla() -> Any:
-    try:
-        import carla
-    except ImportError as error:
-        raise ImportError(
-            f"the CARLA source needs the carla 0.9.16 client library ({error}); "
-            "install the extra: pip install -e .[carla]"
-        ) from None
-    return carla
 
 
 class CarlaSource(SourceBase):
@@ -130,10 +92,10 @@ class CarlaSource(SourceBase):
         self._lease: ServerLease | None = None  # made in _connect, once the host name is known to resolve
         self._index = -1
         self._time0: float | None = None
-        self._carla = _import_carla()
+        self._carla = import_carla()
         try:
             self._connect()
-            self._spawn()
+            carla_spawn.spawn(self)
         except BaseException:
             self.close()
             raise
@@ -144,16 +106,7 @@ class CarlaSource(SourceBase):
 
     def _connect(self) -> None:
         carla = self._carla
-        unusable = host_problem(self.host)
-        if unusable:
-            raise CarlaConnectionError(f"{unusable}: check --host (e.g. 127.0.0.1 for a CARLA on this machine)")
-        if not carla_server_answers(self.host, self.port, timeout_s=min(self.timeout_s, 2.0)):
-            raise CarlaConnectionError(f"no CARLA server answers at {self._where()}: "
-                                       + START_HINT.format(port=self.port))
-        not_carla = not_carla_reason(self.host, self.port, timeout_s=min(self.timeout_s, 2.0))
-        if not_carla:  # libcarla would abort the whole process on such a peer (see carla_probe)
-            raise CarlaConnectionError(f"the server at {self._where()} is not CARLA ({not_carla}): check --host "
-                                       f"and --port, or drive the built-in world with --source procedural")
+        check_address(self.host, self.port, self.timeout_s)
         self.client = carla.Client(self.host, self.port)
         self.client.set_timeout(self.timeout_s)
         try:
@@ -166,156 +119,10 @@ class CarlaSource(SourceBase):
         if server_version.split("-")[0] != client_version.split("-")[0]:
             log.warning("CARLA server %s vs client %s: versions differ", server_version, client_version)
         self._lease = ServerLease(self.host, self.port)
-        with self._lease.claim():  # until this drive's note is written: a drive started beside it waits
-            original = self.world.get_settings()
-            try:
-                dead = self._lease.check_in()
-            except ServerBusy as busy:
-                raise CarlaConnectionError(str(busy)) from None
-            adopted = self._take_over(dead, original) if dead else None
-            if adopted is not None:
-                original.synchronous_mode = adopted["synchronous_mode"]
-                original.fixed_delta_seconds = adopted["fixed_delta_seconds"]
-            settings = self.world.get_settings()
-            settings.synchronous_mode = self.sync
-            settings.fixed_delta_seconds = self.delta_s
-            self._lease.take(original, settings)  # first: a kill during apply_settings must leave the note
-        for left in dead:
-            self._lease.retire(left)  # this drive's note now carries what is left to restore
+        original, settings = check_in(self._lease, self.world, self.client, carla, self._where(), self.sync,
+                                      self.delta_s)
         self._original_settings = original
         self.world.apply_settings(settings)
-
-    def _take_over(self, dead: list[LeftBehind], current: Any) -> dict[str, Any] | None:
-        """Clean up after drives on this machine that died without their teardown (newest first; see
-        carla_bridge.server_lease): destroy their actors where they are still as spawned, and return the
-        settings to restore at the end when the world is still as the newest one left it (its actors as
-        spawned; a drive killed before it spawned any leaves only its settings to go by)."""
-        current_fields = server_lease.settings_fields(current)
-        adopted = None
-        for left in dead:
-            found = self._find_actors(left)
-            as_spawned = server_lease.actors_as_spawned(left, found)
-            same_world = as_spawned or not left.actors
-            if adopted is None and same_world and server_lease.same_settings(left.applied, current_fields):
-                log.warning("the CARLA server at %s is still %s from a drive that did not end cleanly (%s): the "
-                            "settings from before it (%s) will be restored when this one ends", self._where(),
-                            server_lease.describe(left.applied), left.who(), server_lease.describe(left.original))
-                adopted = left.original
-            if as_spawned:
-                self._destroy_left_actors(left)
-            else:
-                maybe = [f"{a.type_id} ({a.id})" for a in found.values()
-                         if any(e["id"] == a.id and e["type_id"] == a.type_id for e in left.actors)]
-                if maybe:
-                    log.warning("the world at %s changed since a drive ended without its teardown (%s): %s may be "
-                                "its actors; not removed", self._where(), left.who(), ", ".join(maybe))
-        return adopted
-
-    def _find_actors(self, left: LeftBehind) -> dict[int, Any]:
-        if not left.actors:
-            return {}
-        try:
-            return {actor.id: actor for actor in self.world.get_actors([entry["id"] for entry in left.actors])}
-        except RuntimeError as error:
-            log.warning("could not look up the actors of a drive that ended without its teardown: %s", error)
-            return {}
-
-    def _destroy_left_actors(self, left: LeftBehind) -> None:
-        """Cameras first, then the car they are mounted on. As a batch of commands: ``actor.destroy()``
-        asks this client's view of the world first, and a client that joined a frozen world may hold
-        a stale one ("attempting to destroy an actor that is already dead") and send nothing."""
-        entries = list(reversed(left.actors))
-        try:
-            responses = self.client.apply_batch_sync(
-                [self._carla.command.DestroyActor(entry["id"]) for entry in entries], False)
-        except RuntimeError as error:
-            log.warning("could not destroy what a drive that ended without its teardown left: %s", error)
-            return
-        gone = []
-        for entry, response in zip(entries, responses):
-            if response.error:
-                log.warning("could not destroy %s (%d): %s", entry["type_id"], entry["id"], response.error)
-            else:
-                gone.append(f"{entry['type_id']} ({entry['id']})")
-        if gone:
-            log.warning("destroyed what that drive left in the world: %s", ", ".join(reversed(gone)))
-
-    def _spawn(self) -> None:
-        carla = self._carla
-        library = self.world.get_blueprint_library()
-        blueprint = self._rng.choice(self._ego_candidates(library))
-        if blueprint.has_attribute("role_name"):
-            blueprint.set_attribute("role_name", self.rolename)
-        self._spawn_points = list(self.world.get_map().get_spawn_points())
-        if not self._spawn_points:
-            raise CarlaConnectionError(f"the map at {self._where()} has no spawn points")
-        self._spawn_index = self._rng.randrange(len(self._spawn_points))
-        for attempt in range(len(self._spawn_points)):
-            index = (self._spawn_index + attempt) % len(self._spawn_points)
-            self._ego = self.world.try_spawn_actor(blueprint, self._spawn_points[index])
-            if self._ego is not None:
-                self._spawn_index = index
-                break
-        if self._ego is None:
-            raise CarlaConnectionError(f"every spawn point at {self._where()} is occupied")
-        self._lease.add_actors(self._ego)
-        log.info("ego %s (id %d) at spawn point %d", self._ego.type_id, self._ego.id, self._spawn_index)
-        mount = carla.Transform(carla.Location(x=CAMERA_MOUNT.x, y=CAMERA_MOUNT.y, z=CAMERA_MOUNT.z))
-        width, height = self.size
-        for name in self.cameras:
-            camera_bp = library.find(CAMERA_BLUEPRINTS[name])
-            camera_bp.set_attribute("image_size_x", str(width))
-            camera_bp.set_attribute("image_size_y", str(height))
-            camera_bp.set_attribute("fov", f"{self.fov:g}")
-            if name == "rgb" and camera_bp.has_attribute("gamma"):  # manual_control.py's --gamma
-                camera_bp.set_attribute("gamma", f"{self.gamma:g}")
-            sensor = self.world.spawn_actor(camera_bp, mount, attach_to=self._ego)
-            self._lease.add_actors(sensor)
-            self._sensors[name] = sensor
-            self._queues[name] = make_camera_queue()
-            sensor.listen(self._queues[name].put)
-
-    def _ego_candidates(self, library: Any) -> list:
-        """The ego's blueprints, by id: 4-wheeled vehicles matching the filter, of the generation
-        (manual_control.py's rule: a filter that matches one blueprint ignores the generation). Only
-        vehicle.* counts: a sensor or a walker has no controls (the drive asks for them each tick)."""
-        vehicles = sorted((b for b in library.filter("vehicle.*") if b.id.startswith("vehicle.") and _four_wheels(b)),
-                          key=lambda b: b.id)
-        wanted = {b.id for b in library.filter(self.vehicle_filter)}
-        cars = [b for b in vehicles if b.id in wanted]
-        if not cars:
-            examples = ", ".join(b.id for b in vehicles[:3]) or "none here"
-            raise ValueError(f"--filter {self.vehicle_filter!r} matches no 4-wheeled vehicle blueprint on "
-                             f"{self._where()}; try vehicle.* or one of {examples}")
-        if self.generation.lower() != "all" and len(cars) > 1:
-            cars = [b for b in cars if b.has_attribute("generation")
-                    and b.get_attribute("generation").as_int() == int(self.generation)]
-            if not cars:
-                raise ValueError(f"--filter {self.vehicle_filter!r} matches no generation {self.generation} "
-                                 f"vehicle on {self._where()}; pass --generation All")
-        return cars
-
-    def _traffic_manager(self) -> Any:
-        """The Traffic Manager on tm_port, made on the first autopilot request (it runs threads in
-        this process, so a drive without autopilot does not pay for it)."""
-        if self._tm is None:
-            try:
-                self._tm = self.client.get_trafficmanager(self.tm_port)
-            except RuntimeError as error:
-                if "bind error" not in str(error):
-                    raise
-                # libcarla's words blame no one; not the server either (it still answers)
-                raise CarlaConnectionError(self._tm_port_in_use()) from None
-            self._tm.set_synchronous_mode(self.sync)
-            self._tm.set_osm_mode(False)  # osm mode removes cars at dead ends; CARLA towns have some
-            if self.seed is not None:
-                self._tm.set_random_device_seed(self.seed)
-        return self._tm
-
-    def _tm_port_in_use(self) -> str:
-        owner = " (it is the CARLA server's own port)" if self.tm_port in (self.port, self.port + 1) else ""
-        return (f"the Traffic Manager cannot listen on port {self.tm_port}{owner}: the port is in use; "
-                f"pass another --tm-port (default 8000)")
 
     # ------------------------------------------------------------------ Source protocol
     def reset(self, seed: int | None = None) -> SceneFrame:
@@ -332,7 +139,7 @@ class CarlaSource(SourceBase):
         try:
             if control.autopilot != self._autopilot:
                 if control.autopilot:
-                    self._traffic_manager()
+                    carla_spawn.traffic_manager(self)
                 self._ego.set_autopilot(control.autopilot, self.tm_port)
                 self._autopilot = control.autopilot
             if not control.autopilot:
@@ -474,101 +281,15 @@ class CarlaSource(SourceBase):
             if self._closed:
                 return
             self._closed = True
-            self._teardown()
+            carla_teardown.teardown(self)
         finally:
             self._close_lock.release()
-
-    def _teardown(self) -> None:
-        if self._server_hung:
-            self._abandon()
-            return
-        reachable = not self._server_lost and carla_server_answers(self.host, self.port, timeout_s=self._patience())
-        client = getattr(self, "client", None)
-        if client is not None:
-            client.set_timeout(TEARDOWN_TIMEOUT_S if reachable else PROBE_TIMEOUT_S)
-        # Keyed on the TM, not on self._autopilot: a Ctrl+C between set_autopilot() and the flag's
-        # update in step() must not leave the car registered with the TM when it is destroyed below.
-        if self._ego is not None and reachable and self._tm is not None:
-            # Unregister from the Traffic Manager and let it see one tick while the car still exists:
-            # its thread then knows the car as an ordinary actor and does not ask the server for the
-            # bounding box of a destroyed one (an uncaught error there aborts the process).
-            _quietly("autopilot off", self._ego.set_autopilot, False, self.tm_port)
-            self._autopilot = False
-            if self.sync:
-                _quietly("autopilot-off tick", self.world.tick, TEARDOWN_TIMEOUT_S)
-        for name, sensor in list(self._sensors.items()):
-            _quietly(f"stop {name} camera", sensor.stop)
-            if reachable:
-                _quietly(f"destroy {name} camera", sensor.destroy)
-        self._sensors.clear()
-        if self._ego is not None and reachable:
-            _quietly("destroy ego", self._ego.destroy)
-        self._ego = None
-        if self.sync and reachable and self._original_settings is not None:
-            # One more tick so the episode state (which the Traffic Manager's thread reads once it is
-            # asynchronous again) no longer lists the destroyed actors.
-            _quietly("final tick", self.world.tick, TEARDOWN_TIMEOUT_S)
-        if self._tm is not None and reachable:
-            _quietly("traffic manager sync off", self._tm.set_synchronous_mode, False)
-            # This source owns the TM on tm_port: shut it down, or its thread keeps polling the server
-            # (and a later source in this process, maybe for another server, would get it back).
-            # Not when the server is gone: its RPC would time out inside libcarla and abort.
-            _quietly("traffic manager shut down", self._tm.shut_down)
-        if self._original_settings is not None and reachable:
-            if _quietly("restore world settings", self.world.apply_settings, self._original_settings):
-                self._lease.release()  # set whenever _original_settings is
-        if not reachable and client is not None:
-            log.warning("CARLA server at %s is gone: nothing to clean up there", self._where())
-        self._drop_client()
-
-    def _abandon(self) -> None:
-        """Teardown for a hung server: every RPC would wait out its time-out in turn, and one that times
-        out inside libcarla's Traffic Manager aborts the process. Nothing can be restored there anyway."""
-        left = [f"the ego ({self._ego.type_id})" if self._ego is not None else "",
-                f"its {len(self._sensors)} cameras" if self._sensors else "",
-                "synchronous mode on" if self.sync and self._original_settings is not None else ""]
-        note = (f" (the next drive from this machine at this server can restore the settings from before "
-                f"this one and remove its actors, from the note {self._lease.path})"
-                if self._lease is not None and self._lease.written else "")
-        log.warning("CARLA server at %s stopped answering: left on it %s; restart it, or clean up with a "
-                    "client once it answers%s", self._where(), ", ".join(item for item in left if item) or "nothing",
-                    note)
-        for name, sensor in list(self._sensors.items()):
-            _quietly(f"stop {name} camera", sensor.stop)  # client side only: closes the camera stream
-        self._sensors.clear()
-        self._ego = None
-        self._drop_client()
-
-    def _drop_client(self) -> None:
-        # Drop the client objects now, sensors first and the client last: left to interpreter exit,
-        # libcarla's destructors run in arbitrary order and abort ("terminate called without an
-        # active exception") when the server died.
-        self._queues.clear()
-        self._tm = None
-        self.world = None
-        self.client = None
-        gc.collect()
-
-
-def _four_wheels(blueprint: Any) -> bool:
-    return not blueprint.has_attribute("number_of_wheels") or blueprint.get_attribute("number_of_wheels").as_int() == 4
 
 
 def _is_timeout(error: object) -> bool:
     """libcarla's TimeoutException reaches Python as RuntimeError("time-out of N ms while waiting for the
     simulator ..."): its text is the only mark it carries."""
     return "time-out" in str(error)
-
-
-def _quietly(what: str, fn: Any, *args: Any) -> bool:
-    """Run one teardown step; False (and a warning) when it failed."""
-    log.debug("CARLA teardown: %s", what)  # the last of these names the step a hung exit is stuck in
-    try:
-        fn(*args)
-    except Exception as error:  # teardown goes on: every later step still matters
-        log.warning("CARLA teardown: %s failed: %s", what, error)
-        return False
-    return True
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:

@@ -2,12 +2,15 @@
 down cleanly whatever ends the drive (ESC, window close, Ctrl+C, SIGTERM, --frames, end of a replay):
 the step in flight finishes, the recording is finalized, the source is closed (CARLA's settings are
 restored by CarlaSource.close), the profiling report and the screenshot are written.
+
+This file is the drive's App and the small policies it shares with the other launches (game.modes:
+warm-up frames, report folders, which errors mean a corrupt session). What runs before an App exists
+lives in game.main (the entry point launch.py calls), and all signal handling in game.signals.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -22,10 +25,8 @@ from game.hud import HUD
 from game.keyboard import KeyboardController
 from game.loop import tick
 from game.memory import memory_warning
-from game.outputs import check_outputs, remove_empty
-from game.rendering import (
-    check_size, default_resolution, interruption_in, load_model, make_renderer, resolve_device,
-)
+from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
+from game.signals import SIGNAL_NAMES, TERMINATED_AT_START_UP, catch_stop_signals
 from game.sources import make_source
 from game.status import FrameStats, session_meta
 
@@ -66,7 +67,7 @@ class App:
         self.profiler = _make_profiler(config, self.device)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="source") if config.threaded else None
         self.end_errors = _end_errors(from_replay)
-        self.bad_session_errors = _bad_session_errors(from_replay)
+        self.bad_session_errors = bad_session_errors(from_replay)
         self.clock = pygame.time.Clock()
         self.stats = FrameStats()
         self.frame = self.rendered = None
@@ -110,16 +111,16 @@ class App:
 
     def run(self) -> int:
         """Tick until something ends the drive; always tears down. Returns the exit code."""
-        previous = self._catch_signals()
-        if _TERMINATED_AT_START_UP:  # a SIGTERM during start-up that a library swallowed: honour it now
-            self.stop_requested = _TERMINATED_AT_START_UP.pop()
-            _TERMINATED_AT_START_UP.clear()
+        previous = catch_stop_signals(self)
+        if TERMINATED_AT_START_UP:  # a SIGTERM during start-up that a library swallowed: honour it now
+            self.stop_requested = TERMINATED_AT_START_UP.pop()
+            TERMINATED_AT_START_UP.clear()
         code = 0
         try:
             while not self.stop_requested and tick(self):
                 pass
             if self.stop_requested:
-                print(f"{_SIGNAL_NAMES.get(self.stop_requested, 'signal')}: closing")
+                print(f"{SIGNAL_NAMES.get(self.stop_requested, 'signal')}: closing")
         except KeyboardInterrupt:  # a second Ctrl+C, or one before the handler was installed
             print("Ctrl+C: closing")
         except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
@@ -145,28 +146,6 @@ class App:
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)
         return code
-
-    def _catch_signals(self) -> dict:
-        """SIGTERM and Ctrl+C end the drive at the next tick boundary, so no stage is cut in half (a
-        KeyboardInterrupt inside the recorder or a backend could leave a lock held and hang the
-        teardown). A second Ctrl+C stops at once. While closing, one more Ctrl+C only says what is being
-        finished (it used to abandon the teardown: recording unfinalized, a CARLA server left in
-        synchronous mode); a second one abandons it."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        warned = []
-
-        def stop(signum, _frame) -> None:
-            if self._closed and signum == signal.SIGINT and not warned:
-                warned.append(True)  # os.write: print() is not reentrant, the main thread may be in one
-                os.write(2, b"still closing (finishing the recording, closing the source); "
-                            b"Ctrl+C again to abandon\n")
-                return
-            if (self.stop_requested or self._closed) and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_requested = signum
-
-        return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
     def close(self) -> bool:
         """Idempotent teardown, in the order that loses nothing; one failing step does not skip the
@@ -205,7 +184,7 @@ class App:
 
     def _write_report(self) -> None:
         if self.config.profile:
-            report_dir = self.config.report or _stamped("reports")
+            report_dir = self.config.report or stamped("reports")
             # write_report prints the table and where the files went; no second line here
             self.profiler.write_report(report_dir, {**session_meta(self), "resolution": list(self.size)})
 
@@ -213,9 +192,6 @@ class App:
         close = getattr(self.renderer, "close", None)
         if callable(close):
             close()
-
-
-_SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl+C"}
 
 
 class _NoProfiler:
@@ -251,7 +227,7 @@ def _end_errors(from_replay: bool) -> tuple[type[BaseException], ...]:
     return (SessionEnded,)
 
 
-def _bad_session_errors(from_replay: bool) -> tuple[type[BaseException], ...]:
+def bad_session_errors(from_replay: bool) -> tuple[type[BaseException], ...]:
     """A session file found corrupt mid-replay (a truncated label PNG): the files are read one tick at a
     time, so opening the session cannot catch it. It used to end the replay in a traceback."""
     if not from_replay:
@@ -263,58 +239,12 @@ def _bad_session_errors(from_replay: bool) -> tuple[type[BaseException], ...]:
     return (SessionFormatError,)
 
 
-def _stamped(root: str):
+def stamped(root: str):
+    """root/YYYYMMDD-HHMMSS: the folder a report goes to when --report names none."""
     import time
     from pathlib import Path
 
     return Path(root) / time.strftime("%Y%m%d-%H%M%S")
-
-
-def run_export(config: GameConfig) -> int:
-    """--replay DIR --export OUT.mp4 / --export-frames DIR: render the session offline and exit.
-    --res resamples the session (ReplaySource(size=...)), as in the drive."""
-    try:
-        from game.export import export_session
-    except ImportError as error:
-        raise LaunchError(f"--export: session export is not available in this checkout ({error})") from None
-    model = load_model(config)
-    resolve_device(config)
-    recorded = _replay_size(config)  # opened even with --res: a bad session fails here, before any render
-    size = config.res or recorded
-    check_size(model, size, "--res" if config.res else f"--replay {config.replay}")
-    renderer = make_renderer(model.model, config.backend, config.device, config.precision, size)
-    if model.untrained:
-        print(f"warning: exporting with an UNTRAINED {model.preset} model", file=sys.stderr)
-    try:
-        export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
-    except (OSError, RuntimeError, *_bad_session_errors(True)) as error:  # disk full, ffmpeg gone, a corrupt
-        # session file: say so, no traceback, and where the frames rendered before it are
-        if interruption_in(error) is not None:
-            raise  # Ctrl+C in an import the export started: main says "the export stopped"
-        raise LaunchError("; ".join([f"export failed: {error}", *getattr(error, "__notes__", [])])) from None
-    for target in (config.export, config.export_frames):
-        if target is not None:
-            print(f"exported: {target}")
-    return 0
-
-
-def run_backend_comparison(config: GameConfig) -> int:
-    """--profile --backend all: the profiler renders the same frames with every backend (contract 7)."""
-    try:
-        from game.profiler import run_comparison
-    except ImportError as error:
-        raise LaunchError(f"--backend all: the profiler is not available in this checkout ({error})") from None
-    model = load_model(config)
-    device = resolve_device(config)
-    size = config.res or (_replay_size(config) if config.replay else default_resolution(model.preset, device))
-    check_size(model, size, "--res" if config.res or not config.replay else f"--replay {config.replay}")
-    frames = config.frames or 120
-    run_comparison(model.model, size, frames=frames, warmup_frames=warmup_frames(frames), session=config.replay,
-                   seed=config.seed or 0, device=config.device, precision=config.precision,
-                   report_dir=config.report or _stamped("reports"),  # the default --help promises
-                   meta={"model": model.label, "model_path": str(model.path) if model.path else None,
-                         "untrained": model.untrained})
-    return 0
 
 
 def _warn_if_memory_short(size: tuple[int, int], device: str) -> None:
@@ -327,99 +257,3 @@ def warmup_frames(frames: int | None) -> int:
     """The profiler's warm-up: 10 frames, at most half of a short run (with 10, `--frames 10` measured a
     single frame and `--frames 3` none: an empty report)."""
     return 10 if frames is None else min(10, frames // 2)
-
-
-def refuse_flags_the_comparison_ignores(config: GameConfig) -> None:
-    """--backend all renders prepared frames with each backend in turn: there is no drive to record,
-    screenshot or pipeline. Those flags used to be dropped silently (and --record still made its folder)."""
-    ignored = [flag for flag, given in (("--record", config.record), ("--screenshot", config.screenshot),
-                                        ("--threaded", config.threaded)) if given]
-    if ignored:
-        raise LaunchError(f"--backend all compares backends on prepared frames, without a drive: "
-                          f"{', '.join(ignored)} do not apply; leave them out, or pick one --backend")
-
-
-def _replay_size(config: GameConfig) -> tuple[int, int]:
-    """The recorded size of the --replay session (compare its frames at the size they were driven)."""
-    source = make_source(config, (0, 0)).source
-    try:
-        return source.reset().size
-    finally:
-        source.close()
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM during start-up or an export, raised like Ctrl+C so the same clean-up runs."""
-
-
-# SIGTERMs raised as _Terminated during start-up. Kept as well as raised: a library that swallows the
-# exception (numba's compiler callbacks print "Exception ignored ... _Terminated") made the signal vanish
-# and the drive ran to its end. App.run stops at once when one is here.
-_TERMINATED_AT_START_UP: list[int] = []
-
-
-def _raise_terminated(signum, frame) -> None:
-    _TERMINATED_AT_START_UP.append(signum)
-    raise _Terminated
-
-
-def main(config: GameConfig) -> int:
-    """Run the game (or the export, or the backend comparison) for a parsed config; start-up problems
-    print one line and return 2. Ctrl+C or SIGTERM before the drive starts (loading torch, the model,
-    connecting) or during an export prints one line and returns 130. SIGTERM used to kill the process
-    there outright: a CARLA server it had just switched to synchronous mode stayed frozen in it; now
-    App.__init__'s clean-up closes the source (which restores the server's settings)."""
-    if config.verbose:  # as manual_control.py -v: the parts' loggers (carla_bridge.*) at DEBUG
-        import logging
-
-        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.DEBUG)
-    in_main = threading.current_thread() is threading.main_thread()
-    _TERMINATED_AT_START_UP.clear()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main else None
-    try:
-        return _main(config)
-    except KeyboardInterrupt as interrupt:
-        return _interrupted(config, interrupt)
-    except Exception as error:  # an import the signal cut short wraps it (see interruption_in)
-        interrupt = interruption_in(error)
-        if interrupt is None:
-            raise
-        return _interrupted(config, interrupt, getattr(error, "__notes__", None))
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupted(config: GameConfig, interrupt: KeyboardInterrupt, notes: list[str] | None = None) -> int:
-    """Say in one line what Ctrl+C or SIGTERM stopped; exit status 130."""
-    if config.export is not None or config.export_frames is not None:
-        # export_session notes where it left the frames written so far (not at the final path)
-        kept = notes or getattr(interrupt, "__notes__", ["nothing was exported"])
-        what = "; ".join(["the export stopped", *kept])
-    elif config.backend == "all":
-        what = "the backend comparison stopped"
-    else:
-        what = "stopped before the drive started"
-    print(f"{'SIGTERM' if isinstance(interrupt, _Terminated) else 'Ctrl+C'}: {what}", file=sys.stderr)
-    return 130
-
-
-def _main(config: GameConfig) -> int:
-    created = []
-    try:
-        if config.backend == "all":
-            refuse_flags_the_comparison_ignores(config)  # before check_outputs makes their folders
-        created = check_outputs(config)
-        if config.export is not None or config.export_frames is not None:
-            return run_export(config)
-        if config.backend == "all":
-            return run_backend_comparison(config)
-        app = App(config)
-    except (LaunchError, *_bad_session_errors(config.replay is not None)) as error:
-        remove_empty(created)  # e.g. --record DIR made for a drive that never started
-        print(f"error: {error}", file=sys.stderr)  # e.g. a corrupt first frame of the --replay session
-        return 2
-    except BaseException:  # Ctrl+C or SIGTERM while starting
-        remove_empty(created)
-        raise
-    return app.run()

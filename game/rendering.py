@@ -143,7 +143,7 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
 
 
 def interruption_in(error: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl+C (KeyboardInterrupt) or SIGTERM (game.app's _Terminated) that ``error`` wraps, if any.
+    """The Ctrl+C (KeyboardInterrupt) or SIGTERM (game.signals.Terminated) that ``error`` wraps, if any.
 
     A signal that lands while an extension module initialises comes back wrapped: pybind11 turns it into
     ImportError("initialization failed") (onnxruntime, imported as the renderer starts), and a class

@@ -221,7 +221,7 @@ def test_the_actors_prove_it_only_when_every_one_is_as_spawned():
 
 
 def test_a_dead_drive_s_actors_go_cameras_first(caplog):
-    from carla_bridge.carla_source import CarlaSource
+    from carla_bridge.carla_takeover import destroy_left_actors
 
     sent = []
 
@@ -229,12 +229,12 @@ def test_a_dead_drive_s_actors_go_cameras_first(caplog):
         sent.extend(commands)
         return [SimpleNamespace(error="" if actor_id != 99 else "actor 99 not found") for _, actor_id in commands]
 
-    source = SimpleNamespace(client=SimpleNamespace(apply_batch_sync=apply_batch_sync),
-                             _carla=SimpleNamespace(command=SimpleNamespace(DestroyActor=lambda i: ("destroy", i))))
+    client = SimpleNamespace(apply_batch_sync=apply_batch_sync)
+    carla = SimpleNamespace(command=SimpleNamespace(DestroyActor=lambda i: ("destroy", i)))
     gone_already = server_lease._actor_entry(_actor(99, "sensor.camera.rgb", role="front", parent=24))
     left = _left(actors=[*_left().actors, gone_already])
     with caplog.at_level(logging.WARNING, "carla_bridge"):
-        CarlaSource._destroy_left_actors(source, left)
+        destroy_left_actors(client, carla, left)
     assert sent == [("destroy", 99), ("destroy", 25), ("destroy", 24)]
     assert "destroyed what that drive left in the world: vehicle.tesla.model3 (24), " \
            "sensor.camera.semantic_segmentation (25)" in caplog.text
@@ -246,11 +246,11 @@ def test_a_dead_drive_s_actors_go_cameras_first(caplog):
     ("ego+camera", {24: EGO, 25: CAMERA}, ASYNC),  # its actors as spawned
     ("ego+camera", {}, None),  # a restarted server someone set to the same settings: not that drive's world
 ], ids=["nothing-spawned", "as-spawned", "actors-gone"])
-def test_a_dead_drive_s_settings_are_taken_over_only_in_its_world(listed, found, adopted):
-    from carla_bridge.carla_source import CarlaSource
+def test_a_dead_drive_s_settings_are_taken_over_only_in_its_world(listed, found, adopted, monkeypatch):
+    from carla_bridge import carla_takeover
 
     actors = _left().actors if listed else []
-    source = SimpleNamespace(_find_actors=lambda left: found, _destroy_left_actors=lambda left: None,
-                             _where=lambda: "127.0.0.1:2000")
+    monkeypatch.setattr(carla_takeover, "find_actors", lambda world, left: found)
+    monkeypatch.setattr(carla_takeover, "destroy_left_actors", lambda client, carla, left: None)
     current = SimpleNamespace(synchronous_mode=True, fixed_delta_seconds=0.05)
-    assert CarlaSource._take_over(source, [_left(actors=actors)], current) == adopted
+    assert carla_takeover.take_over(None, None, None, "127.0.0.1:2000", [_left(actors=actors)], current) == adopted

@@ -14,8 +14,8 @@ pygame = pytest.importorskip("pygame")
 from carla_bridge.frames import Control  # noqa: E402
 from carla_bridge.session import SessionRecorder  # noqa: E402
 from carla_bridge.session.synthetic import synthetic_frame  # noqa: E402
-from game.app import main  # noqa: E402
 from game.cli import LaunchError, parse_args  # noqa: E402
+from game.main import main  # noqa: E402
 from game_support import RES, headless_env, make_app, tiny_model_path  # noqa: E402,F401
 
 SIZE = (64, 32)  # RES
@@ -164,17 +164,17 @@ def test_a_failed_recording_in_a_window_is_shown_there_not_in_the_exit_status(ma
 
 
 def test_a_sigterm_a_library_swallowed_during_start_up_still_ends_the_drive(make_app, capsys):
-    """numba's compiler callbacks print "Exception ignored ... _Terminated" and go on: the drive then ran
+    """numba's compiler callbacks print "Exception ignored ... Terminated" and go on: the drive then ran
     all its frames, exit 0, as if no SIGTERM had come."""
     import signal
 
-    import game.app
+    import game.signals
 
     app = make_app("--headless", "--frames", "50")
     try:
-        game.app._raise_terminated(signal.SIGTERM, None)  # as the handler runs inside such a callback
+        game.signals.raise_terminated(signal.SIGTERM, None)  # as the handler runs inside such a callback
     except KeyboardInterrupt:
         pass  # swallowed
     assert app.run() == 0 and app.ticks == 0
     assert "SIGTERM: closing" in capsys.readouterr().out
-    assert not game.app._TERMINATED_AT_START_UP
+    assert not game.signals.TERMINATED_AT_START_UP

@@ -12,8 +12,9 @@ import pytest
 pygame = pytest.importorskip("pygame")
 
 from carla_bridge.labels import colorize  # noqa: E402
-from game.app import App, main  # noqa: E402
+from game.app import App  # noqa: E402
 from game.cli import RETRAIN_COMMAND, parse_args, retrain_command  # noqa: E402
+from game.main import main  # noqa: E402
 from game_support import (  # noqa: E402,F401
     RES, WINDOW, headless_env, load_png, make_app, post_key, tiny_model_path, upscale,
 )

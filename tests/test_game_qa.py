@@ -13,8 +13,8 @@ import pytest
 
 pygame = pytest.importorskip("pygame")
 
-from game.app import main  # noqa: E402
 from game.cli import LaunchError, parse_args  # noqa: E402
+from game.main import main  # noqa: E402
 from game_support import RES, headless_env, make_app, tiny_model_path  # noqa: E402,F401
 
 
@@ -171,11 +171,13 @@ def test_replay_is_resampled_to_res(make_app):
 ])
 def test_ctrl_c_before_the_drive_is_one_line(headless_env, monkeypatch, capsys, flags, said):
     import game.app
+    import game.modes
 
     def interrupted(config):
         raise KeyboardInterrupt  # where a real Ctrl+C lands: importing torch, loading the model, exporting
 
-    monkeypatch.setattr(game.app, "load_model", interrupted)
+    monkeypatch.setattr(game.app, "load_model", interrupted)  # the drive's
+    monkeypatch.setattr(game.modes, "load_model", interrupted)  # the export's
     assert main(parse_args(["--headless", *flags])) == 130
     err = capsys.readouterr().err
     assert err == said + ("; nothing was exported" if "export" in said else "") + "\n"

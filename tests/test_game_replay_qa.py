@@ -11,8 +11,9 @@ import pytest
 
 pygame = pytest.importorskip("pygame")
 
-from game.app import _Terminated, main  # noqa: E402
 from game.cli import parse_args  # noqa: E402
+from game.main import main  # noqa: E402
+from game.signals import Terminated  # noqa: E402
 from game_support import RES, headless_env, make_app, tiny_model_path  # noqa: E402,F401
 
 
@@ -79,7 +80,7 @@ def test_replay_hud_shows_the_recorded_autopilot(recorded, make_app):
 
 
 @pytest.mark.parametrize("interrupt, said", [
-    (_Terminated, "SIGTERM: stopped before the drive started"),
+    (Terminated, "SIGTERM: stopped before the drive started"),
     (KeyboardInterrupt, "Ctrl+C: stopped before the drive started"),
 ])
 @pytest.mark.parametrize("wrapped", ["onnxruntime", "numba"])
