@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from carla_bridge.process_liveness import exclusive_lock, process_alive, process_start
+
 log = logging.getLogger("carla_bridge.server_lease")
 
 # The two fields a CarlaSource changes; the rest of carla.WorldSettings is left as the server has it.
@@ -113,25 +115,15 @@ class ServerLease:
 
     @contextlib.contextmanager
     def claim(self):
-        """An exclusive lock on the server's folder (flock, where the platform has it) for the stretch
-        from check_in to take: without it two drives started together both found no live note."""
-        try:
-            import fcntl
-        except ImportError:  # Windows: no flock; the stretch is short, the race unlikely
-            yield
-            return
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            lock = open(self.folder / ".lock", "a")
-        except OSError:  # check_in and take say what is wrong with the folder
-            yield
-            return
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        """An exclusive lock on the server's folder for the stretch from check_in to take: without it
+        two drives started together both found no live note."""
+        with contextlib.ExitStack() as held:
             try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+                self.folder.mkdir(parents=True, exist_ok=True)
+                held.enter_context(exclusive_lock(self.folder / ".lock"))
+            except OSError:
+                pass  # unlocked: check_in and take say what is wrong with the folder
+            yield
 
     # ------------------------------------------------------------------ reading other drives' notes
     def check_in(self) -> list[LeftBehind]:
@@ -150,7 +142,7 @@ class ServerLease:
                             "drive still runs, two drives tick one world; left alone: %s", machine, pid,
                             note.get("started", "?"), self.host, self.port, path)
                 continue
-            if _owner_alive(pid, note.get("process_start")):
+            if process_alive(pid, note.get("process_start")):
                 raise ServerBusy(f"another drive (pid {pid}, since {note.get('started', '?')}) is driving the CARLA "
                                  f"server at {self.host}:{self.port}: two drives would both tick its world; stop "
                                  f"that one first, or drive another server (--port)")
@@ -169,7 +161,7 @@ class ServerLease:
     # ------------------------------------------------------------------ this drive's note
     def take(self, original: Any, applied: Any) -> None:
         """Write the note of a drive about to apply ``applied`` over ``original`` (carla.WorldSettings)."""
-        self._note = {"pid": os.getpid(), "process_start": _process_start(os.getpid()), "machine": self.machine,
+        self._note = {"pid": os.getpid(), "process_start": process_start(os.getpid()), "machine": self.machine,
                       "started": time.strftime("%Y-%m-%d %H:%M:%S"), "server": f"{self.host}:{self.port}",
                       "original": settings_fields(original), "applied": settings_fields(applied), "actors": []}
         self._write()
@@ -284,39 +276,6 @@ def _remove(path: Path, quiet: bool = False) -> None:
     except OSError as error:
         if not quiet:
             log.warning("could not remove %s: %s", path, error)
-
-
-def _process_start(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux /proc), or None where there is none.
-    With it a pid the system gave to another process since is not taken for the drive."""
-    stat = _proc_stat(pid)
-    return None if stat is None else int(stat[19])
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat from field 3 (state) on; None without /proc or without that process."""
-    try:
-        text = Path(f"/proc/{int(pid)}/stat").read_text()
-    except (OSError, ValueError):
-        return None
-    return text.rsplit(")", 1)[1].split()  # the name (field 2) may hold spaces and parentheses
-
-
-def _owner_alive(pid: Any, start: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if Path("/proc/self/stat").exists():
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] in ("Z", "X"):  # gone, or killed and not yet reaped (a zombie)
-            return False
-        return start is None or int(stat[19]) == start
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by someone else
-        return True
-    return True
 
 
 def _server_key(host: str) -> str:

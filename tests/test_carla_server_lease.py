@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from carla_bridge import server_lease
+from carla_bridge.process_liveness import proc_stat, process_start
 from carla_bridge.server_lease import ServerBusy, ServerLease, actors_as_spawned, lease_folder
 
 ASYNC = {"synchronous_mode": False, "fixed_delta_seconds": None}
@@ -104,7 +105,7 @@ def test_a_dead_drive_s_note_is_handed_over(cache):
 def test_a_live_drive_on_this_machine_makes_the_server_busy(cache):
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
         try:
-            lease = _note_of(other.pid, process_start=server_lease._process_start(other.pid))
+            lease = _note_of(other.pid, process_start=process_start(other.pid))
             with pytest.raises(ServerBusy, match=f"another drive \\(pid {other.pid}, since .*\\) is driving the "
                                                  f"CARLA server at 127.0.0.1:2000.*--port"):
                 lease.check_in()
@@ -114,10 +115,10 @@ def test_a_live_drive_on_this_machine_makes_the_server_busy(cache):
 
 def test_a_killed_drive_not_yet_reaped_is_dead(cache):
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
-        start = server_lease._process_start(other.pid)
+        start = process_start(other.pid)
         other.send_signal(signal.SIGKILL)
         for _ in range(200):  # until the kernel has made it a zombie (we do not wait() for it)
-            stat = server_lease._proc_stat(other.pid)
+            stat = proc_stat(other.pid)
             if stat is None or stat[0] == "Z":
                 break
             os.sched_yield()
@@ -127,7 +128,7 @@ def test_a_killed_drive_not_yet_reaped_is_dead(cache):
 
 def test_a_pid_given_to_another_process_since_is_dead(cache):
     parent = os.getppid()  # alive, but started at another time than the drive the note names
-    start = server_lease._process_start(parent)
+    start = process_start(parent)
     if start is None:
         pytest.skip("no /proc here: liveness is by pid alone")
     lease = _note_of(parent, process_start=start + 1)
