@@ -132,6 +132,35 @@ def compile_note(asked: bool | str, row: dict) -> str | None:
     return f"note: --compile did not take with {row['backend']} (see the warning above); the row is uncompiled"
 
 
+def compile_mode_problem(mode: bool | str) -> str | None:
+    """One line when ``mode`` (a --compile MODE) is not a torch.compile mode. torch checks it only at the
+    first call, so a QA pass found `--compile bogus` ending in an inductor traceback after the backend was
+    built; here it is a flag error before any work."""
+    if not isinstance(mode, str):
+        return None
+    try:
+        from torch._inductor import list_mode_options
+    except ImportError:  # a torch without inductor: torch.compile itself will say so (and fall back)
+        return None
+    modes = list(list_mode_options())
+    if mode in modes:
+        return None
+    return f"--compile {mode}: not a torch.compile mode; name one of {', '.join(modes)}, or give --compile alone"
+
+
+def threads_note(threads: int | None, row: dict) -> str | None:
+    """One line when --threads was given but the row's path does not take it (see the flag's help), so
+    that the figures are not read as measured at that thread count."""
+    if not threads:
+        return None
+    if row["backend"] == "onnxruntime" and row["mode"] == "end-to-end":
+        return (f"note: --threads {threads} applies to onnxruntime model-only timing; the Renderer end to end "
+                "ran with ONNX Runtime's default threads")
+    if row["backend"] != "onnxruntime" and row["device"] != "cpu":
+        return f"note: --threads {threads} applies to CPU work only; the {row['backend']} row ran on {row['device']}"
+    return None
+
+
 def random_frames(num_classes: int, size: tuple[int, int], count: int = 4, seed: int = 0) -> list:
     """A few distinct SceneFrame-like frames (uint8 labels, float32 flow), cycled by the timing loops so
     that every render uploads fresh host data."""
@@ -249,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         # Otherwise ONNX Runtime falls back to the CPU (as the Renderer should) and CPU figures would
         # answer a question about the GPU.
         ap.error(f"--device {args.device}: {problem}")
+    problem = compile_mode_problem(args.compile)
+    if problem:
+        ap.error(problem)
     try:
         row = bench_path(args.preset, args.res, args.backend, args.device, args.precision, args.compile,
                          args.frames, args.warmup, args.model, args.end_to_end, threads=args.threads)
@@ -256,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     notes = (precision_note("--dtype", args.precision, row["precision"], row["backend"], row["device"]),
-             compile_note(args.compile, row))
+             compile_note(args.compile, row), threads_note(args.threads, row))
     for note in filter(None, notes):
         print(note, file=sys.stderr)
     print_table([row])

@@ -200,6 +200,11 @@ def _output_problem(out: str | None, overwrite: bool) -> str | None:
     if out is None:
         problem = cache_problem()
         return problem and f"{problem}, or pass --out"
+    if out.endswith(("/", os.sep)):  # pathlib drops the slash: 'exports/' became a file named exports
+        return f"--out {out}: names a folder; name the .onnx file in it, e.g. {Path(out) / 'model.onnx'}"
+    if Path(out).exists() and not Path(out).is_file() and not Path(out).is_dir():
+        # a device or a pipe: the atomic rename would put a file in its place (as root, /dev/null itself)
+        return f"--out {out}: is not a regular file (a device or a pipe); name an .onnx file"
     if Path(out).is_file() and not overwrite:
         return f"--out {out} already exists; pass --overwrite to replace it, or another path"
     problem = file_write_problem(out)  # by writing: os.access says yes to root on /sys

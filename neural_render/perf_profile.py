@@ -73,15 +73,30 @@ def print_profile(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m neural_render.perf_profile", description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS))
-    ap.add_argument("--res", default="1024x512")
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"])
-    ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE")
-    ap.add_argument("--frames", type=arg_types.positive_int, default=20)
-    ap.add_argument("--top", type=int, default=15)
+    from neural_render.bench import compile_mode_problem
+    from neural_render.runtime.select import cuda_device_problem
+
+    ap = argparse.ArgumentParser(prog="python -m neural_render.perf_profile", description=__doc__.splitlines()[0],
+                                 formatter_class=arg_types.HelpFormatter)
+    ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS), help="generator preset (sizes)")
+    ap.add_argument("--res", default="1024x512", help="WIDTHxHEIGHT")
+    ap.add_argument("--device", type=arg_types.device, default=None,
+                    help="cpu, cuda or cuda:N (default: cuda when present)")
+    ap.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"], help="precision to ask for")
+    ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                    help="torch.compile (default mode: reduce-overhead on cuda), or name a mode")
+    ap.add_argument("--frames", type=arg_types.positive_int, default=20, help="profiled frames")
+    ap.add_argument("--top", type=arg_types.positive_int, default=15, help="operators listed per table")
     args = ap.parse_args(argv)
+    # A QA pass found --res abc, --device tpu and --compile bogus ending in tracebacks and --top 0 in
+    # empty tables: flag errors now, before the model is built.
+    for problem in (args.device and cuda_device_problem(args.device), compile_mode_problem(args.compile)):
+        if problem:
+            ap.error(problem if problem.startswith("--") else f"--device {args.device}: {problem}")
+    try:
+        PRESETS[args.preset].check_size(*parse_size(args.res))
+    except ValueError as exc:
+        ap.error(str(exc))
     report = profile_renderer(args.preset, args.res, args.device, args.precision, args.compile, args.frames,
                               top=args.top)
     print_profile(report)

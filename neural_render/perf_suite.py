@@ -35,6 +35,7 @@ from neural_render.perf_profile import print_profile, profile_renderer
 from neural_render.runtime.select import available_backends
 from neural_render.writable import file_write_problem
 
+DEFAULT_PRESET = "gpu"  # the GPU measurement; with --model, the checkpoint's own
 # (name, bench_path keyword arguments). Order: cheapest first, so a short budget still covers the basics.
 PATHS: list[tuple[str, dict]] = [
     ("torch-eager-fp32", dict(backend="torch", precision="fp32")),
@@ -115,15 +116,26 @@ def run_profile(preset: str, res: str, device: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m neural_render.perf_suite", description=__doc__,
                                  formatter_class=arg_types.HelpFormatter)
-    ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS), help="generator preset (sizes)")
+    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                    help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
+                         f"--model; with --model it must match the checkpoint")
     ap.add_argument("--res", nargs="+", default=["1024x512", "2048x1024"], help="first: every path; rest: the fast ones")
     ap.add_argument("--device", type=arg_types.device, default=None, help="default: cuda when present, else cpu")
     ap.add_argument("--frames", type=arg_types.positive_int, default=300, help="timed frames per path")
     ap.add_argument("--model", default=None, help="weights (default: random init of --preset; speed does not depend on weights)")
-    ap.add_argument("--budget-s", type=float, default=300.0, help="skip the remaining paths after this many seconds")
+    ap.add_argument("--budget-s", type=arg_types.non_negative_float, default=300.0,
+                    help="skip the remaining paths after this many seconds")
     ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the closing torch.profiler step")
     ap.add_argument("--out", required=True, type=Path, help="the JSON report, rewritten after every path")
+    ap.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
     args = ap.parse_args(argv)
+    problem = _flag_problem(args)
+    if problem:  # a QA pass found each of these giving an error row for every path, or none, and exit 0
+        ap.error(problem)
+    if args.out.is_file() and not args.overwrite:  # e.g. models/gpu.perf.json, the published figures
+        print(f"error: --out {args.out}: already exists (an earlier report); pass --overwrite to replace it, "
+              f"or another path", file=sys.stderr)
+        return 2
     problem = file_write_problem(args.out)  # now, not after minutes of measuring (os.access: yes to root)
     if problem:
         print(f"error: --out {args.out}: {problem}; pass another path", file=sys.stderr)
@@ -153,7 +165,34 @@ def main(argv: list[str] | None = None) -> int:
     if measured:
         print_table(measured)
     print(json.dumps({"out": str(args.out), "measured": len(measured), "paths": len(report["results"])}))
+    failed = [r for r in report["results"] if "error" in r]
+    if failed and not measured:  # every path that ran failed: not a report to publish
+        print(f"error: no path could be measured; the first failure: {failed[0]['error']}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _flag_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the flags, found before any measuring; resolves args.preset from --model.
+    Without this a --model without --preset met the 'gpu' default and failed on every path, as did a bad
+    --res or a --device cuda without a GPU."""
+    from neural_render.runtime.common import parse_size
+    from neural_render.runtime.select import cuda_device_problem
+
+    problem = cuda_device_problem(args.device)
+    if problem:
+        return f"--device {args.device}: {problem}"
+    try:
+        if args.model:
+            from neural_render.checkpoint import load_generator
+
+            args.preset = load_generator(args.model, preset=args.preset).config.name
+        args.preset = args.preset or DEFAULT_PRESET
+        for res in args.res:
+            PRESETS[args.preset].check_size(*parse_size(res))
+    except ValueError as exc:  # CheckpointError included
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Check and summarize a session folder: ``python -m carla_bridge.session sessions/<stamp> [--load]``.
 
-Exit status 0 when the session opens (a cut-off last line is only noted), 1 with the reason otherwise;
+Exit status 0 when the session opens and holds a frame (a cut-off last line is only noted), 1 with the
+reason otherwise;
 --load also reads every frame's files, which finds truncated or corrupt PNG/npy files.
 """
 
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     meta = index.meta
     width, height = index.size
     records = index.records
+    if not records:  # ReplaySource refuses it too: 'opens' must mean launch.py --replay can play it
+        print(f"error: {index.path}: the session holds no complete frame (recording stopped at once?); "
+              "nothing to replay: record it again", file=sys.stderr)
+        return 1
     duration = records[-1]["time_s"] - records[0]["time_s"] if records else 0.0
     print(f"{index.path}: {len(records)} frames, {width}x{height}, {duration:.1f} s of simulation")
     for key in ("model", "model_sha256", "backend", "device", "precision", "source", "seed",

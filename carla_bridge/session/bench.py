@@ -35,6 +35,10 @@ from carla_bridge.frames import Control, SceneFrame, parse_resolution
 from carla_bridge.labels import colorize
 from carla_bridge.session.recorder import SessionRecorder
 from carla_bridge.session.synthetic import SyntheticSource
+from neural_render import arg_types
+from neural_render.writable import folder_write_problem
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
 
 def make_source(kind: str, size: tuple[int, int], seed: int):
@@ -142,21 +146,40 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--renderer", default="auto",
                         help="auto (the shipped model, else the cpu preset), none (a colorize stand-in), "
                              "a preset name, or a .safetensors path")
-    parser.add_argument("--backend", default="auto", help="Renderer backend (default auto)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="Renderer backend (default auto)")
     parser.add_argument("--record-rgb", action="store_true", help="also write lossless rgb PNGs")
     parser.add_argument("--no-video", action="store_true", help="no render.mp4 / engine.mp4")
     parser.add_argument("--out", type=Path, default=None, help="keep the sessions here (default: temp)")
     parser.add_argument("--writer", choices=("thread", "process"), default="thread",
                         help="session writer: a thread of this process (default) or a separate process")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=arg_types.non_negative_int, default=0)
     args = parser.parse_args(argv)
     if args.blocks < 1 or args.frames < args.blocks:
         parser.error(f"--frames ({args.frames}) must be at least --blocks ({args.blocks}), and --blocks at least 1")
-    size = parse_resolution(args.res)
+    # A QA pass found --res abc, --renderer foo, --seed -1 and a missing .safetensors ending in tracebacks,
+    # and an --out that could hold no session printing overhead figures of a loop that recorded nothing.
+    try:
+        size = parse_resolution(args.res)
+    except ValueError as exc:
+        parser.error(str(exc))
+    _check_renderer_flag(parser, args.renderer)
+    if args.out is not None:
+        problem = folder_write_problem(args.out)
+        held = [f"block{b}" for b in range(args.blocks) if (args.out / f"block{b}").exists()]
+        if problem:
+            parser.error(f"--out {args.out}: {problem}; pass another folder")
+        if held:
+            parser.error(f"--out {args.out}: already holds {held[0]} of an earlier run (sessions are never "
+                         f"overwritten); pass another folder")
     source, kind = make_source(args.source, size, args.seed)
     workload = FixedWorkload(args.workload_ms if args.workload_ms is not None
                              else (20.0 if kind == "synthetic" else 0.0))
-    renderer, render_kind = make_renderer(args.renderer, args.backend, size)
+    try:
+        renderer, render_kind = make_renderer(args.renderer, args.backend, size)
+    except (ValueError, ImportError) as exc:  # a bad checkpoint, a size the preset cannot take, no TensorRT
+        source.close()
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     root = args.out or Path(tempfile.mkdtemp(prefix="session-bench-"))
     per_block = max(1, args.frames // args.blocks)
     base: list[float] = []
@@ -194,6 +217,9 @@ def main(argv: list[str] | None = None) -> dict:
             ratios.append(statistics.median(times_rec) / statistics.median(times_base))
     if args.out is None:
         shutil.rmtree(root, ignore_errors=True)
+    if errors:  # the record blocks stopped recording: their times would credit a recorder that did nothing
+        print(f"error: the recording failed, so there is no overhead to report: {errors[0]}", file=sys.stderr)
+        raise SystemExit(1)
     median_base, median_rec = statistics.median(base), statistics.median(rec)
     frames = args.blocks * per_block
     result = {
@@ -223,6 +249,18 @@ def main(argv: list[str] | None = None) -> dict:
           f"{result['add_ms_median']:.2f} ms median")
     print(json.dumps(result))
     return result
+
+
+def _check_renderer_flag(parser: argparse.ArgumentParser, renderer: str) -> None:
+    if Path(renderer).suffix == ".safetensors" and not Path(renderer).is_file():  # checkpoint's hint names --model
+        parser.error(f"argument --renderer: {renderer}: no such file; pass an existing .safetensors, or auto")
+    if renderer in ("auto", "none") or Path(renderer).suffix == ".safetensors":
+        return
+    from neural_render.model import PRESETS
+
+    if renderer not in PRESETS:
+        parser.error(f"argument --renderer: {renderer!r} is none of auto, none, {', '.join(PRESETS)}, "
+                     "or a .safetensors path")
 
 
 def _cpu_s() -> float:

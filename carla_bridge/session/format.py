@@ -195,7 +195,9 @@ def check_meta(meta: Any, where: Path) -> dict[str, Any]:
     if version < 1:
         raise SessionFormatError(f"{where}: 'format_version' must be >= 1, got {version}")
     size = meta.get("size")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
+    # bool is an int to Python: [true, 64] read as a 1x64 session and failed at the first frame's shape
+    if not (isinstance(size, list) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
         raise SessionFormatError(f"{where}: 'size' must be [width, height] in pixels, got {size!r}")
     for key in ("fps", "delta_s"):  # the export's video rate; 0, a string or NaN failed deep in ffmpeg
         _check_positive(meta, key, where)

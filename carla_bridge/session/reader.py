@@ -8,6 +8,7 @@ writing it), which is skipped with a note, because the recorder appends that lin
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,14 @@ from typing import Any
 import numpy as np
 
 from carla_bridge.frames import Control, EgoState, SceneFrame
+from carla_bridge.labels import NUM_LABELS
 from carla_bridge.session.format import (
     FRAME_FILES, FRAMES_JSONL, SESSION_JSON, SessionFormatError, check_meta, frame_file,
 )
 
 REQUIRED_RECORD_KEYS = ("position", "index", "time_s", "ego", "control", "cut", "files")
+NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
+DAMAGED_FIX = "restore it from a copy of the session, or record the session again"
 
 
 @dataclass
@@ -58,7 +62,7 @@ def open_session(directory: str | Path) -> SessionIndex:
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # nested too deep
         raise SessionFormatError(f"{meta_path}: cannot be read as JSON: {exc}") from None
     meta = check_meta(meta, meta_path)
     lines_path = path / FRAMES_JSONL
@@ -115,7 +119,7 @@ def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
             if last:  # text after the final newline: the recorder was stopped while writing it
                 raise ValueError("no newline at the end")
             record = json.loads(line)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested too deep
             if last or (number == len(lines) - 1 and not lines[-1].strip()):
                 notes.append(f"{lines_path.name} line {number} is incomplete ({exc}); ignored "
                              "(the recording was cut off there)")
@@ -126,6 +130,9 @@ def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
         missing = [k for k in REQUIRED_RECORD_KEYS if k not in record]
         if missing:
             raise SessionFormatError(f"{lines_path}:{number}: record lacks {', '.join(missing)}")
+        problem = _record_problem(record)
+        if problem:
+            raise SessionFormatError(f"{lines_path}:{number}: {problem}; {DAMAGED_FIX}")
         if record["position"] != len(records):
             raise SessionFormatError(
                 f"{lines_path}:{number}: position {record['position']} out of order "
@@ -133,6 +140,41 @@ def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
             )
         records.append(record)
     return records
+
+
+def _is_number(value: Any, whole: bool = False) -> bool:
+    kinds = int if whole else (int, float)
+    return isinstance(value, kinds) and not isinstance(value, bool) and (whole or math.isfinite(value))
+
+
+def _record_problem(record: dict[str, Any]) -> str | None:
+    """What is wrong with the fields of one frames.jsonl record, or None. A QA pass found a record with
+    'files': null, 'time_s': "abc", 'position': 0.0 or a throttle of 5 end the check command and a
+    replay in a TypeError/KeyError traceback (the recorder never writes such a line: the file was
+    edited or damaged), and 'files': [] in a KeyError at the frame."""
+    for key in ("position", "index"):
+        if not _is_number(record[key], whole=True):
+            return f"'{key}' must be a whole number, got {record[key]!r}"
+    if not _is_number(record["time_s"]):
+        return f"'time_s' must be a finite number, got {record['time_s']!r}"
+    if not isinstance(record["cut"], bool):
+        return f"'cut' must be true or false, got {record['cut']!r}"
+    files = record["files"]
+    if not (isinstance(files, list) and all(isinstance(kind, str) for kind in files)):
+        return f"'files' must be a list of file kinds ({', '.join(FRAME_FILES)}), got {files!r}"
+    unknown = [kind for kind in files if kind not in FRAME_FILES]
+    if unknown:
+        return f"unknown file kind {unknown[0]!r} in 'files' (known: {', '.join(FRAME_FILES)})"
+    if "labels" not in files:
+        return f"'files' {files!r} lacks 'labels' (every frame has a label map)"
+    for key, parse in (("control", Control.from_dict), ("ego", EgoState.from_dict)):
+        if not isinstance(record[key], dict):
+            return f"'{key}' must be a JSON object, got {record[key]!r}"
+        try:
+            parse(record[key])
+        except (KeyError, TypeError, ValueError) as exc:
+            return f"bad '{key}': {exc}"
+    return None
 
 
 def record_control(record: dict[str, Any]) -> Control:
@@ -157,6 +199,9 @@ def load_frame(index: SessionIndex, position: int) -> SceneFrame:
                 f"{file}: expected {expected[0]} {np.dtype(expected[1]).name} for a {width}x{height} "
                 f"session, got {array.shape} {array.dtype}"
             )
+        problem = _values_problem(kind, array)
+        if problem:
+            raise SessionFormatError(f"{file}: {problem}; {DAMAGED_FIX}")
         arrays[kind] = array
     try:
         ego = EgoState.from_dict(record["ego"])
@@ -169,8 +214,15 @@ def load_frame(index: SessionIndex, position: int) -> SceneFrame:
     )
 
 
-NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
-DAMAGED_FIX = "restore it from a copy of the session, or record the session again"
+def _values_problem(kind: str, array: np.ndarray) -> str | None:
+    """Values no recording holds (the recorder writes validated SceneFrames): tag ids past the label set
+    or non-finite flow. A QA pass found `--load` passing such files and the replay then ending in the
+    renderer's ValueError traceback instead of a message naming the damaged file."""
+    if kind == "labels" and array.size and int(array.max()) >= NUM_LABELS:
+        return f"holds tag id {int(array.max())}, outside 0..{NUM_LABELS - 1} (CARLA semantic tags)"
+    if kind == "flow" and array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
+        return "holds NaN or infinite flow"  # min/max propagate NaN: two passes, not a boolean array
+    return None
 
 
 def _read_array(file: Path) -> np.ndarray:

@@ -50,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         server = StandinServer(port=args.port, seed=args.seed, size=size, pedestrians=args.pedestrians)
-    except (OSError, ValueError) as error:
+    except OSError as error:  # a port in use: name both, since PORT + 1 is not on the command line
+        print(f"error: {error}; the stand-in needs ports {args.port} (rpc) and {args.port + 1} (streaming): "
+              f"stop what holds it or pass another --port", file=sys.stderr)
+        return 1
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -63,7 +63,8 @@ class RpcServer:
             connections, self._connections = list(self._connections), set()
         for conn in connections:
             _close(conn)
-        self._thread.join(timeout=2.0)
+        if self._thread.ident is not None:  # started: a server whose other port was in use never was
+            self._thread.join(timeout=2.0)
         _close(self._listener)
 
     def _accept_loop(self) -> None:

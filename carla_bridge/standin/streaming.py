@@ -67,7 +67,8 @@ class StreamServer:
             self._subscribers.clear()
         for sock in sockets:
             _close(sock)
-        self._thread.join(timeout=2.0)
+        if self._thread.ident is not None:  # started: a server whose other port was in use never was
+            self._thread.join(timeout=2.0)
         _close(self._listener)
 
     def expect(self, stream_id: int) -> None:
