@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, example_inputs
+from neural_render.model import FORWARD_REVISION, PRESETS, RenderStep, Vid2VidGenerator, build_generator, example_inputs
 from neural_render.writable import file_write_problem, folder_write_problem
 
 OPSET = 17
@@ -59,8 +59,10 @@ def cache_problem(directory: str | Path | None = None) -> str | None:
 
 
 def model_hash(model: Vid2VidGenerator) -> str:
-    """sha256 of the config and every weight, so a retrained model never reuses a stale export."""
-    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    """sha256 of the forward's revision, the config and every weight, so neither a retrained model nor a
+    changed network reuses a stale export."""
+    h = hashlib.sha256(f"forward {FORWARD_REVISION}".encode())
+    h.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())

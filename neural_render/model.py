@@ -30,7 +30,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neural_render.warp import warp
+from neural_render.warp import in_view, sample_coords, warp
+
+
+# Bump when the forward's maths change for the same weights: cached exports (ONNX, TensorRT engines) are
+# keyed by it (neural_render.export.model_hash), so a user's cache is rebuilt instead of running the old
+# graph. 2: the fusion mask is 0 where the flow leaves the previous frame (in_view).
+FORWARD_REVISION = 2
 
 
 def _nearest_multiple(value: int, m: int) -> int:
@@ -253,8 +259,14 @@ class Vid2VidGenerator(nn.Module):
         x = torch.cat([onehot_all, prev.flatten(1, 2), (engine_flow * norm).to(dtype), planes.to(dtype)], 1)
         out = up2(self.flow_branch(x)).float()
         total_flow = engine_flow + out[:, :2] / norm                   # residual back to pixels
-        mask = torch.sigmoid(out[:, MASK_LOGIT:]) * hist.float()       # no history -> pure hallucination
-        warped = warp(prev[:, -1], total_flow)
+        # No history -> pure hallucination. Where the flow reaches outside the previous frame (the side
+        # a turn brings into view) the warp only smears the edge pixels inward: nothing there can be
+        # reused, so that part is painted anew whatever the learned mask says (vid2vid's occlusion
+        # mask, Wang et al. 2018 sec. 3.2, made exact for out-of-view pixels). A geometric fact, not
+        # learned: detached, so training cannot lower the mask by pushing the flow out of view.
+        coords = sample_coords(total_flow)
+        mask = torch.sigmoid(out[:, MASK_LOGIT:]) * hist.float() * in_view(total_flow, coords.detach())
+        warped = warp(prev[:, -1], total_flow, coords)
 
         # Image branch: encoder, SPADE bottleneck, SPADE decoder with additive skips.
         x = torch.cat([onehot, warped, hist.expand(b, 1, h, w)], 1)

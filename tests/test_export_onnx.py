@@ -62,6 +62,16 @@ def test_cache_reuses_and_repairs(exported, tmp_path):
     assert cached_onnx(other, W, H, directory=tmp_path) != p1
 
 
+def test_a_changed_forward_is_exported_again(exported, tmp_path, monkeypatch):
+    """Same weights, new network maths (FORWARD_REVISION bumped): the cached graph must not be reused."""
+    import neural_render.export as export
+
+    model, _ = exported
+    before = cached_onnx(model, W, H, directory=tmp_path)
+    monkeypatch.setattr(export, "FORWARD_REVISION", export.FORWARD_REVISION + 1)
+    assert cached_onnx(model, W, H, directory=tmp_path) != before
+
+
 def test_bad_size(exported, tmp_path):
     with pytest.raises(ValueError, match="multiples"):
         export_onnx(exported[0], tmp_path / "x.onnx", 63, 32)

@@ -46,6 +46,18 @@ def test_no_history_is_pure_hallucination(model):
     torch.testing.assert_close(a.image, b.image)
 
 
+def test_nothing_is_reused_from_outside_the_previous_frame(model):
+    """Pixels whose flow leaves the previous frame take the hallucinated image, whatever the mask branch says."""
+    labels, prev, _, hist, hflow = example_inputs(model.config, W, H)
+    flow = torch.zeros(1, 2, H, W)
+    flow[:, 0, :, :8] = -20.0  # the 8 left columns come from beyond the left edge (a turn)
+    with torch.no_grad():
+        out = model(labels, prev, flow, hist, hflow)
+    assert float(out.mask[..., :8].abs().max()) == 0.0
+    torch.testing.assert_close(out.image[..., :8], out.hallucinated[..., :8])
+    assert float(out.mask[..., 16:].min()) > 0.0  # in view: the learned mask still mixes the history in
+
+
 def test_engine_flow_gated_by_has_flow(model):
     labels, prev, flow, hist, _ = example_inputs(model.config, W, H)
     with torch.no_grad():
