@@ -3,7 +3,20 @@ Cityscapes-format video), augmentation, vid2vid losses and discriminators, the t
 and torchrun multi-process training. Run it with ``python -m neural_render.train``.
 """
 
-from neural_render.train.config import RECIPES, LossWeights, TrainConfig, resolve
-from neural_render.train.splits import EVAL_SEED_BASE, eval_seeds, train_seed
+from __future__ import annotations
 
-__all__ = ["EVAL_SEED_BASE", "RECIPES", "LossWeights", "TrainConfig", "eval_seeds", "resolve", "train_seed"]
+import importlib
+
+# Loaded on first use (PEP 562), not here: ``python -m neural_render.train`` imports this package before
+# its __main__ can take Ctrl+C, and importing torch here took seconds in which a Ctrl+C (torchrun
+# forwards it to every rank) printed a KeyboardInterrupt traceback per rank.
+_EXPORTS = {"RECIPES": "config", "LossWeights": "config", "TrainConfig": "config", "resolve": "config",
+            "EVAL_SEED_BASE": "splits", "eval_seeds": "splits", "train_seed": "splits"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"neural_render.train.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

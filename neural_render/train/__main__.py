@@ -8,13 +8,35 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from dataclasses import fields
 
-from carla_bridge.frames import parse_resolution
-from carla_bridge.numba_threads import prefer_one_numba_thread
-from neural_render import arg_types
-from neural_render.train.config import PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, continue_config, resolve
+
+def _is_main_process() -> bool:
+    """Rank 0 of a torchrun run, or a plain run: the one process that speaks. Every rank meets the same
+    command-line and set-up errors (the set-up ones are agreed between ranks, loop._agree), and N
+    copies of one line, or N usage texts, said nothing more than one."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _interrupted_at_start_up() -> int:
+    """Ctrl+C before the training loop takes it (it then stops cleanly and saves): one line, not a
+    KeyboardInterrupt traceback from every rank (torchrun forwards Ctrl+C to each). Returns 130."""
+    if _is_main_process():
+        print("\n[train] Ctrl+C during start-up: stopped before training (nothing was saved)", file=sys.stderr,
+              flush=True)
+    return 130
+
+
+try:  # torch loads here: seconds
+    from carla_bridge.frames import parse_resolution
+    from carla_bridge.numba_threads import prefer_one_numba_thread
+    from neural_render import arg_types
+    from neural_render.train.config import (PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, continue_config,
+                                            resolve)
+except KeyboardInterrupt:
+    sys.exit(_interrupted_at_start_up())
 
 LOSS_NAMES = tuple(f.name for f in fields(LossWeights))
 
@@ -158,14 +180,34 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     return cfg
 
 
+def _quiet(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` with its usage and error texts silenced (the ranks other than 0); it still exits 2."""
+    parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
+    parser._print_message = lambda message, file=None: None  # type: ignore[method-assign]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line; 0 when trained (or stopped cleanly by Ctrl+C, SIGTERM or --time-limit and
+    saved), 2 for a bad command line or set-up, 1 when the loss is not finite, 130 for Ctrl+C during
+    the start-up (before the loop takes Ctrl+C to stop cleanly)."""
+    try:
+        return _main(argv, _is_main_process())
+    except KeyboardInterrupt:  # only before the loop installs its handler (loop.train gives it back last)
+        return _interrupted_at_start_up()
+
+
+def _main(argv: list[str] | None, speak: bool) -> int:
     prefer_one_numba_thread()  # one per world (workers inherit it): numba's spinning pool starves torch
     parser = build_parser()
+    if not speak:
+        _quiet(parser)
     args = parser.parse_args(argv)
     try:
         cfg = _config(args)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if speak:
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     kept = "" if args.device else " (the run's, kept by --resume)"
     from neural_render.runtime.select import cuda_device_problem
@@ -182,8 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress, threads=args.threads,
               overwrite=args.overwrite)
     except TrainSetupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if speak:  # the same error on every rank (loop._agree): said once
+            print(f"error: {exc}", file=sys.stderr)
         return 2
+    except FloatingPointError as exc:  # every rank raises it at the same step (Trainer._backward_and_step)
+        if speak:
+            print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -52,8 +52,13 @@ def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1, start_st
 
 def _worker_init(_worker_id: int) -> None:
     # Ctrl+C reaches the whole process group: workers ignore it so the main process can finish the
-    # step, save and shut them down in order (otherwise the loader dies mid-batch).
+    # step, save and shut them down in order (otherwise the loader dies mid-batch). SIGTERM too: torchrun
+    # forwards a SIGTERM (or Ctrl+C) to each trainer's whole process group, as `kill -- -PGID` and batch
+    # schedulers do; it killed the workers, and every rank ended in "DataLoader worker is killed by
+    # signal: Terminated" tracebacks without saving. A worker whose trainer is gone still exits: the
+    # DataLoader's watchdog notices the parent died.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_loader(cfg: TrainConfig, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:

@@ -37,8 +37,9 @@ def find_sessions(root: str | Path) -> list[Path]:
     return found
 
 
-def sessions_with_rgb(paths: list[Path]) -> list[Path]:
-    """Keep sessions whose first frame has rgb; print why each other one is skipped."""
+def sessions_with_rgb(paths: list[Path], speak: bool = True) -> list[Path]:
+    """Keep sessions whose first frame has rgb; print why each other one is skipped (``speak``: rank 0
+    of a torchrun run says it, not every rank)."""
     from carla_bridge.session import ReplaySource
 
     keep = []
@@ -47,10 +48,12 @@ def sessions_with_rgb(paths: list[Path]) -> list[Path]:
             with ReplaySource(path) as source:
                 frame = source.step(Control())
         except Exception as exc:  # noqa: BLE001 - a broken session must not stop training on the others
-            print(f"[train] skipping session {path}: {exc}")
+            if speak:
+                print(f"[train] skipping session {path}: {exc}")
             continue
         if frame.rgb is None:
-            print(f"[train] skipping session {path}: it has no rgb (record with engine rgb to train on it)")
+            if speak:
+                print(f"[train] skipping session {path}: it has no rgb (record with engine rgb to train on it)")
             continue
         keep.append(path)
     if not keep:
@@ -66,7 +69,7 @@ class ReplayClips(IterableDataset):
         self, root: str | Path, width: int, height: int, length: int, base_seed: int, augment: AugmentConfig,
         rank: int = 0, world_size: int = 1, start_step: int = 0, batch: int = 1,
     ) -> None:
-        self.sessions = sessions_with_rgb(find_sessions(root))
+        self.sessions = sessions_with_rgb(find_sessions(root), speak=rank == 0)
         self.width, self.height, self.length = width, height, length
         self.base_seed, self.augment = base_seed, augment
         self.rank, self.world_size = rank, world_size

@@ -7,6 +7,14 @@ gradients with one all-reduce per model after each backward. We do this instead 
 discriminators take part in two backwards per step (their own and the generator's), which clash with
 DDP's one-forward-one-backward reducer; an explicit all-reduce is exactly data-parallel SGD and keeps
 the replicas bit-identical (tested with two gloo processes).
+
+Only rank 0 writes the run folder and speaks. Set-up problems are agreed between ranks before the first
+step (loop._agree: all stop with rank 0's one line, none waits in a collective), a resume checks that
+every rank loaded the same step and weights, a non-finite loss stops every rank at the same step
+(``ranks_with``), and a Ctrl+C / SIGTERM / --time-limit on any rank stops all after the same step
+(``any_rank``), rank 0 saving it. torchrun forwards Ctrl+C and SIGTERM to each rank's process group
+(the data workers ignore both and are shut down in order), kills ranks still running 30 s later, and
+prints a traceback of its own (SignalException, or ChildFailedError for a rank's non-zero exit).
 """
 
 from __future__ import annotations
@@ -80,6 +88,28 @@ def any_rank(flag: bool, device: str) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def ranks_with(flag: bool, device: str) -> list[int]:
+    """The ranks that raised ``flag``, on every rank (one small all-reduce): a non-finite loss on one
+    rank must stop every rank at the same step, not leave the others in the gradient all-reduce."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [0] if flag else []
+    t = torch.zeros(dist.get_world_size(), device=device)
+    t[dist.get_rank()] = 1.0 if flag else 0.0
+    dist.all_reduce(t)
+    return [rank for rank, value in enumerate(t.tolist()) if value > 0]
+
+
+def gather(obj):
+    """[rank 0's obj, rank 1's, ...] on every rank ([obj] without a process group): how the ranks learn
+    what the others found during set-up (a problem one rank met must stop them all, not leave the others
+    waiting in the next collective)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    objects = [None] * dist.get_world_size()
+    dist.all_gather_object(objects, obj)
+    return objects
 
 
 def cleanup() -> None:

@@ -3,6 +3,7 @@ clean stops on Ctrl+C / SIGTERM / --time-limit, and the throughput report (frame
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from carla_bridge.labels import colorize
 from neural_render.checkpoint import RUN_WEIGHTS_FILE
 from neural_render.train.config import TrainConfig
 from neural_render.train.data import build_loader
-from neural_render.train.ddp import DistInfo, any_rank, cleanup, init_distributed
+from neural_render.train.ddp import DistInfo, any_rank, cleanup, gather, init_distributed
 from neural_render.train.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
 from neural_render.train.resume_check import describe_changes
@@ -132,12 +133,48 @@ class TrainSetupError(ValueError):
     nothing has been trained yet, so the command line reports it in one line."""
 
 
+def _agree(dist: DistInfo, error: Exception | None) -> None:
+    """After one part of the set-up, every rank learns whether any rank failed it, and then all raise
+    the same TrainSetupError or none does. A problem met by one rank alone (rank 0 cannot write --out;
+    one machine lacks the --data-path or the --vgg-weights file) used to end that rank only, and the
+    others failed in their next collective with a traceback each, or waited in it (NCCL) until torchrun
+    killed them. An unexpected exception is raised again on the rank that met it, with its traceback."""
+    expected = isinstance(error, (ValueError, FileNotFoundError))
+    text = None if error is None else str(error) if expected else f"{type(error).__name__}: {error}"
+    failed = [(rank, t) for rank, t in enumerate(gather(text)) if t is not None]
+    if error is not None and not expected:
+        raise error
+    if failed:
+        if len({t for _, t in failed}) == 1 and (len(failed) == dist.world_size or failed[0][0] == 0):
+            raise TrainSetupError(failed[0][1])  # the same on every rank, or rank 0's own: said as it is
+        raise TrainSetupError("; ".join(f"rank {rank}: {t}" for rank, t in failed))
+
+
+def _same_run_on_every_rank(trainer: Trainer, out: Path, dist: DistInfo) -> None:
+    """TrainSetupError when the ranks did not load the same run: a resume whose --out is a folder of
+    one machine (the others find no checkpoint there and would start at step 0 with fresh Adam state,
+    their replicas drifting apart without a word)."""
+    digest = None
+    if trainer.step:  # loaded weights; at step 0 (no checkpoint yet) sync_replicas makes them rank 0's
+        blake = hashlib.blake2b(digest_size=16)
+        for value in trainer.G.state_dict().values():
+            blake.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest = blake.hexdigest()
+    seen = gather((trainer.step, digest))
+    if len(set(seen)) > 1:
+        steps = ", ".join(f"rank {rank} step {step}" for rank, (step, _) in enumerate(seen))
+        raise TrainSetupError(f"--resume: the ranks did not load the same run from {out} ({steps}, or other "
+                              f"weights): every process needs the same --out, a folder all machines share")
+
+
 def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: DistInfo):
     """The trainer (resumed when asked and possible), the data loader (None when the run is already
-    complete) and config.json in ``out``; every setup failure as a TrainSetupError. An earlier run in
-    ``out`` is refused unless resumed, or deleted with ``overwrite`` once every other check passed."""
+    complete) and config.json in ``out``; every setup failure as a TrainSetupError, on every rank (see
+    ``_agree``). An earlier run in ``out`` is refused unless resumed, or deleted with ``overwrite`` once
+    every other check passed on every rank."""
+    trainer = loader = error = None
     try:
-        refuse_previous_run(out, resume, overwrite)  # every rank, before the first collective (Trainer)
+        refuse_previous_run(out, resume, overwrite)  # every rank, before anything is written
         trainer = Trainer(cfg, dist)  # checks the size against the preset
         if resume and has_state(out):
             load_state(trainer, out)
@@ -147,12 +184,18 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: D
             print(f"[train] --resume: no checkpoint in {out} yet; starting from step 0", flush=True)
         # Finds the data now (a --data-path without sessions or Cityscapes frames fails here).
         loader = build_loader(cfg, trainer.step, dist.rank, dist.world_size) if trainer.step < cfg.steps else None
-    except (ValueError, FileNotFoundError) as exc:
-        raise TrainSetupError(str(exc)) from None
-    if dist.is_main:
-        problem = folder_write_problem(out)  # by writing: os.access says yes to root on /sys
+        problem = folder_write_problem(out) if dist.is_main else None  # by writing: os.access says yes to root on /sys
         if problem:
-            raise TrainSetupError(f"--out {out}: {problem}; pass another folder")
+            raise ValueError(f"--out {out}: {problem}; pass another folder")
+    except Exception as exc:  # noqa: BLE001 - every rank must hear of it (_agree); unexpected ones re-raised
+        error = exc
+    _agree(dist, error)
+    if dist.enabled:
+        if resume:
+            _same_run_on_every_rank(trainer, out, dist)
+        trainer.sync_replicas()
+    error = None
+    if dist.is_main:
         try:
             removed = clear_previous_run(out) if overwrite else []
             dropped, unreadable = trim_log(out, trainer.step) if resume else (0, 0)
@@ -172,8 +215,8 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: D
                 print(f"[train] --overwrite: removed the earlier run's {len(removed)} files from {out}", flush=True)
             cfg.save(out / "config.json")
         except OSError as exc:
-            raise TrainSetupError(f"--out {out}: cannot be written ({exc.strerror or exc}); "
-                                  f"pass another folder") from None
+            error = ValueError(f"--out {out}: cannot be written ({exc.strerror or exc}); pass another folder")
+    _agree(dist, error)
     return trainer, loader
 
 
@@ -193,7 +236,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
         torch.set_num_threads(max(1, cores // max(dist.world_size, 1) - cfg.workers))
     try:
         trainer, loader = _prepare(cfg, out, resume, overwrite, dist)
-    except TrainSetupError:
+    except BaseException:
         cleanup()
         raise
     stop = _Stop(out, trainer.step if has_state(out) else None, dist.is_main)
@@ -256,11 +299,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
         raise
     finally:
         progress.close()
-        for s, handler in old.items():
-            signal.signal(s, handler)
         if log_file is not None:
             log_file.close()
         if writer is not None:
             writer.close()
         cleanup()
+        for s, handler in old.items():  # last: a Ctrl+C while the process group closes is still ours
+            signal.signal(s, handler)
     return trainer

@@ -26,7 +26,7 @@ QUIET = {"steps", "device", "workers", "amp", "data_path", "sample_every", "ckpt
 FLAGS = {"res": "--res", "batch": "--batch", "seed": "--seed", "data": "--data", "weather": "--weather",
          "schedule": "--seq-len", "vgg_weights": "--vgg-weights", "weights": "--loss-weight",
          "lr_g": "--lr", "lr_d": "--lr", "lr_decay_steps": "--lr-decay-steps", "recipe": "--recipe",
-         "preset": "--preset"}
+         "preset": "--preset", "world_size": "torchrun processes"}
 
 
 def _show(name: str, value: Any) -> str:

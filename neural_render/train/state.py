@@ -72,7 +72,8 @@ def save_state(trainer, out_dir: str | Path) -> Path:
         if module is not None:
             for key, value in module.state_dict().items():
                 tensors[f"{name}.{key}"] = value.detach().cpu().contiguous().clone()
-    info: dict[str, Any] = {"step": trainer.step, "config": trainer.cfg.to_dict()}
+    # world_size: how many processes (torchrun) trained it; a resume with another number is said.
+    info: dict[str, Any] = {"step": trainer.step, "config": trainer.cfg.to_dict(), "world_size": trainer.dist.world_size}
     _optimizer_split("opt_g", trainer.opt_g, tensors, info)
     _optimizer_split("opt_d", trainer.opt_d, tensors, info)
     if trainer.scaler is not None:
@@ -166,6 +167,11 @@ def load_state(trainer, out_dir: str | Path) -> int:
     # Deliberate changes (a longer --seq-len, a bigger --batch on a GPU) are kept for the caller to say
     # and record, before config.json is rewritten with the new settings.
     trainer.resume_changes = resume_changes(info["config"], trainer.cfg)
+    # Another number of processes changes the clips per step (--batch is per process) as a --batch
+    # would: allowed, and said and recorded the same way (it used to go without a word).
+    saved_world, world = info.get("world_size"), trainer.dist.world_size
+    if saved_world is not None and saved_world != world:
+        trainer.resume_changes["world_size"] = [str(saved_world), str(world)]
     for name, module in ((RAW_GENERATOR, trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
         if module is None:
             continue

@@ -20,7 +20,7 @@ from neural_render.model import build_generator
 from neural_render.train import losses as L
 from neural_render.train.clip import Clip, clip_length, slice_clip
 from neural_render.train.config import TrainConfig, learning_rate
-from neural_render.train.ddp import DistInfo, average_gradients, broadcast_module
+from neural_render.train.ddp import DistInfo, average_gradients, broadcast_module, ranks_with
 from neural_render.train.discriminators import ImageDiscriminator, TemporalDiscriminator
 from neural_render.train.rollout import Rollout
 from neural_render.train.splits import mix
@@ -53,6 +53,11 @@ class Trainer:
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.step = 0
+
+    def sync_replicas(self) -> None:
+        """Copy rank 0's networks to every rank (no-op without a process group). Called by the loop once
+        every rank has set up without error: a collective here, in the constructor, left the other ranks
+        waiting when one rank failed before it (a --vgg-weights file missing on one machine)."""
         for module in (self.G, self.G_ema, self.D_img, self.D_tmp):
             broadcast_module(module)
 
@@ -199,7 +204,15 @@ class Trainer:
 
     # -- optimisation -----------------------------------------------------------------------------
     def _backward_and_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer, *modules) -> None:
-        if not torch.isfinite(loss):
+        finite = bool(torch.isfinite(loss))
+        if self.dist.enabled:
+            # Every rank learns whether any rank's loss is not finite (each trains on its own clips): a
+            # rank that raised alone left the others waiting in the gradient all-reduce below.
+            bad = ranks_with(not finite, str(self.device))
+            if bad:
+                raise FloatingPointError(f"step {self.step}: loss is not finite on rank {', '.join(map(str, bad))}; "
+                                         "lower --lr or use --amp off")
+        elif not finite:
             raise FloatingPointError(f"step {self.step}: loss is {float(loss)}; lower --lr or use --amp off")
         opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
