@@ -21,6 +21,8 @@ def figure_problem(flag: str, path: str | Path, suffixes: tuple[str, ...], overw
     path = Path(path)
     if path.is_dir():
         return f"{flag} {path}: is a folder; name a file in it, e.g. {path / ('strip' + suffixes[0])}"
+    if path.exists() and not path.is_file():  # the atomic rename would put a file in its place
+        return f"{flag} {path}: is not a regular file (a device or a pipe); name an image file"
     if path.suffix.lower() not in suffixes:
         return (f"{flag} {path}: must end in {', '.join(suffixes)} (the image formats it can write), "
                 f"e.g. {path.with_suffix(suffixes[0])}")

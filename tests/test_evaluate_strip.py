@@ -47,6 +47,19 @@ def test_a_bad_strip_is_refused_before_evaluating(checkpoint, tmp_path, capsys, 
     assert sorted(os.listdir(tmp_path)) == before and (tmp_path / "old.png").read_bytes() == b"keep me"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_a_pipe_named_as_strip_is_left_a_pipe_even_with_overwrite(checkpoint, tmp_path, capsys, monkeypatch):
+    """The atomic rename replaced a pipe (or, as root, a device) with a regular file."""
+    import stat
+
+    monkeypatch.setattr("neural_render.evaluate.evaluate_seed", _no_drive)
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    assert _run(checkpoint, "--strip", str(pipe), "--overwrite") == 2
+    assert "is not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+
+
 def test_the_figures_come_out_before_the_strip_is_written(checkpoint, tmp_path, capsys, monkeypatch):
     def disk_full(path, image):
         raise OSError(28, "No space left on device")
