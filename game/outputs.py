@@ -97,6 +97,8 @@ def writable_file(flag: str, file: Path) -> None:
     if file.is_dir():
         raise LaunchError(f"{flag} {file}: is a folder; name a file in it, e.g. {file / ('out' + file.suffix)}")
     writable_folder(flag, file.parent, given=file)
+    if file.exists() and not file.is_file():  # a pipe or a device: the write failed only at the end
+        raise LaunchError(f"{flag} {file}: is not a regular file (a device or a pipe); name a file")
     if file.exists() and not os.access(file, os.W_OK):
         raise LaunchError(f"{flag} {file}: the file exists and is read-only; pass another path")
 

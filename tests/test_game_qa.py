@@ -4,6 +4,7 @@ ends in a traceback or an abort."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -77,6 +78,15 @@ def test_a_previous_result_is_kept_unless_overwrite(headless_env, capsys, flag, 
     _one_line_error(capsys, flag, "a previous result", "--overwrite")
     assert saved.read_bytes() == b"last week's result"
     check_outputs(parse_args([*argv, "--overwrite"]))  # consent given: no error
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_a_pipe_as_screenshot_is_refused_before_the_drive(headless_env, capsys):
+    """It failed only at the end, "Couldn't open", after the whole drive."""
+    pipe = headless_env / "shot.png"
+    os.mkfifo(pipe)
+    assert main(parse_args(["--screenshot", str(pipe), "--overwrite", "--frames", "2"])) == 2
+    _one_line_error(capsys, "--screenshot", "not a regular file")
 
 
 def test_cuda_asked_for_without_cuda_is_an_error(monkeypatch):
