@@ -28,7 +28,7 @@ from typing import Any
 from carla_bridge import carla_codec, carla_spawn, carla_teardown
 from carla_bridge.carla_connect import START_HINT, CarlaConnectionError, check_address, import_carla
 from carla_bridge.carla_probe import carla_server_answers
-from carla_bridge.carla_spawn import CAMERA_BLUEPRINTS, GENERATIONS, make_camera_queue  # noqa: F401 (tests' import)
+from carla_bridge.carla_spawn import CAMERA_BLUEPRINTS, GENERATIONS, make_camera_queue  # noqa: F401 (the last: tests')
 from carla_bridge.carla_takeover import check_in
 from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, Transform
 from carla_bridge.server_lease import ServerLease

@@ -17,6 +17,7 @@ Each platform needs its own way, for reasons that are easy to get wrong:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from pathlib import Path
@@ -70,7 +71,8 @@ def proc_stat(pid: int) -> list[str] | None:
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (created if missing) for the ``with`` block: flock on
-    Unix, msvcrt.locking of its first byte on Windows. Raises OSError when the file cannot be opened."""
+    Unix, msvcrt.locking of its first byte on Windows. Raises OSError when the file cannot be opened or
+    locked (a lock another drive holds is waited for, not an error)."""
     with open(path, "a+b") as lock:
         if WINDOWS:
             import msvcrt
@@ -80,7 +82,12 @@ def exclusive_lock(path: Path) -> Iterator[None]:
                 try:
                     msvcrt.locking(lock.fileno(), msvcrt.LK_LOCK, 1)  # itself retries for about 10 s
                     break
-                except OSError:
+                except OSError as error:
+                    # LK_LOCK gives up with EDEADLOCK after its 10 tries (the CRT's _locking: the lock is
+                    # still held, or LockFile keeps failing): wait on. EBADF or EINVAL cannot clear by
+                    # waiting, and retrying them looped for ever; claim() goes on unlocked on OSError.
+                    if error.errno != errno.EDEADLOCK:
+                        raise
                     time.sleep(0.1)
             try:
                 yield

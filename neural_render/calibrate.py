@@ -17,9 +17,10 @@ one raises it. The frame-by-frame baseline is measured once on the same drives (
 the mask), and every point of the curve gets its ratio.
 
 The offset is folded into the bias of the flow branch's mask output, so the calibrated file is an
-ordinary checkpoint that every backend, the ONNX export and the game run unchanged. Its metadata
-records the offset, the rule, the whole curve and the checkpoint it came from. Prints a table; the
-LAST line is JSON.
+ordinary checkpoint that every backend, the ONNX export and the game run unchanged. (The network also
+multiplies ``m`` by ``warp.in_view``, 0 where the flow leaves the previous frame: the offset moves the
+learned part only.) Its metadata records the offset, the rule, the whole curve and the checkpoint it
+came from. Prints a table; the LAST line is JSON.
 """
 
 from __future__ import annotations

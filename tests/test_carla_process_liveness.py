@@ -3,6 +3,7 @@ paths are checked against a fake Win32 API: os.kill(pid, 0) there sends Ctrl+C i
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import threading
@@ -86,7 +87,7 @@ def test_windows_lock_takes_the_first_byte_and_waits_its_turn(monkeypatch, tmp_p
     def locking(fd, mode, nbytes):
         calls.append((mode, nbytes))
         if mode == "LOCK" and next(busy):
-            raise OSError(36, "Resource deadlock avoided")
+            raise OSError(errno.EDEADLOCK, "Resource deadlock avoided")  # as msvcrt after its 10 tries
 
     monkeypatch.setitem(sys.modules, "msvcrt", SimpleNamespace(LK_LOCK="LOCK", LK_UNLCK="UNLOCK", locking=locking))
     monkeypatch.setattr(process_liveness, "WINDOWS", True)
@@ -94,6 +95,26 @@ def test_windows_lock_takes_the_first_byte_and_waits_its_turn(monkeypatch, tmp_p
     with exclusive_lock(tmp_path / ".lock"):
         assert calls == [("LOCK", 1), ("LOCK", 1)]
     assert calls[-1] == ("UNLOCK", 1)
+
+
+def test_windows_lock_gives_up_on_an_error_waiting_cannot_clear(monkeypatch, tmp_path):
+    """Only EDEADLOCK means "still held" (the CRT's _locking after its 10 tries): EBADF or EINVAL were
+    retried for ever; now they raise, and ServerLease.claim goes on unlocked."""
+    calls = []
+
+    def locking(fd, mode, nbytes):
+        calls.append(mode)
+        if len(calls) > 20:
+            raise AssertionError("still retrying an error that cannot clear")
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setitem(sys.modules, "msvcrt", SimpleNamespace(LK_LOCK="LOCK", LK_UNLCK="UNLOCK", locking=locking))
+    monkeypatch.setattr(process_liveness, "WINDOWS", True)
+    monkeypatch.setattr(process_liveness.time, "sleep", lambda s: None)
+    with pytest.raises(OSError, match="Invalid argument"):
+        with exclusive_lock(tmp_path / ".lock"):
+            pytest.fail("entered without the lock")
+    assert calls == ["LOCK"]
 
 
 def test_the_lock_keeps_a_second_holder_out_until_released(tmp_path):

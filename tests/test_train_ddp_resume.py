@@ -200,6 +200,30 @@ def test_a_problem_on_one_rank_stops_every_rank_with_one_line(tmp_path):
     assert r0["nan"] == r1["nan"] == "step 0: loss is not finite on rank 1; lower --lr or use --amp off"
 
 
+def test_any_failure_of_rank_0_s_writes_is_agreed_so_no_rank_waits(tmp_path, monkeypatch):
+    """Rank 0 alone writes the run folder after the first agreement; an error there other than OSError
+    (a print of --out stdout's encoding cannot take, say) went past the second _agree, and the other
+    ranks waited in its gather until torchrun killed them."""
+    import neural_render.train.loop as loop
+    from neural_render.train.ddp import DistInfo
+
+    gathered = []
+
+    def gather(text):  # rank 0's view of a two-rank all_gather_object; rank 1 met no problem
+        gathered.append(text)
+        return [text, None]
+
+    def cannot_save(path):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(loop, "gather", gather)
+    cfg = _cfg(1)
+    monkeypatch.setattr(cfg, "save", cannot_save)
+    with pytest.raises(RuntimeError, match="boom"):  # rank 0 keeps its traceback
+        loop._prepare(cfg, tmp_path / "run", False, False, DistInfo(rank=0, world_size=2))
+    assert gathered == [None, "RuntimeError: boom"]  # the other ranks heard of it and stop
+
+
 # -- SIGTERM to the process group, Ctrl+C during start-up, quiet ranks ----------------------------------
 def test_data_workers_outlive_a_sigterm_to_the_process_group(tmp_path):
     # torchrun forwards SIGTERM (and Ctrl+C) to each trainer's whole process group, as `kill -- -PGID`

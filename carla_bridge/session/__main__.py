@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {index.path}: the session holds no complete frame (recording stopped at once?); "
               "nothing to replay: record it again", file=sys.stderr)
         return 1
-    duration = records[-1]["time_s"] - records[0]["time_s"] if records else 0.0
+    duration = records[-1]["time_s"] - records[0]["time_s"]
     print(f"{index.path}: {len(records)} frames, {width}x{height}, {duration:.1f} s of simulation")
     for key in ("model", "model_sha256", "backend", "device", "precision", "source", "seed",
                 "project_version", "git_commit", "started_at", "ended_at", "ended_by", "error"):

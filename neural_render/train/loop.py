@@ -216,6 +216,8 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: D
             cfg.save(out / "config.json")
         except OSError as exc:
             error = ValueError(f"--out {out}: cannot be written ({exc.strerror or exc}); pass another folder")
+        except Exception as exc:  # noqa: BLE001 - raised past _agree, it left the other ranks in its gather
+            error = exc  # (e.g. a print of --out that stdout's encoding cannot take): re-raised there
     _agree(dist, error)
     return trainer, loader
 
