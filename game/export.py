@@ -257,6 +257,12 @@ def check_determinism(session_dir: str | Path, renderer: Any, tolerance: int = D
              for key, attr in (("backend", "backend_name"), ("device", "device_name"),
                                ("precision", "precision"))
              if key in replay.meta and replay.meta[key] != getattr(renderer, attr, replay.meta[key])]
+    from neural_render.model import FORWARD_REVISION
+
+    revision = replay.meta.get("forward_revision", 1)  # sessions before the key were rendered by revision 1
+    if revision != FORWARD_REVISION:
+        notes.append(f"session rendered by network revision {revision}, this code runs revision "
+                     f"{FORWARD_REVISION} (neural_render.model.FORWARD_REVISION): renders differ by design")
     records = [replay.record(i) for i in range(len(replay))]
     first = next((i for i, r in enumerate(records) if r["cut"]), None)
     if first is None or first > 0:

@@ -104,6 +104,8 @@ def recording_text(app) -> str | None:
 
 def session_meta(app) -> dict:
     """What a session records about this drive (the recorder adds versions, size and times)."""
+    from neural_render.model import FORWARD_REVISION  # torch: imported by the renderer already
+
     renderer = app.renderer
     return {
         "source": app.source_name,
@@ -117,5 +119,6 @@ def session_meta(app) -> dict:
         "backend": renderer.backend_name,
         "device": renderer.device_name,
         "precision": renderer.precision,
+        "forward_revision": FORWARD_REVISION,  # the network's maths: a replay of another revision differs
         "threaded": app.pool is not None,
     }

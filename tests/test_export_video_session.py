@@ -46,7 +46,7 @@ def session(tmp_path_factory):
     config = procedural.WorldConfig(width=SIZE[0], height=SIZE[1], seed=2)
     meta = {"model": renderer.model_name, "backend": renderer.backend_name,
             "device": renderer.device_name, "precision": renderer.precision, "source": "procedural",
-            "seed": 2}
+            "seed": 2, "forward_revision": model_mod.FORWARD_REVISION}
     with procedural.ProceduralWorld(config) as world, SessionRecorder(path, meta, size=SIZE) as rec:
         frame = world.reset(seed=2)
         for _ in range(N):
@@ -98,6 +98,19 @@ def test_replay_through_the_same_model_is_bit_exact(session):
 def test_another_model_fails_the_determinism_check(session):
     report = check_determinism(session, _renderer(_model(1)))
     assert not report.ok and report.exact == 0 and report.max_abs_diff > report.tolerance
+
+
+def test_a_session_of_another_network_revision_says_why_it_differs(session, tmp_path):
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(session, old)
+    meta = json.loads((old / "session.json").read_text())
+    del meta["forward_revision"]  # recorded before sessions kept it: revision 1
+    (old / "session.json").write_text(json.dumps(meta))
+    report = check_determinism(old, _renderer(_model(0)))
+    assert any("network revision 1" in note and "differ by design" in note for note in report.notes), report.notes
 
 
 def test_export_errors(session, tmp_path):

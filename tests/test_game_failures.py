@@ -109,11 +109,13 @@ def test_a_screenshot_that_fails_at_teardown_is_a_failed_run(make_app, monkeypat
 def test_a_drive_without_seed_records_the_seed_its_world_used(headless_env, tiny_model_path):
     from game.app import App
     from game.status import session_meta
+    from neural_render.model import FORWARD_REVISION
 
     argv = ["--headless", "--source", "procedural", "--res", RES, *_model_flags(tiny_model_path)]
     app = App(parse_args(argv))
     try:
         assert session_meta(app)["seed"] == 0  # was null: the drive could not be driven again
+        assert session_meta(app)["forward_revision"] == FORWARD_REVISION  # a replay can tell a changed network
     finally:
         app.close()
 
