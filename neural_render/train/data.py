@@ -8,6 +8,7 @@ DataLoader), so a GPU machine needs only torch, numpy and the project to train.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 
@@ -51,14 +52,15 @@ def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1, start_st
 
 
 def _worker_init(_worker_id: int) -> None:
-    # Ctrl+C reaches the whole process group: workers ignore it so the main process can finish the
-    # step, save and shut them down in order (otherwise the loader dies mid-batch). SIGTERM too: torchrun
-    # forwards a SIGTERM (or Ctrl+C) to each trainer's whole process group, as `kill -- -PGID` and batch
-    # schedulers do; it killed the workers, and every rank ended in "DataLoader worker is killed by
-    # signal: Terminated" tracebacks without saving. A worker whose trainer is gone still exits: the
-    # DataLoader's watchdog notices the parent died.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Ctrl+C at the terminal and torchrun's forwarded SIGINT/SIGTERM (`kill -- -PGID`, batch schedulers
+    # alike) go to the trainer's whole process group. They killed the workers mid-batch, and every rank
+    # ended in "DataLoader worker is killed by signal" tracebacks without saving. So each worker leaves
+    # that group: the trainer finishes its step, saves and shuts the workers down in order. SIGTERM
+    # itself stays deadly to a worker, so the DataLoader's last resort (terminate() on a worker that
+    # does not stop) still works; a worker whose trainer is gone exits by the DataLoader's watchdog.
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Windows: no process groups; Ctrl+C reaches every process
 
 
 def build_loader(cfg: TrainConfig, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:
