@@ -6,6 +6,7 @@ the feature.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -133,11 +134,22 @@ def stop_recording(app, wait: bool = True) -> None:
 
     def finish() -> None:
         recorder.close()
-        print(f"recorded {recorder.frames_written} frames to {recorder.path}")
+        # The close flushes the queue and finalizes the videos and session.json: a disk that filled up
+        # meanwhile fails there (truncated mp4s, a stale session.json). That used to be reported as
+        # "recorded N frames" and exit status 0, the damage said nowhere.
+        error = recorder.error
+        if error:
+            app.recording_error = error  # a headless run's exit status says so (App.run)
+            app.hud.notify(f"recording damaged: {error}", color=RED, seconds=8.0)
+            print(f"recorded {recorder.frames_written} frames to {recorder.path}, with an error: {error}",
+                  file=sys.stderr)
+        else:
+            print(f"recorded {recorder.frames_written} frames to {recorder.path}")
 
     if wait:
         finish()
-        app.hud.notify(f"Recording stopped: {recorder.frames_written} frames in {recorder.path}")
+        if not recorder.error:
+            app.hud.notify(f"Recording stopped: {recorder.frames_written} frames in {recorder.path}")
         return
     app.hud.notify(f"Recording stopped: {recorder.path}")
     thread = threading.Thread(target=finish, name="recording-close")

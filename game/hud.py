@@ -17,6 +17,8 @@ LINE_HEIGHT = 16
 # the 2x2 layout at 1280x720, above the bottom-centred notices, where full-height gaps ran under them.
 GAP_HEIGHT = 6
 NOTICE_MARGIN = 20  # between a notice's box and the window's bottom edge
+NOTICE_MIN_SCALE = 0.6  # a notice shrunk further than this wraps instead (still readable at 0.6)
+HELP_MIN_ACTION_WIDTH = 160  # narrower windows get the help table scaled down instead
 WHITE = (255, 255, 255)
 RED = (255, 60, 60)
 
@@ -30,6 +32,18 @@ def _fit_width(image: pygame.Surface, width: int) -> pygame.Surface:
         return image
     height = max(1, image.get_height() * width // image.get_width())
     return pygame.transform.smoothscale(image, (width, height))
+
+
+def wrap_text(font: pygame.font.Font, text: str, width: int) -> list[str]:
+    """Split text at spaces into lines no wider than width (a single word wider than that keeps a line
+    of its own; _fit_width shrinks it)."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and font.size(f"{lines[-1]} {word}")[0] <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
 
 
 def _font(size: int) -> pygame.font.Font:
@@ -60,12 +74,22 @@ class FadingText:
     def draw(self, surface: pygame.Surface) -> None:
         if self.seconds_left <= 0 or not self.text:
             return
-        text = _fit_width(self.font.render(self.text, True, self.color), surface.get_width() - 24)
-        box = pygame.Surface((text.get_width() + 20, text.get_height() + 10))
-        box.set_alpha(int(255 * min(1.0, self.seconds_left)))
-        box.blit(text, (10, 5))
         width, height = surface.get_size()
-        surface.blit(box, ((width - box.get_width()) // 2, height - box.get_height() - NOTICE_MARGIN))
+        # A notice a little too wide is shrunk onto one line, as low as it can sit; a long one (why a
+        # recording failed: ~200 characters) wraps onto lines: shrunk to one line it was 5-6 px high
+        # text even at 1280x720, unreadable. Lines beyond what a tiny window holds are left out.
+        one_line = self.font.size(self.text)[0]
+        lines = ([self.text] if one_line * NOTICE_MIN_SCALE <= width - 24
+                 else wrap_text(self.font, self.text, width - 24))
+        most = max(1, (height - NOTICE_MARGIN - 10) // self.font.get_linesize())
+        texts = [_fit_width(self.font.render(line, True, self.color), width - 24) for line in lines[:most]]
+        line_height = self.font.get_linesize()
+        box = pygame.Surface((max(t.get_width() for t in texts) + 20, line_height * (len(texts) - 1)
+                              + texts[-1].get_height() + 10))
+        box.set_alpha(int(255 * min(1.0, self.seconds_left)))
+        for i, text in enumerate(texts):
+            box.blit(text, ((box.get_width() - text.get_width()) // 2, 5 + i * line_height))
+        surface.blit(box, ((width - box.get_width()) // 2, max(0, height - box.get_height() - NOTICE_MARGIN)))
 
 
 def _line_height(line: Line) -> int:
@@ -99,25 +123,29 @@ class HUD:
     def draw(self, surface: pygame.Surface, lines: list[Line], banner: str | None = None,
              recording: str | None = None, origin: tuple[int, int] = (0, 0)) -> None:
         """origin: top-left of the info panel (an empty grid cell when the layout leaves one)."""
+        panel = None
         if self.show_info:
             # The panel keeps clear of the banner and of the strip where notices appear, always, so it
             # does not jump when one comes; in the 2x2 layout it slides up into the letterbox band.
-            self._draw_panel(surface, lines, origin, reserve=max(40 if banner else 0, self.notice.zone_height()))
+            panel = self._draw_panel(surface, lines, origin,
+                                     reserve=max(40 if banner else 0, self.notice.zone_height()))
         if banner:
             self._draw_banner(surface, banner)
         if recording:
-            self._draw_recording(surface, recording)
+            self._draw_recording(surface, recording, panel)
         self.notice.draw(surface)
         if self.show_help:
             self._draw_help(surface)
 
     def _draw_panel(self, surface: pygame.Surface, lines: list[Line], origin: tuple[int, int],
-                    reserve: int) -> None:
+                    reserve: int) -> pygame.Rect:
+        """Returns the panel's rect (the REC indicator keeps clear of it)."""
         x = origin[0]
         top, bottom, height = panel_span(surface.get_height(), lines, origin[1], reserve)
         panel = pygame.Surface((PANEL_WIDTH, max(1, min(bottom - top, height))))  # >= 1: tiny windows
         panel.set_alpha(110)
         surface.blit(panel, (x, top))
+        rect = pygame.Rect(x, top, PANEL_WIDTH, panel.get_height())
         y = top + 8
         for line in lines:
             if y + _line_height(line) > bottom:
@@ -127,6 +155,7 @@ class HUD:
             elif line:
                 surface.blit(self.font.render(line, True, WHITE), (x + 8, y))
             y += _line_height(line)
+        return rect
 
     def _draw_bar(self, surface: pygame.Surface, bar: tuple[str, float, float, float], x: int, y: int) -> None:
         label, value, low, high = bar
@@ -149,22 +178,41 @@ class HUD:
         surface.blit(box, (0, y))
         surface.blit(rendered, (max(4, (surface.get_width() - rendered.get_width()) // 2), y + 4))
 
-    def _draw_recording(self, surface: pygame.Surface, text: str) -> None:
-        x = surface.get_width() - 150
-        pygame.draw.circle(surface, RED, (x, 16), 7)
-        surface.blit(self.font.render(text, True, RED), (x + 12, 9))
+    def _draw_recording(self, surface: pygame.Surface, text: str, panel: pygame.Rect | None = None) -> None:
+        """A red dot and "REC n" at the top right, on a dark box. In windows under ~800 px wide the info
+        panel reaches the top right (the 2x2 layout's free cell, or the panel slid up): the text ran
+        into the panel's ("procedural● REC 4"), so it moves left of the panel, or sits over it."""
+        label = self.font.render(text, True, RED)
+        box = pygame.Surface((label.get_width() + 30, max(label.get_height(), 14) + 6))
+        box.set_alpha(160)
+        rect = box.get_rect(topright=(surface.get_width() - 8, 6))
+        if panel is not None and rect.colliderect(panel) and panel.left - rect.width - 8 >= 0:
+            rect.right = panel.left - 8
+        surface.blit(box, rect)
+        pygame.draw.circle(surface, RED, (rect.left + 11, rect.centery), 7)
+        surface.blit(label, (rect.left + 23, rect.top + (rect.height - label.get_height()) // 2))
 
     def _draw_help(self, surface: pygame.Surface) -> None:
+        """The key table, centred. The action column wraps to the window's width, and a table still too
+        big for the window is scaled down to fit: in windows under ~960 px wide its rows ran off the
+        right edge ("...the renderer drops it", the not-bound keys cut off)."""
         rows = [("Key", "Action")] + list(KEY_BINDINGS) + [("not bound", NOT_BOUND), ("", "press H or ? to close")]
         key_width = max(self.font.size(keys)[0] for keys, _ in rows) + 16
-        width = min(surface.get_width(), key_width + max(self.font.size(a)[0] for _, a in rows) + 32)
-        height = min(surface.get_height(), LINE_HEIGHT * len(rows) + 24)
-        box = pygame.Surface((width, height))
+        natural = max(self.font.size(action)[0] for _, action in rows)
+        action_width = max(min(natural, surface.get_width() - key_width - 24), HELP_MIN_ACTION_WIDTH)
+        lines = [(keys if i == 0 else "", part) for keys, action in rows
+                 for i, part in enumerate(wrap_text(self.font, action, action_width))]
+        width = key_width + max(self.font.size(action)[0] for _, action in lines) + 24
+        box = pygame.Surface((width, LINE_HEIGHT * len(lines) + 24))
         box.fill((0, 0, 0))
+        for i, (keys, action) in enumerate(lines):
+            row_y = 12 + i * LINE_HEIGHT
+            box.blit(self.font.render(keys, True, WHITE), (12, row_y))
+            box.blit(self.font.render(action, True, WHITE), (12 + key_width, row_y))
+        scale = min(1.0, surface.get_width() / box.get_width(), surface.get_height() / box.get_height())
+        if scale < 1.0:
+            box = pygame.transform.smoothscale(box, (max(1, int(box.get_width() * scale)),
+                                                     max(1, int(box.get_height() * scale))))
         box.set_alpha(220)
-        x, y = (surface.get_width() - width) // 2, (surface.get_height() - height) // 2
-        surface.blit(box, (x, y))
-        for i, (keys, action) in enumerate(rows):
-            row_y = y + 12 + i * LINE_HEIGHT
-            surface.blit(self.font.render(keys, True, WHITE), (x + 12, row_y))
-            surface.blit(self.font.render(action, True, WHITE), (x + 12 + key_width, row_y))
+        surface.blit(box, ((surface.get_width() - box.get_width()) // 2,
+                           (surface.get_height() - box.get_height()) // 2))

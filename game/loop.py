@@ -25,6 +25,8 @@ from game.status import banner_text, hud_lines, recording_text
 RENDERER_STAGES = ("preprocess", "upload", "inference", "download")
 # A headless drive waits for the session writer when this many ticks are queued and not yet on disk.
 HEADLESS_BACKLOG_FRAMES = 16
+# Paced drives drop a lag behind the wall clock above this instead of catching up in fast-forward.
+MAX_PACE_LAG_S = 0.1
 
 
 class StageTimes:
@@ -167,6 +169,13 @@ def _pace(app, frame) -> None:
     wall0, sim0 = app.pace_origin
     ahead = (frame.time_s - sim0) - (now - wall0)
     if ahead > 0.5:  # a jump in sim time (replay seek, new episode): re-anchor instead of stalling
+        app.pace_origin = (now, frame.time_s)
+    elif ahead < -MAX_PACE_LAG_S:
+        # Behind the wall clock: a stall (the first inference, a K backend build, a recording start, a
+        # window drag) or a machine slower than real time. Catching up ran the ticks unpaced, the drive
+        # in fast-forward (QA, 20 Hz procedural world: 0.5 s of sim in 0.05 s of wall, 10x, for 2 s after
+        # a 2 s stall; a backend that K has to build can take longer).
+        # Drop the lag instead, as a game loop does; the sim goes on at real time from here.
         app.pace_origin = (now, frame.time_s)
     elif ahead > 0:
         time.sleep(ahead)
