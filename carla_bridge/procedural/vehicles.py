@@ -141,16 +141,17 @@ def integrate(v: Vehicle, control: Control, dt: float) -> tuple[float, float, fl
 
 def _localize(v: Vehicle, town: Town) -> None:
     """Snap the route to the lane under the vehicle and extend it by random successors."""
-    if not v.route:
+    fresh = not v.route
+    if fresh:
         lane, idx = town.nearest_lane(v.x, v.y, v.yaw)
         v.route, v.index = [lane], idx
     lane = town.lanes[v.route[0]]
     lo, hi = max(0, v.index - 4), min(len(lane.s), v.index + 40)
     d2 = (lane.points[lo:hi, 0] - v.x) ** 2 + (lane.points[lo:hi, 1] - v.y) ** 2
     v.index = lo + int(np.argmin(d2))
-    if d2.min() > 25.0:  # far off the lane (teleported): start over from the nearest lane
+    if d2.min() > 25.0 and not fresh:  # far off the lane (teleported): start over from the nearest lane
         v.route = []
-        _localize(v, town)
+        _localize(v, town)  # once: a vehicle far from every lane (off the road) heads for the nearest one
         return
     while v.index >= len(lane.s) - 1 and len(v.route) > 1:
         v.route.pop(0)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
-from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, Transform
+from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 from carla_bridge.procedural.config import WEATHER_NAMES, WEATHERS, WorldConfig
 from carla_bridge.procedural.crowd import Crowd
 from carla_bridge.procedural.ground import build_ground
@@ -40,6 +41,23 @@ def check_camera(width: object, height: object, fov: object) -> None:
         raise ValueError(f"camera fov must be a number of degrees in 10..170, got {fov!r}")
 
 
+def check_transform(transform: object, what: str, fields: tuple[str, ...] = ("x", "y", "yaw")) -> Transform:
+    """A Transform whose ``fields`` are finite numbers (a NaN pose would poison every later tick)."""
+    if not isinstance(transform, Transform):
+        raise ValueError(f"{what} must be a carla_bridge.Transform, got {type(transform).__name__}")
+    for name in fields:
+        value = getattr(transform, name)
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError(f"{what}.{name} must be a finite number, got {value!r}")
+    return transform
+
+
+def check_seed(seed: object) -> int:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 def check_control(control: object) -> Control:
     if not isinstance(control, Control):
         raise ValueError(f"control must be a carla_bridge.Control, got {type(control).__name__}")
@@ -66,6 +84,7 @@ class ProceduralWorld(SourceBase):
         self._weather = self.config.weather
         self._noise = make_noise_table()
         self._seed: int | None = None
+        self._closed = False
         self._setup(self.config.seed)
 
     @property
@@ -76,16 +95,21 @@ class ProceduralWorld(SourceBase):
 
     # ---- world construction -------------------------------------------------------------------
     def _setup(self, seed: int) -> None:
+        cfg = self.config
+        town = self.town if seed == self._seed else Town(seed)
+        spawns = town.spawn_points()
+        if cfg.n_vehicles + 1 > len(spawns):  # more would stand on top of each other and drive through each other
+            raise ValueError(f"WorldConfig.n_vehicles must be at most {len(spawns) - 1} for the town of seed {seed} "
+                             f"(one spawn point each, the ego's included), got {cfg.n_vehicles}")
         if seed != self._seed:
-            self.town = Town(seed)
+            self.town = town
             self._ground, self._gorigin = build_ground(self.town)
             self._static = build_scenery(self.town, self._ground, self._gorigin)
             extent = (self._ground.shape[1] * self._gorigin[2], self._ground.shape[0] * self._gorigin[2])
             self._grid = build_grid(self._static, self._gorigin, extent)
             self._seed = seed
-        cfg = self.config
         self._rng = np.random.default_rng([seed, 99])
-        self._spawns = self.town.spawn_points()
+        self._spawns = spawns
         self._spawn_order = self._rng.permutation(len(self._spawns))
         self._spawn_next = 0
         self.crowd = Crowd(self.town, cfg.n_pedestrians, seed)
@@ -103,19 +127,30 @@ class ProceduralWorld(SourceBase):
             self.apply_vehicle_control(vid, Control(autopilot=True))
         self._index, self._time = 0, 0.0
         self._cam_prev: Transform | None = None
+        self._ego_moved = False  # set_vehicle_transform teleported the ego: the next frame is a cut
 
     def _free_spawn(self) -> Transform:
-        """The next spawn point (in this seed's shuffled order) at least 15 m from every vehicle."""
+        """The next spawn point (in this seed's shuffled order) at least 15 m from every vehicle; where
+        none is, the first one farthest from every vehicle (so a crowded town never stacks two cars)."""
+        best, best_d = None, -1.0
         for _ in range(len(self._spawns)):
             t = self._spawns[self._spawn_order[self._spawn_next % len(self._spawns)]]
             self._spawn_next += 1
-            if all(math.hypot(v.x - t.x, v.y - t.y) > 15.0 for v in self.vehicles.values()):
+            d = min((math.hypot(v.x - t.x, v.y - t.y) for v in self.vehicles.values()), default=math.inf)
+            if d > 15.0:
                 return t
-        return t
+            if d > best_d:
+                best, best_d = t, d
+        return best
 
     # ---- Source protocol ----------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SourceLost("the procedural world is closed")
+
     def reset(self, seed: int | None = None) -> SceneFrame:
-        self._setup(self._seed if seed is None else int(seed))
+        self._check_open()
+        self._setup(self._seed if seed is None else check_seed(seed))
         return self._frame(cut=True)
 
     def step(self, control: Control) -> SceneFrame:
@@ -130,16 +165,20 @@ class ProceduralWorld(SourceBase):
         return self._frame(cut=True)
 
     def close(self) -> None:
+        self._closed = True
         self.vehicles = {}
 
     def set_weather(self, index: int) -> str:
-        if not isinstance(index, (int, np.integer)):
+        self._check_open()
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
             raise ValueError(f"weather index must be an integer, got {index!r}")
         self._weather = int(index) % len(WEATHERS)
         return self.weather_names[self._weather]
 
     # ---- multi-vehicle API --------------------------------------------------------------------
     def spawn_vehicle(self, transform: Transform, kind: str = "car", color=None) -> int:
+        self._check_open()
+        check_transform(transform, "spawn transform")
         if kind not in ("car", "truck", "bus"):
             raise ValueError(f"vehicle kind must be car, truck or bus, got {kind!r}")
         vid = self._next_id
@@ -152,7 +191,9 @@ class ProceduralWorld(SourceBase):
         return vid
 
     def _vehicle(self, vehicle_id: int) -> Vehicle:
-        if vehicle_id not in self.vehicles:
+        self._check_open()
+        known = isinstance(vehicle_id, (int, np.integer)) and not isinstance(vehicle_id, bool)
+        if not known or vehicle_id not in self.vehicles:
             raise ValueError(f"no vehicle with id {vehicle_id!r} (known: {sorted(self.vehicles)})")
         return self.vehicles[vehicle_id]
 
@@ -177,14 +218,19 @@ class ProceduralWorld(SourceBase):
 
     def set_vehicle_transform(self, vehicle_id: int, transform: Transform) -> None:
         v = self._vehicle(vehicle_id)
+        check_transform(transform, "vehicle transform")
         v.x, v.y, v.yaw = float(transform.x), float(transform.y), math.radians(transform.yaw)
         v.prev, v.speed, v.route = (v.x, v.y, v.yaw), 0.0, []
+        if vehicle_id == self.ego_id:
+            self._ego_moved = True
 
     def advance(self, dt: float | None = None) -> None:
         """Move every vehicle and pedestrian one tick (no rendering)."""
+        self._check_open()
         dt = self.config.delta_s if dt is None else dt
-        if not isinstance(dt, (int, float)) or not math.isfinite(dt) or not 0 < dt <= 1.0:
+        if not isinstance(dt, numbers.Real) or isinstance(dt, bool) or not math.isfinite(dt) or not 0 < dt <= 1.0:
             raise ValueError(f"dt must be a finite number of seconds in (0, 1], got {dt!r}")
+        dt = float(dt)
         occupancy: dict[int, list[tuple[float, int]]] = {}
         for v in self.vehicles.values():
             if v.autopilot and v.route:
@@ -223,7 +269,13 @@ class ProceduralWorld(SourceBase):
         """Render a level camera at ``pose`` (world; pitch and roll are ignored: the renderer is a
         column ray caster). Flow covers the camera's motion prev_pose -> pose and every actor's motion
         over the last ``advance``; prev_pose None gives zero flow."""
+        self._check_open()
         check_camera(width, height, fov)
+        check_transform(pose, "camera pose", ("x", "y", "z", "yaw"))
+        if pose.z < 0.01:  # at or below the ground plane the ground would get zero or negative depth
+            raise ValueError(f"camera pose.z must be above the ground (>= 0.01 m), got {pose.z!r}")
+        if prev_pose is not None:
+            check_transform(prev_pose, "camera prev_pose", ("x", "y", "z", "yaw"))
         fx = width / (2.0 * math.tan(math.radians(fov) / 2.0))
         cam = np.array([pose.x, pose.y, pose.z, math.radians(pose.yaw), 1.0])
         prev = cam.copy() if prev_pose is None else np.array(
@@ -252,6 +304,7 @@ class ProceduralWorld(SourceBase):
         return GBuffer(labels, depth, out_flow if flow else None, out_rgb if rgb else None)
 
     def _frame(self, cut: bool) -> SceneFrame:
+        cut, self._ego_moved = cut or self._ego_moved, False  # a teleported ego (set_vehicle_transform) jumps
         cfg = self.config
         pose = self.ego_camera_pose()
         g = self.render_camera(pose, None if cut else self._cam_prev, cfg.width, cfg.height, cfg.fov)
