@@ -37,6 +37,22 @@ def test_unwritable_folder_sets_error_and_add_returns(tmp_path):
     assert rec.frames_written == 0 and not rec.recording
 
 
+def test_a_recording_that_cannot_start_leaves_no_empty_session_folder(tmp_path, monkeypatch):
+    """A full disk at the first write of session.json left <dir>/<stamp>/labels/ and flow/, empty."""
+    from carla_bridge.session import recorder as recorder_module
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(recorder_module, "atomic_write_json", disk_full)
+    (tmp_path / "sessions").mkdir()
+    (tmp_path / "sessions" / "kept.txt").write_text("the user's")
+    rec = SessionRecorder(tmp_path / "sessions" / "new" / "20261126-120000", {}, size=SIZE)
+    assert rec.error and "recording not started" in rec.error and "no space" in rec.error.lower()
+    assert sorted(p.name for p in (tmp_path / "sessions").iterdir()) == ["kept.txt"]  # what existed stays
+    rec.close()
+
+
 def test_a_folder_that_already_holds_a_session_is_not_overwritten(tmp_path):
     with SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False) as rec:
         _drive(rec, 2)

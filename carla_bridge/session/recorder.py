@@ -121,10 +121,12 @@ class SessionRecorder:
         self.writer_kind = writer
         self._hook = writer_hook
         self.meta = self._build_meta(dict(meta))
+        self._made: list[Path] = []  # folders _start created, parents first
         try:
             self._start(crf)
         except OSError as exc:
             self._start_error = f"recording not started in {self.path}: {describe_os_error(exc)} ({exc})"
+            self._remove_empty_made()
         if self._writer is not None:
             atexit.register(self.close)
 
@@ -220,6 +222,7 @@ class SessionRecorder:
         return meta
 
     def _start(self, crf: int) -> None:
+        self._made = [p for p in (*reversed(self.path.parents), self.path) if not p.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
         if (self.path / SESSION_JSON).exists():
             self._start_error = (
@@ -229,7 +232,10 @@ class SessionRecorder:
         kinds = ["labels"] + [k for k, on in (("flow", self.record_flow), ("depth", self.record_depth),
                                                ("rgb", self.record_rgb)) if on]
         for kind in kinds:
-            (self.path / FRAME_FILES[kind][0]).mkdir(exist_ok=True)
+            folder = self.path / FRAME_FILES[kind][0]
+            if not folder.exists():
+                self._made.append(folder)
+            folder.mkdir(exist_ok=True)
         self.meta["record"]["writer"] = self.writer_kind
         # Written before the writer starts: an unwritable folder fails here, with nothing to stop.
         atomic_write_json(self.path / SESSION_JSON, self.meta)
@@ -251,6 +257,15 @@ class SessionRecorder:
             self._writer.start()
             self._writer.state.notes.extend([note] if note else [])
             self.meta["record"]["writer"] = "thread"  # session.json says so at close
+
+    def _remove_empty_made(self) -> None:
+        """After a failed start (a full disk), remove the folders _start made that are still empty: they
+        held no recording, and a session folder with empty labels/ and flow/ looked like one."""
+        for folder in reversed(self._made):
+            try:
+                folder.rmdir()  # refuses a folder that holds anything
+            except OSError:
+                pass
 
     def _add(self, frame: SceneFrame, control: Control, rendered: np.ndarray | None,
              timings: dict[str, float]) -> None:
