@@ -101,7 +101,10 @@ class VideoStream:
         if code and self.error is None:
             self.error = f"{self.path.name}: {self._exit_reason(code)}"
         if self.error is None or not self._log_tail():
-            self._log.unlink(missing_ok=True)  # an empty log tells nothing: do not leave it behind
+            try:
+                self._log.unlink(missing_ok=True)  # an empty log tells nothing: do not leave it behind
+            except OSError:  # the folder itself gone or replaced (NotADirectoryError): nothing to tidy
+                pass
 
     def _stop(self) -> int | None:
         """Close ffmpeg's input and wait for it; its exit status, or None when it was not running."""
