@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from carla_bridge.process_liveness import exclusive_lock, process_alive, process_start
+from carla_bridge.values import is_real
 
 log = logging.getLogger("carla_bridge.server_lease")
 
@@ -51,7 +52,8 @@ MAX_ACTOR_ID = 2**32 - 1  # CARLA actor ids are uint32
 
 def lease_folder() -> Path:
     """$NEURAL_DRIVE_CACHE/carla-settings, by default ~/.cache/neural-drive/carla-settings (the folder
-    neural_render.export keeps its ONNX files in; carla_bridge does not import neural_render)."""
+    neural_render.export.cache_dir keeps its ONNX files in; read here, not imported, because
+    neural_render.export loads torch and the CARLA client should not)."""
     return Path(os.environ.get("NEURAL_DRIVE_CACHE", Path.home() / ".cache" / "neural-drive")) / "carla-settings"
 
 
@@ -256,8 +258,7 @@ def _checked_fields(fields: dict[str, Any]) -> dict[str, Any]:
     sync, delta = fields["synchronous_mode"], fields["fixed_delta_seconds"]
     if not isinstance(sync, bool):
         raise TypeError("synchronous_mode")
-    if delta is not None and (isinstance(delta, bool) or not isinstance(delta, (int, float))
-                              or not (math.isfinite(delta) and delta > 0)):
+    if delta is not None and not (is_real(delta, finite=True) and delta > 0):
         raise ValueError("fixed_delta_seconds")
     return {"synchronous_mode": sync, "fixed_delta_seconds": None if delta is None else float(delta)}
 

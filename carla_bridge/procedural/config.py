@@ -11,6 +11,7 @@ from carla_bridge.frames import Transform
 from carla_bridge.procedural.kernel import (
     W_AMB, W_CLOUD, W_FOG, W_FOGD, W_HORIZON, W_SIZE, W_SUN, W_SUNCOL, W_WET, W_ZENITH,
 )
+from carla_bridge.values import is_int, is_real
 
 MAX_ACTORS = 500  # vehicles, and pedestrians, a world may hold (command lines check their flags against it;
 #                   n_vehicles is also limited by the town: one spawn point each, checked when the world is built)
@@ -37,48 +38,41 @@ class WorldConfig:
     threads: int | None = None  # numba threads for rendering (None: numba's default)
 
     def __post_init__(self) -> None:
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"WorldConfig.seed must be an integer >= 0, got {self.seed!r}")
         for name in ("width", "height"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 16 <= value <= 8192:
+            if not is_int(value) or not 16 <= value <= 8192:
                 raise ValueError(f"WorldConfig.{name} must be an integer in 16..8192 pixels, got {value!r}")
         if not isinstance(self.fov, (int, float)) or not math.isfinite(self.fov) or not 10.0 <= self.fov <= 170.0:
             raise ValueError(f"WorldConfig.fov must be a number of degrees in 10..170, got {self.fov!r}")
-        if not _is_number(self.delta_s) or not math.isfinite(self.delta_s) or not 0 < self.delta_s <= 1.0:
+        if not is_real(self.delta_s, finite=True) or not 0 < self.delta_s <= 1.0:
             raise ValueError(f"WorldConfig.delta_s must be in (0, 1] seconds, got {self.delta_s!r}")
         for name in ("n_vehicles", "n_pedestrians"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_ACTORS:
+            if not is_int(value) or not 0 <= value <= MAX_ACTORS:
                 raise ValueError(f"WorldConfig.{name} must be an integer in 0..{MAX_ACTORS}, got {value!r}")
         cam = self.camera
         if not isinstance(cam, Transform):
             raise ValueError(f"WorldConfig.camera must be a carla_bridge.Transform (the mount on the ego), got {cam!r}")
         for name in ("x", "y", "yaw"):
             value = getattr(cam, name)
-            if not _is_number(value) or not math.isfinite(value):
+            if not is_real(value, finite=True):
                 raise ValueError(f"WorldConfig.camera.{name} must be a finite number, got {value!r}")
         if cam.pitch != 0.0 or cam.roll != 0.0:
             raise ValueError("WorldConfig.camera pitch and roll must be 0 (the renderer casts one ray per "
                              f"vertical image column), got pitch={cam.pitch} roll={cam.roll}")
-        if not _is_number(cam.z) or not 0.3 <= cam.z <= 50.0:
+        if not is_real(cam.z) or not 0.3 <= cam.z <= 50.0:
             raise ValueError(f"WorldConfig.camera.z must be a height in 0.3..50 m, got {cam.z!r}")
-        if not isinstance(self.weather, int) or isinstance(self.weather, bool) or not 0 <= self.weather < len(WEATHERS):
+        if not is_int(self.weather) or not 0 <= self.weather < len(WEATHERS):
             raise ValueError(f"WorldConfig.weather must be an index in 0..{len(WEATHERS) - 1}, got {self.weather!r}")
-        if not _is_number(self.max_distance) or not math.isfinite(self.max_distance) or self.max_distance <= 0:
+        if not is_real(self.max_distance, finite=True) or self.max_distance <= 0:
             raise ValueError(f"WorldConfig.max_distance must be a finite number of metres > 0, "
                              f"got {self.max_distance!r}")
-        if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
+        if self.threads is not None and (not is_int(self.threads) or self.threads < 1):
             raise ValueError(f"WorldConfig.threads must be None (numba's default) or an integer >= 1, "
                              f"got {self.threads!r}")
 
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _weather(sun_az: float, sun_el: float, sun: tuple, amb: tuple, zenith: tuple, horizon: tuple,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +19,7 @@ from carla_bridge.procedural.scenery import build_grid, build_scenery
 from carla_bridge.procedural.shapes import CAR_COLORS, pedestrian_template, place, vehicle_template
 from carla_bridge.procedural.town import Town
 from carla_bridge.procedural.vehicles import Vehicle, autopilot, integrate, new_contacts
+from carla_bridge.values import is_int, is_real
 
 
 @dataclass
@@ -35,7 +35,7 @@ class GBuffer:
 
 def check_camera(width: object, height: object, fov: object) -> None:
     for name, value in (("width", width), ("height", height)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 16 <= value <= 8192:
+        if not is_int(value) or not 16 <= value <= 8192:
             raise ValueError(f"camera {name} must be an integer in 16..8192 pixels, got {value!r}")
     if not isinstance(fov, (int, float)) or not math.isfinite(fov) or not 10.0 <= fov <= 170.0:
         raise ValueError(f"camera fov must be a number of degrees in 10..170, got {fov!r}")
@@ -47,13 +47,13 @@ def check_transform(transform: object, what: str, fields: tuple[str, ...] = ("x"
         raise ValueError(f"{what} must be a carla_bridge.Transform, got {type(transform).__name__}")
     for name in fields:
         value = getattr(transform, name)
-        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        if not is_real(value, finite=True):
             raise ValueError(f"{what}.{name} must be a finite number, got {value!r}")
     return transform
 
 
 def check_seed(seed: object) -> int:
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     return int(seed)
 
@@ -170,7 +170,7 @@ class ProceduralWorld(SourceBase):
 
     def set_weather(self, index: int) -> str:
         self._check_open()
-        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+        if not is_int(index):
             raise ValueError(f"weather index must be an integer, got {index!r}")
         self._weather = int(index) % len(WEATHERS)
         return self.weather_names[self._weather]
@@ -192,7 +192,7 @@ class ProceduralWorld(SourceBase):
 
     def _vehicle(self, vehicle_id: int) -> Vehicle:
         self._check_open()
-        known = isinstance(vehicle_id, (int, np.integer)) and not isinstance(vehicle_id, bool)
+        known = is_int(vehicle_id)
         if not known or vehicle_id not in self.vehicles:
             raise ValueError(f"no vehicle with id {vehicle_id!r} (known: {sorted(self.vehicles)})")
         return self.vehicles[vehicle_id]
@@ -228,7 +228,7 @@ class ProceduralWorld(SourceBase):
         """Move every vehicle and pedestrian one tick (no rendering)."""
         self._check_open()
         dt = self.config.delta_s if dt is None else dt
-        if not isinstance(dt, numbers.Real) or isinstance(dt, bool) or not math.isfinite(dt) or not 0 < dt <= 1.0:
+        if not is_real(dt, finite=True) or not 0 < dt <= 1.0:
             raise ValueError(f"dt must be a finite number of seconds in (0, 1], got {dt!r}")
         dt = float(dt)
         occupancy: dict[int, list[tuple[float, int]]] = {}

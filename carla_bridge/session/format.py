@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 import os
 import struct
 import subprocess
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from carla_bridge.values import is_int, is_real
 
 FORMAT_VERSION = 1
 SESSION_JSON = "session.json"
@@ -185,7 +186,7 @@ def check_meta(meta: Any, where: Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise SessionFormatError(f"{where}: expected a JSON object, got {type(meta).__name__}")
     version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
+    if not is_int(version):
         raise SessionFormatError(f"{where}: 'format_version' must be an integer, got {version!r}")
     if version > FORMAT_VERSION:
         raise SessionFormatError(
@@ -197,7 +198,7 @@ def check_meta(meta: Any, where: Path) -> dict[str, Any]:
     size = meta.get("size")
     # bool is an int to Python: [true, 64] read as a 1x64 session and failed at the first frame's shape
     if not (isinstance(size, list) and len(size) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            and all(is_int(v) and v > 0 for v in size)):
         raise SessionFormatError(f"{where}: 'size' must be [width, height] in pixels, got {size!r}")
     for key in ("fps", "delta_s"):  # the export's video rate; 0, a string or NaN failed deep in ffmpeg
         _check_positive(meta, key, where)
@@ -210,6 +211,5 @@ def _check_positive(meta: dict[str, Any], key: str, where: Path) -> None:
     value = meta.get(key)
     if value is None:
         return
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (number and math.isfinite(value) and value > 0):
+    if not (is_real(value, finite=True) and value > 0):
         raise SessionFormatError(f"{where}: '{key}' must be a positive number, got {value!r}")

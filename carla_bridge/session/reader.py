@@ -8,7 +8,6 @@ writing it), which is skipped with a note, because the recorder appends that lin
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from carla_bridge.labels import NUM_LABELS
 from carla_bridge.session.format import (
     FRAME_FILES, FRAMES_JSONL, SESSION_JSON, SessionFormatError, check_meta, frame_file,
 )
+from carla_bridge.values import is_int, is_real
 
 REQUIRED_RECORD_KEYS = ("position", "index", "time_s", "ego", "control", "cut", "files")
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
@@ -142,20 +142,15 @@ def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
     return records
 
 
-def _is_number(value: Any, whole: bool = False) -> bool:
-    kinds = int if whole else (int, float)
-    return isinstance(value, kinds) and not isinstance(value, bool) and (whole or math.isfinite(value))
-
-
 def _record_problem(record: dict[str, Any]) -> str | None:
     """What is wrong with the fields of one frames.jsonl record, or None. A QA pass found a record with
     'files': null, 'time_s': "abc", 'position': 0.0 or a throttle of 5 end the check command and a
     replay in a TypeError/KeyError traceback (the recorder never writes such a line: the file was
     edited or damaged), and 'files': [] in a KeyError at the frame."""
     for key in ("position", "index"):
-        if not _is_number(record[key], whole=True):
+        if not is_int(record[key]):
             return f"'{key}' must be a whole number, got {record[key]!r}"
-    if not _is_number(record["time_s"]):
+    if not is_real(record["time_s"], finite=True):
         return f"'time_s' must be a finite number, got {record['time_s']!r}"
     if not isinstance(record["cut"], bool):
         return f"'cut' must be true or false, got {record['cut']!r}"
