@@ -17,8 +17,7 @@ from game.app import App, bad_session_errors
 from game.cli import GameConfig, LaunchError
 from game.modes import refuse_flags_the_comparison_ignores, run_backend_comparison, run_export
 from game.outputs import check_outputs, remove_empty
-from game.rendering import interruption_in
-from game.signals import TERMINATED_AT_START_UP, Terminated, raise_terminated
+from game.signals import TERMINATED_AT_START_UP, Terminated, interruption_in, raise_terminated
 
 
 def main(config: GameConfig) -> int:

@@ -12,9 +12,8 @@ import sys
 
 from game.app import bad_session_errors, stamped, warmup_frames
 from game.cli import GameConfig, LaunchError
-from game.rendering import (
-    check_size, default_resolution, interruption_in, load_model, make_renderer, resolve_device,
-)
+from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
+from game.signals import interruption_in
 from game.sources import make_source
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from game.cli import GameConfig, LaunchError, retrain_command
+from game.signals import interruption_in
 
 DEFAULT_PRESET = "cpu"
 SHIPPED_PRESETS = ("cpu",)  # presets with trained weights in models/ (see models/cpu.md)
@@ -140,22 +141,6 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
     if note:
         print(note, file=sys.stderr)
     return renderer
-
-
-def interruption_in(error: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl+C (KeyboardInterrupt) or SIGTERM (game.signals.Terminated) that ``error`` wraps, if any.
-
-    A signal that lands while an extension module initialises comes back wrapped: pybind11 turns it into
-    ImportError("initialization failed") (onnxruntime, imported as the renderer starts), and a class
-    body's __set_name__ into RuntimeError (numba). Both carry the interruption as __cause__/__context__.
-    """
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, KeyboardInterrupt):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None
 
 
 def available_backends(device: str | None) -> list[str]:

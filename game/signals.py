@@ -4,8 +4,9 @@ Two stretches, two handlers. During start-up (loading torch and the model, conne
 during an export, game.main installs ``raise_terminated``: SIGTERM is raised like Ctrl+C, so the same
 clean-up runs (App.__init__ closes a source it opened, which restores a CARLA server's settings).
 During the drive, App.run installs ``catch_stop_signals``: both signals end the drive at the next
-tick boundary. Kept in one file, away from the app and the entry point, because both use it and the
-reasons (which library swallowed what, which lock a signal can leave held) are the same story.
+tick boundary. ``interruption_in`` finds a signal that a library wrapped in another exception. Kept
+in one file, away from the app and the entry point, because both use it and the reasons (which
+library swallowed what, which lock a signal can leave held) are the same story.
 """
 
 from __future__ import annotations
@@ -57,3 +58,19 @@ def catch_stop_signals(app: App) -> dict:
         app.stop_requested = signum
 
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+
+def interruption_in(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl+C (KeyboardInterrupt) or SIGTERM (Terminated) that ``error`` wraps, if any.
+
+    A signal that lands while an extension module initialises comes back wrapped: pybind11 turns it into
+    ImportError("initialization failed") (onnxruntime, imported as the renderer starts), and a class
+    body's __set_name__ into RuntimeError (numba). Both carry the interruption as __cause__/__context__.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

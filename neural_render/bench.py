@@ -148,6 +148,17 @@ def compile_mode_problem(mode: bool | str) -> str | None:
     return f"--compile {mode}: not a torch.compile mode; name one of {', '.join(modes)}, or give --compile alone"
 
 
+def device_and_compile_problem(device: str | None, mode: bool | str) -> str | None:
+    """The first problem with a --device (a GPU torch cannot use) and a --compile MODE, as a flag error
+    line, or None: checked before any work by bench and perf_profile. Without the device check ONNX
+    Runtime falls back to the CPU (as the Renderer should), and CPU figures would answer a question
+    about the GPU."""
+    problem = cuda_device_problem(device)
+    if problem:
+        return f"--device {device}: {problem}"
+    return compile_mode_problem(mode)
+
+
 def threads_note(threads: int | None, row: dict) -> str | None:
     """One line when --threads was given but the row's path does not take it (see the flag's help), so
     that the figures are not read as measured at that thread count."""
@@ -273,12 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=arg_types.positive_int, default=None,
                     help="CPU threads (onnxruntime model-only, torch cpu)")
     args = ap.parse_args(argv)
-    problem = cuda_device_problem(args.device)
-    if problem:
-        # Otherwise ONNX Runtime falls back to the CPU (as the Renderer should) and CPU figures would
-        # answer a question about the GPU.
-        ap.error(f"--device {args.device}: {problem}")
-    problem = compile_mode_problem(args.compile)
+    problem = device_and_compile_problem(args.device, args.compile)
     if problem:
         ap.error(problem)
     try:

@@ -73,8 +73,7 @@ def print_profile(report: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from neural_render.bench import compile_mode_problem
-    from neural_render.runtime.select import cuda_device_problem
+    from neural_render.bench import device_and_compile_problem
 
     ap = argparse.ArgumentParser(prog="python -m neural_render.perf_profile", description=__doc__.splitlines()[0],
                                  formatter_class=arg_types.HelpFormatter)
@@ -90,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     # A QA pass found --res abc, --device tpu and --compile bogus ending in tracebacks and --top 0 in
     # empty tables: flag errors now, before the model is built.
-    for problem in (args.device and cuda_device_problem(args.device), compile_mode_problem(args.compile)):
-        if problem:
-            ap.error(problem if problem.startswith("--") else f"--device {args.device}: {problem}")
+    problem = device_and_compile_problem(args.device, args.compile)
+    if problem:
+        ap.error(problem)
     try:
         PRESETS[args.preset].check_size(*parse_size(args.res))
     except ValueError as exc:

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable, ContextManager
 
 import pytest
 
@@ -120,3 +121,22 @@ def client(standin):
     c = carla.Client("127.0.0.1", standin.port)
     c.set_timeout(5.0)
     return c
+
+
+def who_held_first(first: ContextManager, second: Callable[[], ContextManager], wait_s: float = 0.3) -> list[str]:
+    """The order in which ``first`` (held here for ``wait_s``) and ``second()`` (entered from a thread
+    started while ``first`` is held) got their lock: ["first", "second"] when the lock keeps the
+    second out until the first lets go."""
+    order: list[str] = []
+
+    def enter_second() -> None:
+        with second():
+            order.append("second")
+
+    with first:
+        other = threading.Thread(target=enter_second)
+        other.start()
+        time.sleep(wait_s)
+        order.append("first")
+    other.join(5)
+    return order

@@ -6,11 +6,10 @@ from __future__ import annotations
 import errno
 import subprocess
 import sys
-import threading
-import time
 from types import SimpleNamespace
 
 import pytest
+from carla_support import who_held_first
 
 from carla_bridge import process_liveness
 from carla_bridge.process_liveness import STILL_ACTIVE, exclusive_lock, process_alive, process_start
@@ -118,16 +117,5 @@ def test_windows_lock_gives_up_on_an_error_waiting_cannot_clear(monkeypatch, tmp
 
 
 def test_the_lock_keeps_a_second_holder_out_until_released(tmp_path):
-    order = []
-
-    def second():
-        with exclusive_lock(tmp_path / ".lock"):
-            order.append("second")
-
-    with exclusive_lock(tmp_path / ".lock"):
-        thread = threading.Thread(target=second)
-        thread.start()
-        time.sleep(0.2)
-        order.append("first")
-    thread.join(5)
-    assert order == ["first", "second"]
+    lock = tmp_path / ".lock"
+    assert who_held_first(exclusive_lock(lock), lambda: exclusive_lock(lock), wait_s=0.2) == ["first", "second"]

@@ -12,11 +12,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from types import SimpleNamespace
 
 import pytest
+from carla_support import who_held_first
 
 from carla_bridge import server_lease
 from carla_bridge.process_liveness import proc_stat, process_start
@@ -148,19 +147,7 @@ def test_a_note_of_another_source_in_this_process_is_neither_busy_nor_dead(cache
 def test_a_drive_starting_beside_another_waits_for_its_note(cache):
     """check_in to take is one claim: two drives started together both found no live note."""
     first, second = ServerLease("127.0.0.1", 2000), ServerLease("127.0.0.1", 2000)
-    order = []
-
-    def start_second():
-        with second.claim():
-            order.append("second")
-
-    with first.claim():
-        other = threading.Thread(target=start_second)
-        other.start()
-        time.sleep(0.3)
-        order.append("first")
-    other.join(5)
-    assert order == ["first", "second"]
+    assert who_held_first(first.claim(), second.claim) == ["first", "second"]
 
 
 def test_a_note_from_another_machine_is_left_alone(cache, caplog):

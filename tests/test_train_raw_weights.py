@@ -53,3 +53,22 @@ def test_a_damaged_state_is_named_not_a_traceback(run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "train_state.safetensors cannot be read" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_a_state_of_another_network_names_the_tensor_on_one_line(run, tmp_path, capsys):
+    """torch's load_state_dict error spans lines; the misfit is named on one (checkpoint.state_misfit)."""
+    from safetensors.torch import load_file, save_file
+
+    folder, _ = run
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    path = other / "train_state.safetensors"
+    tensors = load_file(str(path))
+    key = next(k for k in tensors if k.startswith("G.") and tensors[k].dim() == 4)
+    tensors[key] = torch.zeros(1, *tensors[key].shape[1:])  # another width: not this run's network
+    save_file(tensors, str(path))
+    out = tmp_path / "raw.safetensors"
+    assert main(["--run", str(other), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not fit" in err and f"'{key[2:]}' has shape (1," in err, err
+    assert not out.exists()

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 from dataclasses import fields
+from typing import NoReturn
 
 
 def _is_main_process() -> bool:
@@ -181,9 +182,12 @@ def _config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _quiet(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``parser`` with its usage and error texts silenced (the ranks other than 0); it still exits 2."""
-    parser.print_usage = lambda file=None: None  # type: ignore[method-assign]
-    parser._print_message = lambda message, file=None: None  # type: ignore[method-assign]
+    """``parser`` exiting 2 on a bad command line without its usage and error text (the ranks other than
+    0: rank 0 says it). ``error`` is the method argparse documents for overriding."""
+    def error(message: str) -> NoReturn:
+        raise SystemExit(2)
+
+    parser.error = error  # type: ignore[method-assign]
     return parser
 
 

@@ -22,18 +22,19 @@ from pathlib import Path
 from neural_render import arg_types
 from neural_render.writable import file_write_problem
 
+
 def save_raw_weights(run: str | Path, out: str | Path) -> int:
     """Write the raw generator of the training state in ``run`` to ``out``; returns its step.
     ValueError when ``run`` holds no readable training state or it does not fit the run's model."""
-    from neural_render.checkpoint import load_generator, save_generator
+    from neural_render.checkpoint import load_generator, save_generator, state_misfit
     from neural_render.train.state import read_raw_generator
 
     info, raw = read_raw_generator(run)
     model = load_generator(run)  # the EMA file: architecture and config; its weights are replaced below
-    try:
-        model.load_state_dict(raw)
-    except RuntimeError as error:  # missing or misshapen tensors: not the state of this run's model
-        raise ValueError(f"--run {run}: the training state does not fit its generator.safetensors ({error})") from None
+    misfit = state_misfit(model.state_dict(), raw)  # missing or misshapen tensors, on one line
+    if misfit:
+        raise ValueError(f"--run {run}: the training state does not fit its generator.safetensors ({misfit})")
+    model.load_state_dict(raw)
     save_generator(model, out, meta={"step": info["step"], "train_config": info["config"], "weights": "raw",
                                      "source": str(run)})
     return int(info["step"])
