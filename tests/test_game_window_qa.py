@@ -61,6 +61,23 @@ def test_a_recording_damaged_when_r_stops_it_is_said_in_the_window(make_app, cap
     assert "with an error" in capsys.readouterr().err
 
 
+
+def test_r_twice_within_one_tick_leaves_no_empty_session(make_app, headless_env):
+    app = make_app("--headless")
+    post_key(pygame.K_r)
+    post_key(pygame.K_r)
+    assert tick(app)
+    assert app.recorder is None and "cancelled" in app.hud.notice.text
+    assert not (headless_env / "sessions").exists()  # it used to hold a 0-frame session replay refused
+    post_key(pygame.K_r)
+    assert tick(app)
+    post_key(pygame.K_r)
+    assert tick(app)
+    for thread in app.finishing:
+        thread.join()
+    (session,) = (headless_env / "sessions").iterdir()
+    assert (session / "frames.jsonl").read_text().count("\n") == 1  # one tick recorded: kept
+
 def _hud(size):
     from game.hud import HUD
 

@@ -177,3 +177,22 @@ def test_grey_png_encoder_round_trips(tmp_path, shape):
     (tmp_path / "l.png").write_bytes(encode_grey_png(labels))
     with Image.open(tmp_path / "l.png") as image:
         assert image.mode == "L" and np.array_equal(np.asarray(image), labels)
+
+
+def test_an_empty_recording_is_discarded_but_nothing_else_in_its_folder(tmp_path):
+    meta = {"source": "synthetic", "delta_s": 0.05}
+    empty = SessionRecorder(tmp_path / "sessions" / "a", meta, size=SIZE)
+    assert empty.discard_if_empty()
+    assert not (tmp_path / "sessions").exists()  # the folders it made, parents included, are gone
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    shared = SessionRecorder(tmp_path / "mine", meta, size=SIZE)
+    assert shared.discard_if_empty()
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+
+    frames, _ = _record(tmp_path / "full", n=2)
+    kept = SessionRecorder(tmp_path / "one", meta, size=SIZE)
+    kept.add(frames[0], _control(0), None, {})
+    assert not kept.discard_if_empty()  # a frame was handed over: it is a session
+    assert json.loads((tmp_path / "one" / "session.json").read_text())["frames"] == 1

@@ -33,8 +33,8 @@ import numpy as np
 
 from carla_bridge.frames import Control, SceneFrame
 from carla_bridge.session.format import (
-    FORMAT_VERSION, FRAME_FILES, RESERVED_KEYS, SESSION_JSON, atomic_write_json, file_sha256,
-    git_commit, project_version,
+    FORMAT_VERSION, FRAME_FILES, FRAMES_JSONL, RESERVED_KEYS, SESSION_JSON, atomic_write_json,
+    file_sha256, git_commit, project_version,
 )
 from carla_bridge.session.writer import FramePacket, SessionWriter, describe_os_error
 
@@ -200,6 +200,20 @@ class SessionRecorder:
                 "frames.jsonl still holds every complete frame"
             )
 
+    def discard_if_empty(self) -> bool:
+        """Close, and when no frame was ever handed over remove what the start wrote (session.json, an
+        empty frames.jsonl, the empty folders it made): R pressed twice within one tick used to leave a
+        0-frame session that replay then refused. Anything else found in the folder is left in place.
+        True when the recording was discarded; False (just closed) when it holds frames."""
+        if self.frames_queued:
+            self.close()
+            return False
+        self.close()
+        for name in (SESSION_JSON, FRAMES_JSONL):
+            (self.path / name).unlink(missing_ok=True)
+        self._remove_empty_made()
+        return True
+
     def __enter__(self) -> SessionRecorder:
         return self
 
@@ -259,8 +273,9 @@ class SessionRecorder:
             self.meta["record"]["writer"] = "thread"  # session.json says so at close
 
     def _remove_empty_made(self) -> None:
-        """After a failed start (a full disk), remove the folders _start made that are still empty: they
-        held no recording, and a session folder with empty labels/ and flow/ looked like one."""
+        """After a failed start (a full disk) or a discarded empty recording, remove the folders _start made
+        that are still empty: they held no recording, and a session folder with empty labels/ and flow/
+        looked like one."""
         for folder in reversed(self._made):
             try:
                 folder.rmdir()  # refuses a folder that holds anything
