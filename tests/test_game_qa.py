@@ -320,7 +320,7 @@ def test_r_stops_a_recording_without_freezing_the_drive(make_app):
     from game_support import post_key
 
     class SlowRecorder:  # finalizing a real one waits for the writer and ffmpeg (0.5-0.7 s)
-        error, frames_written, path = None, 3, Path("sessions/x")
+        error, frames_written, frames_queued, path = None, 3, 3, Path("sessions/x")
 
         def __init__(self) -> None:
             self.release, self.closed = threading.Event(), False

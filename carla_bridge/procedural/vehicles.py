@@ -4,8 +4,8 @@ Kinematic bicycle (Rajamani, "Vehicle Dynamics and Control", 2nd ed., sec. 2.2, 
 point on the rear axle): yaw_rate = v / L * tan(delta). Positive steer turns right, which in CARLA's
 left-handed frame makes the yaw grow. The autopilot is pure pursuit (Coulter, "Implementation of the
 pure pursuit path tracking algorithm", CMU-RI-TR-92-01, 1992): delta = atan(2 L sin(alpha) / Ld) toward
-the lane centre point Ld ahead, with a speed target that slows for curves and keeps a gap to the car
-ahead on the same route.
+the lane centre point Ld ahead, with a speed target that slows for curves, keeps a gap (bumper to
+bumper) to the vehicle ahead on the same route, and stops where junctions.right_of_way says to wait.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ BRAKE = 9.0  # m/s^2 at full brake
 HAND_BRAKE = 6.0
 MAX_REVERSE = 6.0
 MAX_SPEED = 30.0
+HEADWAY_S = 1.3  # the autopilot's time gap to the car ahead (and to a stop line)
 
 # kind -> (length, width, wheelbase)
 SIZES = {"car": (4.5, 1.9, 2.8), "truck": (7.2, 2.5, 4.5), "bus": (11.0, 2.6, 6.0)}
@@ -48,6 +49,8 @@ class Vehicle:
     route: list[int] = field(default_factory=list)
     index: int = 0  # sample index on route[0]
     seed: int = 0
+    holds: int = -1  # the junction this car may cross (junctions.right_of_way), -1 none
+    waiting_since: int = -1  # the tick it began waiting at a junction's entry line, -1 not waiting
 
     def __post_init__(self) -> None:
         self.prev = (self.x, self.y, self.yaw)
@@ -178,23 +181,27 @@ def _route_point(v: Vehicle, town: Town, ahead: float) -> tuple[float, float, fl
     return float(lane.points[-1, 0]), float(lane.points[-1, 1]), kmax
 
 
-def route_gap(v: Vehicle, town: Town, occupancy: dict[int, list[tuple[float, int]]], horizon: float = 40.0) -> float:
-    """Distance along v's route to the nearest other vehicle ahead (inf if none within horizon)."""
+def route_gap(v: Vehicle, town: Town, occupancy: dict[int, list[tuple[float, int, float]]],
+              horizon: float = 40.0) -> float:
+    """Bumper-to-bumper distance along v's route to the nearest other vehicle ahead (inf if none
+    within horizon). ``occupancy`` maps a lane to its (arc length, vehicle id, half length) entries; a
+    bus is 11 m long, so the gap between centres alone let a car behind one drive into it."""
     offset = -town.lanes[v.route[0]].s[v.index]
     for n, lane_id in enumerate(v.route):
-        for s, other in occupancy.get(lane_id, ()):
+        for s, other, half_length in occupancy.get(lane_id, ()):
             if other != v.id and (n > 0 or s + offset > 0.0):
                 gap = s + offset
                 if gap < horizon:
-                    return gap
+                    return gap - half_length - v.size[0] / 2.0
         offset += town.lanes[lane_id].length
         if offset > horizon:
             break
     return math.inf
 
 
-def autopilot(v: Vehicle, town: Town, occupancy: dict) -> Control:
-    """Pure-pursuit steering and a P speed controller toward a curve- and gap-limited target speed."""
+def autopilot(v: Vehicle, town: Town, occupancy: dict, stop_in: float = math.inf) -> Control:
+    """Pure-pursuit steering and a P speed controller toward a curve- and gap-limited target speed;
+    ``stop_in`` is the distance from the car's front to a line it must stop at (a junction to wait for)."""
     _localize(v, town)
     _, _, wheelbase = v.size
     lookahead = min(14.0, max(4.5, 0.9 * abs(v.speed) + 3.0))
@@ -207,8 +214,9 @@ def autopilot(v: Vehicle, town: Town, occupancy: dict) -> Control:
     target = v.cruise
     if max(kmax, kfar) > 1e-6:
         target = min(target, math.sqrt(2.2 / max(kmax, kfar)))
-    gap = route_gap(v, town, occupancy) - v.size[0]
-    target = min(target, max(0.0, (gap - 3.0) / 1.3))
+    gap = route_gap(v, town, occupancy)
+    # Speed = distance / headway: slow down in proportion, standing 3 m behind a car, 1 m before a line.
+    target = min(target, max(0.0, (gap - 3.0) / HEADWAY_S), max(0.0, (stop_in - 1.0) / HEADWAY_S))
     err = target - v.speed
     if target < 0.1 and v.speed < 0.5:
         return Control(throttle=0.0, steer=steer, brake=1.0)

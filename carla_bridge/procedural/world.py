@@ -13,6 +13,7 @@ from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, Sourc
 from carla_bridge.procedural.config import WEATHER_NAMES, WEATHERS, WorldConfig
 from carla_bridge.procedural.crowd import Crowd
 from carla_bridge.procedural.ground import build_ground
+from carla_bridge.procedural.junctions import right_of_way
 from carla_bridge.procedural.kernel import P_CX, P_CY, P_HX, P_HY, P_COLS, render_kernel
 from carla_bridge.procedural.materials import GROUND_LABELS, make_noise_table
 from carla_bridge.procedural.scenery import build_grid, build_scenery
@@ -231,18 +232,19 @@ class ProceduralWorld(SourceBase):
         if not is_real(dt, finite=True) or not 0 < dt <= 1.0:
             raise ValueError(f"dt must be a finite number of seconds in (0, 1], got {dt!r}")
         dt = float(dt)
-        occupancy: dict[int, list[tuple[float, int]]] = {}
+        occupancy: dict[int, list[tuple[float, int, float]]] = {}  # lane -> (s, id, half length)
         for v in self.vehicles.values():
             if v.autopilot and v.route:
                 lane, idx = v.route[0], v.index
             else:
                 lane, idx = self.town.nearest_lane(v.x, v.y, v.yaw)
-            occupancy.setdefault(lane, []).append((float(self.town.lanes[lane].s[idx]), v.id))
+            occupancy.setdefault(lane, []).append((float(self.town.lanes[lane].s[idx]), v.id, v.size[0] / 2.0))
         for lane_list in occupancy.values():
             lane_list.sort()
+        stops = right_of_way(self.vehicles.values(), self.town, self._index)
         for v in self.vehicles.values():
             v.prev = (v.x, v.y, v.yaw)
-            control = autopilot(v, self.town, occupancy) if v.autopilot else v.control
+            control = autopilot(v, self.town, occupancy, stops.get(v.id, math.inf)) if v.autopilot else v.control
             if v.autopilot:
                 control = dataclasses.replace(control, autopilot=True)
             v.applied = control
