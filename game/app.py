@@ -110,7 +110,8 @@ class App:
                   f"not a photo.\n{bar}", file=sys.stderr, flush=True)
 
     def run(self) -> int:
-        """Tick until something ends the drive; always tears down. Returns the exit code."""
+        """Tick until something ends the drive; always tears down. Returns the exit code (130 when Ctrl+C
+        or SIGTERM stopped it before its --frames)."""
         previous = catch_stop_signals(self)
         if TERMINATED_AT_START_UP:  # a SIGTERM during start-up that a library swallowed: honour it now
             self.stop_requested = TERMINATED_AT_START_UP.pop()
@@ -121,6 +122,8 @@ class App:
                 pass
             if self.stop_requested:
                 print(f"{SIGNAL_NAMES.get(self.stop_requested, 'signal')}: closing")
+                if self.cut_short:  # a script's --frames run that a signal ended early is not done
+                    code = 130
         except KeyboardInterrupt:  # a second Ctrl+C, or one before the handler was installed
             print("Ctrl+C: closing")
         except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
@@ -182,11 +185,20 @@ class App:
         for thread in self.finishing:
             thread.join()
 
+    @property
+    def cut_short(self) -> bool:
+        """Ctrl+C or SIGTERM ended a drive before its --frames (ending an open-ended drive so is normal)."""
+        return bool(self.stop_requested and self.config.frames and self.ticks < self.config.frames)
+
     def _write_report(self) -> None:
         if self.config.profile:
             report_dir = self.config.report or stamped("reports")
+            # The report says whether the run measured what was asked (game.profiler.report.run_status).
+            ended_by = SIGNAL_NAMES.get(self.stop_requested) if self.stop_requested else None
+            meta = {**session_meta(self), "resolution": list(self.size),
+                    "frames_requested": self.config.frames, "ended_by": ended_by}
             # write_report prints the table and where the files went; no second line here
-            self.profiler.write_report(report_dir, {**session_meta(self), "resolution": list(self.size)})
+            self.profiler.write_report(report_dir, meta)
 
     def _close_renderer(self) -> None:
         close = getattr(self.renderer, "close", None)

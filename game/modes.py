@@ -56,11 +56,18 @@ def run_backend_comparison(config: GameConfig) -> int:
     size = config.res or (_replay_size(config) if config.replay else default_resolution(model.preset, device))
     check_size(model, size, "--res" if config.res or not config.replay else f"--replay {config.replay}")
     frames = config.frames or 120
-    run_comparison(model.model, size, frames=frames, warmup_frames=warmup_frames(frames), session=config.replay,
-                   seed=config.seed or 0, device=config.device, precision=config.precision,
-                   report_dir=config.report or stamped("reports"),  # the default --help promises
-                   meta={"model": model.label, "model_path": str(model.path) if model.path else None,
-                         "untrained": model.untrained})
+    report_dir = config.report or stamped("reports")  # the default --help promises
+    try:
+        rows = run_comparison(model.model, size, frames=frames, warmup_frames=warmup_frames(frames),
+                              session=config.replay, seed=config.seed or 0, device=config.device,
+                              precision=config.precision, report_dir=report_dir,
+                              meta={"model": model.label, "model_path": str(model.path) if model.path else None,
+                                    "untrained": model.untrained})
+    except OSError as error:  # the disk filled up, or the folder went away, while writing a report
+        raise LaunchError(f"--report {report_dir}: {error}") from None
+    if all(row.get("error") for row in rows):  # nothing measured: a script must not take it as done
+        print("error: no backend could be measured (see 'failed or not run' above)", file=sys.stderr)
+        return 1
     return 0
 
 

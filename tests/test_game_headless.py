@@ -200,3 +200,49 @@ def test_a_lost_source_ends_the_drive_and_the_session_says_why(make_app, headles
     # the recording itself is whole: the first frame (from reset) and the three steps before the loss
     assert meta["closed"] and meta["error"] is None and meta["frames"] == 4
     assert meta["ended_by"] == "source lost: the CARLA server at 127.0.0.1:2000 stopped answering"
+
+
+def test_a_profile_stopped_before_its_frames_says_so_and_fails(make_app, headless_env):
+    """SIGTERM (a CI timeout) after 3 of 50 --frames used to exit 0 with a report that read as done."""
+    import json
+    import signal
+
+    from game.loop import tick
+
+    pytest.importorskip("game.profiler")
+    app = make_app("--headless", "--frames", "50", "--profile", "--report", "cut")
+    for _ in range(3):
+        assert tick(app)
+    app.stop_requested = signal.SIGTERM  # as the handler sets it
+    assert app.run() == 130
+    run = json.loads((headless_env / "cut" / "report.json").read_text())["run"]
+    assert run == {"frames_requested": 50, "ended_by": "SIGTERM", "cut_short": True}
+
+
+def test_backend_all_fails_when_no_backend_could_be_measured(headless_env, tiny_model_path, monkeypatch, capsys):
+    pytest.importorskip("game.profiler")
+    import game.profiler.compare
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel image for this GPU")
+
+    monkeypatch.setattr(game.profiler.compare, "_run_backend", broken)
+    code = main(parse_args(["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES,
+                            "--frames", "4", "--device", "cpu", "--report", "none"]))
+    assert code == 1 and "no backend could be measured" in capsys.readouterr().err  # was exit 0
+
+
+def test_backend_all_names_the_report_a_full_disk_stopped(headless_env, tiny_model_path, monkeypatch, capsys):
+    pytest.importorskip("game.profiler")
+    import errno
+
+    import game.profiler.compare
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, f"cannot write {path} (No space left on device)")
+
+    monkeypatch.setattr(game.profiler.compare, "write_text_safely", full)
+    code = main(parse_args(["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES,
+                            "--frames", "4", "--device", "cpu", "--report", "disk"]))
+    err = capsys.readouterr().err
+    assert code == 2 and "--report disk" in err and "No space left" in err and "Traceback" not in err

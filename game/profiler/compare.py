@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from game.profiler.files import write_text_safely
 from game.profiler.hooks import timed_render
 from game.profiler.machine import machine_info
 from game.profiler.profiler import Profiler
@@ -59,27 +60,47 @@ def comparison_frames(size: tuple[int, int], count: int, session: str | Path | N
     return frames
 
 
-def _run_backend(frames: Sequence[Any], model: Any, size: tuple[int, int], backend: str,
-                 device: str | None, precision: str, warmup_frames: int, use_cuda: bool,
-                 ) -> tuple[Profiler, Any, np.ndarray | None]:
+class _Run:
+    """One backend's run so far: what Ctrl+C in the middle of it leaves to report."""
+
+    def __init__(self, warmup_frames: int, use_cuda: bool) -> None:
+        self.profiler = Profiler(enabled=True, warmup_frames=warmup_frames, use_cuda=use_cuda)
+        self.renderer: Any = None
+        self.image: np.ndarray | None = None
+
+
+def _run_backend(run: _Run, frames: Sequence[Any], model: Any, size: tuple[int, int], backend: str,
+                 device: str | None, precision: str) -> None:
     from neural_render.runtime import Renderer
 
     # Backends may convert a module in place (dtype, device, channels_last): give each its own copy.
     own_model = model if isinstance(model, (str, Path)) else copy.deepcopy(model)
-    renderer = Renderer(own_model, backend=backend, device=device, precision=precision, size=size)
-    profiler = Profiler(enabled=True, warmup_frames=warmup_frames, use_cuda=use_cuda)
-    image = None
+    run.renderer = renderer = Renderer(own_model, backend=backend, device=device, precision=precision, size=size)
+    profiler = run.profiler
     try:
         renderer.reset()
         for frame in frames:
             profiler.begin_frame()
-            image = timed_render(profiler, renderer, frame)
+            run.image = timed_render(profiler, renderer, frame)
             profiler.end_frame()
     finally:
         close = getattr(renderer, "close", None)
         if callable(close):
             close()
-    return profiler, renderer, image
+
+
+def _stop_name(stop: KeyboardInterrupt) -> str:
+    # game.signals raises SIGTERM as Terminated, a KeyboardInterrupt subclass
+    return "SIGTERM" if type(stop).__name__ == "Terminated" else "Ctrl+C"
+
+
+def _why_missing(backend: str, device: str | None) -> str:
+    """A short reason a backend is not available (its package, or the GPU it needs)."""
+    import importlib.util
+
+    if importlib.util.find_spec(backend) is None:
+        return "not installed"
+    return "needs a CUDA GPU" if backend == "tensorrt" or str(device).startswith("cuda") else "unavailable"
 
 
 def compare_backends(
@@ -99,7 +120,10 @@ def compare_backends(
     frames: SceneFrames (see comparison_frames); model: a Vid2VidGenerator or a .safetensors path;
     backends: default neural_render.runtime.available_backends(device). Returns one dict per backend:
     backend, device, precision, frames, warmup_skipped, p50, p95, p99, mean (end-to-end render ms),
-    fps, stages_p50 {stage: p50 ms}, mean_abs_diff (vs the first backend's last image), error (or None).
+    fps, stages_p50 {stage: p50 ms}, mean_abs_diff (vs the first backend's last image), error (or None),
+    cut_short (or None). Ctrl+C or SIGTERM (KeyboardInterrupt) stops the comparison: the backend in
+    progress keeps the frames it rendered, the rest are "not run", the table and files are written as
+    usual, and the KeyboardInterrupt is raised again.
     With report_dir, each backend's full report goes to report_dir/<backend>/ and the rows to
     report_dir/comparison.json ({"meta": what was measured and on what machine, "rows": ...}).
     """
@@ -114,20 +138,40 @@ def compare_backends(
         missing = [name for name in BACKENDS if name not in backends]  # said, not silently left out
     rows: list[dict[str, Any]] = []
     reference: np.ndarray | None = None
+    stopped: KeyboardInterrupt | None = None  # Ctrl+C / SIGTERM: report what was measured, then re-raise
     for backend in backends:
-        row: dict[str, Any] = {"backend": backend, "device": device, "precision": precision, "error": None}
-        try:
-            use_cuda = bool(device and str(device).startswith("cuda"))
-            profiler, renderer, image = _run_backend(frames, model, size, backend, device, precision,
-                                                     warmup, use_cuda)
-        except Exception as error:  # one broken backend must not hide the others' figures
-            row["error"] = f"{type(error).__name__}: {error}"
+        row: dict[str, Any] = {"backend": backend, "device": device, "precision": precision, "error": None,
+                               "cut_short": None}
+        if stopped is not None:
+            row["error"] = f"not run: the comparison was stopped ({_stop_name(stopped)})"
             rows.append(row)
             continue
+        run = _Run(warmup, use_cuda=bool(device and str(device).startswith("cuda")))
+        try:
+            _run_backend(run, frames, model, size, backend, device, precision)
+        except (KeyboardInterrupt, Exception) as error:
+            # A signal can come back wrapped by a library (onnxruntime's ImportError on start-up)
+            from game.signals import interruption_in
+
+            stopped = interruption_in(error)
+            if stopped is None:  # one broken backend must not hide the others' figures
+                row["error"] = f"{type(error).__name__}: {error}"
+                rows.append(row)
+                continue
+            done = run.profiler.frames_completed
+            row["cut_short"] = f"stopped by {_stop_name(stopped)} after {done} of {len(frames)} frames"
+            if run.renderer is None or not done:
+                row["error"] = f"not measured: {row['cut_short']}"
+                rows.append(row)
+                continue
+        profiler, renderer, image = run.profiler, run.renderer, run.image
         run_meta = {**(meta or {}), "backend": getattr(renderer, "backend_name", backend),
                     "device": getattr(renderer, "device_name", device),
                     "precision": getattr(renderer, "precision", precision),
-                    "model": getattr(renderer, "model_name", None), "resolution": size}
+                    # the caller's label ("tiny UNTRAINED") over the renderer's bare preset name
+                    "model": (meta or {}).get("model") or getattr(renderer, "model_name", None), "resolution": size,
+                    "frames_requested": len(frames),
+                    "ended_by": _stop_name(stopped) if stopped is not None else None}
         if report_dir is not None:
             report = write_report(profiler, Path(report_dir) / backend, run_meta, quiet=True)
         else:
@@ -140,7 +184,7 @@ def compare_backends(
             "fps": report["fps"], "stages_p50": {k: v["p50"] for k, v in report["stages"].items()},
             "mean_abs_diff": None,
         })
-        if image is not None:
+        if image is not None and stopped is None:  # a cut-short run's last image is another frame
             image = np.asarray(image)
             if reference is None:
                 reference = image
@@ -152,18 +196,24 @@ def compare_backends(
               f"{warmup} warm-up frames skipped per backend; end-to-end render latency in ms")
         print(comparison_table(rows))
         if missing:
-            print(f"not available on {device or 'this machine'} (not compared): {', '.join(missing)}")
+            print(f"not available on {device or 'this machine'} (not compared): "
+                  + ", ".join(f"{name} ({_why_missing(name, device)})" for name in missing))
+        if stopped is not None:
+            print(f"cut short by {_stop_name(stopped)}: the rows above are what was measured before it")
     if report_dir is not None:
         # What the rows were measured on and with, so the file stands alone (each backend's own
         # report.json beside it has the full detail).
         about = {**(meta or {}), "resolution": list(size), "frames": len(frames), "warmup_frames": warmup,
                  "latency": "end-to-end render (Renderer.render) in ms; the source is not timed: every "
-                            "backend gets the same prepared frames", "machine": machine_info()}
+                            "backend gets the same prepared frames", "machine": machine_info(),
+                 "cut_short": None if stopped is None else f"stopped by {_stop_name(stopped)}"}
         Path(report_dir).mkdir(parents=True, exist_ok=True)
-        (Path(report_dir) / COMPARISON_FILE).write_text(
-            json.dumps({"meta": about, "rows": rows}, indent=2, default=str) + "\n")
+        write_text_safely(Path(report_dir) / COMPARISON_FILE,
+                          json.dumps({"meta": about, "rows": rows}, indent=2, default=str) + "\n")
         if not quiet:
             print(f"report: {report_dir} ({COMPARISON_FILE}, and one folder per backend)")
+    if stopped is not None:
+        raise stopped  # the caller still learns the run was stopped (the launcher exits 130)
     return rows
 
 

@@ -29,10 +29,17 @@ def plot_latency(
     title: str = "",
 ) -> Path:
     """Write the figure. frames: measured frame indices; stage_ms: {stage: {frame: ms}}."""
+    path = Path(path)
+    latency_figure(frames, stage_ms, e2e_ms, title).savefig(path, format="png")
+    return path
+
+
+def latency_figure(frames: list[int], stage_ms: dict[str, dict[int, float]], e2e_ms: dict[int, float],
+                   title: str = "") -> Any:
+    """The matplotlib Figure plot_latency writes (kept apart so its contents can be checked)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    path = Path(path)
     x = np.asarray(frames, dtype=np.int64)
     # Timeline: only canonical stages are stacked (they do not nest inside each other); the rest of
     # the end-to-end time (loop overhead, HUD, nested helper spans) shows as "other".
@@ -52,7 +59,8 @@ def plot_latency(
     if len(x):
         ax.stackplot(x, *layers, other, labels=[*stacked, "other"],
                      colors=[_COLOURS[s] for s in stacked] + [_OTHER], step="mid")
-        ax.plot(x, e2e, color=_E2E, linewidth=0.8, label=END_TO_END)
+        # Drawn in steps like the stack: a plain line cuts diagonally across a one-frame spike.
+        ax.plot(x, e2e, color=_E2E, linewidth=0.8, label=END_TO_END, drawstyle="steps-mid")
         top = np.nanmax(np.concatenate([e2e, total + other]))
         ax.set_ylim(0, 1.3 * top if np.isfinite(top) and top > 0 else 1.0)  # headroom for the legend
         ax.legend(loc="upper right", ncols=min(len(stacked) + 2, 8), fontsize=8)
@@ -73,7 +81,7 @@ def plot_latency(
                 sub.axvline(percentile(values, q), color="black", linestyle=style, linewidth=0.8)
         sub.set_title(f"{name} (p50 -, p95 --, p99 ..)", fontsize=9)
         sub.set_xlabel("ms", fontsize=8)
+        sub.set_ylabel("frames", fontsize=8)  # a histogram's height is a count of frames
         sub.tick_params(labelsize=7)
-    fig.savefig(path, format="png")
-    return path
+    return fig
 

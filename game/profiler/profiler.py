@@ -233,13 +233,24 @@ class Profiler:
         return len(self.frame_begin_ns)
 
     @property
+    def frames_completed(self) -> int:
+        """Frames that reached end_frame. A replay that runs out begins one more frame (its source
+        step raises), and a second Ctrl+C can cut one mid-way: those are begun, never completed."""
+        return sum(end is not None for end in self.frame_end_ns)
+
+    @property
+    def frames_unfinished(self) -> int:
+        return self.frames_recorded - self.frames_completed
+
+    @property
     def warmup_skipped(self) -> int:
-        return min(self.warmup_frames, self.frames_recorded)
+        """Completed frames left out as warm-up (an unfinished one was never measured at all)."""
+        return sum(end is not None for end in self.frame_end_ns[:self.warmup_frames])
 
     def measured_frames(self) -> list[int]:
         """Indices of completed frames past the warm-up."""
         return [
-            i for i in range(self.warmup_skipped, self.frames_recorded) if self.frame_end_ns[i] is not None
+            i for i in range(self.warmup_frames, self.frames_recorded) if self.frame_end_ns[i] is not None
         ]
 
     def stage_names(self) -> list[str]:

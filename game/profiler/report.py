@@ -2,8 +2,9 @@
 latency.png) and the console table.
 
 report.json (schema "neural-drive/profile-report/1"), times in milliseconds:
-  frames: {recorded, warmup_skipped, measured}; fps (measured frames / wall time from the first
-  measured begin_frame to the last measured end_frame); fps_from_p50 (1000 / end-to-end p50);
+  frames: {recorded (completed frames), warmup_skipped, measured}; unfinished_frames (begun, never
+  ended: not in any figure); run: {frames_requested, ended_by, cut_short} (from meta); fps (measured
+  frames / wall time from the first measured begin_frame to the last measured end_frame); fps_from_p50 (1000 / end-to-end p50);
   stages: {stage: summary}; end_to_end: summary; device_ms: {stage: summary} (CUDA events, when
   profiled on CUDA, on every device_sampled_every_n_frames-th frame); summary = {count, mean, stdev, min, p50, p90, p95, p99, max} (stats.py);
   backend, device, precision, model, resolution, source (copied from meta); meta (all of it);
@@ -16,6 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from game.profiler.files import write_text_safely
 from game.profiler.machine import machine_info
 from game.profiler.stats import PERCENTILE_METHOD, STDEV_METHOD, summarize
 from game.profiler.table import stage_table
@@ -32,6 +34,16 @@ def _resolution_text(value: Any) -> Any:
     if isinstance(value, (tuple, list)) and len(value) == 2:
         return f"{int(value[0])}x{int(value[1])}"
     return value
+
+
+def run_status(completed: int, meta: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether the run measured all it was asked to. The caller says what was asked and what ended it
+    (meta "frames_requested": --frames or None, "ended_by": e.g. "SIGTERM" or None). Ctrl+C ending an
+    open-ended drive is its normal end; a run that stops before its --frames is cut short."""
+    meta = meta or {}
+    requested = meta.get("frames_requested")
+    return {"frames_requested": requested, "ended_by": meta.get("ended_by"),
+            "cut_short": requested is not None and completed < requested}
 
 
 def collect(profiler: Profiler) -> dict[str, Any]:
@@ -66,11 +78,13 @@ def build_report(profiler: Profiler, meta: dict[str, Any], data: dict[str, Any] 
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "unit": "ms",
-        "frames": {
-            "recorded": profiler.frames_recorded,
+        "frames": {  # recorded = warmup_skipped + measured: completed frames only
+            "recorded": profiler.frames_completed,
             "warmup_skipped": profiler.warmup_skipped,
             "measured": len(frames),
         },
+        "unfinished_frames": profiler.frames_unfinished,
+        "run": run_status(profiler.frames_completed, meta),
         "fps": fps,
         "fps_from_p50": round(1000.0 / end_to_end["p50"], 3) if end_to_end["p50"] else None,
         "end_to_end_name": data["end_to_end_name"],
@@ -103,7 +117,7 @@ def write_report(profiler: Profiler, directory: str | Path, meta: dict[str, Any]
                          "pass a writable --report DIR") from error
     data = collect(profiler)
     report = build_report(profiler, meta, data)
-    (directory / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    write_text_safely(directory / REPORT_FILE, json.dumps(report, indent=2, default=str) + "\n")
     write_trace(profiler, directory / TRACE_FILE, {k: report[k] for k in META_FIELDS})
     title = (f"{report.get('model')}: {report.get('backend')} / {report.get('device')} / {report.get('resolution')}: "
              f"{len(data['frames'])} frames, {report['frames']['warmup_skipped']} warm-up skipped")

@@ -24,8 +24,14 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
+        if 0 < abs(value) < 0.005:  # a few microseconds: "0.00" would read as "did not run"
+            return "<0.01" if value > 0 else ">-0.01"
         return f"{value:.2f}"
     return str(value)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 STAGE_COLUMNS = ("count", "mean", "stdev", "p50", "p90", "p95", "p99", "max")
@@ -44,12 +50,17 @@ def stage_table(report: dict[str, Any]) -> str:
     head = (
         f"latency (ms) - backend {report.get('backend')} on {report.get('device')}, "
         f"{report.get('precision')}, {report.get('resolution')}, source {report.get('source')}\n"
-        f"{frames['measured']} frames measured, {frames['warmup_skipped']} warm-up frames skipped, "
-        f"{'-' if fps is None else f'{fps:.1f}'} fps (measured frames / wall time, over every stage below)"
+        f"{_plural(frames['measured'], 'frame')} measured, {_plural(frames['warmup_skipped'], 'warm-up frame')} "
+        f"skipped, {'-' if fps is None else f'{fps:.1f}'} fps (measured frames / wall time, over every stage below)"
     )
     if report.get("device_ms"):
         every = report.get("device_sampled_every_n_frames") or 1
-        head += f"; device (CUDA event) times sampled on every {every}th frame" if every > 1 else ""
+        head += f"; device (CUDA event) times sampled on 1 frame in {every}" if every > 1 else ""
+    run = report.get("run") or {}
+    if run.get("cut_short"):
+        by = f" by {run['ended_by']}" if run.get("ended_by") else ""
+        head += (f"\ncut short{by} after {frames['recorded']} of {run['frames_requested']} requested frames: "
+                 "the figures cover the frames measured before it stopped")
     return head + "\n" + format_table(["stage", *STAGE_COLUMNS], rows)
 
 
@@ -64,7 +75,21 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
             body.append([row["backend"], row.get("device"), row.get("precision"), 0]
                         + [None] * 5)
             continue
-        body.append([row.get(key) for key in COMPARE_COLUMNS])
-    text = format_table(COMPARE_COLUMNS, body)
+        cells = [row.get(key) for key in COMPARE_COLUMNS]
+        if row.get("cut_short"):  # fewer frames than the others: say so on its own line
+            cells[0] = f"{row['backend']} (cut short)"
+        body.append(cells)
+    text = format_table(COMPARE_COLUMNS, body) + fastest_line(rows)
     errors = [f"  {r['backend']}: {r['error']}" for r in rows if r.get("error")]
-    return text + ("\nfailed:\n" + "\n".join(errors) if errors else "")
+    return text + ("\nfailed or not run:\n" + "\n".join(errors) if errors else "")
+
+
+def fastest_line(rows: Sequence[dict[str, Any]]) -> str:
+    """'fastest: X (p50 ... ms, N.Nx faster than the runner-up Y)' over the rows that measured frames;
+    '' with fewer than two. By end-to-end p50: the typical frame, which one slow outlier does not move."""
+    timed = sorted((r for r in rows if not r.get("error") and r.get("p50")), key=lambda r: r["p50"])
+    if len(timed) < 2:  # one backend measured is no comparison
+        return ""
+    best, runner_up = timed[0], timed[1]
+    return (f"\nfastest: {best['backend']} (p50 {best['p50']:.2f} ms, "
+            f"{runner_up['p50'] / best['p50']:.1f}x faster than {runner_up['backend']})")

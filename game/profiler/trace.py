@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from game.profiler.files import write_text_safely
+
 if TYPE_CHECKING:
     from game.profiler.profiler import Profiler
 
@@ -94,5 +96,5 @@ def build_trace(profiler: Profiler, meta: dict[str, Any] | None = None) -> dict[
 def write_trace(profiler: Profiler, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
     path = Path(path)
     trace = build_trace(profiler, meta)
-    path.write_text(json.dumps(trace, default=str, separators=(",", ":")), encoding="utf-8")
+    write_text_safely(path, json.dumps(trace, default=str, separators=(",", ":")))
     return path
