@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                          "name one, e.g. max-autotune); tensorrt: CUDA graphs; onnxruntime: nothing")
     ap.add_argument("--frames", type=arg_types.positive_int, default=100, help="timed frames")
     ap.add_argument("--warmup", type=arg_types.non_negative_int, default=10, help="untimed frames first")
-    ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init)")
+    ap.add_argument("--model", default=None, help=".safetensors checkpoint or a training run's folder (default: random init)")
     ap.add_argument("--end-to-end", action="store_true", help="time Renderer.render, host uint8 in and out")
     ap.add_argument("--threads", type=arg_types.positive_int, default=None,
                     help="CPU threads (onnxruntime model-only, torch cpu)")

@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     prefer_one_numba_thread()  # numba's spinning pool starves torch in this process
     p = argparse.ArgumentParser(prog="python -m neural_render.evaluate", description=__doc__,
                                 formatter_class=arg_types.HelpFormatter)
-    p.add_argument("--model", required=True, help="generator .safetensors (e.g. models/cpu.safetensors)")
+    p.add_argument("--model", required=True, help="the generator: .safetensors (e.g. models/cpu.safetensors) or a training run's folder")
     add_drive_options(p)
     p.add_argument("--split", choices=SPLITS, default="test",
                    help="test: the held-out seeds every reported figure uses (default); validation: the seeds "

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"generator preset (default: the --model checkpoint's; {DEFAULT_PRESET} without --model); "
                          f"with --model it must match the checkpoint")
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT (static in the graph)")
-    ap.add_argument("--model", default=None, help=".safetensors checkpoint (default: random init, seed 0)")
+    ap.add_argument("--model", default=None, help=".safetensors checkpoint or a training run's folder (default: random init, seed 0)")
     ap.add_argument("--out", default=None, help="output .onnx (default: the cache directory)")
     ap.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])

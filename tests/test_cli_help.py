@@ -26,3 +26,18 @@ def test_help_shows_the_defaults(main, defaults, capsys):
     for default in defaults:
         assert default in out, default
     assert "issue" not in out.lower() and "(default: True)" not in out and "(default: None)" not in out
+
+
+def test_the_stand_in_without_msgpack_names_the_extra():
+    """msgpack comes with the carla extra; without it `python -m carla_bridge.standin` (even --help)
+    ended in a ModuleNotFoundError traceback."""
+    import subprocess
+    import sys
+
+    run = ("import runpy, sys; sys.modules['msgpack'] = None; sys.argv = ['standin'] + sys.argv[1:]; "
+           "runpy.run_module('carla_bridge.standin', run_name='__main__', alter_sys=True)")
+    shown = subprocess.run([sys.executable, "-c", run, "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "--port" in shown.stdout
+    served = subprocess.run([sys.executable, "-c", run, "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert served.returncode == 2 and "pip install -e .[carla]" in served.stderr
+    assert "Traceback" not in served.stderr

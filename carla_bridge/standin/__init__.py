@@ -7,6 +7,14 @@ blueprints, actors (registry, attachment poses), weather, world (episode state a
 methods (the RPC method table), server (wires them up), __main__ (the CLI).
 """
 
-from carla_bridge.standin.server import StandinServer
-
 __all__ = ["StandinServer"]
+
+
+def __getattr__(name: str):
+    # Imported on first use: the server needs msgpack (the `carla` extra), and `python -m
+    # carla_bridge.standin --help` or the protocol module must not fail for want of it.
+    if name == "StandinServer":
+        from carla_bridge.standin.server import StandinServer
+
+        return StandinServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,8 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from carla_bridge.standin.server import StandinServer
-
+    try:
+        from carla_bridge.standin.server import StandinServer
+    except ImportError as error:  # msgpack comes with the carla extra
+        print(f"error: the stand-in server needs msgpack ({error}): pip install -e .[carla]", file=sys.stderr)
+        return 2
     try:
         server = StandinServer(port=args.port, seed=args.seed, size=size, pedestrians=args.pedestrians)
     except OSError as error:  # a port in use: name both, since PORT + 1 is not on the command line

@@ -53,13 +53,13 @@ def sessions_with_rgb(paths: list[Path], speak: bool = True) -> list[Path]:
             continue
         if frame.rgb is None:
             if speak:
-                print(f"[train] skipping session {path}: it has no rgb (record with engine rgb to train on it)")
+                print(f"[train] skipping session {path}: it has no rgb (recorded without --record-rgb)")
             continue
         keep.append(path)
     if not keep:
         raise ValueError(
             "no usable session with rgb: training needs the engine image as the target; "
-            "record sessions with rgb enabled (SessionRecorder(record_rgb=True))"
+            "record them with `python launch.py --record DIR --record-rgb`"
         )
     return keep
 
