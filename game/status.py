@@ -109,6 +109,7 @@ def session_meta(app) -> dict:
     renderer = app.renderer
     return {
         "source": app.source_name,
+        "replay": str(app.config.replay) if app.config.replay else None,  # which session was rendered
         # the seed in use, not --seed: the procedural world picks one when --seed is not given
         "seed": getattr(app.source, "seed", app.config.seed),
         "delta_s": getattr(getattr(app.source, "config", None), "delta_s", None),

@@ -110,11 +110,16 @@ def test_record_then_replay_ends_cleanly(make_app, headless_env):
     sessions = sorted(Path("sessions").iterdir())
     assert len(sessions) == 1 and (sessions[0] / "session.json").exists()
 
-    replay = make_app("--headless", "--source", "replay", "--replay", str(sessions[0]), "--screenshot", "replay.png")
+    replay = make_app("--headless", "--source", "replay", "--replay", str(sessions[0]), "--screenshot", "replay.png",
+                      "--profile", "--report", "replayed")
     assert replay.source_name == "replay" and replay.size == (64, 32)
     assert not replay.keyboard.autopilot  # controls come from the recording
     assert replay.run() == 0  # stops at SessionEnded without --frames
     assert replay.ticks == 5 and (headless_env / "replay.png").exists()
+    import json
+
+    report = json.loads((headless_env / "replayed" / "report.json").read_text())
+    assert report["meta"]["replay"] == str(sessions[0])  # which session the figures are of
 
 
 def test_profile_writes_a_report(make_app, headless_env):
