@@ -133,3 +133,25 @@ def test_busy_towns_have_no_crossing_collisions(seed):
             if road.junction >= 0:
                 arms.setdefault(road.junction, set()).add(road.predecessor)
         assert all(len(a) == 1 for a in arms.values()), arms
+
+
+def test_trucks_and_buses_keep_off_tight_right_turns():
+    """Their bodies pivot about the centre: on a 5.25 m right turn they swept over cars waiting in the
+    opposite lane of the road they turned into."""
+    from carla_bridge.procedural.vehicles import _tight_right_turn
+
+    world = _world(seed=1)
+    town = world.town
+    lanes = [lane for lane in town.lanes if not lane.connector]
+    buses = [world.spawn_vehicle(_pose_before_end(lanes[i], 30.0), kind=kind)
+             for i, kind in zip(range(0, len(lanes), max(1, len(lanes) // 6)), ["bus", "truck"] * 3)]
+    for vid in buses:
+        world.apply_vehicle_control(vid, Control(autopilot=True))
+    taken = set()
+    for _ in range(600):
+        world.advance()
+        for vid in buses:
+            taken.update(world.vehicles[vid].route)
+    connectors = [lane for lane in taken if town.lanes[lane].connector]
+    assert len(connectors) >= 6  # they did cross junctions
+    assert not any(_tight_right_turn(town.lanes[lane]) for lane in connectors)

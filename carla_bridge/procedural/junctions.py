@@ -1,7 +1,9 @@
 """Right of way at junctions for the autopilot: a first-come, first-served reservation per junction.
 
-Without it cars on crossing connector lanes drove through each other (a QA count: 36 overlaps in 3
-drives of 4,000 ticks with 13 cars, one every 17 s of sim time). The rule is the one intersection
+Without it cars on crossing connector lanes drove through each other: 63 overlapping pairs in 6 drives
+of 4,000 ticks (200 s) with 13 vehicles, one every 19 s of sim time. With it, bumper-to-bumper gaps
+(vehicles.route_gap) and trucks and buses kept off tight right turns (vehicles._tight_right_turn): 2,
+both a bus and a truck passing on a curve. The rule is the one intersection
 managers use in their simplest form (Dresner & Stone, "A Multiagent Approach to Autonomous Intersection
 Management", JAIR 31, 2008, sec. 3: the FCFS policy at the granularity of a whole intersection):
 

@@ -163,7 +163,20 @@ def _localize(v: Vehicle, town: Town) -> None:
         v.index = int(np.argmin(d2))
     while len(v.route) < 4:
         succ = town.lanes[v.route[-1]].successors
-        v.route.append(int(succ[int(v.rng.integers(len(succ)))]))
+        draw = int(v.rng.integers(len(succ)))
+        if v.kind != "car":  # trucks and buses
+            wide = [lane for lane in succ if not _tight_right_turn(town.lanes[lane])]
+            succ = wide or succ
+            draw %= len(succ)
+        v.route.append(int(succ[draw]))
+
+
+def _tight_right_turn(lane) -> bool:
+    """A junction's right turn (radius JUNCTION_HALF - LANE_WIDTH / 2 = 5.25 m; a positive curvature
+    turns right in CARLA's left-handed frame). A truck or bus taking it, its body pivoting about its
+    centre, sweeps over the opposite lane of the road it turns into, where cars wait for the junction
+    (every vehicle overlap left in a QA count involved one), so they go straight or left where they can."""
+    return lane.connector and lane.segments[0].curvature > 0.0
 
 
 def _route_point(v: Vehicle, town: Town, ahead: float) -> tuple[float, float, float]:
