@@ -101,12 +101,13 @@ class App:
             if self.config.record_rgb and self.config.record is None:  # no R key to start one with
                 print("note: --record-rgb does nothing here: a headless run records only with --record DIR")
         self.hud.notify(f"source: {self.source_reason}", seconds=5.0)
-        if self.model.untrained:
+        if self.model.untrained or self.model.barely_trained:
             from game.status import banner_text
 
             bar = "!" * 78
+            kind = "an untrained" if self.model.untrained else "a barely trained"
             sys.stdout.flush()
-            print(f"{bar}\n!! {banner_text(self)}\n!! the neural view shows an untrained network's output, "
+            print(f"{bar}\n!! {banner_text(self)}\n!! the neural view shows {kind} network's output, "
                   f"not a photo.\n{bar}", file=sys.stderr, flush=True)
 
     def run(self) -> int:

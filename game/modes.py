@@ -32,6 +32,8 @@ def run_export(config: GameConfig) -> int:
     renderer = make_renderer(model.model, config.backend, config.device, config.precision, size)
     if model.untrained:
         print(f"warning: exporting with an UNTRAINED {model.preset} model", file=sys.stderr)
+    elif model.barely_trained:
+        print(f"warning: exporting with a {model.preset} model trained for only {model.steps} steps", file=sys.stderr)
     try:
         export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
     except (OSError, RuntimeError, *bad_session_errors(True)) as error:  # disk full, ffmpeg gone, a corrupt

@@ -12,11 +12,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from carla_bridge.values import is_int
 from game.cli import GameConfig, LaunchError, retrain_command
 from game.signals import interruption_in
 
 DEFAULT_PRESET = "cpu"
 SHIPPED_PRESETS = ("cpu",)  # presets with trained weights in models/ (see models/cpu.md)
+# The shipped cpu model's validation strips show blobs until a few hundred steps and recognisable
+# roads, trees and sky from about 500 (models/cpu.md: 6,002 steps in all).
+BARELY_TRAINED_STEPS = 500
 
 
 @dataclass
@@ -26,6 +30,13 @@ class ModelChoice:
     path: Path | None
     untrained: bool
     preset: str
+    steps: int | None = None  # training steps, from the checkpoint's metadata (None: not recorded)
+
+    @property
+    def barely_trained(self) -> bool:
+        """Saved after too few steps to look like anything (a test run, a --steps 5 try): the drive says
+        so, as it does for an untrained network, rather than show noise as the model's best."""
+        return self.steps is not None and self.steps < BARELY_TRAINED_STEPS
 
 
 def load_model(config: GameConfig) -> ModelChoice:
@@ -56,7 +67,8 @@ def load_model(config: GameConfig) -> ModelChoice:
         raise LaunchError(f"{flag} {path}: no such file; pass a trained .safetensors (the shipped one is "
                           f"{default_model_path(DEFAULT_PRESET)}), or train one: {retrain_command(preset)}")
     try:
-        stored = read_metadata(path)[0].name
+        stored_config, meta = read_metadata(path)
+        stored = stored_config.name
         if config.preset is not None and stored != config.preset:
             raise LaunchError(f"{flag} {path} holds a '{stored}' generator, not --preset {config.preset}: "
                               f"pass --preset {stored} (or leave --preset out)")
@@ -67,7 +79,9 @@ def load_model(config: GameConfig) -> ModelChoice:
         raise LaunchError(f"{flag}: {_one_line(error)}{retrain}") from None
     model.eval()
     preset = getattr(getattr(model, "config", None), "name", config.preset or "?")
-    return ModelChoice(model, f"{path.stem} ({preset} preset)", path, untrained=False, preset=preset)
+    steps = meta.get("step")
+    steps = int(steps) if is_int(steps) and steps >= 0 else None
+    return ModelChoice(model, f"{path.stem} ({preset} preset)", path, untrained=False, preset=preset, steps=steps)
 
 
 def _one_line(error: Exception) -> str:

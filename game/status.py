@@ -92,8 +92,12 @@ def _profiler_lines(app) -> list[str]:
 
 
 def banner_text(app) -> str | None:
-    if app.model.untrained:
-        return f"UNTRAINED MODEL ({app.model.preset}): train one with  {retrain_command(app.model.preset)}"
+    model = app.model
+    if model.untrained:
+        return f"UNTRAINED MODEL ({model.preset}): train one with  {retrain_command(model.preset)}"
+    if model.barely_trained:
+        return (f"BARELY TRAINED MODEL ({model.preset}, {model.steps} training steps): train it longer "
+                f"(--resume); the shipped cpu model took 6,002")
     return None
 
 
@@ -116,6 +120,7 @@ def session_meta(app) -> dict:
         "model": app.model.label,
         "model_path": str(app.model.path) if app.model.path else None,
         "untrained": app.model.untrained,
+        "training_steps": app.model.steps,
         "preset": app.model.preset,
         "backend": renderer.backend_name,
         "device": renderer.device_name,

@@ -251,3 +251,26 @@ def test_backend_all_names_the_report_a_full_disk_stopped(headless_env, tiny_mod
                             "--frames", "4", "--device", "cpu", "--report", "disk"]))
     err = capsys.readouterr().err
     assert code == 2 and "--report disk" in err and "No space left" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("step, banner", [(3, True), (6002, False), (None, False)])
+def test_a_barely_trained_checkpoint_is_said_like_an_untrained_one(headless_env, capsys, step, banner):
+    """A run saved after a few steps rendered noise under its own name, with no word of warning."""
+    import torch
+
+    from game.status import banner_text
+    from neural_render.checkpoint import save_generator
+    from neural_render.model import build_generator
+
+    torch.manual_seed(0)
+    path = save_generator(build_generator("tiny").eval(), headless_env / "run.safetensors",
+                          meta={} if step is None else {"step": step})
+    app = App(parse_args(["--source", "procedural", "--model", str(path), "--res", RES, "--window", WINDOW,
+                          "--backend", "torch", "--device", "cpu", "--headless", "--frames", "1"]))
+    try:
+        text = banner_text(app)
+        assert (text is not None and f"{step} training steps" in text) == banner
+        assert ("a barely trained network's output" in capsys.readouterr().err) == banner
+        assert app.run() == 0
+    finally:
+        app.close()
