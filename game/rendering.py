@@ -18,8 +18,8 @@ from game.signals import interruption_in
 
 DEFAULT_PRESET = "cpu"
 SHIPPED_PRESETS = ("cpu",)  # presets with trained weights in models/ (see models/cpu.md)
-# The shipped cpu model's validation strips show blobs until a few hundred steps and recognisable
-# roads, trees and sky from about 500 (models/cpu.md: 6,002 steps in all).
+# Fewer steps than this is a try (a test run, `--steps 5`), not a model: under a tenth of the shipped
+# cpu model's 6,002 (models/cpu.md). A round threshold, not a measured quality boundary.
 BARELY_TRAINED_STEPS = 500
 
 
