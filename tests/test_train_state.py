@@ -83,3 +83,11 @@ def test_the_summary_names_the_weights_the_evaluate_command_and_an_unfinished_ru
     out = capsys.readouterr().out
     assert str(tmp_path / "generator.safetensors") in out and f"neural_render.evaluate --model {tmp_path}" in out
     assert "stopped before --steps 50" in out and "--resume" in out
+
+
+def test_the_step_a_run_stops_at_is_logged_between_log_intervals(tmp_path):
+    cfg = _cfg(50, time_limit_min=1e-9)  # stops after the first step
+    cfg.log_every = 10
+    train(cfg, tmp_path, show_progress=False)
+    (record,) = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert record["step"] == 1 and "loss_g" in record  # log.jsonl used to end before the stop, empty here

@@ -81,6 +81,18 @@ def sample_strip(trainer: Trainer, batch, path: Path, frames: int = 4) -> Path:
     return write_png(path, np.concatenate(rows, 0))
 
 
+def _log(log_file, writer, step: int, fps: float | None, logs: dict) -> None:
+    """One log.jsonl line (and the tensorboard scalars) for a step."""
+    # 5 significant digits, not 5 decimals: a decayed learning rate is far below 1e-5.
+    record = {"step": step, "frames_per_s": fps, **{k: float(f"{v:.5g}") for k, v in logs.items()}}
+    log_file.write(json.dumps(record) + "\n")
+    log_file.flush()
+    if writer is not None:
+        for k, v in record.items():
+            if v is not None:
+                writer.add_scalar(f"train/{k}", v, step)
+
+
 def _where(out: Path, step: int, steps: int) -> str:
     """Where the weights are and the next command: a stopped run has to say it is unfinished."""
     text = f"weights (step {step}): {out / RUN_WEIGHTS_FILE}; evaluate: python -m neural_render.evaluate --model {out}"
@@ -263,19 +275,14 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
             fps = round(frames_done / max(time.perf_counter() - t_start, 1e-9), 3) if frames_done else None
             step = trainer.step
             progress.update(step, f"loss {logs['loss_g']:.3f}" + (f" {fps:.2f} frames/s" if fps is not None else ""))
-            if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps):
-                # 5 significant digits, not 5 decimals: a decayed learning rate is far below 1e-5.
-                record = {"step": step, "frames_per_s": fps, **{k: float(f"{v:.5g}") for k, v in logs.items()}}
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
-                if writer is not None:
-                    for k, v in record.items():
-                        if v is not None:
-                            writer.add_scalar(f"train/{k}", v, step)
+            timed_out = deadline is not None and time.monotonic() > deadline
+            stopping = any_rank(stop.requested or timed_out, cfg.device)
+            # The step a run stops at is logged too: between two log intervals its last losses were lost.
+            if dist.is_main and (step % cfg.log_every == 0 or step == cfg.steps or stopping):
+                _log(log_file, writer, step, fps, logs)
             if dist.is_main and cfg.sample_every and step % cfg.sample_every == 0:
                 sample_strip(trainer, batch, out / "samples" / f"step_{step:07d}.png")
-            timed_out = deadline is not None and time.monotonic() > deadline
-            if any_rank(stop.requested or timed_out, cfg.device):
+            if stopping:
                 if dist.is_main:
                     why = "--time-limit" if timed_out and not stop.requested else "signal"
                     print(f"\n[train] stopping at step {step} ({why}); saving", flush=True)
