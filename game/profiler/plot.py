@@ -22,19 +22,20 @@ _E2E = "#111111"
 
 
 def plot_latency(
-    frames: list[int],
-    stage_ms: dict[str, dict[int, float]],
-    e2e_ms: dict[int, float],
+    frames: np.ndarray,
+    stage_ms: dict[str, np.ndarray],
+    e2e_ms: np.ndarray,
     path: str | Path,
     title: str = "",
 ) -> Path:
-    """Write the figure. frames: measured frame indices; stage_ms: {stage: {frame: ms}}."""
+    """Write the figure. frames: measured frame indices; e2e_ms: ms per frame; stage_ms: {stage: ms per
+    frame, NaN where the stage did not run}, all aligned with frames (report.collect)."""
     path = Path(path)
     latency_figure(frames, stage_ms, e2e_ms, title).savefig(path, format="png")
     return path
 
 
-def latency_figure(frames: list[int], stage_ms: dict[str, dict[int, float]], e2e_ms: dict[int, float],
+def latency_figure(frames: np.ndarray, stage_ms: dict[str, np.ndarray], e2e_ms: np.ndarray,
                    title: str = "") -> Any:
     """The matplotlib Figure plot_latency writes (kept apart so its contents can be checked)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -44,8 +45,9 @@ def latency_figure(frames: list[int], stage_ms: dict[str, dict[int, float]], e2e
     # Timeline: only canonical stages are stacked (they do not nest inside each other); the rest of
     # the end-to-end time (loop overhead, HUD, nested helper spans) shows as "other".
     stacked = [s for s in STAGES if s in stage_ms]
-    layers = [np.array([stage_ms[s].get(int(f), 0.0) for f in x]) for s in stacked]
-    e2e = np.array([e2e_ms.get(int(f), np.nan) for f in x])
+    # A stage missing from a frame adds nothing to its stack.
+    layers = [np.nan_to_num(np.asarray(stage_ms[s], dtype=np.float64), nan=0.0) for s in stacked]
+    e2e = np.asarray(e2e_ms, dtype=np.float64)
     total = np.sum(layers, axis=0) if layers else np.zeros(len(x))
     other = np.clip(np.nan_to_num(e2e - total), 0.0, None)
 
@@ -71,9 +73,8 @@ def latency_figure(frames: list[int], stage_ms: dict[str, dict[int, float]], e2e
 
     for k, name in enumerate(hist_names):
         sub = fig.add_subplot(grid[1 + k // ncols, k % ncols])
-        values = np.array(list(e2e_ms.values()) if name == END_TO_END else
-                          [stage_ms[name][f] for f in frames if f in stage_ms[name]])
-        values = values[np.isfinite(values)]
+        values = np.asarray(e2e if name == END_TO_END else stage_ms[name], dtype=np.float64)
+        values = values[np.isfinite(values)]  # drops the frames a stage did not run in (NaN)
         if values.size:
             sub.hist(values, bins=min(50, max(5, values.size // 4)),
                      color=_E2E if name == END_TO_END else _COLOURS.get(name, _OTHER))

@@ -17,6 +17,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from game.profiler.columns import per_frame_sums, span_columns
 from game.profiler.files import write_text_safely
 from game.profiler.machine import machine_info
 from game.profiler.stats import PERCENTILE_METHOD, STDEV_METHOD, summarize
@@ -47,32 +50,42 @@ def run_status(completed: int, meta: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def collect(profiler: Profiler) -> dict[str, Any]:
-    """Per-frame numbers of the measured (post warm-up, completed) frames."""
+    """Per-frame numbers of the measured (post warm-up, completed) frames, as numpy arrays aligned
+    with "frames": e2e_ms[i] is frame frames[i]'s end-to-end time; stage_ms / device_ms map a stage
+    to ms per measured frame, NaN where the stage did not run in that frame. Arrays, not per-frame
+    dicts: a long run has millions of (frame, stage) figures (see columns.py)."""
     from game.profiler.profiler import END_TO_END
 
-    frames = profiler.measured_frames()
-    wanted = set(frames)
-    all_stage_ms = profiler.frame_stage_ms()
-    stage_ms = {
-        name: {f: ms for f, ms in all_stage_ms[name].items() if f in wanted}
-        for name in profiler.stage_names()
-    }
-    e2e_ms = {f: (profiler.frame_end_ns[f] - profiler.frame_begin_ns[f]) / 1e6 for f in frames}
-    device = {name: {f: ms for f, ms in per.items() if f in wanted}
-              for name, per in profiler.device_stage_ms().items()}
+    frames = np.asarray(profiler.measured_frames(), dtype=np.int64)
+    all_stage_ms = per_frame_sums(span_columns(profiler.spans), profiler.frames_recorded)
+    stage_ms = {name: all_stage_ms[name][frames] for name in profiler.stage_names()}
+    begin = np.asarray(profiler.frame_begin_ns, dtype=np.int64)[frames]
+    end = np.fromiter((profiler.frame_end_ns[f] for f in frames.tolist()), dtype=np.int64, count=len(frames))
+    e2e_ms = (end - begin) / 1e6
+    device = {name: _aligned(per, frames) for name, per in profiler.device_stage_ms().items()}
     return {"frames": frames, "stage_ms": stage_ms, "e2e_ms": e2e_ms, "device_ms": device,
             "end_to_end_name": END_TO_END}
+
+
+def _aligned(per_frame: dict[int, float], frames: np.ndarray) -> np.ndarray:
+    """{frame: ms} as an array over frames, NaN for frames missing from the dict."""
+    return np.array([per_frame.get(f, np.nan) for f in frames.tolist()], dtype=np.float64)
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    """The figures of the frames a stage ran in (collect marks the others NaN)."""
+    return values[~np.isnan(values)]
 
 
 def build_report(profiler: Profiler, meta: dict[str, Any], data: dict[str, Any] | None = None) -> dict[str, Any]:
     data = data if data is not None else collect(profiler)
     frames = data["frames"]
-    end_to_end = summarize(data["e2e_ms"].values())
+    end_to_end = summarize(data["e2e_ms"])
     fps = None
     if len(frames) >= 2:
-        wall_ns = profiler.frame_end_ns[frames[-1]] - profiler.frame_begin_ns[frames[0]]
+        wall_ns = profiler.frame_end_ns[int(frames[-1])] - profiler.frame_begin_ns[int(frames[0])]
         fps = round(len(frames) / (wall_ns / 1e9), 3) if wall_ns > 0 else None
-    elif frames and end_to_end["mean"]:
+    elif len(frames) and end_to_end["mean"]:
         fps = round(1000.0 / end_to_end["mean"], 3)
     meta = dict(meta or {})
     report: dict[str, Any] = {
@@ -89,8 +102,8 @@ def build_report(profiler: Profiler, meta: dict[str, Any], data: dict[str, Any] 
         "fps_from_p50": round(1000.0 / end_to_end["p50"], 3) if end_to_end["p50"] else None,
         "end_to_end_name": data["end_to_end_name"],
         "end_to_end": end_to_end,
-        "stages": {name: summarize(per.values()) for name, per in data["stage_ms"].items()},
-        "device_ms": {name: summarize(per.values()) for name, per in data["device_ms"].items()},
+        "stages": {name: summarize(_present(per)) for name, per in data["stage_ms"].items()},
+        "device_ms": {name: summarize(_present(per)) for name, per in data["device_ms"].items()},
         "percentile_method": PERCENTILE_METHOD,
         "stdev_method": STDEV_METHOD,
         "cuda_device": profiler.cuda_device_name,
