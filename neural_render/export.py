@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import sys
 import warnings
@@ -31,6 +32,7 @@ OPSET = 17
 INPUT_NAMES = ("labels", "prev_frames", "flow", "has_history", "has_flow")
 OUTPUT_NAMES = ("image", "image_u8", "next_frames", "next_labels")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+log = logging.getLogger("neural_render.export")
 DEFAULT_PRESET = "cpu"  # what --preset means without --model (random weights); with --model, the file's
 
 
@@ -75,9 +77,13 @@ def step_inputs(model: Vid2VidGenerator, width: int, height: int, dtype: torch.d
 
 
 def export_onnx(model: Vid2VidGenerator, path: str | Path, width: int, height: int,
-                precision: str = "fp32") -> Path:
-    """Export `RenderStep(model)` at a static (width, height) to `path` (ONNX opset 17); returns it."""
-    model.config.check_size(width, height)
+                precision: str = "fp32", stamp: dict[str, str] | None = None) -> Path:
+    """Export `RenderStep(model)` at a static (width, height) to `path` (ONNX opset 17); returns it.
+    The file carries a stamp in its metadata (model hash, size, precision, sha256 of the graph) that
+    `cached_onnx` checks before trusting a cache entry."""
+    from neural_render.runtime.common import check_network_size
+
+    check_network_size(model.config, width, height)
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"export precision must be fp32 or fp16 (strongly typed TensorRT), got '{precision}'")
     dtype = DTYPES[precision]
@@ -88,21 +94,79 @@ def export_onnx(model: Vid2VidGenerator, path: str | Path, width: int, height: i
     step.model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     args = step_inputs(step.model, width, height, dtype)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(step, args, str(tmp), dynamo=False, opset_version=OPSET,
-                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                          do_constant_folding=True)
-    check_graph(tmp)
-    os.replace(tmp, path)  # atomic: a reader never sees a half-written file
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(step, args, str(tmp), dynamo=False, opset_version=OPSET,
+                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                              do_constant_folding=True)
+        _stamp(tmp, stamp or export_stamp(model, width, height, precision))
+        check_graph(tmp)
+        os.replace(tmp, path)  # atomic: a reader never sees a half-written file
+    finally:  # a failed export leaves no .tmp<pid> file behind in the cache
+        tmp.unlink(missing_ok=True)
     return path
+
+
+STAMP_PREFIX = "neural_drive."
+UNSTAMPED = "it carries no export stamp (exported by an older version, or not by us)"
+
+
+def export_stamp(model: Vid2VidGenerator, width: int, height: int, precision: str,
+                 digest: str | None = None) -> dict[str, str]:
+    """What an export of (model, size, precision) is; written into the graph's metadata_props."""
+    return {"model_sha256": digest or model_hash(model), "size": f"{width}x{height}", "precision": precision}
+
+
+def _graph_digest(m) -> str:
+    # GraphProto holds every node and weight (metadata_props live on ModelProto, outside it).
+    return hashlib.sha256(m.graph.SerializeToString()).hexdigest()
+
+
+def _stamp(path: Path, stamp: dict[str, str]) -> None:
+    import onnx
+
+    m = onnx.load(str(path))
+    fields = {**stamp, "graph_sha256": _graph_digest(m)}
+    kept = [p for p in m.metadata_props if not p.key.startswith(STAMP_PREFIX)]
+    del m.metadata_props[:]
+    m.metadata_props.extend(kept)
+    for key, value in fields.items():
+        m.metadata_props.add(key=STAMP_PREFIX + key, value=value)
+    onnx.save(m, str(path))
+
+
+def stamp_problem(path: str | Path, stamp: dict[str, str]) -> str | None:
+    """None when ``path`` is a sound export with ``stamp``; otherwise why it is not (unreadable, not our
+    graph, another model / size / precision, or nodes or weights changed since the export)."""
+    import onnx
+
+    try:
+        m = onnx.load(str(path))
+        _check_model(m, path)
+    except Exception as exc:  # truncated, not ONNX, wrong opset or GridSample
+        return f"not a usable graph ({type(exc).__name__}: {str(exc)[:120]})"
+    found = {p.key[len(STAMP_PREFIX):]: p.value for p in m.metadata_props if p.key.startswith(STAMP_PREFIX)}
+    if not found:
+        return UNSTAMPED
+    for key, value in stamp.items():
+        if found.get(key) != value:
+            return f"{key} is {found.get(key)!r}, expected {value!r}"
+    if found.get("graph_sha256") != _graph_digest(m):
+        return "its nodes or weights changed after the export (corrupt or edited)"
+    return None
 
 
 def check_graph(path: str | Path) -> dict:
     """Assert opset 17 and bilinear/border/align_corners GridSample nodes; returns what it found."""
     import onnx
 
-    m = onnx.load(str(path))
+    return _check_model(onnx.load(str(path)), path)
+
+
+def _check_model(m, path: str | Path) -> dict:
+    import onnx
+
     opset = next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
     grids = []
     for node in m.graph.node:
@@ -123,19 +187,25 @@ def check_graph(path: str | Path) -> dict:
 def cached_onnx(model: Vid2VidGenerator, width: int, height: int, precision: str = "fp32",
                 directory: str | Path | None = None) -> Path:
     """The exported ONNX for (model weights, preset, size, precision), exporting once per key."""
-    key = f"{model.config.name}-{width}x{height}-{precision}-{model_hash(model)[:16]}"
+    digest = model_hash(model)
+    stamp = export_stamp(model, width, height, precision, digest)
+    key = f"{model.config.name}-{width}x{height}-{precision}-{digest[:16]}"
     path = Path(directory or cache_dir()) / f"{key}.onnx"
+    stale = None
     if path.exists():
-        try:
-            check_graph(path)
+        # Not just "does it parse": a file whose weights were changed (disk corruption, a foreign file
+        # under our name, another size's graph) rendered wrong images or failed inside ONNX Runtime.
+        stale = stamp_problem(path, stamp)
+        if stale is None:
             return path
-        except Exception:  # corrupt or foreign file under our name: export again
-            path.unlink(missing_ok=True)
     # Checked only when an export must be written: a read-only cache that already holds it still serves.
     problem = cache_problem(directory)
     if problem:
-        raise CacheError(problem)
-    return export_onnx(model, path, width, height, precision)
+        raise CacheError(f"{problem} (cached {path.name}: {stale})" if stale else problem)
+    if stale:  # an older version's export is expected once after an upgrade; anything else is damage
+        log.log(logging.INFO if stale == UNSTAMPED else logging.WARNING,
+                "export: cached %s is not a sound export (%s); exporting again", path, stale)
+    return export_onnx(model, path, width, height, precision, stamp)
 
 
 def ort_session(path: str | Path, providers: list | None = None):

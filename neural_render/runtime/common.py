@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import re
 import time
 from typing import Protocol
@@ -17,7 +18,7 @@ STAGES = ("preprocess", "upload", "inference", "download")
 def parse_size(text: str | tuple[int, int], flag: str = "--res") -> tuple[int, int]:
     """'256x128' or (256, 128) -> (width, height)."""
     if isinstance(text, (tuple, list)) and len(text) == 2:
-        width, height = int(text[0]), int(text[1])
+        width, height = (_whole(v, flag, text) for v in text)
     else:
         m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
         if not m:
@@ -26,6 +27,29 @@ def parse_size(text: str | tuple[int, int], flag: str = "--res") -> tuple[int, i
     if width <= 0 or height <= 0:
         raise ValueError(f"{flag} '{text}': width and height must be positive")
     return width, height
+
+
+def _whole(value: object, flag: str, text: object) -> int:
+    """One side of a (width, height) pair as an int: a whole number, never a bool, never rounded
+    (int(64.5) quietly gave a 64-pixel renderer; int('a') an error that did not name the size)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, numbers.Real)):
+        raise ValueError(f"{flag} {text!r}: expected (width, height) as two whole numbers, e.g. (256, 128)")
+    if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+        raise ValueError(f"{flag} {text!r}: expected (width, height) as two whole numbers, e.g. (256, 128)")
+    return int(value)
+
+
+def check_network_size(config, width: int, height: int) -> None:
+    """ValueError unless ``config``'s generator can run at width x height: the multiple it needs
+    (GeneratorConfig.check_size) and at least two pixels at the SPADE bottleneck (1 / 2**len(widths)),
+    where instance norm over one pixel fails inside the backend ("Expected more than 1 spatial
+    element when training"): the cpu preset at 8x8, the gpu preset at 16x16."""
+    config.check_size(width, height)
+    scale = 2 ** len(config.widths)
+    if (width // scale) * (height // scale) < 2:
+        m = config.multiple
+        raise ValueError(f"size {width}x{height} is too small for preset '{config.name}': its bottleneck (1/{scale}) "
+                         f"would hold one pixel; use at least {max(m, 2 * scale)}x{m}")
 
 
 def precision_note(flag: str, asked: str, ran: str, backend: str, device: str) -> str | None:
@@ -61,6 +85,18 @@ def check_inputs(labels: object, flow: object, size: tuple[int, int], num_classe
         raise ValueError(f"frame.flow shape {flow.shape}: expected (H, W, 2) = ({height}, {width}, 2)")
     if not np.isfinite(flow).all():
         raise ValueError("frame.flow holds NaN or inf values; fix the source or pass flow=None")
+
+
+def check_frame_cut(cut: object) -> bool:
+    """frame.cut as a bool: True, False, None (no cut), numpy bools and the ints 0 / 1. Anything else is
+    a ValueError: cut='no' used to be truthy and silently dropped the history every frame."""
+    if cut is None:
+        return False
+    if isinstance(cut, (bool, np.bool_)):
+        return bool(cut)
+    if isinstance(cut, numbers.Integral) and int(cut) in (0, 1):
+        return bool(cut)
+    raise ValueError(f"frame.cut must be a bool (True after a camera jump), got {type(cut).__name__} {cut!r:.40}")
 
 
 class Backend(Protocol):

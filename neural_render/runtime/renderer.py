@@ -8,13 +8,14 @@ device. `last_timings` holds perf_counter_ns (start, end) of each stage for the 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import Stage, check_inputs, parse_size
+from neural_render.runtime.common import Stage, check_frame_cut, check_inputs, check_network_size, parse_size
 from neural_render.runtime.select import create_backend
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -26,12 +27,19 @@ class Renderer:
                  preset: str | None = None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision '{precision}': choose one of {PRECISIONS}")
-        if not isinstance(model, Vid2VidGenerator):
+        if isinstance(model, (str, os.PathLike)):
             from neural_render.checkpoint import load_generator
             model = load_generator(model, preset=preset)
-        model = model.eval()
+        elif not isinstance(model, Vid2VidGenerator):
+            raise ValueError(f"model: expected a Vid2VidGenerator or the path of its .safetensors weights, got "
+                             f"{type(model).__name__}")
+        elif preset is not None and model.config.name != preset:
+            raise ValueError(f"preset '{preset}' was asked for but the model is a '{model.config.name}' generator; "
+                             f"pass preset=None or preset='{model.config.name}'")
+        # No model.eval() here: that would flip the caller's module (say, one still training) out of
+        # training mode. Every backend runs its own eval-mode copy (torch: deepcopy; ONNX: export copy).
         self.size = parse_size(size, "size")
-        model.config.check_size(*self.size)
+        check_network_size(model.config, *self.size)
         self.config = model.config
         self.model_name = model.config.name
         self._backend = create_backend(backend, model, self.size, device, precision, compile)
@@ -49,8 +57,12 @@ class Renderer:
 
     @history_enabled.setter
     def history_enabled(self, value: bool) -> None:
-        self._history_enabled = bool(value)
-        self._has_history = False  # turning it back on starts from a fresh frame, not a stale one
+        value = bool(value)
+        if value != getattr(self, "_history_enabled", None):
+            # a change of the switch: turning it back on starts from a fresh frame, not a stale one.
+            # Writing the value it already has (a loop syncing a setting every tick) keeps the history.
+            self._has_history = False
+        self._history_enabled = value
 
     def reset(self) -> None:
         """Drop the history: the next frame is rendered from its labels alone."""
@@ -60,10 +72,13 @@ class Renderer:
     def render(self, frame) -> np.ndarray:
         timings: dict[str, tuple[int, int]] = {}
         with Stage(timings, "preprocess"):
+            if not hasattr(frame, "labels"):
+                raise ValueError(f"frame: expected a SceneFrame (or any object with .labels, .flow and .cut "
+                                 f"attributes), got {type(frame).__name__}; a dict: types.SimpleNamespace(**d)")
             labels = getattr(frame, "labels", None)
             flow = getattr(frame, "flow", None)
             check_inputs(labels, flow, self.size, self.config.num_classes)
-            if getattr(frame, "cut", False):
+            if check_frame_cut(getattr(frame, "cut", False)):
                 self.reset()
             has_history = self._has_history and self._history_enabled
             labels = np.ascontiguousarray(labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 from neural_render.model import Vid2VidGenerator
 from neural_render.runtime.common import log
@@ -18,7 +19,7 @@ def _cuda() -> bool:
         return False
 
 
-def cuda_device_problem(device: str | None) -> str | None:
+def cuda_device_problem(device: str | None, fix: str = "use --device cpu") -> str | None:
     """Why torch cannot use ``device`` ('cuda', 'cuda:N') on this machine, or None (also for the CPU).
     One check for every command line: asking for a GPU that is not there must be an error naming the
     flag, not a traceback (train) or a silent CPU run (bench, launch.py)."""
@@ -28,7 +29,7 @@ def cuda_device_problem(device: str | None) -> str | None:
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
-        return "torch sees no CUDA GPU on this machine; use --device cpu"
+        return f"torch sees no CUDA GPU on this machine; {fix}"
     index = int(str(device).partition(":")[2] or 0)
     if index >= count:
         return f"torch sees {count} CUDA GPU(s): cuda:0 to cuda:{count - 1}"
@@ -77,8 +78,31 @@ def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[s
     return backend, device
 
 
+def library_device(device: object) -> str | None:
+    """The Renderer's ``device`` argument as None, 'cpu', 'cuda' or 'cuda:N' (a torch.device is taken),
+    or a ValueError naming it: 'tpu' or 'cuda:x' used to end in torch's own error, 'meta', 'gpu' or 0
+    in a silent CPU run, and 'cuda' without a GPU in a silent CPU run on every backend but torch."""
+    if device is None:
+        return None
+    import torch
+
+    text = str(device) if isinstance(device, torch.device) else device
+    if isinstance(text, str) and re.fullmatch(r"cpu(:0)?", text):
+        return "cpu"
+    if not isinstance(text, str) or not re.fullmatch(r"cuda(:\d+)?", text):
+        raise ValueError(f"device {device!r}: expected None (pick for me), 'cpu', 'cuda' or 'cuda:N'")
+    problem = cuda_device_problem(text, fix="use device='cpu', or None to pick what is there")
+    if problem:
+        raise ValueError(f"device '{text}': {problem}")
+    return text
+
+
 def create_backend(backend: str, model: Vid2VidGenerator, size: tuple[int, int], device: str | None,
                    precision: str, compile: bool | str = False):
+    device = library_device(device)
+    if backend == "tensorrt" and device == "cpu":
+        raise ValueError("backend 'tensorrt' runs on a CUDA GPU only: use device='cuda', or backend "
+                         "'onnxruntime' / 'torch' on the CPU")
     name, device = resolve_backend(backend, device)
     log.info("runtime: backend %s on %s (%s)", name, device, precision)
     if name == "torch":
