@@ -81,9 +81,7 @@ def export_onnx(model: Vid2VidGenerator, path: str | Path, width: int, height: i
     """Export `RenderStep(model)` at a static (width, height) to `path` (ONNX opset 17); returns it.
     The file carries a stamp in its metadata (model hash, size, precision, sha256 of the graph) that
     `cached_onnx` checks before trusting a cache entry."""
-    from neural_render.runtime.common import check_network_size
-
-    check_network_size(model.config, width, height)
+    model.config.check_size(width, height)
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"export precision must be fp32 or fp16 (strongly typed TensorRT), got '{precision}'")
     dtype = DTYPES[precision]

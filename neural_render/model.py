@@ -78,6 +78,12 @@ class GeneratorConfig:
             raise ValueError(
                 f"size {width}x{height}: preset '{self.name}' needs width and height that are positive "
                 f"multiples of {m} (the nearest: {_nearest_multiple(width, m)}x{_nearest_multiple(height, m)})")
+        scale = 2 ** len(self.widths)  # the SPADE decoder's bottleneck
+        if (width // scale) * (height // scale) < 2:
+            # Instance norm over a single pixel there fails inside the backend ("Expected more than 1
+            # spatial element when training"): the cpu preset at 8x8, gpu at 16x16.
+            raise ValueError(f"size {width}x{height} is too small for preset '{self.name}': its bottleneck "
+                             f"(1/{scale}) would hold one pixel; use at least {max(m, 2 * scale)}x{m}")
 
     def to_dict(self) -> dict:
         return asdict(self)

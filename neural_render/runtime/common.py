@@ -39,19 +39,6 @@ def _whole(value: object, flag: str, text: object) -> int:
     return int(value)
 
 
-def check_network_size(config, width: int, height: int) -> None:
-    """ValueError unless ``config``'s generator can run at width x height: the multiple it needs
-    (GeneratorConfig.check_size) and at least two pixels at the SPADE bottleneck (1 / 2**len(widths)),
-    where instance norm over one pixel fails inside the backend ("Expected more than 1 spatial
-    element when training"): the cpu preset at 8x8, the gpu preset at 16x16."""
-    config.check_size(width, height)
-    scale = 2 ** len(config.widths)
-    if (width // scale) * (height // scale) < 2:
-        m = config.multiple
-        raise ValueError(f"size {width}x{height} is too small for preset '{config.name}': its bottleneck (1/{scale}) "
-                         f"would hold one pixel; use at least {max(m, 2 * scale)}x{m}")
-
-
 def precision_note(flag: str, asked: str, ran: str, backend: str, device: str) -> str | None:
     """The line a tool prints when a backend ran another precision than asked (onnxruntime on the CPU
     runs fp32 only): its figures are of what ran, and the user should not read them as ``asked``."""

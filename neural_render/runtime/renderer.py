@@ -15,13 +15,19 @@ from pathlib import Path
 import numpy as np
 
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import Stage, check_frame_cut, check_inputs, check_network_size, parse_size
+from neural_render.runtime.common import Stage, check_frame_cut, check_inputs, parse_size
 from neural_render.runtime.select import create_backend
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class Renderer:
+    """Labels (+ flow) of each tick in, the generated (H, W, 3) uint8 RGB frame out; see the README's
+    "Use it from your own simulator". ``precision`` is a request: ``renderer.precision`` says what runs
+    (onnxruntime on the CPU runs fp32). One Renderer keeps one drive's history, so call it from one
+    thread at a time (any thread); build one per camera. ``close()`` (or a ``with`` block) releases the
+    backend's device memory without waiting for the garbage collector."""
+
     def __init__(self, model: Vid2VidGenerator | str | Path, backend: str = "auto", device: str | None = None,
                  precision: str = "fp32", size: tuple[int, int] = (256, 128), compile: bool | str = False,
                  preset: str | None = None):
@@ -39,7 +45,7 @@ class Renderer:
         # No model.eval() here: that would flip the caller's module (say, one still training) out of
         # training mode. Every backend runs its own eval-mode copy (torch: deepcopy; ONNX: export copy).
         self.size = parse_size(size, "size")
-        check_network_size(model.config, *self.size)
+        model.config.check_size(*self.size)
         self.config = model.config
         self.model_name = model.config.name
         self._backend = create_backend(backend, model, self.size, device, precision, compile)
@@ -67,9 +73,25 @@ class Renderer:
     def reset(self) -> None:
         """Drop the history: the next frame is rendered from its labels alone."""
         self._has_history = False
-        self._backend.reset()
+        self._open_backend().reset()
+
+    def close(self) -> None:
+        """Release the backend (a GPU's buffers, an ONNX Runtime session, a TensorRT engine). Idempotent."""
+        self._backend = None
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open_backend(self):
+        if self._backend is None:
+            raise RuntimeError(f"{self!r} is closed: build a new Renderer to render again")
+        return self._backend
 
     def render(self, frame) -> np.ndarray:
+        backend = self._open_backend()
         timings: dict[str, tuple[int, int]] = {}
         with Stage(timings, "preprocess"):
             if not hasattr(frame, "labels"):
@@ -82,7 +104,7 @@ class Renderer:
                 self.reset()
             has_history = self._has_history and self._history_enabled
             labels = np.ascontiguousarray(labels)
-        image = self._backend.step(labels, flow, has_history, timings)
+        image = backend.step(labels, flow, has_history, timings)
         self._has_history = self._history_enabled
         self.frames_rendered += 1
         self.last_timings = timings

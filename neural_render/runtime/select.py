@@ -25,6 +25,8 @@ def cuda_device_problem(device: str | None, fix: str = "use --device cpu") -> st
     flag, not a traceback (train) or a silent CPU run (bench, launch.py)."""
     if not device or not str(device).startswith("cuda"):
         return None
+    if not re.fullmatch(r"cuda(:\d+)?", str(device)):  # 'cuda:x' ended in int()'s own error
+        return f"'{device}' is not a CUDA device: expected cuda or cuda:N (N = 0, 1, ...)"
     import torch
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
