@@ -131,8 +131,8 @@ def stop_recording(app, wait: bool = True) -> None:
     writer and ffmpeg, 0.5-0.7 s measured on a 2-core box, which froze the drive on every R. App.close
     joins that thread, so nothing is cut off at exit."""
     recorder, app.recorder = app.recorder, None
-    if not wait and recorder.frames_queued == 0:  # R twice within one tick: nothing to keep
-        recorder.discard_if_empty()
+    # R twice within one tick, or R then ESC: nothing to keep (replay refuses a 0-frame session)
+    if recorder.frames_queued == 0 and recorder.discard_if_empty():
         app.hud.notify("Recording cancelled: no frame was recorded")
         print(f"recording cancelled: no frame was recorded; removed {recorder.path}")
         return

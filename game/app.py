@@ -123,10 +123,9 @@ class App:
                 pass
             if self.stop_requested:
                 print(f"{SIGNAL_NAMES.get(self.stop_requested, 'signal')}: closing")
-                if self.cut_short:  # a script's --frames run that a signal ended early is not done
-                    code = 130
         except KeyboardInterrupt:  # a second Ctrl+C, or one before the handler was installed
             print("Ctrl+C: closing")
+            self.stop_requested = self.stop_requested or signal.SIGINT  # the exit status and report say so
         except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
             print(f"the drive ended: {error}", file=sys.stderr)
             if self.recorder is not None:
@@ -136,6 +135,8 @@ class App:
             print(f"error: {error}", file=sys.stderr)
             code = 2
         finally:
+            if self.cut_short and code == 0:  # a script's --frames run that a signal ended early is not done
+                code = 130
             try:
                 if not self.close() and code == 0:
                     code = 1  # e.g. the screenshot could not be saved: a script must not take it as done
@@ -187,9 +188,18 @@ class App:
             thread.join()
 
     @property
+    def frames_goal(self) -> int | None:
+        """The ticks this run was to make: --frames, capped by a replay's length (a 5-frame session with
+        --frames 100 ends done after 5), None for an open-ended drive."""
+        frames = self.config.frames
+        length = len(self.source) if frames and hasattr(self.source, "__len__") else None
+        return frames if length is None else min(frames, length)
+
+    @property
     def cut_short(self) -> bool:
-        """Ctrl+C or SIGTERM ended a drive before its --frames (ending an open-ended drive so is normal)."""
-        return bool(self.stop_requested and self.config.frames and self.ticks < self.config.frames)
+        """Ctrl+C or SIGTERM ended a drive before its goal (ending an open-ended drive so is normal)."""
+        goal = self.frames_goal
+        return bool(self.stop_requested and goal and self.ticks < goal)
 
     def _write_report(self) -> None:
         if self.config.profile:
@@ -197,7 +207,7 @@ class App:
             # The report says whether the run measured what was asked (game.profiler.report.run_status).
             ended_by = SIGNAL_NAMES.get(self.stop_requested) if self.stop_requested else None
             meta = {**session_meta(self), "resolution": list(self.size),
-                    "frames_requested": self.config.frames, "ended_by": ended_by}
+                    "frames_requested": self.frames_goal, "ended_by": ended_by}
             # write_report prints the table and where the files went; no second line here
             self.profiler.write_report(report_dir, meta)
 

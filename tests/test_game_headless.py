@@ -274,3 +274,41 @@ def test_a_barely_trained_checkpoint_is_said_like_an_untrained_one(headless_env,
         assert app.run() == 0
     finally:
         app.close()
+
+
+def test_a_second_ctrl_c_in_a_profiled_run_also_exits_130(make_app, headless_env, monkeypatch):
+    """The first Ctrl+C asks to stop; a second one raises KeyboardInterrupt inside the tick. That path
+    exited 0 while report.json said cut short."""
+    import json
+    import signal
+
+    import game.loop
+
+    pytest.importorskip("game.profiler")
+    app = make_app("--headless", "--frames", "50", "--profile", "--report", "twice")
+    real_tick, ticks = game.loop.tick, []
+
+    def tick_then_interrupt(app):
+        ticks.append(1)
+        if len(ticks) == 3:
+            app.stop_requested = signal.SIGINT  # the handler, on the first Ctrl+C ...
+            raise KeyboardInterrupt  # ... and the second
+        return real_tick(app)
+
+    monkeypatch.setattr("game.app.tick", tick_then_interrupt)
+    assert app.run() == 130
+    run = json.loads((headless_env / "twice" / "report.json").read_text())["run"]
+    assert run == {"frames_requested": 50, "ended_by": "Ctrl+C", "cut_short": True}
+
+
+def test_a_replay_shorter_than_its_frames_is_done_not_cut_short(make_app, headless_env):
+    import json
+
+    pytest.importorskip("game.profiler")
+    assert make_app("--headless", "--frames", "5", "--record", "sessions").run() == 0
+    (session,) = Path("sessions").iterdir()
+    replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--frames", "100", "--profile",
+                      "--report", "short")
+    assert replay.run() == 0
+    run = json.loads((headless_env / "short" / "report.json").read_text())["run"]
+    assert run == {"frames_requested": 5, "ended_by": None, "cut_short": False}  # said "cut short after 5 of 100"

@@ -420,7 +420,7 @@ def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, co
     closed = []
 
     class Recorder:  # finalizing takes a while; Ctrl+C is pressed again meanwhile
-        error, frames_written, path = None, 1, Path("sessions/x")
+        error, frames_written, frames_queued, path = None, 1, 1, Path("sessions/x")
 
         def add(self, *args, **kwargs) -> None: ...
 

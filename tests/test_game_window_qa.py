@@ -78,6 +78,14 @@ def test_r_twice_within_one_tick_leaves_no_empty_session(make_app, headless_env)
     (session,) = (headless_env / "sessions").iterdir()
     assert (session / "frames.jsonl").read_text().count("\n") == 1  # one tick recorded: kept
 
+
+def test_r_then_esc_within_one_tick_leaves_no_empty_session(make_app, headless_env):
+    app = make_app("--headless")
+    post_key(pygame.K_r)
+    post_key(pygame.K_ESCAPE)
+    assert app.run() == 0
+    assert not (headless_env / "sessions").exists()  # the close kept the 0-frame session
+
 def _hud(size):
     from game.hud import HUD
 

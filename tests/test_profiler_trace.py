@@ -4,11 +4,12 @@ import json
 import threading
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from game.profiler import Profiler
 from game.profiler.synthetic import FakeClock, scripted_session
-from game.profiler.trace import _lanes, build_trace
+from game.profiler.trace import _assign_lanes, build_trace
 
 EPS_US = 0.002  # ts/dur are rounded to 1 ns (0.001 us) each
 
@@ -94,7 +95,8 @@ def test_partially_overlapping_spans_move_to_an_overlap_track():
 
 def test_lane_assignment_nests_adjacent_and_equal_spans():
     # adjacent spans share a lane; identical spans nest; a partial overlap needs a second lane
-    assert _lanes([(0, 10, 0), (10, 20, 1), (10, 20, 2), (15, 25, 3)]) == [0, 0, 0, 1]
+    starts, ends = np.array([0, 10, 10, 15]), np.array([10, 20, 20, 25])
+    assert _assign_lanes(starts, ends).tolist() == [0, 0, 0, 1]
 
 
 def test_empty_profiler_gives_an_empty_trace():

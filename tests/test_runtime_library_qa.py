@@ -257,3 +257,25 @@ def test_a_malformed_cuda_device_is_named_not_an_int_error():
     from neural_render.runtime.select import cuda_device_problem
 
     assert "expected cuda or cuda:N" in cuda_device_problem("cuda:x")
+
+
+def test_an_older_versions_export_in_a_read_only_cache_still_serves(model, tmp_path, monkeypatch):
+    """Caches baked into an image before the stamp existed must not fail once they are read-only."""
+    import onnx
+
+    import neural_render.export as export
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    path = export.cached_onnx(model, W, H)
+    old = onnx.load(str(path))
+    kept = [p for p in old.metadata_props if not p.key.startswith(export.STAMP_PREFIX)]
+    del old.metadata_props[:]
+    old.metadata_props.extend(kept)
+    onnx.save(old, str(path))  # as an older version wrote it: no stamp
+    monkeypatch.setattr(export, "cache_problem", lambda directory=None: "not writable (read-only file system)")
+    assert export.cached_onnx(model, W, H) == path  # was a CacheError
+    edited = onnx.load(str(path))
+    edited.metadata_props.add(key=export.STAMP_PREFIX + "size", value="8x8")
+    onnx.save(edited, str(path))  # a stamp that does not match is damage: still refused
+    with pytest.raises(export.CacheError, match="read-only"):
+        export.cached_onnx(model, W, H)

@@ -196,3 +196,12 @@ def test_an_empty_recording_is_discarded_but_nothing_else_in_its_folder(tmp_path
     kept.add(frames[0], _control(0), None, {})
     assert not kept.discard_if_empty()  # a frame was handed over: it is a session
     assert json.loads((tmp_path / "one" / "session.json").read_text())["frames"] == 1
+
+
+def test_discarding_a_refused_recorder_leaves_the_session_it_found(tmp_path):
+    _record(tmp_path / "s", n=3)
+    before = sorted(p.name for p in (tmp_path / "s").iterdir())
+    refused = SessionRecorder(tmp_path / "s", {"source": "synthetic"}, size=SIZE)
+    assert "already holds a session" in refused.error
+    assert not refused.discard_if_empty()  # it deleted that session's session.json and frames.jsonl
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == before

@@ -163,12 +163,9 @@ def _localize(v: Vehicle, town: Town) -> None:
         v.index = int(np.argmin(d2))
     while len(v.route) < 4:
         succ = town.lanes[v.route[-1]].successors
-        draw = int(v.rng.integers(len(succ)))
-        if v.kind != "car":  # trucks and buses
-            wide = [lane for lane in succ if not _tight_right_turn(town.lanes[lane])]
-            succ = wide or succ
-            draw %= len(succ)
-        v.route.append(int(succ[draw]))
+        if v.kind != "car":  # trucks and buses: one of the other ways, each as likely
+            succ = [lane for lane in succ if not _tight_right_turn(town.lanes[lane])] or succ
+        v.route.append(int(succ[int(v.rng.integers(len(succ)))]))
 
 
 def _tight_right_turn(lane) -> bool:

@@ -204,11 +204,11 @@ class SessionRecorder:
         """Close, and when no frame was ever handed over remove what the start wrote (session.json, an
         empty frames.jsonl, the empty folders it made): R pressed twice within one tick used to leave a
         0-frame session that replay then refused. Anything else found in the folder is left in place.
-        True when the recording was discarded; False (just closed) when it holds frames."""
-        if self.frames_queued:
-            self.close()
-            return False
+        True when the recording was discarded; False (just closed) when it holds frames or never started
+        (a refused start wrote nothing of its own: the folder may hold another session)."""
         self.close()
+        if self.frames_queued or self._writer is None:
+            return False
         for name in (SESSION_JSON, FRAMES_JSONL):
             (self.path / name).unlink(missing_ok=True)
         self._remove_empty_made()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,5 +53,5 @@ def _remove(partial: Path) -> None:
 
 
 def _naming_the_file(error: OSError, path: Path) -> OSError:
-    return OSError(error.errno, f"cannot write {path} ({error.strerror or error}); free some disk "
-                   "space or pass another --report DIR")
+    fix = "free some disk space or" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "check its permissions or"
+    return OSError(error.errno, f"cannot write {path} ({error.strerror or error}); {fix} pass another --report DIR")

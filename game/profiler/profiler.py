@@ -229,7 +229,8 @@ class Profiler:
 
     # ----------------------------------------------------------------- queries used by the report
     @property
-    def frames_recorded(self) -> int:
+    def frames_begun(self) -> int:
+        """Frames that reached begin_frame, completed or not (the report's "recorded" counts completed)."""
         return len(self.frame_begin_ns)
 
     @property
@@ -240,7 +241,7 @@ class Profiler:
 
     @property
     def frames_unfinished(self) -> int:
-        return self.frames_recorded - self.frames_completed
+        return self.frames_begun - self.frames_completed
 
     @property
     def warmup_skipped(self) -> int:
@@ -250,21 +251,13 @@ class Profiler:
     def measured_frames(self) -> list[int]:
         """Indices of completed frames past the warm-up."""
         return [
-            i for i in range(self.warmup_frames, self.frames_recorded) if self.frame_end_ns[i] is not None
+            i for i in range(self.warmup_frames, self.frames_begun) if self.frame_end_ns[i] is not None
         ]
 
     def stage_names(self) -> list[str]:
         """Canonical stages first (pipeline order), then others by first appearance."""
         seen = dict.fromkeys(span[0] for span in self.spans)
         return [s for s in STAGES if s in seen] + [s for s in seen if s not in STAGES]
-
-    def frame_stage_ms(self) -> dict[str, dict[int, float]]:
-        """{stage: {frame: total ms}} over every recorded frame (warm-up included)."""
-        table: dict[str, dict[int, float]] = {}
-        for name, start, end, _ident, frame in self.spans:
-            per_frame = table.setdefault(name, {})
-            per_frame[frame] = per_frame.get(frame, 0.0) + (end - start) / 1e6
-        return table
 
     def device_stage_ms(self) -> dict[str, dict[int, float]]:
         """{stage: {frame: device ms}} from CUDA events (empty without CUDA)."""

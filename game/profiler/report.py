@@ -57,7 +57,7 @@ def collect(profiler: Profiler) -> dict[str, Any]:
     from game.profiler.profiler import END_TO_END
 
     frames = np.asarray(profiler.measured_frames(), dtype=np.int64)
-    all_stage_ms = per_frame_sums(span_columns(profiler.spans), profiler.frames_recorded)
+    all_stage_ms = per_frame_sums(span_columns(profiler.spans), profiler.frames_begun)
     stage_ms = {name: all_stage_ms[name][frames] for name in profiler.stage_names()}
     begin = np.asarray(profiler.frame_begin_ns, dtype=np.int64)[frames]
     end = np.fromiter((profiler.frame_end_ns[f] for f in frames.tolist()), dtype=np.int64, count=len(frames))

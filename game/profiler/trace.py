@@ -41,14 +41,6 @@ def _chunks(count: int) -> Iterator[slice]:
         yield slice(first, first + CHUNK)
 
 
-def _lanes(events: list[tuple[int, int, int]]) -> list[int]:
-    """Lane of each (start, end, order) event, indexed by order (see _assign_lanes)."""
-    starts, ends = np.zeros(len(events), dtype=np.int64), np.zeros(len(events), dtype=np.int64)
-    for start, end, order in events:
-        starts[order], ends[order] = start, end
-    return _assign_lanes(starts, ends).tolist()
-
-
 def _assign_lanes(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Assign each event (row of starts/ends) a lane so that events within a lane nest properly.
 

@@ -25,8 +25,9 @@ class Renderer:
     """Labels (+ flow) of each tick in, the generated (H, W, 3) uint8 RGB frame out; see the README's
     "Use it from your own simulator". ``precision`` is a request: ``renderer.precision`` says what runs
     (onnxruntime on the CPU runs fp32). One Renderer keeps one drive's history, so call it from one
-    thread at a time (any thread); build one per camera. ``close()`` (or a ``with`` block) releases the
-    backend's device memory without waiting for the garbage collector."""
+    thread at a time (any thread); build one per camera. ``close()`` (or a ``with`` block) drops the
+    backend without waiting for the garbage collector (on CUDA torch keeps the freed memory in its
+    cache for the next Renderer; torch.cuda.empty_cache() returns it to the driver)."""
 
     def __init__(self, model: Vid2VidGenerator | str | Path, backend: str = "auto", device: str | None = None,
                  precision: str = "fp32", size: tuple[int, int] = (256, 128), compile: bool | str = False,
@@ -76,7 +77,7 @@ class Renderer:
         self._open_backend().reset()
 
     def close(self) -> None:
-        """Release the backend (a GPU's buffers, an ONNX Runtime session, a TensorRT engine). Idempotent."""
+        """Drop the backend (its device buffers, ONNX Runtime session or TensorRT engine). Idempotent."""
         self._backend = None
 
     def __enter__(self) -> Renderer:
