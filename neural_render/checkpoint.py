@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from neural_render.file_mode import replace_with_default_mode
-from neural_render.model import GeneratorConfig, Vid2VidGenerator
+from neural_render.model import PRESETS, GeneratorConfig, Vid2VidGenerator
 
 FORMAT = "neural-drive-generator"
 FORMAT_VERSION = "1"
@@ -71,6 +71,8 @@ def load_generator(path: str | Path, preset: str | None = None, map_location: st
 
     config, _ = read_metadata(path)
     path = weights_path(path)  # a run folder resolves to its generator.safetensors
+    if preset is not None and preset not in PRESETS:  # a typo is not a mismatch with the file
+        raise ValueError(f"preset '{preset}': choose one of {', '.join(PRESETS)} (or None: the file's own)")
     if preset is not None and config.name != preset:
         raise CheckpointError(f"{path}: holds a '{config.name}' generator but preset '{preset}' was asked for: "
                               f"pass --preset {config.name} or a checkpoint trained for '{preset}'")

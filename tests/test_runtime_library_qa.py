@@ -279,3 +279,11 @@ def test_an_older_versions_export_in_a_read_only_cache_still_serves(model, tmp_p
     onnx.save(edited, str(path))  # a stamp that does not match is damage: still refused
     with pytest.raises(export.CacheError, match="read-only"):
         export.cached_onnx(model, W, H)
+
+
+def test_an_unknown_preset_is_named_as_such_not_as_a_mismatch(tmp_path):
+    from neural_render.checkpoint import save_generator
+
+    path = save_generator(build_generator("tiny"), tmp_path / "tiny.safetensors")
+    with pytest.raises(ValueError, match="preset 'bogus': choose one of tiny, cpu, gpu"):
+        Renderer(path, backend="torch", device="cpu", size=(W, H), preset="bogus")  # read "trained for 'bogus'"
