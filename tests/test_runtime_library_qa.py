@@ -287,3 +287,23 @@ def test_an_unknown_preset_is_named_as_such_not_as_a_mismatch(tmp_path):
     path = save_generator(build_generator("tiny"), tmp_path / "tiny.safetensors")
     with pytest.raises(ValueError, match="preset 'bogus': choose one of tiny, cpu, gpu"):
         Renderer(path, backend="torch", device="cpu", size=(W, H), preset="bogus")  # read "trained for 'bogus'"
+
+
+def test_a_size_memory_cannot_hold_is_named(model, monkeypatch):
+    """torch's own message gave a byte count ("DefaultCPUAllocator: can't allocate memory: you tried to
+    allocate 6442450944 bytes"), not the size to change."""
+    import neural_render.runtime.renderer as renderer_module
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 6442450944 bytes")
+
+    monkeypatch.setattr(renderer_module, "create_backend", no_memory)
+    with pytest.raises(MemoryError, match="size 64x32: not enough memory.*use a smaller size"):
+        make(model, "torch")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("some other failure")
+
+    monkeypatch.setattr(renderer_module, "create_backend", broken)
+    with pytest.raises(RuntimeError, match="some other failure"):  # other errors pass unchanged
+        make(model, "torch")

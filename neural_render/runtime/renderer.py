@@ -49,7 +49,10 @@ class Renderer:
         model.config.check_size(*self.size)
         self.config = model.config
         self.model_name = model.config.name
-        self._backend = create_backend(backend, model, self.size, device, precision, compile)
+        try:
+            self._backend = create_backend(backend, model, self.size, device, precision, compile)
+        except (RuntimeError, MemoryError) as error:
+            raise _out_of_memory(error, self.size) or error
         self.backend_name = self._backend.name
         self.device_name = self._backend.device_name
         self.precision = self._backend.precision
@@ -105,7 +108,10 @@ class Renderer:
                 self.reset()
             has_history = self._has_history and self._history_enabled
             labels = np.ascontiguousarray(labels)
-        image = backend.step(labels, flow, has_history, timings)
+        try:
+            image = backend.step(labels, flow, has_history, timings)
+        except (RuntimeError, MemoryError) as error:
+            raise _out_of_memory(error, self.size) or error
         self._has_history = self._history_enabled
         self.frames_rendered += 1
         self.last_timings = timings
@@ -115,3 +121,15 @@ class Renderer:
         w, h = self.size
         return (f"Renderer({self.model_name} {w}x{h}, backend={self.backend_name}, device={self.device_name}, "
                 f"precision={self.precision})")
+
+
+def _out_of_memory(error: BaseException, size: tuple[int, int]) -> MemoryError | None:
+    """A MemoryError naming the size for an allocation failure (torch's "DefaultCPUAllocator: can't
+    allocate memory", CUDA's "out of memory", ONNX Runtime's "Failed to allocate"), whose own message
+    gives a byte count but not what to change; None for any other error."""
+    text = str(error).lower()
+    if not (isinstance(error, MemoryError) or "allocate" in text or "out of memory" in text):
+        return None
+    width, height = size
+    return MemoryError(f"size {width}x{height}: not enough memory to render at this size ({str(error)[:160]}); "
+                       "use a smaller size, or a device with more memory")
