@@ -143,7 +143,7 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
 
     try:
         renderer = Renderer(model, backend=backend, device=device, precision=precision, size=size)
-    except (ValueError, RuntimeError, ImportError) as error:
+    except (ValueError, RuntimeError, MemoryError, ImportError) as error:  # MemoryError: the size is too big
         interrupt = interruption_in(error)
         if interrupt is not None:  # Ctrl+C or SIGTERM while the backend started: not a backend failure
             raise interrupt from None

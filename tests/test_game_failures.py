@@ -180,3 +180,17 @@ def test_a_sigterm_a_library_swallowed_during_start_up_still_ends_the_drive(make
     assert app.run() == 130 and app.ticks == 0  # stopped before its --frames: not a finished run
     assert "SIGTERM: closing" in capsys.readouterr().out
     assert not game.signals.TERMINATED_AT_START_UP
+
+
+def test_a_size_memory_cannot_hold_is_a_one_line_launch_error(monkeypatch):
+    import neural_render.runtime
+
+    from game.cli import LaunchError
+    from game.rendering import make_renderer
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("size 16384x8192: not enough memory to render at this size (...); use a smaller size")
+
+    monkeypatch.setattr(neural_render.runtime, "Renderer", no_memory)
+    with pytest.raises(LaunchError, match="not enough memory.*use a smaller size"):  # was a traceback
+        make_renderer(None, "torch", "cpu", "fp32", (16384, 8192))
