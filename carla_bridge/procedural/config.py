@@ -74,7 +74,6 @@ class WorldConfig:
                              f"got {self.threads!r}")
 
 
-
 def _weather(sun_az: float, sun_el: float, sun: tuple, amb: tuple, zenith: tuple, horizon: tuple,
              fog: tuple, fog_density: float, cloud: float, wet: float = 0.0) -> np.ndarray:
     w = np.zeros(W_SIZE, np.float64)

@@ -38,10 +38,12 @@ class Approach(NamedTuple):
     inside: bool  # on one of the junction's connector lanes
 
 
-def approach(v, town: Town) -> Approach | None:
-    """The junction the car is in, or reaches within APPROACH_M along its route; None otherwise."""
+def approach(v, town: Town, lane_id: int | None = None) -> Approach | None:
+    """The junction the car is in, or reaches within APPROACH_M along its route; None otherwise.
+    ``lane_id``: the lane the caller already located a car without a route on (nearest_lane)."""
     if not (v.autopilot and v.route):  # by hand (or not yet routed): only "inside" is known
-        lane_id, _ = town.nearest_lane(v.x, v.y, v.yaw)
+        if lane_id is None:
+            lane_id, _ = town.nearest_lane(v.x, v.y, v.yaw)
         road = town.roads[town.lanes[lane_id].road_id]
         return Approach(road.junction, ANY_ARM, 0.0, True) if road.junction >= 0 else None
     lane = town.lanes[v.route[0]]
@@ -58,13 +60,14 @@ def approach(v, town: Town) -> Approach | None:
     return None
 
 
-def right_of_way(vehicles: Iterable, town: Town, tick: int) -> dict[int, float]:
+def right_of_way(vehicles: Iterable, town: Town, tick: int, lanes: dict[int, int]) -> dict[int, float]:
     """Update every car's reservation (``holds``, ``waiting_since``) and return {car id: metres to the
-    entry line} for the autopilot cars that must stop there this tick."""
+    entry line} for the autopilot cars that must stop there this tick. ``lanes``: {car id: the lane it
+    is on}, as the world located it this tick (locating a car without a route is a search of the town)."""
     holding: dict[int, set] = {}  # junction -> the arms its holders came from
     requests = []
     for v in vehicles:
-        near = approach(v, town)
+        near = approach(v, town, lanes[v.id])
         if near is None:
             v.holds, v.waiting_since = -1, -1
         elif near.inside or v.holds == near.junction:

@@ -233,15 +233,17 @@ class ProceduralWorld(SourceBase):
             raise ValueError(f"dt must be a finite number of seconds in (0, 1], got {dt!r}")
         dt = float(dt)
         occupancy: dict[int, list[tuple[float, int, float]]] = {}  # lane -> (s, id, half length)
+        lanes: dict[int, int] = {}  # vehicle id -> its lane
         for v in self.vehicles.values():
             if v.autopilot and v.route:
                 lane, idx = v.route[0], v.index
             else:
                 lane, idx = self.town.nearest_lane(v.x, v.y, v.yaw)
+            lanes[v.id] = lane
             occupancy.setdefault(lane, []).append((float(self.town.lanes[lane].s[idx]), v.id, v.size[0] / 2.0))
         for lane_list in occupancy.values():
             lane_list.sort()
-        stops = right_of_way(self.vehicles.values(), self.town, self._index)
+        stops = right_of_way(self.vehicles.values(), self.town, self._index, lanes)
         for v in self.vehicles.values():
             v.prev = (v.x, v.y, v.yaw)
             control = autopilot(v, self.town, occupancy, stops.get(v.id, math.inf)) if v.autopilot else v.control

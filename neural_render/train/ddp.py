@@ -13,7 +13,8 @@ step (loop._agree: all stop with rank 0's one line, none waits in a collective),
 every rank loaded the same step and weights, a non-finite loss stops every rank at the same step
 (``ranks_with``), and a Ctrl+C / SIGTERM / --time-limit on any rank stops all after the same step
 (``any_rank``), rank 0 saving it. torchrun forwards Ctrl+C and SIGTERM to each rank's process group
-(the data workers ignore both and are shut down in order), kills ranks still running 30 s later, and
+(the data workers have left it, data._worker_init, and are shut down in order), kills ranks still
+running 30 s later, and
 prints a traceback of its own (SignalException, or ChildFailedError for a rank's non-zero exit).
 """
 
