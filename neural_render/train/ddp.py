@@ -14,8 +14,8 @@ every rank loaded the same step and weights, a non-finite loss stops every rank 
 (``ranks_with``), and a Ctrl+C / SIGTERM / --time-limit on any rank stops all after the same step
 (``any_rank``), rank 0 saving it. torchrun forwards Ctrl+C and SIGTERM to each rank's process group
 (the data workers have left it, data._worker_init, and are shut down in order), kills ranks still
-running 30 s later, and
-prints a traceback of its own (SignalException, or ChildFailedError for a rank's non-zero exit).
+running 30 s later, and prints a traceback of its own (SignalException, or ChildFailedError for a rank's
+non-zero exit).
 """
 
 from __future__ import annotations
