@@ -13,18 +13,11 @@ import pytest
 from carla_bridge.session.synthetic import synthetic_frame
 from game.profiler import Profiler, compare_backends
 from game.profiler.report import build_report
-from game.profiler.synthetic import FakeClock, scripted_session
+from game.profiler.synthetic import scripted_session
 from game.profiler.table import comparison_table, stage_table
+from profiler_support import META, clock  # noqa: F401 (clock is a fixture)
 
-SIZE = (64, 32)
-META = {"backend": "torch", "device": "cpu", "precision": "fp32", "model": "tiny",
-        "resolution": SIZE, "source": "synthetic"}
-
-
-@pytest.fixture()
-def clock():
-    with FakeClock() as fake:
-        yield fake
+SIZE = META["resolution"]
 
 
 # ----------------------------------------------------------------- frame accounting
@@ -201,19 +194,30 @@ def test_a_signal_wrapped_by_a_backend_library_still_stops_the_comparison(fake_r
 
 def test_a_full_disk_leaves_no_half_written_report_and_names_the_file(tmp_path, clock, monkeypatch):
     import errno
-    from pathlib import Path
 
     profiler = scripted_session(clock, warmup=1, frames=4)
     from game.profiler.report import write_report
 
     write_report(profiler, tmp_path, META, quiet=True)  # a previous, complete report
-    real = Path.write_text
+    import neural_render.file_mode
 
-    def full_disk(self, text, *args, **kwargs):  # the disk fills up half way through the file
-        real(self, text[: len(text) // 2], *args, **kwargs)
-        raise OSError(errno.ENOSPC, "No space left on device")
+    real_fdopen = neural_render.file_mode.os.fdopen
 
-    monkeypatch.setattr(Path, "write_text", full_disk)
+    class FullDisk:  # the disk fills up half way through the file
+        def __init__(self, fd, *args, **kwargs):
+            self.handle = real_fdopen(fd, *args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            self.handle.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(neural_render.file_mode.os, "fdopen", FullDisk)
     with pytest.raises(OSError, match=r"report\.json.*No space left on device.*another --report"):
         write_report(profiler, tmp_path, META, quiet=True)
     monkeypatch.undo()

@@ -7,16 +7,8 @@ import types
 import pytest
 
 from game.profiler import END_TO_END, Profiler, hud_lines, timed_render
-from game.profiler.synthetic import FakeClock, scripted_session
-
-META = {"backend": "torch", "device": "cpu", "precision": "fp32", "model": "tiny",
-        "resolution": (64, 32), "source": "synthetic"}
-
-
-@pytest.fixture()
-def clock():
-    with FakeClock() as fake:
-        yield fake
+from game.profiler.synthetic import scripted_session
+from profiler_support import META, clock  # noqa: F401 (clock is a fixture)
 
 
 def test_report_schema_and_known_statistics(tmp_path, clock, capsys):

@@ -9,17 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from neural_render.file_mode import write_atomic
+
 
 def write_text_safely(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename: a full disk leaves the previous file (or none),
-    never half a JSON; the error names the file, as OSError's own message for ENOSPC does not."""
-    partial = _partial_path(path)
+    """neural_render.file_mode.write_atomic (a temporary file and a rename: a full disk leaves the
+    previous file, or none, never half a JSON), with an error that names the file, as OSError's own
+    message for ENOSPC does not."""
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
+        write_atomic(path, text.encode("utf-8"))
     except OSError as error:
-        _remove(partial)
-        raise _naming_the_file(error, path) from error
+        raise _naming_the_file(error, Path(path)) from error
 
 
 @contextlib.contextmanager
