@@ -94,15 +94,6 @@ def _stop_name(stop: KeyboardInterrupt) -> str:
     return "SIGTERM" if type(stop).__name__ == "Terminated" else "Ctrl+C"
 
 
-def _why_missing(backend: str, device: str | None) -> str:
-    """A short reason a backend is not available (its package, or the GPU it needs)."""
-    import importlib.util
-
-    if importlib.util.find_spec(backend) is None:
-        return "not installed"
-    return "needs a CUDA GPU" if backend == "tensorrt" or str(device).startswith("cuda") else "unavailable"
-
-
 def compare_backends(
     frames: Sequence[Any],
     model: Any,
@@ -196,8 +187,10 @@ def compare_backends(
               f"{warmup} warm-up frames skipped per backend; end-to-end render latency in ms")
         print(comparison_table(rows))
         if missing:
+            from neural_render.runtime.select import unavailable_reason
+
             print(f"not available on {device or 'this machine'} (not compared): "
-                  + ", ".join(f"{name} ({_why_missing(name, device)})" for name in missing))
+                  + ", ".join(f"{name} ({unavailable_reason(name, device)})" for name in missing))
         if stopped is not None:
             print(f"cut short by {_stop_name(stopped)}: the rows above are what was measured before it")
     if report_dir is not None:

@@ -32,9 +32,7 @@ def parse_size(text: str | tuple[int, int], flag: str = "--res") -> tuple[int, i
 def _whole(value: object, flag: str, text: object) -> int:
     """One side of a (width, height) pair as an int: a whole number, never a bool, never rounded
     (int(64.5) quietly gave a 64-pixel renderer; int('a') an error that did not name the size)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, numbers.Real)):
-        raise ValueError(f"{flag} {text!r}: expected (width, height) as two whole numbers, e.g. (256, 128)")
-    if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not float(value).is_integer():
         raise ValueError(f"{flag} {text!r}: expected (width, height) as two whole numbers, e.g. (256, 128)")
     return int(value)
 

@@ -42,6 +42,13 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def unavailable_reason(backend: str, device: str | None) -> str:
+    """Why ``backend`` is not in available_backends(device), in a few words."""
+    if not _has(backend):
+        return "not installed"
+    return "needs a CUDA GPU" if backend == "tensorrt" or str(device).startswith("cuda") else "unavailable"
+
+
 def available_backends(device: str | None = None) -> list[str]:
     """Backends that can run on `device` ("cpu", "cuda" or None = any) on this machine."""
     if device not in (None, "cpu") and not str(device).startswith("cuda"):
