@@ -8,8 +8,10 @@ DataLoader), so a GPU machine needs only torch, numpy and the project to train.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import sys
 from collections.abc import Iterator
 
 from torch.utils.data import DataLoader, Sampler
@@ -61,6 +63,25 @@ def _worker_init(_worker_id: int) -> None:
     if hasattr(os, "setpgrp"):
         os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Windows: no process groups; Ctrl+C reaches every process
+    atexit.register(_exit_without_native_teardown)
+
+
+def _exit_without_native_teardown() -> None:
+    """A worker's last step: leave before the native libraries' exit-time destructors run.
+
+    A spawned worker ends with a full interpreter shutdown. On the 16-core H200 machine one run's
+    workers aborted there ("terminate called without an active exception": C++ threads destroyed while
+    still joinable), and the trainer, closing its DataLoader after the run had saved, printed "DataLoader
+    worker is killed by signal: Aborted". Which library's threads it was is not known (a spawned process
+    that rendered and exited did not abort alone); two runs with this hook closed cleanly. By the time
+    atexit runs, multiprocessing has flushed the worker's queues (BaseProcess._bootstrap): nothing is lost.
+    Status 0 always: a worker's failures reach the trainer through its queue (torch's ExceptionWrapper)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):  # None, closed or broken: nothing to keep
+            pass
+    os._exit(0)
 
 
 def build_loader(cfg: TrainConfig, start_step: int, rank: int = 0, world_size: int = 1) -> DataLoader:
