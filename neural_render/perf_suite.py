@@ -119,7 +119,7 @@ def run_path(name: str, kwargs: dict, preset: str, res: str, device: str, frames
 def _free_earlier_paths() -> None:
     """Free what earlier paths hold on the GPU, so that a row's peak memory is its own. A compiled path's
     CUDA-graph tree keeps a private memory pool alive after its row, and the next compiled path ran in
-    it: the H200 run of 2026-11-26 reported 39 MiB for an end-to-end path that needs about 370."""
+    it: the H200 run of 2026-11-26 reported 39 MiB peak for an end-to-end path run inside a pool already held."""
     torch._dynamo.reset()  # drops compiled code and the CUDA-graph trees with their pools
     gc.collect()
     torch.cuda.empty_cache()
