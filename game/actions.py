@@ -85,7 +85,8 @@ def _backend(app) -> None:
         candidate = names[(i + 2) % len(names)]
     app.backend_tried = candidate
     try:
-        renderer = make_renderer(app.model.model, candidate, app.config.device, app.config.precision, app.size)
+        renderer = make_renderer(app.model.model, candidate, app.config.device, app.config.precision, app.size,
+                                 app.config.compile)
     except LaunchError as error:
         app.hud.notify(f"backend {candidate} failed; staying on {current}", color=RED, seconds=5.0)
         print(f"backend switch failed: {error}")

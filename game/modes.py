@@ -29,7 +29,7 @@ def run_export(config: GameConfig) -> int:
     recorded = _replay_size(config)  # opened even with --res: a bad session fails here, before any render
     size = config.res or recorded
     check_size(model, size, "--res" if config.res else f"--replay {config.replay}")
-    renderer = make_renderer(model.model, config.backend, config.device, config.precision, size)
+    renderer = make_renderer(model.model, config.backend, config.device, config.precision, size, config.compile)
     if model.untrained:
         print(f"warning: exporting with an UNTRAINED {model.preset} model", file=sys.stderr)
     elif model.barely_trained:
@@ -62,7 +62,7 @@ def run_backend_comparison(config: GameConfig) -> int:
     try:
         rows = run_comparison(model.model, size, frames=frames, warmup_frames=warmup_frames(frames),
                               session=config.replay, seed=config.seed or 0, device=config.device,
-                              precision=config.precision, report_dir=report_dir,
+                              precision=config.precision, report_dir=report_dir, compile=config.compile,
                               meta={"model": model.label, "model_path": str(model.path) if model.path else None,
                                     "untrained": model.untrained})
     except OSError as error:  # the disk filled up, or the folder went away, while writing a report

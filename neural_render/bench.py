@@ -26,7 +26,8 @@ import torch
 from neural_render import arg_types
 from neural_render.export import DEFAULT_PRESET
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
-from neural_render.runtime.common import parse_size, precision_note
+from neural_render.runtime.common import compile_note as common_compile_note
+from neural_render.runtime.common import parse_size, precision_note, runs_compiled
 from neural_render.runtime.select import cuda_device_problem, resolve_backend
 
 
@@ -86,7 +87,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
         timer = _time_cuda if be.device.type == "cuda" else _time_host
         ms = timer(fn, frames, warmup)
         # A compile that failed fell back to eager: say so, or the row would credit eager speed to compile.
-        return ms, be.device_name, {"compiled": _compiled(be), "precision": be.precision}
+        return ms, be.device_name, {"compiled": runs_compiled(be), "precision": be.precision}
     if backend == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend
         from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
@@ -99,37 +100,26 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
             return _time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
                               torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers(),
                                                                         "precision": be.precision,
-                                                                        "compiled": _compiled(be)}
+                                                                        "compiled": runs_compiled(be)}
         cfg = model.config
         feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
                  "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
                  "flow": np.zeros((1, 2, height, width), np.float32),
                  "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
         return (_time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
-                {"providers": be.session.get_providers(), "precision": be.precision, "compiled": _compiled(be)})
+                {"providers": be.session.get_providers(), "precision": be.precision, "compiled": runs_compiled(be)})
     from neural_render.runtime.trt_backend import TensorRTBackend
     be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
         return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
-                                                                                    "compiled": _compiled(be)}
-
-
-def _compiled(backend) -> bool:
-    """Whether the timed path ran compiled: torch.compile still in place (a failed compile falls back
-    to eager), or TensorRT replaying CUDA graphs; ONNX Runtime has nothing --compile acts on."""
-    return bool(getattr(backend, "compiled", False) or getattr(backend, "cuda_graph", False))
+                                                                                    "compiled": runs_compiled(be)}
 
 
 def compile_note(asked: bool | str, row: dict) -> str | None:
     """One line when --compile was asked for but the row ran uncompiled, so that the figures are not
     read as compiled ones."""
-    if not asked or row.get("compiled"):
-        return None
-    if row["backend"] == "onnxruntime":
-        return ("note: --compile applies to the torch backend (and TensorRT's CUDA graphs) only; "
-                "onnxruntime ran uncompiled")
-    return f"note: --compile did not take with {row['backend']} (see the warning above); the row is uncompiled"
+    return common_compile_note("--compile", asked, row.get("compiled", False), row["backend"])
 
 
 def compile_mode_problem(mode: bool | str) -> str | None:
@@ -203,7 +193,7 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
     # CUDA); medians over the timed frames only, the warm-up ones are dropped.
     extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()},
              "precision": r.precision}
-    extra["compiled"] = _compiled(r._backend)
+    extra["compiled"] = r.compiled
     if history is not None:
         extra["pinned_staging"] = history.pinned
     return ms, r.device_name, extra

@@ -57,7 +57,7 @@ def profile_renderer(preset: str = "tiny", res: str = "64x32", device: str | Non
     events = prof.key_averages()
     return {"preset": preset, "res": f"{width}x{height}", "backend": renderer.backend_name,
             "device": renderer.device_name, "precision": precision, "compile": compile, "frames": frames,
-            "compiled": getattr(renderer._backend, "compiled", None),
+            "compiled": renderer.compiled,
             "top_device": _rows(events, _self_device_us, top, frames) if cuda else [],
             "top_cpu": _rows(events, lambda e: e.self_cpu_time_total, top, frames)}
 

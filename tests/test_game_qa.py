@@ -124,8 +124,8 @@ def test_precision_the_backend_cannot_run_is_said(monkeypatch, capsys):
     from game.rendering import make_renderer
 
     class Fp32Only:  # like onnxruntime on the CPU, which runs fp32 whatever is asked
-        def __init__(self, model, backend, device, precision, size):
-            self.backend_name, self.device_name, self.precision = backend, "cpu", "fp32"
+        def __init__(self, model, backend, device, precision, size, compile=False):
+            self.backend_name, self.device_name, self.precision, self.compiled = backend, "cpu", "fp32", False
 
     monkeypatch.setattr(runtime, "Renderer", Fp32Only)
     make_renderer(object(), "onnxruntime", None, "fp16", (64, 32))

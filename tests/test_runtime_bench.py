@@ -112,7 +112,7 @@ def test_compile_on_onnxruntime_is_reported_as_not_compiled(tmp_path, monkeypatc
     assert row["compile"] is False and row["compiled"] is False
     notes = [line for line in captured.err.splitlines() if "--compile" in line]
     assert notes == ["note: --compile applies to the torch backend (and TensorRT's CUDA graphs) only; "
-                     "onnxruntime ran uncompiled"], captured.err
+                     "onnxruntime runs uncompiled"], captured.err
 
 
 @pytest.mark.parametrize("end_to_end", [False, True])

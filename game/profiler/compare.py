@@ -67,15 +67,17 @@ class _Run:
         self.profiler = Profiler(enabled=True, warmup_frames=warmup_frames, use_cuda=use_cuda)
         self.renderer: Any = None
         self.image: np.ndarray | None = None
+        self.compiled: bool | None = None  # read before the renderer closes
 
 
 def _run_backend(run: _Run, frames: Sequence[Any], model: Any, size: tuple[int, int], backend: str,
-                 device: str | None, precision: str) -> None:
+                 device: str | None, precision: str, compile: bool = False) -> None:
     from neural_render.runtime import Renderer
 
     # Backends may convert a module in place (dtype, device, channels_last): give each its own copy.
     own_model = model if isinstance(model, (str, Path)) else copy.deepcopy(model)
-    run.renderer = renderer = Renderer(own_model, backend=backend, device=device, precision=precision, size=size)
+    run.renderer = renderer = Renderer(own_model, backend=backend, device=device, precision=precision, size=size,
+                                       compile=compile)
     profiler = run.profiler
     try:
         renderer.reset()
@@ -84,6 +86,7 @@ def _run_backend(run: _Run, frames: Sequence[Any], model: Any, size: tuple[int, 
             run.image = timed_render(profiler, renderer, frame)
             profiler.end_frame()
     finally:
+        run.compiled = getattr(renderer, "compiled", None)  # after the frames: a failed compile ran eager
         close = getattr(renderer, "close", None)
         if callable(close):
             close()
@@ -105,6 +108,7 @@ def compare_backends(
     report_dir: str | Path | None = None,
     meta: dict[str, Any] | None = None,
     quiet: bool = False,
+    compile: bool = False,
 ) -> list[dict[str, Any]]:
     """Render the same frames with every backend and print one comparison table.
 
@@ -112,9 +116,10 @@ def compare_backends(
     backends: default neural_render.runtime.available_backends(device). Returns one dict per backend:
     backend, device, precision, frames, warmup_skipped, p50, p95, p99, mean (end-to-end render ms),
     fps, stages_p50 {stage: p50 ms}, mean_abs_diff (vs the first backend's last image), error (or None),
-    cut_short (or None). Ctrl+C or SIGTERM (KeyboardInterrupt) stops the comparison: the backend in
-    progress keeps the frames it rendered, the rest are "not run", the table and files are written as
-    usual, and the KeyboardInterrupt is raised again.
+    cut_short (or None), compiled (compile=True asks every backend to compile: torch.compile, TensorRT's
+    CUDA graphs; the row says whether its frames ran so). Ctrl+C or SIGTERM (KeyboardInterrupt) stops
+    the comparison: the backend in progress keeps the frames it rendered, the rest are "not run", the
+    table and files are written as usual, and the KeyboardInterrupt is raised again.
     With report_dir, each backend's full report goes to report_dir/<backend>/ and the rows to
     report_dir/comparison.json ({"meta": what was measured and on what machine, "rows": ...}).
     """
@@ -139,7 +144,7 @@ def compare_backends(
             continue
         run = _Run(warmup, use_cuda=bool(device and str(device).startswith("cuda")))
         try:
-            _run_backend(run, frames, model, size, backend, device, precision)
+            _run_backend(run, frames, model, size, backend, device, precision, compile)
         except (KeyboardInterrupt, Exception) as error:
             # A signal can come back wrapped by a library (onnxruntime's ImportError on start-up)
             from game.signals import interruption_in
@@ -158,7 +163,7 @@ def compare_backends(
         profiler, renderer, image = run.profiler, run.renderer, run.image
         run_meta = {**(meta or {}), "backend": getattr(renderer, "backend_name", backend),
                     "device": getattr(renderer, "device_name", device),
-                    "precision": getattr(renderer, "precision", precision),
+                    "precision": getattr(renderer, "precision", precision), "compiled": run.compiled,
                     # the caller's label ("tiny UNTRAINED") over the renderer's bare preset name
                     "model": (meta or {}).get("model") or getattr(renderer, "model_name", None), "resolution": size,
                     "frames_requested": len(frames),
@@ -170,6 +175,7 @@ def compare_backends(
         e2e = report["end_to_end"]
         row.update({
             "backend": run_meta["backend"], "device": run_meta["device"], "precision": run_meta["precision"],
+            "compiled": run_meta["compiled"],
             "frames": report["frames"]["measured"], "warmup_skipped": report["frames"]["warmup_skipped"],
             "p50": e2e["p50"], "p95": e2e["p95"], "p99": e2e["p99"], "mean": e2e["mean"],
             "fps": report["fps"], "stages_p50": {k: v["p50"] for k, v in report["stages"].items()},
@@ -213,11 +219,11 @@ def compare_backends(
 def run_comparison(model: Any, size: tuple[int, int], frames: int = 120, session: str | Path | None = None,
                    seed: int = 0, device: str | None = None, precision: str = "fp32",
                    warmup_frames: int = 10, report_dir: str | Path | None = None,
-                   meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                   meta: dict[str, Any] | None = None, compile: bool = False) -> list[dict[str, Any]]:
     """`--profile --backend all` in one call: build the frames (session or procedural world), compare
     every available backend on them, print the table, optionally write report_dir."""
     scene_frames = comparison_frames(size, frames, session=session, seed=seed)
     source = "replay" if session is not None else "procedural"
     return compare_backends(scene_frames, model, size, device=device, precision=precision,
                             warmup_frames=warmup_frames, report_dir=report_dir,
-                            meta={"source": source, **(meta or {})})
+                            meta={"source": source, **(meta or {})}, compile=compile)

@@ -45,6 +45,24 @@ def precision_note(flag: str, asked: str, ran: str, backend: str, device: str) -
     return f"note: {flag} {asked} is not available with {backend} on {device}; running {ran}"
 
 
+def runs_compiled(backend: object) -> bool:
+    """Whether a backend runs compiled: torch.compile still in place (a compile that fails at the first
+    frame falls back to eager and clears it), or TensorRT replaying CUDA graphs. ONNX Runtime has
+    nothing that compile acts on."""
+    return bool(getattr(backend, "compiled", False) or getattr(backend, "cuda_graph", False))
+
+
+def compile_note(flag: str, asked: bool | str, compiled: bool, backend: str) -> str | None:
+    """The line a tool prints when ``flag`` asked for compilation and the backend runs uncompiled, so
+    that its speed is not read as a compiled one."""
+    if not asked or compiled:
+        return None
+    if backend == "onnxruntime":
+        return (f"note: {flag} applies to the torch backend (and TensorRT's CUDA graphs) only; "
+                "onnxruntime runs uncompiled")
+    return f"note: {flag} did not take with {backend} (see the warning above); it runs uncompiled"
+
+
 def check_inputs(labels: object, flow: object, size: tuple[int, int], num_classes: int) -> None:
     """Raise ValueError naming the problem for anything a backend must never see."""
     width, height = size

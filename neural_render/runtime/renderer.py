@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import Stage, check_frame_cut, check_inputs, parse_size
+from neural_render.runtime.common import Stage, check_frame_cut, check_inputs, parse_size, runs_compiled
 from neural_render.runtime.select import create_backend
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -60,6 +60,12 @@ class Renderer:
         self.last_timings: dict[str, tuple[int, int]] = {}
         self.frames_rendered = 0
         self._has_history = False
+
+    @property
+    def compiled(self) -> bool:
+        """Whether frames run compiled (torch.compile, or TensorRT's CUDA graphs); False once closed. A
+        torch.compile that fails at the first frame falls back to eager, so read it after a render."""
+        return self._backend is not None and runs_compiled(self._backend)
 
     @property
     def history_enabled(self) -> bool:
