@@ -26,7 +26,7 @@ from game.keyboard import KeyboardController
 from game.loop import tick
 from game.memory import memory_warning
 from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
-from game.signals import SIGNAL_NAMES, TERMINATED_AT_START_UP, catch_stop_signals
+from game.signals import SIGNAL_NAMES, TERMINATED_AT_START_UP, Terminated, catch_stop_signals
 from game.sources import make_source
 from game.status import FrameStats, session_meta
 
@@ -65,7 +65,7 @@ class App:
         from_replay = self.source_name == "replay"
         self.keyboard = KeyboardController(autopilot=config.autopilot or (self.headless and not from_replay))
         self.hud = HUD()
-        self.profiler = _make_profiler(config, self.device)
+        self.profiler = _make_profiler(config, self.device, compiled=bool(getattr(self.renderer, "compiled", False)))
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="source") if config.threaded else None
         self.end_errors = _end_errors(from_replay)
         self.bad_session_errors = bad_session_errors(from_replay)
@@ -81,6 +81,7 @@ class App:
         self.finishing: list[threading.Thread] = []  # recordings stopped with R, finalizing
         self.recording_error: str | None = None  # why a recording failed to start or stopped (disk full, ...)
         self.stop_requested = False
+        self.compiling = False  # the renderer's first, compiling frame is in progress (game.loop._render)
         self._closed = False
         self._announce(display_note)
         if config.record is not None:
@@ -92,7 +93,8 @@ class App:
         renderer = self.renderer
         print(f"source: {self.source_reason}")
         print(f"model: {self.model.label}; backend {renderer.backend_name} on {renderer.device_name} "
-              f"({renderer.precision}), {self.size[0]}x{self.size[1]}"
+              f"({renderer.precision}{', compiled' if getattr(renderer, 'compiled', False) else ''}), "
+              f"{self.size[0]}x{self.size[1]}"
               f"{', threaded' if self.pool is not None else ''}")
         if display_note:
             print(display_note)
@@ -124,8 +126,9 @@ class App:
                 pass
             if self.stop_requested:
                 print(f"{SIGNAL_NAMES.get(self.stop_requested, 'signal')}: closing")
-        except KeyboardInterrupt:  # a second Ctrl+C, or one before the handler was installed
-            print("Ctrl+C: closing")
+        except KeyboardInterrupt as interrupt:  # a second Ctrl+C, one before the handler was installed,
+            # or either signal while the first frame compiled (raised as Terminated for SIGTERM)
+            print(f"{'SIGTERM' if isinstance(interrupt, Terminated) else 'Ctrl+C'}: closing")
             self.stop_requested = self.stop_requested or signal.SIGINT  # the exit status and report say so
         except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
             print(f"the drive ended: {error}", file=sys.stderr)
@@ -232,14 +235,14 @@ class _NoProfiler:
         return {}
 
 
-def _make_profiler(config: GameConfig, device: str):
+def _make_profiler(config: GameConfig, device: str, compiled: bool = False):
     try:
         from game.profiler import Profiler
     except ImportError as error:
         if config.profile:
             raise LaunchError(f"--profile: the profiler is not available in this checkout ({error})") from None
         return _NoProfiler()
-    return Profiler(enabled=config.profile, warmup_frames=warmup_frames(config.frames),
+    return Profiler(enabled=config.profile, warmup_frames=warmup_frames(config.frames, compiled),
                     use_cuda=device.startswith("cuda"))
 
 
@@ -277,7 +280,10 @@ def _warn_if_memory_short(size: tuple[int, int], device: str) -> None:
         print(shortage, file=sys.stderr)
 
 
-def warmup_frames(frames: int | None) -> int:
+def warmup_frames(frames: int | None, compiled: bool = False) -> int:
     """The profiler's warm-up: 10 frames, at most half of a short run (with 10, `--frames 10` measured a
-    single frame and `--frames 3` none: an empty report)."""
-    return 10 if frames is None else min(10, frames // 2)
+    single frame and `--frames 3` none: an empty report). A compiled renderer's first frame is never
+    measured, even when that leaves nothing: `--frames 1 --compile --profile` reported the compile
+    (19 s on a 2-core CPU, 0.1 fps) as the compiled latency."""
+    warmup = 10 if frames is None else min(10, frames // 2)
+    return max(warmup, 1) if compiled else warmup

@@ -104,9 +104,17 @@ def _finished(end: BaseException) -> bool:
 
 
 def _render(app, frame, times: StageTimes):
+    renderer = app.renderer
+    # A compiled renderer's first frame compiles the generator (19 s for the cpu preset on a 2-core
+    # CPU, longer with a cold cache or max-autotune): a stop signal meanwhile ends the drive at once
+    # (game.signals.catch_stop_signals) instead of after it.
+    app.compiling = bool(getattr(renderer, "compiled", False)) and getattr(renderer, "frames_rendered", 1) == 0
     start = perf_counter_ns()
-    with app.profiler.device_range("render"):  # CUDA events + NVTX when profiling on a GPU
-        rendered = app.renderer.render(frame)
+    try:
+        with app.profiler.device_range("render"):  # CUDA events + NVTX when profiling on a GPU
+            rendered = renderer.render(frame)
+    finally:
+        app.compiling = False
     times.add("render", start, perf_counter_ns())
     for name, span in (getattr(app.renderer, "last_timings", None) or {}).items():
         if span is not None:

@@ -12,7 +12,7 @@ import sys
 
 from game.app import bad_session_errors, stamped, warmup_frames
 from game.cli import GameConfig, LaunchError
-from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
+from game.rendering import COMPILE_WAIT, check_size, default_resolution, load_model, make_renderer, resolve_device
 from game.signals import interruption_in
 from game.sources import make_source
 
@@ -59,12 +59,14 @@ def run_backend_comparison(config: GameConfig) -> int:
     check_size(model, size, "--res" if config.res or not config.replay else f"--replay {config.replay}")
     frames = config.frames or 120
     report_dir = config.report or stamped("reports")  # the default --help promises
+    if config.compile:  # the torch row starts with the compile: without this the console sat silent
+        print(f"--compile: {COMPILE_WAIT}")
     try:
-        rows = run_comparison(model.model, size, frames=frames, warmup_frames=warmup_frames(frames),
+        rows = run_comparison(model.model, size, frames=frames, warmup_frames=warmup_frames(frames, config.compile),
                               session=config.replay, seed=config.seed or 0, device=config.device,
                               precision=config.precision, report_dir=report_dir, compile=config.compile,
                               meta={"model": model.label, "model_path": str(model.path) if model.path else None,
-                                    "untrained": model.untrained})
+                                    "untrained": model.untrained, "compile": config.compile})
     except OSError as error:  # the disk filled up, or the folder went away, while writing a report
         raise LaunchError(f"--report {report_dir}: {error}") from None
     if all(row.get("error") for row in rows):  # nothing measured: a script must not take it as done

@@ -136,6 +136,11 @@ def check_size(choice: ModelChoice, size: tuple[int, int], flag: str) -> None:
         raise LaunchError(f"{flag}: {_one_line(error)}{fix}") from None
 
 
+# What --compile costs before the first frame shows, as measured (models/gpu.md; the 2-core CPU box).
+COMPILE_WAIT = ("torch's first frames compile the generator (measured: 30 s on an H200 for the gpu preset at "
+                "1024x512, 19 s on a 2-core CPU for the cpu preset at 256x128)")
+
+
 def make_renderer(model, backend: str, device: str | None, precision: str, size: tuple[int, int],
                   compile: bool = False):
     """A neural_render.runtime.Renderer; LaunchError naming the flag when the backend cannot start."""
@@ -156,12 +161,13 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
     if note:
         print(note, file=sys.stderr)
     note = compile_note("--compile", compile, renderer.compiled, renderer.backend_name)
+    if note and backend == "auto" and renderer.backend_name == "onnxruntime":
+        # auto picks onnxruntime on the CPU; the note alone left the user guessing how to compile
+        note += " (--backend auto chose it; pass --backend torch to compile)"
     if note:
         print(note, file=sys.stderr)
     elif compile and renderer.backend_name == "torch":  # the wait would otherwise look like a hang
-        print("--compile: the first frames compile the generator (measured: 30 s on an H200 for the gpu preset "
-              "at 1024x512, 19 s on a 2-core CPU for the cpu preset at 256x128); then it runs compiled",
-              file=sys.stderr)
+        print(f"--compile: {COMPILE_WAIT}; then it runs compiled", file=sys.stderr)
     return renderer
 
 

@@ -40,7 +40,8 @@ def raise_terminated(signum, frame) -> None:
 def catch_stop_signals(app: App) -> dict:
     """SIGTERM and Ctrl+C end the drive at the next tick boundary, so no stage is cut in half (a
     KeyboardInterrupt inside the recorder or a backend could leave a lock held and hang the
-    teardown). A second Ctrl+C stops at once. While closing, one more Ctrl+C only says what is being
+    teardown); during a --compile's first frame, which only compiles, they stop at once. A second
+    Ctrl+C stops at once. While closing, one more Ctrl+C only says what is being
     finished (it used to abandon the teardown: recording unfinalized, a CARLA server left in
     synchronous mode); a second one abandons it. Returns the handlers it replaced, by signal."""
     if threading.current_thread() is not threading.main_thread():
@@ -48,6 +49,14 @@ def catch_stop_signals(app: App) -> dict:
     warned = []
 
     def stop(signum, _frame) -> None:
+        if getattr(app, "compiling", False) and not app._closed:
+            # The first frame is compiling the generator (game.loop._render): waiting for it left
+            # Ctrl+C unanswered for 20 s on a CPU, and a SIGTERM with a 10 s grace (docker stop) ended
+            # in SIGKILL and a half-written recording. Cutting it loses nothing: the frame is neither
+            # shown nor recorded yet, and the compiler holds none of the drive's locks (the export and
+            # the backend comparison already stop at once there).
+            app.stop_requested = signum
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
         if app._closed and signum == signal.SIGINT and not warned:
             warned.append(True)  # os.write: print() is not reentrant, the main thread may be in one
             os.write(2, b"still closing (finishing the recording, closing the source); "

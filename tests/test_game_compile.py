@@ -31,7 +31,7 @@ def test_torch_is_built_compiled_and_the_wait_is_announced(tiny, capsys):
 
     renderer = make_renderer(tiny, "torch", "cpu", "fp32", SIZE, compile=True)
     assert renderer.compiled  # torch.compile wraps at once; the kernels compile at the first frame
-    assert "--compile: the first frames compile the generator" in capsys.readouterr().err
+    assert "--compile: torch's first frames compile the generator" in capsys.readouterr().err
     renderer.close()
     assert renderer.compiled is False  # a closed renderer runs nothing
 
@@ -98,3 +98,88 @@ def test_the_drive_shows_and_records_that_it_runs_compiled(make_app):
     backend_line = next(line for line in hud_lines(app, app.frame) if str(line).startswith("backend"))
     assert backend_line == "backend   torch cpu fp32 compiled"
     assert session_meta(app)["compiled"] is True
+
+
+def test_a_stop_signal_while_the_first_frame_compiles_stops_at_once(make_app, capsys):
+    """QA: SIGTERM (or Ctrl+C) during the 19 s first-frame compile waited for the compile to end; with
+    docker stop's 10 s grace the SIGKILL that followed left a half-written recording."""
+    import os
+    import signal
+    import time
+
+    app = make_app("--headless", "--frames", "5", "--compile", "--record", "sessions")
+    assert app.renderer.compiled and app.renderer.frames_rendered == 0
+    compiled = []
+
+    def compiling(frame):  # stands in for the first frame's compile: long, and interruptible
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):
+            time.sleep(0.01)
+        compiled.append(True)
+        return np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+
+    app.renderer.render = compiling
+    assert app.run() == 130
+    assert compiled == [] and app.ticks == 0  # stopped inside the compile, not after it
+    assert "SIGTERM: closing" in capsys.readouterr().out
+    assert app.compiling is False
+
+
+def test_a_compiled_drive_never_measures_its_compile(make_app):
+    """QA: `--frames 1 --compile --profile` reported the 19 s compile as the latency (0.1 fps, compiled)."""
+    from game.app import warmup_frames
+
+    assert warmup_frames(1) == 0 and warmup_frames(1, compiled=True) == 1
+    assert warmup_frames(30, compiled=True) == 10
+    app = make_app("--headless", "--frames", "1", "--compile", "--report", "report")
+    assert app.profiler.warmup_frames == 1
+
+
+def test_auto_picking_onnxruntime_says_how_to_compile(tiny, tmp_path, monkeypatch, capsys):
+    """QA: `--compile` with the default --backend auto on a CPU ran onnxruntime; the note did not say how
+    to get what was asked."""
+    from game.rendering import make_renderer
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    renderer = make_renderer(tiny, "auto", "cpu", "fp32", SIZE, compile=True)
+    assert renderer.backend_name == "onnxruntime" and renderer.compiled is False
+    assert capsys.readouterr().err.endswith("onnxruntime runs uncompiled (--backend auto chose it; pass --backend "
+                                            "torch to compile)\n")
+
+
+def test_the_comparison_table_names_the_rows_that_ran_compiled():
+    """QA: "fastest: onnxruntime (... 1.8x faster than torch)" did not say that torch ran compiled."""
+    from game.profiler.table import comparison_table
+
+    timing = dict(device="cpu", precision="fp32", frames=5, p95=0, p99=0, mean=0, fps=0, error=None, cut_short=None)
+    text = comparison_table([dict(backend="torch", compiled=True, p50=2.0, **timing),
+                             dict(backend="onnxruntime", compiled=False, p50=1.0, **timing)])
+    assert text.splitlines()[2].startswith("torch compiled ")
+    assert text.endswith("fastest: onnxruntime (p50 1.00 ms, 2.0x faster than torch compiled)")
+
+
+def test_a_failed_compile_is_warned_in_one_whole_line(tiny, caplog):
+    """QA: the warning cut inductor's message at 200 characters, mid-word and across lines."""
+    renderer = Renderer(tiny, backend="torch", device="cpu", size=SIZE, compile=True)
+    words = " ".join(["word"] * 60)
+
+    def no_compiler(*inputs):
+        raise RuntimeError(f"InductorError: {words}\nsecond line of the compiler's output")
+
+    renderer._backend._run = no_compiler
+    renderer.render(types.SimpleNamespace(labels=np.zeros(SIZE[::-1], np.uint8), flow=None, cut=False))
+    (message,) = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert "\n" not in message and "second line" not in message
+    assert message.endswith("word ...); running eager")
+
+
+def test_the_backend_comparison_announces_the_compile(headless_env, tiny_model_path, tmp_path, capsys):
+    """QA: `--profile --backend all --compile` sat silent for the whole compile (29 s on this CPU)."""
+    from game.main import main
+
+    argv = ["--profile", "--backend", "all", "--headless", "--frames", "2", "--compile", "--model",
+            str(tiny_model_path), "--res", "64x32", "--report", str(tmp_path / "report")]
+    assert main(parse_args(argv)) == 0
+    out = capsys.readouterr().out
+    assert out.index("--compile: torch's first frames compile") < out.index("backend comparison:")
+    assert "torch compiled" in out

@@ -76,12 +76,19 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
                         + [None] * 5)
             continue
         cells = [row.get(key) for key in COMPARE_COLUMNS]
+        cells[0] = backend_label(row)
         if row.get("cut_short"):  # fewer frames than the others: say so on its own line
-            cells[0] = f"{row['backend']} (cut short)"
+            cells[0] = f"{cells[0]} (cut short)"
         body.append(cells)
     text = format_table(COMPARE_COLUMNS, body) + fastest_line(rows)
     errors = [f"  {r['backend']}: {r['error']}" for r in rows if r.get("error")]
     return text + ("\nfailed or not run:\n" + "\n".join(errors) if errors else "")
+
+
+def backend_label(row: dict[str, Any]) -> str:
+    """The backend's name, and "compiled" when its frames ran so (--compile): a compiled torch and an
+    uncompiled one are different contenders."""
+    return f"{row['backend']} compiled" if row.get("compiled") else str(row["backend"])
 
 
 def fastest_line(rows: Sequence[dict[str, Any]]) -> str:
@@ -91,5 +98,5 @@ def fastest_line(rows: Sequence[dict[str, Any]]) -> str:
     if len(timed) < 2:  # one backend measured is no comparison
         return ""
     best, runner_up = timed[0], timed[1]
-    return (f"\nfastest: {best['backend']} (p50 {best['p50']:.2f} ms, "
-            f"{runner_up['p50'] / best['p50']:.1f}x faster than {runner_up['backend']})")
+    return (f"\nfastest: {backend_label(best)} (p50 {best['p50']:.2f} ms, "
+            f"{runner_up['p50'] / best['p50']:.1f}x faster than {backend_label(runner_up)})")

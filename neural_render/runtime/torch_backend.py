@@ -57,7 +57,7 @@ class TorchBackend:
         except Exception as exc:  # compile needs a C++ toolchain / triton: run eager rather than crash
             if not self.compiled:
                 raise
-            log.warning("torch.compile failed (%s: %s); running eager", type(exc).__name__, str(exc)[:200])
+            log.warning("torch.compile failed (%s: %s); running eager", type(exc).__name__, _first_line(exc))
             self._run, self.compiled = self.module, False
             return self._run(*inputs)
 
@@ -74,3 +74,10 @@ class TorchBackend:
             h.swap()
         with Stage(timings, "download"):
             return h.download()
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an error, cut at a word: inductor's messages run to many lines, and a cut at
+    200 characters ended the warning mid-word ("...especially if yo); running eager")."""
+    line = (str(error).strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."
