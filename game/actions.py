@@ -96,7 +96,8 @@ def _backend(app) -> None:
     if callable(close):
         close()
     app.renderer = renderer
-    app.hud.notify(f"Backend: {renderer.backend_name} on {renderer.device_name} ({renderer.precision})")
+    compiled = ", compiled: its first frame compiles, tens of seconds" if renderer.compiled else ""
+    app.hud.notify(f"Backend: {renderer.backend_name} on {renderer.device_name} ({renderer.precision}{compiled})")
 
 
 def _record(app) -> None:
@@ -137,6 +138,10 @@ def stop_recording(app, wait: bool = True) -> None:
         app.hud.notify("Recording cancelled: no frame was recorded")
         print(f"recording cancelled: no frame was recorded; removed {recorder.path}")
         return
+
+    meta = getattr(recorder, "meta", None)  # SessionRecorder's, written to session.json at its close
+    if isinstance(meta, dict):  # what ran, not what was asked at the start: a compile that fails runs eager
+        meta["compiled"] = bool(getattr(app.renderer, "compiled", False))
 
     def finish() -> None:
         recorder.close()

@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
     model.add_argument("--compile", action="store_true",
                        help="torch backend: torch.compile, with CUDA graphs on CUDA (end to end 3.0x faster than "
-                            "eager for the gpu preset at 1024x512 on an H200, models/gpu.md); the first frames "
-                            "compile, tens of seconds. tensorrt: CUDA graphs. onnxruntime: nothing to compile")
+                            "eager, both fp16, for the gpu preset at 1024x512 on an H200, models/gpu.md); the first "
+                            "frames compile, tens of seconds. tensorrt: CUDA graphs. onnxruntime: nothing to compile")
 
     sessions = parser.add_argument_group("sessions and profiling")
     sessions.add_argument("--record", type=Path, default=None, metavar="DIR",

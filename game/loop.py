@@ -105,12 +105,14 @@ def _finished(end: BaseException) -> bool:
 
 def _render(app, frame, times: StageTimes):
     renderer = app.renderer
-    # A compiled renderer's first frame compiles the generator (19 s for the cpu preset on a 2-core
-    # CPU, longer with a cold cache or max-autotune): a stop signal meanwhile ends the drive at once
-    # (game.signals.catch_stop_signals) instead of after it.
-    app.compiling = bool(getattr(renderer, "compiled", False)) and getattr(renderer, "frames_rendered", 1) == 0
     start = perf_counter_ns()
     try:
+        # A torch.compile'd renderer's first frame compiles the generator (19 s for the cpu preset on a
+        # 2-core CPU): a stop signal meanwhile ends the drive at once (game.signals.catch_stop_signals)
+        # instead of after it. Set inside the try, so that no signal can leave it set. TensorRT's first
+        # frame captures a CUDA graph instead: quick, and not known to be safe to cut, so not included.
+        app.compiling = (getattr(renderer, "backend_name", None) == "torch" and getattr(renderer, "compiled", False)
+                         and getattr(renderer, "frames_rendered", 1) == 0)
         with app.profiler.device_range("render"):  # CUDA events + NVTX when profiling on a GPU
             rendered = renderer.render(frame)
     finally:

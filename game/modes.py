@@ -58,6 +58,9 @@ def run_backend_comparison(config: GameConfig) -> int:
     size = config.res or (_replay_size(config) if config.replay else default_resolution(model.preset, device))
     check_size(model, size, "--res" if config.res or not config.replay else f"--replay {config.replay}")
     frames = config.frames or 120
+    if config.compile and frames < 2:  # compare_backends measures at least one frame: it would be the compile
+        raise LaunchError(f"--frames {frames} --compile: the first frame only compiles, so nothing would be "
+                          f"measured; pass --frames 2 or more (the compile is left out of the figures)")
     report_dir = config.report or stamped("reports")  # the default --help promises
     if config.compile:  # the torch row starts with the compile: without this the console sat silent
         print(f"--compile: {COMPILE_WAIT}")

@@ -4,9 +4,10 @@ Two stretches, two handlers. During start-up (loading torch and the model, conne
 during an export, game.main installs ``raise_terminated``: SIGTERM is raised like Ctrl+C, so the same
 clean-up runs (App.__init__ closes a source it opened, which restores a CARLA server's settings).
 During the drive, App.run installs ``catch_stop_signals``: both signals end the drive at the next
-tick boundary. ``interruption_in`` finds a signal that a library wrapped in another exception. Kept
-in one file, away from the app and the entry point, because both use it and the reasons (which
-library swallowed what, which lock a signal can leave held) are the same story.
+tick boundary, or at once while a --compile'd renderer compiles its first frame. ``interruption_in``
+finds a signal that a library wrapped in another exception. Kept in one file, away from the app
+and the entry point, because both use it and the reasons (which library swallowed what, which lock
+a signal can leave held) are the same story.
 """
 
 from __future__ import annotations

@@ -26,8 +26,7 @@ import torch
 from neural_render import arg_types
 from neural_render.export import DEFAULT_PRESET
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
-from neural_render.runtime.common import compile_note as common_compile_note
-from neural_render.runtime.common import parse_size, precision_note, runs_compiled
+from neural_render.runtime.common import compile_note, parse_size, precision_note, runs_compiled
 from neural_render.runtime.select import cuda_device_problem, resolve_backend
 
 
@@ -114,12 +113,6 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
     with torch.cuda.stream(be.stream):
         return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
                                                                                     "compiled": runs_compiled(be)}
-
-
-def compile_note(asked: bool | str, row: dict) -> str | None:
-    """One line when --compile was asked for but the row ran uncompiled, so that the figures are not
-    read as compiled ones."""
-    return common_compile_note("--compile", asked, row.get("compiled", False), row["backend"])
 
 
 def compile_mode_problem(mode: bool | str) -> str | None:
@@ -284,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     notes = (precision_note("--dtype", args.precision, row["precision"], row["backend"], row["device"]),
-             compile_note(args.compile, row), threads_note(args.threads, row))
+             compile_note("--compile", args.compile, row.get("compiled", False), row["backend"]),
+             threads_note(args.threads, row))
     for note in filter(None, notes):
         print(note, file=sys.stderr)
     print_table([row])

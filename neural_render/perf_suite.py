@@ -7,11 +7,12 @@ Paths, all through `bench.bench_path` in one process so they are compared on the
 torch eager fp32, fp16 and bf16 (channels_last), torch.compile with CUDA graphs ("reduce-overhead")
 and with autotuned kernels ("max-autotune"), the Renderer end to end (uint8 labels + float32 flow
 on the host -> uint8 frame on the host, history on the device; with pinned and with pageable host
-staging buffers), and ONNX Runtime where its CUDA provider exists. Each path records p50/p95/p99/fps, peak GPU memory, whether
-torch.compile held (a failed compile runs eager), and end to end the median time of each Renderer
-stage. Then `perf_profile` profiles the product path (the Renderer with CUDA graphs, fp16) for its
-top kernels and host operators; max-autotune, the slowest to compile, comes last. The file is rewritten after every step, so a run cut short by its
-time limit still leaves every finished measurement. TensorRT is measured only where the `tensorrt`
+staging buffers), and ONNX Runtime where its CUDA provider exists. Each path records p50/p95/p99/fps,
+peak GPU memory, whether torch.compile held (a failed compile runs eager), and end to end the median
+time of each Renderer stage. Then `perf_profile` profiles the product path (the Renderer with CUDA
+graphs, fp16) for its top kernels and host operators; max-autotune, the slowest to compile, comes
+last. The file is rewritten after every step, so a run cut short by its time limit still leaves
+every finished measurement. TensorRT is measured only where the `tensorrt`
 package is installed; nothing is estimated.
 """
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from neural_render.bench import bench_path, compile_note, main
+from neural_render.bench import bench_path, main
+from neural_render.runtime.common import compile_note
 from neural_render.checkpoint import save_generator
 from neural_render.model import build_generator
 
@@ -132,7 +133,7 @@ def test_a_failed_torch_compile_is_reported_as_eager(tmp_path, monkeypatch, caps
     monkeypatch.setattr("torch.compile", broken)
     row = bench_path("tiny", "64x32", "torch", "cpu", compile=True, frames=2, warmup=0, flops=False)
     assert row["compile"] is False and row["compiled"] is False
-    assert compile_note(True, row).startswith("note: --compile did not take with torch")
+    assert compile_note("--compile", True, row["compiled"], row["backend"]).startswith("note: --compile did not take with torch")
 
 
 def test_a_cache_variable_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):

@@ -77,3 +77,28 @@ def test_an_unwritable_out_is_refused_before_measuring(tmp_path, capsys, out):
     captured = capsys.readouterr()
     assert captured.err.startswith(f"error: --out {out}: ") and captured.err.count("\n") == 1, captured.err
     assert captured.out == ""  # no path was measured
+
+
+def test_max_autotune_runs_last_after_the_profile_is_saved(tmp_path, monkeypatch):
+    """Its autotuning takes minutes on a cold cache (it outlasted a 390 s GPU run): a lease cut short
+    there must already hold every other row and the profile."""
+    import neural_render.perf_suite as suite
+
+    out = tmp_path / "perf.json"
+    order = []
+
+    def fake_bench_path(**kwargs):
+        order.append((kwargs.get("compile"), kwargs["res"]))
+        if kwargs.get("compile") == "max-autotune":
+            saved = json.loads(out.read_text())
+            assert "profile" in saved and len(saved["results"]) == len(order) - 1
+        return {"fps": 1.0}
+
+    monkeypatch.setattr(suite, "_skip_reason", lambda kwargs, device: None)  # every path "runs" on the CPU
+    monkeypatch.setattr(suite, "bench_path", fake_bench_path)
+    monkeypatch.setattr(suite, "run_profile", lambda *args: order.append("profile") or {"error": "not run here"})
+    assert main(["--preset", "tiny", "--res", "64x32", "128x64", "--device", "cpu", "--frames", "1",
+                 "--out", str(out)]) == 0
+    assert order[-2:] == ["profile", ("max-autotune", "64x32")]
+    assert ("reduce-overhead", "128x64") in order  # the large size's paths came before it
+    assert len(json.loads(out.read_text())["results"]) == len(order) - 1

@@ -9,6 +9,7 @@ DataLoader), so a GPU machine needs only torch, numpy and the project to train.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import signal
 import sys
@@ -73,9 +74,16 @@ def _exit_without_native_teardown() -> None:
     workers aborted there ("terminate called without an active exception": C++ threads destroyed while
     still joinable), and the trainer, closing its DataLoader after the run had saved, printed "DataLoader
     worker is killed by signal: Aborted". Which library's threads it was is not known (a spawned process
-    that rendered and exited did not abort alone); two runs with this hook closed cleanly. By the time
-    atexit runs, multiprocessing has flushed the worker's queues (BaseProcess._bootstrap): nothing is lost.
-    Status 0 always: a worker's failures reach the trainer through its queue (torch's ExceptionWrapper)."""
+    that rendered and exited did not abort alone); two runs with this hook closed cleanly.
+
+    What the hook skips: atexit handlers registered before it (it runs first, the last registered)
+    and the interpreter's own finalization. The worker's results are already with the trainer or no
+    longer wanted (torch cancels the queue's join at shutdown), logging is flushed here, and under
+    coverage (which saves its data at exit) the worker exits normally. Status 0 always: a worker's
+    failures reach the trainer through its queue (torch's ExceptionWrapper), not its exit status."""
+    if "coverage" in sys.modules:
+        return
+    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
