@@ -79,4 +79,7 @@ def _main(config: GameConfig) -> int:
     except BaseException:  # Ctrl+C or SIGTERM while starting
         remove_empty(created)
         raise
-    return app.run()
+    try:
+        return app.run()
+    finally:  # a recording cancelled before its first frame removes its session, not the --record DIR
+        remove_empty(created)  # that this run made: only folders still empty, which hold no result

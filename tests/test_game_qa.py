@@ -452,3 +452,22 @@ def test_replay_size_the_model_cannot_take_says_to_resample():
     choice = ModelChoice(build_generator("tiny"), "tiny", None, untrained=True, preset="tiny")
     with pytest.raises(LaunchError, match=r"--replay s: size 60x36: .* resample the session with --res"):
         check_size(choice, (60, 36), "--replay s")
+
+
+def test_a_recording_cancelled_before_its_first_frame_leaves_no_record_folder(headless_env, tiny_model_path,
+                                                                              monkeypatch, tmp_path):
+    """QA: the session folder was removed, but the --record DIR that the run had made stayed, empty."""
+    import game.loop
+
+    def interrupted(app, frame, times):  # Ctrl+C inside the first render, before any frame is recorded
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(game.loop, "_render", interrupted)
+    record, kept = tmp_path / "new" / "sessions", tmp_path / "kept"
+    kept.mkdir()
+    for folder in (record, kept):
+        argv = ["--headless", "--source", "procedural", "--model", str(tiny_model_path), "--res", RES,
+                "--backend", "torch", "--record", str(folder)]
+        assert main(parse_args(argv)) == 0  # an open-ended drive stopped by Ctrl+C ends normally
+    assert not (tmp_path / "new").exists()  # made by this run and still empty: removed
+    assert kept.is_dir() and not any(kept.iterdir())  # there before the run: left alone

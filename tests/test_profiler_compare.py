@@ -70,6 +70,8 @@ def test_compare_backends_runs_every_available_backend_and_prints_one_table(fake
     assert saved["rows"][1]["backend"] == "slow" and saved["meta"]["resolution"] == list(SIZE)
     assert saved["meta"]["frames"] == 8 and saved["meta"]["warmup_frames"] == 2 and "cpu" in saved["meta"]["machine"]
     assert (tmp_path / "fast" / "report.json").exists() and (tmp_path / "slow" / "trace.json").exists()
+    assert not (tmp_path / "broken").exists()  # and the closing line names only the folders written:
+    assert f"report: {tmp_path} (comparison.json, and a folder for fast, slow)" in out
 
 
 def test_compare_backends_rejects_no_frames(fake_runtime):

@@ -25,7 +25,9 @@ class Items:
 """
 
 
-def _worker_exit_codes(tmp_path, monkeypatch, worker_init) -> list:
+def _close_workers(tmp_path, monkeypatch, worker_init) -> tuple[list, str]:
+    """Run two spawned workers through a DataLoader and shut them down as the trainer does; returns
+    their exit codes and torch's complaint about them, if any."""
     (tmp_path / "aborting_dataset.py").write_text(ABORTING_DATASET)
     monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers inherit the path
     import aborting_dataset
@@ -34,26 +36,27 @@ def _worker_exit_codes(tmp_path, monkeypatch, worker_init) -> list:
                         persistent_workers=True, worker_init_fn=worker_init)
     batches = iter(loader)
     assert [batch.tolist() for batch in batches] == [[0, 1], [2, 3]]
-    workers = list(batches._workers)
+    workers, complaint = list(batches._workers), ""
     try:
         batches._shutdown_workers()  # what the trainer's DataLoader does when the run ends
         for worker in workers:
             worker.join(30)
     except RuntimeError as error:  # torch's SIGCHLD handler: "DataLoader worker ... is killed by signal"
-        assert "killed by signal" in str(error)
+        complaint = str(error)
         for worker in workers:
             worker.join(30)
-    return [worker.exitcode for worker in workers]
+    return [worker.exitcode for worker in workers], complaint
 
 
 def test_workers_leave_before_an_aborting_native_teardown(tmp_path, monkeypatch):
-    assert _worker_exit_codes(tmp_path, monkeypatch, _worker_init) == [0, 0]
+    assert _close_workers(tmp_path, monkeypatch, _worker_init) == ([0, 0], "")
 
 
 def test_without_the_hook_the_same_workers_abort(tmp_path, monkeypatch):
-    """The stand-in really aborts: the test above would pass vacuously if it did not."""
-    codes = _worker_exit_codes(tmp_path, monkeypatch, None)
-    assert all(code not in (0, None) for code in codes), codes
+    """The stand-in really aborts: the test above would pass vacuously if it did not. Either torch says
+    so (the message seen on the H200) or an exit code does; which one wins the race varies."""
+    codes, complaint = _close_workers(tmp_path, monkeypatch, None)
+    assert "killed by signal: Aborted" in complaint or any(code not in (0, None) for code in codes), codes
 
 
 @pytest.fixture(autouse=True)

@@ -133,6 +133,7 @@ def compare_backends(
         backends = available_backends(device)
         missing = [name for name in BACKENDS if name not in backends]  # said, not silently left out
     rows: list[dict[str, Any]] = []
+    folders: list[str] = []  # the backends whose full report was written under report_dir
     reference: np.ndarray | None = None
     stopped: KeyboardInterrupt | None = None  # Ctrl+C / SIGTERM: report what was measured, then re-raise
     for backend in backends:
@@ -170,6 +171,7 @@ def compare_backends(
                     "ended_by": _stop_name(stopped) if stopped is not None else None}
         if report_dir is not None:
             report = write_report(profiler, Path(report_dir) / backend, run_meta, quiet=True)
+            folders.append(backend)
         else:
             report = build_report(profiler, run_meta)
         e2e = report["end_to_end"]
@@ -210,7 +212,9 @@ def compare_backends(
         write_text_safely(Path(report_dir) / COMPARISON_FILE,
                           json.dumps({"meta": about, "rows": rows}, indent=2, default=str) + "\n")
         if not quiet:
-            print(f"report: {report_dir} ({COMPARISON_FILE}, and one folder per backend)")
+            # a cut-short or failed backend writes no folder: name the ones there are
+            print(f"report: {report_dir} ({COMPARISON_FILE}"
+                  + (f", and a folder for {', '.join(folders)})" if folders else ")"))
     if stopped is not None:
         raise stopped  # the caller still learns the run was stopped (the launcher exits 130)
     return rows
