@@ -40,6 +40,7 @@ CLIENT = textwrap.dedent("""
     try:
         with source:
             source.reset()
+            print("STARTED", flush=True)  # ego and cameras spawned, the world in the drive's settings
             for _ in range(5):
                 source.step(Control(autopilot=True))
             print("DRIVING", flush=True)
@@ -66,9 +67,10 @@ def _client_process(server: StandinProcess, mode: str) -> subprocess.Popen:
                             env=env, cwd=REPO)
 
 
-def _wait_for(process: subprocess.Popen, word: str, timeout_s: float = 30.0) -> None:
+def _wait_for(process: subprocess.Popen, word: str, timeout_s: float = 30.0, hang_ok: bool = False) -> bool:
     """Read the client's stdout lines until one starts with ``word``; a client that hangs or ends
-    before fails the test with diagnostics (select: a hung client must not block readline)."""
+    before fails the test with diagnostics (select: a hung client must not block readline). With
+    hang_ok, a client still running at the deadline returns False instead."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         readable, _, _ = select.select([process.stdout], [], [], 0.5)
@@ -76,9 +78,11 @@ def _wait_for(process: subprocess.Popen, word: str, timeout_s: float = 30.0) -> 
             continue
         line = process.stdout.readline()
         if line.startswith(word):
-            return
+            return True
         if not line and process.poll() is not None:
             break
+    if hang_ok and process.poll() is None:
+        return False
     pytest.fail(f"client never printed {word}:\n" + _diagnose(process))
 
 
@@ -235,7 +239,11 @@ def test_camera_queue_survives_ctrl_c_in_get():
 def _kill_a_driving_client(server: StandinProcess) -> subprocess.Popen:
     """A client process that drives (autopilot), then SIGKILL: no teardown runs."""
     client_process = _client_process(server, "ctrl-c")
-    _wait_for(client_process, "DRIVING")
+    _wait_for(client_process, "STARTED")
+    # libcarla 0.9.16's known lost wake-up (carla_source._advance) can hang a synchronous tick for
+    # ever, about once in 250 runs on a loaded box (seen in a fresh-clone suite run). A client killed
+    # inside that tick is as dead a drive as one killed between ticks, which is all these tests need.
+    _wait_for(client_process, "DRIVING", hang_ok=True)
     client_process.kill()
     client_process.communicate(timeout=10)
     return client_process
