@@ -141,7 +141,7 @@ def stop_recording(app, wait: bool = True) -> None:
 
     meta = getattr(recorder, "meta", None)  # SessionRecorder's, written to session.json at its close
     if isinstance(meta, dict):  # what ran, not what was asked at the start: a compile that fails runs eager
-        meta["compiled"] = bool(getattr(app.renderer, "compiled", False))
+        meta["compiled"] = app.renderer.compiled
 
     def finish() -> None:
         recorder.close()

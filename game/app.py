@@ -26,7 +26,7 @@ from game.keyboard import KeyboardController
 from game.loop import tick
 from game.memory import memory_warning
 from game.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
-from game.signals import SIGNAL_NAMES, TERMINATED_AT_START_UP, Terminated, catch_stop_signals
+from game.signals import SIGNAL_NAMES, TERMINATED_AT_START_UP, catch_stop_signals, interrupt_name
 from game.sources import make_source
 from game.status import FrameStats, session_meta
 
@@ -65,7 +65,7 @@ class App:
         from_replay = self.source_name == "replay"
         self.keyboard = KeyboardController(autopilot=config.autopilot or (self.headless and not from_replay))
         self.hud = HUD()
-        self.profiler = _make_profiler(config, self.device, compiled=bool(getattr(self.renderer, "compiled", False)))
+        self.profiler = _make_profiler(config, self.device, compiled=self.renderer.compiled)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="source") if config.threaded else None
         self.end_errors = _end_errors(from_replay)
         self.bad_session_errors = bad_session_errors(from_replay)
@@ -93,7 +93,7 @@ class App:
         renderer = self.renderer
         print(f"source: {self.source_reason}")
         print(f"model: {self.model.label}; backend {renderer.backend_name} on {renderer.device_name} "
-              f"({renderer.precision}{', compiled' if getattr(renderer, 'compiled', False) else ''}), "
+              f"({renderer.precision}{', compiled' if renderer.compiled else ''}), "
               f"{self.size[0]}x{self.size[1]}"
               f"{', threaded' if self.pool is not None else ''}")
         if display_note:
@@ -128,7 +128,7 @@ class App:
                 print(f"{SIGNAL_NAMES.get(self.stop_requested, 'signal')}: closing")
         except KeyboardInterrupt as interrupt:  # a second Ctrl+C, one before the handler was installed,
             # or either signal while the first frame compiled (raised as Terminated for SIGTERM)
-            print(f"{'SIGTERM' if isinstance(interrupt, Terminated) else 'Ctrl+C'}: closing")
+            print(f"{interrupt_name(interrupt)}: closing")
             self.stop_requested = self.stop_requested or signal.SIGINT  # the exit status and report say so
         except SourceLost as error:  # e.g. the CARLA server went away: end the drive, keep the recording
             print(f"the drive ended: {error}", file=sys.stderr)

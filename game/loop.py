@@ -111,8 +111,7 @@ def _render(app, frame, times: StageTimes):
         # 2-core CPU): a stop signal meanwhile ends the drive at once (game.signals.catch_stop_signals)
         # instead of after it. Set inside the try, so that no signal can leave it set. TensorRT's first
         # frame captures a CUDA graph instead: quick, and not known to be safe to cut, so not included.
-        app.compiling = (getattr(renderer, "backend_name", None) == "torch" and getattr(renderer, "compiled", False)
-                         and getattr(renderer, "frames_rendered", 1) == 0)
+        app.compiling = renderer.backend_name == "torch" and renderer.compiled and renderer.frames_rendered == 0
         with app.profiler.device_range("render"):  # CUDA events + NVTX when profiling on a GPU
             rendered = renderer.render(frame)
     finally:

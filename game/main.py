@@ -17,7 +17,7 @@ from game.app import App, bad_session_errors
 from game.cli import GameConfig, LaunchError
 from game.modes import refuse_flags_the_comparison_ignores, run_backend_comparison, run_export
 from game.outputs import check_outputs, remove_empty
-from game.signals import TERMINATED_AT_START_UP, Terminated, interruption_in, raise_terminated
+from game.signals import TERMINATED_AT_START_UP, interrupt_name, interruption_in, raise_terminated
 
 
 def main(config: GameConfig) -> int:
@@ -57,7 +57,7 @@ def _interrupted(config: GameConfig, interrupt: KeyboardInterrupt, notes: list[s
         what = "the backend comparison stopped"
     else:
         what = "stopped before the drive started"
-    print(f"{'SIGTERM' if isinstance(interrupt, Terminated) else 'Ctrl+C'}: {what}", file=sys.stderr)
+    print(f"{interrupt_name(interrupt)}: {what}", file=sys.stderr)
     return 130
 
 

@@ -27,6 +27,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM during start-up or an export, raised like Ctrl+C so the same clean-up runs."""
 
 
+def interrupt_name(interrupt: KeyboardInterrupt) -> str:
+    """How to name the signal behind a KeyboardInterrupt to the user: "SIGTERM" or "Ctrl+C"."""
+    return SIGNAL_NAMES[signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT]
+
+
 # SIGTERMs raised as Terminated during start-up. Kept as well as raised: a library that swallows the
 # exception (numba's compiler callbacks print "Exception ignored ... Terminated") made the signal vanish
 # and the drive ran to its end. App.run stops at once when one is here.

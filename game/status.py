@@ -58,7 +58,7 @@ def hud_lines(app, frame) -> list:
         f"mode      {'threaded (+1 tick)' if app.pool is not None else 'sequential'}",
         f"model     {app.model.label}",
         f"backend   {renderer.backend_name} {renderer.device_name} {renderer.precision}"
-        f"{' compiled' if getattr(renderer, 'compiled', False) else ''}",
+        f"{' compiled' if renderer.compiled else ''}",
         f"history   {'recurrent' if renderer.history_enabled else 'frame-by-frame'}",
         f"res       {app.size[0]}x{app.size[1]}",
         f"layout    {LAYOUTS[app.layout]}",
@@ -126,7 +126,7 @@ def session_meta(app) -> dict:
         "backend": renderer.backend_name,
         "device": renderer.device_name,
         "precision": renderer.precision,
-        "compiled": bool(getattr(renderer, "compiled", False)),  # --compile asked; this says what ran
+        "compiled": renderer.compiled,  # what runs (--compile asked; a failed compile runs eager)
         "forward_revision": FORWARD_REVISION,  # the network's maths: a replay of another revision differs
         "threaded": app.pool is not None,
     }

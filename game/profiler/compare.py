@@ -25,6 +25,7 @@ from game.profiler.machine import machine_info
 from game.profiler.profiler import Profiler
 from game.profiler.report import build_report, write_report
 from game.profiler.table import comparison_table
+from game.signals import interrupt_name, interruption_in
 
 COMPARISON_FILE = "comparison.json"
 
@@ -92,11 +93,6 @@ def _run_backend(run: _Run, frames: Sequence[Any], model: Any, size: tuple[int, 
             close()
 
 
-def _stop_name(stop: KeyboardInterrupt) -> str:
-    # game.signals raises SIGTERM as Terminated, a KeyboardInterrupt subclass
-    return "SIGTERM" if type(stop).__name__ == "Terminated" else "Ctrl+C"
-
-
 def compare_backends(
     frames: Sequence[Any],
     model: Any,
@@ -140,7 +136,7 @@ def compare_backends(
         row: dict[str, Any] = {"backend": backend, "device": device, "precision": precision, "error": None,
                                "cut_short": None}
         if stopped is not None:
-            row["error"] = f"not run: the comparison was stopped ({_stop_name(stopped)})"
+            row["error"] = f"not run: the comparison was stopped ({interrupt_name(stopped)})"
             rows.append(row)
             continue
         run = _Run(warmup, use_cuda=bool(device and str(device).startswith("cuda")))
@@ -148,15 +144,13 @@ def compare_backends(
             _run_backend(run, frames, model, size, backend, device, precision, compile)
         except (KeyboardInterrupt, Exception) as error:
             # A signal can come back wrapped by a library (onnxruntime's ImportError on start-up)
-            from game.signals import interruption_in
-
             stopped = interruption_in(error)
             if stopped is None:  # one broken backend must not hide the others' figures
                 row["error"] = f"{type(error).__name__}: {error}"
                 rows.append(row)
                 continue
             done = run.profiler.frames_completed
-            row["cut_short"] = f"stopped by {_stop_name(stopped)} after {done} of {len(frames)} frames"
+            row["cut_short"] = f"stopped by {interrupt_name(stopped)} after {done} of {len(frames)} frames"
             if run.renderer is None or not done:
                 row["error"] = f"not measured: {row['cut_short']}"
                 rows.append(row)
@@ -168,7 +162,7 @@ def compare_backends(
                     # the caller's label ("tiny UNTRAINED") over the renderer's bare preset name
                     "model": (meta or {}).get("model") or getattr(renderer, "model_name", None), "resolution": size,
                     "frames_requested": len(frames),
-                    "ended_by": _stop_name(stopped) if stopped is not None else None}
+                    "ended_by": interrupt_name(stopped) if stopped is not None else None}
         if report_dir is not None:
             report = write_report(profiler, Path(report_dir) / backend, run_meta, quiet=True)
             folders.append(backend)
@@ -195,19 +189,19 @@ def compare_backends(
               f"{warmup} warm-up frames skipped per backend; end-to-end render latency in ms")
         print(comparison_table(rows))
         if missing:
-            from neural_render.runtime.select import unavailable_reason
+            from neural_render.runtime import unavailable_reason
 
             print(f"not available on {device or 'this machine'} (not compared): "
                   + ", ".join(f"{name} ({unavailable_reason(name, device)})" for name in missing))
         if stopped is not None:
-            print(f"cut short by {_stop_name(stopped)}: the rows above are what was measured before it")
+            print(f"cut short by {interrupt_name(stopped)}: the rows above are what was measured before it")
     if report_dir is not None:
         # What the rows were measured on and with, so the file stands alone (each backend's own
         # report.json beside it has the full detail).
         about = {**(meta or {}), "resolution": list(size), "frames": len(frames), "warmup_frames": warmup,
                  "latency": "end-to-end render (Renderer.render) in ms; the source is not timed: every "
                             "backend gets the same prepared frames", "machine": machine_info(),
-                 "cut_short": None if stopped is None else f"stopped by {_stop_name(stopped)}"}
+                 "cut_short": None if stopped is None else f"stopped by {interrupt_name(stopped)}"}
         Path(report_dir).mkdir(parents=True, exist_ok=True)
         write_text_safely(Path(report_dir) / COMPARISON_FILE,
                           json.dumps({"meta": about, "rows": rows}, indent=2, default=str) + "\n")
