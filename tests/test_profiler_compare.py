@@ -2,15 +2,13 @@
 
 import json
 import sys
-import time
-import types
 
-import numpy as np
 import pytest
 
 from carla_bridge.frames import Control
 from carla_bridge.session.synthetic import synthetic_frame
 from game.profiler import compare_backends, comparison_frames
+from profiler_support import install_fake_runtime
 
 SIZE = (64, 32)
 
@@ -19,38 +17,9 @@ def _frames(count=6):
     return [synthetic_frame(i, SIZE) for i in range(count)]
 
 
-class _FakeRenderer:
-    """Duck-typed Renderer: output depends on the frame only; 'slow' sleeps 2 ms per render."""
-
-    def __init__(self, model, backend="auto", device=None, precision="fp32", size=SIZE, compile=False):
-        if backend == "broken":
-            raise RuntimeError("engine build failed")
-        self.backend_name, self.device_name, self.precision = backend, device or "cpu", precision
-        self.model_name, self.size, self.last_timings = "fake", size, {}
-        self.frames_seen = 0
-
-    def reset(self):
-        self.frames_seen = 0
-
-    def render(self, frame):
-        t0 = time.perf_counter_ns()
-        if self.backend_name == "slow":
-            time.sleep(0.002)
-        image = np.repeat(frame.labels[..., None], 3, axis=2)
-        t1 = time.perf_counter_ns()
-        self.last_timings = {"preprocess": (t0, t0), "inference": (t0, t1), "download": (t1, t1)}
-        self.frames_seen += 1
-        return image
-
-
 @pytest.fixture()
 def fake_runtime(monkeypatch):
-    module = types.ModuleType("neural_render.runtime")
-    module.Renderer = _FakeRenderer
-    module.available_backends = lambda device=None: ["fast", "slow", "broken"]
-    module.BACKENDS = ("fast", "slow", "broken", "absent")
-    monkeypatch.setitem(sys.modules, "neural_render.runtime", module)
-    return module
+    return install_fake_runtime(monkeypatch, ["fast", "slow", "broken"], ("fast", "slow", "broken", "absent"))
 
 
 def test_compare_backends_runs_every_available_backend_and_prints_one_table(fake_runtime, tmp_path, capsys):

@@ -5,9 +5,7 @@ renderers only: no model, no window."""
 import json
 import sys
 import time
-import types
 
-import numpy as np
 import pytest
 
 from carla_bridge.session.synthetic import synthetic_frame
@@ -15,7 +13,7 @@ from game.profiler import Profiler, compare_backends
 from game.profiler.report import build_report
 from game.profiler.synthetic import scripted_session
 from game.profiler.table import comparison_table, stage_table
-from profiler_support import META, clock  # noqa: F401 (clock is a fixture)
+from profiler_support import META, clock, install_fake_runtime  # noqa: F401 (clock is a fixture)
 
 SIZE = META["resolution"]
 
@@ -61,37 +59,9 @@ def test_ctrl_c_ending_an_open_ended_drive_is_not_cut_short(clock):
 
 
 # ----------------------------------------------------------------- backend comparison
-class _FakeRenderer:
-    """Duck-typed Renderer; 'slow' sleeps 2 ms per render; 'stopped' is hit by Ctrl+C on its 5th."""
-
-    def __init__(self, model, backend="auto", device=None, precision="fp32", size=SIZE, compile=False):
-        self.backend_name, self.device_name, self.precision = backend, device or "cpu", precision
-        self.model_name, self.size, self.last_timings = "fake", size, {}
-        self.renders = 0
-
-    def reset(self):
-        self.renders = 0
-
-    def render(self, frame):
-        self.renders += 1
-        if self.backend_name == "stopped" and self.renders == 5:
-            raise KeyboardInterrupt
-        t0 = time.perf_counter_ns()
-        if self.backend_name == "slow":
-            time.sleep(0.002)
-        t1 = time.perf_counter_ns()
-        self.last_timings = {"inference": (t0, t1)}
-        return np.repeat(frame.labels[..., None], 3, axis=2)
-
-
 @pytest.fixture()
 def fake_runtime(monkeypatch):
-    module = types.ModuleType("neural_render.runtime")
-    module.Renderer = _FakeRenderer
-    module.available_backends = lambda device=None: ["slow", "fast"]
-    module.BACKENDS = ("slow", "fast", "absent")
-    monkeypatch.setitem(sys.modules, "neural_render.runtime", module)
-    return module
+    return install_fake_runtime(monkeypatch, ["slow", "fast"], ("slow", "fast", "absent"))
 
 
 def _frames(count):

@@ -307,3 +307,11 @@ def test_a_size_memory_cannot_hold_is_named(model, monkeypatch):
     monkeypatch.setattr(renderer_module, "create_backend", broken)
     with pytest.raises(RuntimeError, match="some other failure"):  # other errors pass unchanged
         make(model, "torch")
+
+
+def test_why_a_backend_is_unavailable_is_said_in_a_few_words():
+    """What `--profile --backend all` prints beside a backend it could not compare."""
+    from neural_render.runtime import unavailable_reason
+
+    assert unavailable_reason("no_such_backend_package", "cpu") == "not installed"
+    assert unavailable_reason("onnxruntime", "cuda") == "needs a CUDA GPU"  # installed, and no GPU here

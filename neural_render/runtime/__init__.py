@@ -1,6 +1,6 @@
 """Inference: `Renderer` over the torch, onnxruntime and tensorrt backends (one file each)."""
 
 from neural_render.runtime.renderer import Renderer
-from neural_render.runtime.select import BACKENDS, available_backends, resolve_backend
+from neural_render.runtime.select import BACKENDS, available_backends, resolve_backend, unavailable_reason
 
-__all__ = ["Renderer", "available_backends", "resolve_backend", "BACKENDS"]
+__all__ = ["Renderer", "available_backends", "resolve_backend", "unavailable_reason", "BACKENDS"]
