@@ -5,7 +5,7 @@
     python launch.py --help               # every flag and every key
     python launch.py --headless --frames 200 --screenshot shot.png
 
-Thin on purpose: the flags live in game/cli.py, the start-up in game/main.py, the app in game/app.py.
+Thin on purpose: the flags live in game/startup/cli.py, the start-up in game/startup/main.py, the app in game/app/app.py.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     # --backend torch: median 835 ms per frame spinning (the default), 44.5 ms passive. Must be set
     # before torch or numba is imported; an explicit setting in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from game.cli import parse_args
+    from game.startup.cli import parse_args
 
     config = parse_args(argv)
     try:
-        from game.main import main as run_game  # pygame, numpy: a Ctrl+C can land in these imports
+        from game.startup.main import main as run_game  # pygame, numpy: a Ctrl+C can land in these imports
     except KeyboardInterrupt:
         print("Ctrl+C: stopped before the drive started", file=sys.stderr)
         return 130

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from carla_bridge.labels import colorize
+from carla_bridge.core.labels import colorize
 from carla_bridge.session import ReplaySource, digest_thumb, render_digest
 from carla_bridge.session.format import ENGINE_MP4
 from carla_bridge.session.video import VideoStream
-from game.partial_outputs import (
+from game.startup.partial_outputs import (
     commit_folder, kept_note, partial_file, partial_folder, start_partial_folder,
 )
 
@@ -181,7 +181,7 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
     """Render every recorded frame through ``renderer`` into a side-by-side mp4 and/or PNG frames.
 
     The session is resampled to the renderer's size when they differ (ReplaySource(size=...)).
-    Outputs are written under partial names (game/partial_outputs.py) and moved into place only when
+    Outputs are written under partial names (game/startup/partial_outputs.py) and moved into place only when
     every frame is done: a failure or Ctrl+C leaves a previous export as it was, and raises with a note
     (``__notes__``) saying where the frames rendered so far are. ``frames_dir`` then holds this export's
     frames only: numbered PNGs of an earlier, longer export there are deleted (they used to stay behind;

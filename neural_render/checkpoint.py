@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from neural_render.file_mode import replace_with_default_mode
+from carla_bridge.core.files import replace_with_default_mode
 from neural_render.model import PRESETS, GeneratorConfig, Vid2VidGenerator
 
 FORMAT = "neural-drive-generator"

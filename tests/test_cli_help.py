@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from neural_render.bench import main as bench
+from game.bench.generator import main as bench
 from neural_render.evaluate import main as evaluate
-from neural_render.perf_suite import main as perf_suite
+from game.bench.suite import main as perf_suite
 from neural_render.train.__main__ import main as train
 
 

@@ -21,7 +21,7 @@ EXPECTED_PIXELS = [[18, 34, 13], [134, 171, 225], [90, 116, 38], [93, 93, 98], [
 
 def render_fixed_drive(backend: str = "torch") -> np.ndarray:
     """The last of FRAMES frames of an autopilot drive on SEED, rendered with history."""
-    from carla_bridge.frames import Control
+    from carla_bridge.core.frames import Control
     from carla_bridge.procedural import ProceduralWorld, WorldConfig
     from neural_render.runtime import Renderer
 

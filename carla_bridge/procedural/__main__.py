@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 
-from carla_bridge.frames import Control, parse_resolution
-from neural_render import arg_types
-from neural_render.figure_output import figure_problem
-from neural_render.file_mode import write_atomic
+from carla_bridge.core.frames import Control, parse_resolution
+from carla_bridge.core import cli_types
+from carla_bridge.core.figure_output import figure_problem
+from carla_bridge.core.files import write_atomic
 
 STRIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what imageio writes here without extra options
 
@@ -85,7 +85,7 @@ def strip(path: str, width: int, height: int, seed: int, count: int = 4, gap: in
     """Frames along an autopilot drive: top row labels blended over rgb, bottom row rgb."""
     import imageio.v3 as iio
 
-    from carla_bridge.labels import colorize
+    from carla_bridge.core.labels import colorize
     from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
     world = ProceduralWorld(WorldConfig(width=width, height=height, seed=seed))
@@ -106,15 +106,15 @@ def strip(path: str, width: int, height: int, seed: int, count: int = 4, gap: in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m carla_bridge.procedural", description=__doc__,
-                                     formatter_class=arg_types.HelpFormatter)
+                                     formatter_class=cli_types.HelpFormatter)
     parser.add_argument("--benchmark", action="store_true", help="time step() and render_camera()")
     parser.add_argument("--strip", metavar="PATH.png",
                         help=f"write a strip of a few frames ({', '.join(STRIP_SUFFIXES)})")
     parser.add_argument("--overwrite", action="store_true", help="replace --strip when it exists")
     parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT")
     parser.add_argument("--frames", type=int, default=300, help="benchmark frames")
-    parser.add_argument("--seed", type=arg_types.non_negative_int, default=0, help="town seed")
-    parser.add_argument("--threads", type=arg_types.positive_int, default=None,
+    parser.add_argument("--seed", type=cli_types.non_negative_int, default=0, help="town seed")
+    parser.add_argument("--threads", type=cli_types.positive_int, default=None,
                         help="numba threads (default: all the cores numba sees)")
     args = parser.parse_args(argv)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from carla_bridge.labels import TAG
+from carla_bridge.core.labels import TAG
 
 # Ground materials (values of the ground raster; order = priority when road bands overlap).
 G_GRASS, G_SIDEWALK, G_CURB, G_JUNCTION, G_ROAD, G_LINE, G_CROSSWALK = range(7)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from carla_bridge.labels import TAG
+from carla_bridge.core.labels import TAG
 from carla_bridge.procedural import materials as M
 from carla_bridge.procedural.ground import material_at
 from carla_bridge.procedural.kernel import KIND_BOX, KIND_CIRCLE, P_COLS

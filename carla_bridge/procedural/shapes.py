@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from carla_bridge.labels import TAG
+from carla_bridge.core.labels import TAG
 from carla_bridge.procedural import materials as M
 from carla_bridge.procedural.kernel import P_CX, P_CY, P_COS, P_OBJ, P_SIN, P_COLS
 from carla_bridge.procedural.scenery import PrismList

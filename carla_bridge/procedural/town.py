@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from carla_bridge.frames import Transform
+from carla_bridge.core.frames import Transform
 from carla_bridge.procedural.geometry import Segment, sample_segments
 
 LANE_WIDTH = 3.5

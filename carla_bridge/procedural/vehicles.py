@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from carla_bridge.frames import Control
+from carla_bridge.core.frames import Control
 from carla_bridge.procedural.kernel import KIND_CIRCLE, P_CX, P_CY, P_HX, P_HY, P_KIND, P_Z0, P_Z1
 from carla_bridge.procedural.town import Town
 

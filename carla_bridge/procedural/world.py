@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from carla_bridge.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
+from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 from carla_bridge.procedural.config import WEATHER_NAMES, WEATHERS, WorldConfig
 from carla_bridge.procedural.crowd import Crowd
 from carla_bridge.procedural.ground import build_ground
@@ -20,7 +20,7 @@ from carla_bridge.procedural.scenery import build_grid, build_scenery
 from carla_bridge.procedural.shapes import CAR_COLORS, pedestrian_template, place, vehicle_template
 from carla_bridge.procedural.town import Town
 from carla_bridge.procedural.vehicles import Vehicle, autopilot, integrate, new_contacts
-from carla_bridge.values import is_int, is_real
+from carla_bridge.core.values import is_int, is_real
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from carla_bridge.values import is_int, is_real
+from carla_bridge.core.values import is_int, is_real
 
 FORMAT_VERSION = 1
 SESSION_JSON = "session.json"

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from carla_bridge.frames import Control, SceneFrame
+from carla_bridge.core.frames import Control, SceneFrame
 from carla_bridge.session.format import (
     FORMAT_VERSION, FRAME_FILES, FRAMES_JSONL, RESERVED_KEYS, SESSION_JSON, atomic_write_json,
     file_sha256, git_commit, project_version,

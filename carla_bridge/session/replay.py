@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from carla_bridge.frames import Control, SceneFrame, SourceBase
+from carla_bridge.core.frames import Control, SceneFrame, SourceBase
 from carla_bridge.session.format import SessionFormatError
 from carla_bridge.session.reader import load_frame, open_session, record_control
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from carla_bridge.frames import Transform
+from carla_bridge.core.frames import Transform
 
 SPECTATOR_ID = 1
 

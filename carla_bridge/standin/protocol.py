@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from carla_bridge.frames import Control, Transform
+from carla_bridge.core.frames import Control, Transform
 
 # Index of each serializer in the 0.9.16 wheel's CompositeSerializer list (checked by experiment).
 SENSOR_TYPE = {

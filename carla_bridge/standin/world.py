@@ -14,8 +14,8 @@ import threading
 import time
 from typing import Any
 
-from carla_bridge import carla_codec
-from carla_bridge.frames import Control, Transform
+from carla_bridge.client import codec as carla_codec
+from carla_bridge.core.frames import Control, Transform
 from carla_bridge.standin import protocol
 from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, ActorRegistry, compose
 from carla_bridge.standin.blueprints import description_attributes

@@ -25,7 +25,7 @@ from game.profiler.machine import machine_info
 from game.profiler.profiler import Profiler
 from game.profiler.report import build_report, write_report
 from game.profiler.table import comparison_table
-from game.signals import interrupt_name, interruption_in
+from game.app.signals import interrupt_name, interruption_in
 
 COMPARISON_FILE = "comparison.json"
 
@@ -36,7 +36,7 @@ def comparison_frames(size: tuple[int, int], count: int, session: str | Path | N
     world under its autopilot. The frames are materialised once so every backend replays the same."""
     if count < 1:
         raise ValueError(f"comparison frame count must be >= 1, got {count}")
-    from carla_bridge.frames import Control
+    from carla_bridge.core.frames import Control
 
     frames: list[Any] = []
     if session is not None:

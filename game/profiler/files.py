@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from neural_render.file_mode import write_atomic
+from carla_bridge.core.files import write_atomic
 
 
 def write_text_safely(path: Path, text: str) -> None:
-    """neural_render.file_mode.write_atomic (a temporary file and a rename: a full disk leaves the
+    """carla_bridge.core.files.write_atomic (a temporary file and a rename: a full disk leaves the
     previous file, or none, never half a JSON), with an error that names the file, as OSError's own
     message for ENOSPC does not."""
     try:

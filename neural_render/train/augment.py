@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from carla_bridge.labels import NUM_LABELS
+from carla_bridge.core.labels import NUM_LABELS
 from neural_render.train.clip import Clip
 
 

@@ -1,7 +1,7 @@
 """A training clip: T consecutive frames as a dict of tensors, the unit every data source yields.
 
 Keys (T frames, oldest first; the DataLoader's default collate adds the batch dimension):
-  labels    (T, H, W)    uint8   semantic tag ids 0..28 (carla_bridge.labels)
+  labels    (T, H, W)    uint8   semantic tag ids 0..28 (carla_bridge.core.labels)
   rgb       (T, 3, H, W) uint8   the target image (engine rgb, or a video frame)
   flow      (T, 2, H, W) float32 backward flow t -> t-1 in pixels (DESIGN.md), zeros where unknown
   has_flow  (T,)         float32 1 where flow[t] is the exact flow to frame t-1 of this clip

@@ -31,7 +31,7 @@ IMAGE_DIR, LABEL_DIR = "leftImg8bit_sequence", "gtFine_sequence"
 IMAGE_SUFFIX, LABEL_SUFFIX = "_leftImg8bit.png", "_gtFine_labelIds.png"
 _NAME = re.compile(r"^(?P<city>[a-z_]+)_(?P<seq>\d+)_(?P<frame>\d+)" + re.escape(IMAGE_SUFFIX) + "$")
 
-# Cityscapes labelId -> CARLA 0.9.14+ semantic tag (carla_bridge.labels), the one table. Ids CARLA has no
+# Cityscapes labelId -> CARLA 0.9.14+ semantic tag (carla_bridge.core.labels), the one table. Ids CARLA has no
 # class for go to the nearest one: parking -> Roads, tunnel -> Buildings, polegroup -> Poles,
 # caravan/trailer -> Truck, license plate (-1, stored as 255 in some exports) -> Unlabeled.
 CITYSCAPES_TO_TAG: dict[int, int] = {

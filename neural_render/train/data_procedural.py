@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
-from carla_bridge.frames import Control
+from carla_bridge.core.frames import Control
 from neural_render.train.augment import AugmentConfig, augment_clip
 from neural_render.train.clip import Clip, frames_to_clip
 from neural_render.train.splits import mix, train_seed

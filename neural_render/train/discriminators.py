@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from carla_bridge.labels import NUM_LABELS
+from carla_bridge.core.labels import NUM_LABELS
 
 
 class PatchDiscriminator(nn.Module):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from carla_bridge.labels import colorize
+from carla_bridge.core.labels import colorize
 from neural_render.checkpoint import RUN_WEIGHTS_FILE
 from neural_render.train.config import TrainConfig
 from neural_render.train.data import build_loader
@@ -26,7 +26,7 @@ from neural_render.train.run_folder import (RUN_EVIDENCE, clear_previous_run, re
                                             refuse_previous_run, trim_log)
 from neural_render.train.state import has_state, load_state, save_state
 from neural_render.train.trainer import Trainer
-from neural_render.writable import folder_write_problem
+from carla_bridge.core.writable import folder_write_problem
 
 
 class _Progress:

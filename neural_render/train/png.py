@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neural_render.file_mode import write_atomic
+from carla_bridge.core.files import write_atomic
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

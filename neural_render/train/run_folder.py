@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from neural_render.checkpoint import RUN_WEIGHTS_FILE
-from neural_render.file_mode import write_atomic
+from carla_bridge.core.files import write_atomic
 from neural_render.train.state import STATE_JSON, STATE_TENSORS
 
 # Evidence of an earlier run: its weights, its resumable state, its log (a run killed before its first

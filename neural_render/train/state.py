@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from neural_render.checkpoint import RUN_WEIGHTS_FILE, save_generator
-from neural_render.file_mode import replace_with_default_mode
+from carla_bridge.core.files import replace_with_default_mode
 from neural_render.train.resume_check import resume_changes
 
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"

@@ -1,0 +1,191 @@
+"""The data model every part of the project shares: poses, controls, ego state, the scene frame, and
+the source protocol (DESIGN.md, "The data model").
+
+Coordinates follow CARLA (Unreal): metres, x forward, y right, z up (left-handed), angles in degrees
+(pitch, yaw, roll), so poses pass between the procedural world, the stand-in server and CARLA unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from carla_bridge.core.labels import check_labels
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A pose in CARLA's convention: location in metres, rotation in degrees."""
+
+    x: float = 0.0
+    y: float = 0.0
+    z: float = 0.0
+    pitch: float = 0.0
+    yaw: float = 0.0
+    roll: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Control:
+    """What drives the ego car, as ``carla.VehicleControl`` plus the autopilot switch.
+
+    throttle and brake in [0, 1], steer in [-1, 1] (positive turns right, as in CARLA).
+    """
+
+    throttle: float = 0.0
+    steer: float = 0.0
+    brake: float = 0.0
+    hand_brake: bool = False
+    reverse: bool = False
+    autopilot: bool = False
+
+    def __post_init__(self) -> None:
+        for name, low in (("throttle", 0.0), ("steer", -1.0), ("brake", 0.0)):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"Control.{name} must be a finite number, got {value!r}")
+            if not low <= value <= 1.0:
+                raise ValueError(f"Control.{name} must lie in [{low:g}, 1], got {value!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Control:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
+class EgoState:
+    """The ego vehicle at a tick: pose, speed in m/s along its heading, and the control applied."""
+
+    transform: Transform = field(default_factory=Transform)
+    speed_mps: float = 0.0
+    control: Control = field(default_factory=Control)
+
+    @property
+    def speed_kmh(self) -> float:
+        return 3.6 * self.speed_mps
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "transform": self.transform.as_dict(),
+            "speed_mps": self.speed_mps,
+            "control": self.control.as_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EgoState:
+        return cls(
+            transform=Transform(**data["transform"]),
+            speed_mps=float(data["speed_mps"]),
+            control=Control.from_dict(data["control"]),
+        )
+
+
+@dataclass
+class SceneFrame:
+    """One tick of the ego camera.
+
+    labels: (H, W) uint8 semantic tag ids (carla_bridge.core.labels).
+    flow:   (H, W, 2) float32 backward flow in pixels, or None. For pixel (x, y) of this frame,
+            (x + flow[y, x, 0], y + flow[y, x, 1]) is where that surface point was in the previous frame.
+    depth:  (H, W) float32 metres along the optical axis, or None.
+    rgb:    (H, W, 3) uint8, the engine's own image, or None (training target, side-by-side view).
+    cut:    True when the camera jumped (spawn, respawn, teleport): consumers drop their history.
+    """
+
+    index: int
+    time_s: float
+    labels: np.ndarray
+    flow: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    rgb: np.ndarray | None = None
+    ego: EgoState = field(default_factory=EgoState)
+    cut: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the camera image."""
+        return int(self.labels.shape[1]), int(self.labels.shape[0])
+
+    def validate(self) -> SceneFrame:
+        """Raise ValueError naming the field when an array has the wrong shape, dtype or values."""
+        check_labels(self.labels, "SceneFrame.labels")
+        h, w = self.labels.shape
+        _check_array(self.flow, "SceneFrame.flow", (h, w, 2), np.float32, finite=True)
+        _check_array(self.depth, "SceneFrame.depth", (h, w), np.float32, finite=False)
+        _check_array(self.rgb, "SceneFrame.rgb", (h, w, 3), np.uint8, finite=False)
+        return self
+
+
+def _check_array(
+    array: np.ndarray | None, name: str, shape: tuple[int, ...], dtype: type, finite: bool
+) -> None:
+    if array is None:
+        return
+    if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:
+        got = f"{getattr(array, 'shape', type(array).__name__)} {getattr(array, 'dtype', '')}"
+        raise ValueError(f"{name} must be {shape} {np.dtype(dtype).name}, got {got.strip()}")
+    if finite and not np.isfinite(array).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+
+
+class SourceLost(RuntimeError):
+    """The source can produce no more frames (a server that stopped answering, say). It ends a drive
+    with its message; anything recorded so far is finalized."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where frames come from: the procedural world, CARLA, the stand-in server, or a replay.
+
+    ``reset`` starts an episode (the returned frame has ``cut=True``); ``step`` applies one control and
+    advances one tick. Sources are context managers and ``close`` is safe to call twice.
+    """
+
+    name: str
+
+    def reset(self, seed: int | None = None) -> SceneFrame: ...
+
+    def step(self, control: Control) -> SceneFrame: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Source: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class SourceBase:
+    """Context-manager plumbing shared by the sources: ``with Source(...) as s:`` always closes."""
+
+    name = "source"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # pragma: no cover - overridden where there is something to release
+        pass
+
+
+def parse_resolution(text: str, flag: str = "--res") -> tuple[int, int]:
+    """Parse 'WIDTHxHEIGHT' into (width, height); raise ValueError naming the flag otherwise."""
+    try:
+        width_text, height_text = text.lower().split("x")
+        width, height = int(width_text), int(height_text)
+    except (ValueError, AttributeError):
+        raise ValueError(f"{flag} must look like WIDTHxHEIGHT (e.g. 512x256), got {text!r}") from None
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise ValueError(f"{flag} sides must lie in 16..8192 pixels, got {width}x{height}")
+    return width, height

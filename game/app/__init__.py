@@ -1,0 +1,1 @@
+"""The running app: its state and its tick."""

@@ -1,0 +1,290 @@
+"""Throughput and latency of the generator per backend.
+
+    python -m game.bench.generator --preset cpu --res 256x128 --backend onnxruntime --frames 100
+    python -m game.bench.generator --preset gpu --res 1024x512 --backend torch --device cuda --dtype fp16 --compile
+    python -m game.bench.generator --model runs/tiny --res 64x32    # the checkpoint names its preset
+
+Default mode times the model alone with its inputs already on the device (CUDA events on the GPU);
+`--end-to-end` times `Renderer.render` from host uint8 labels + float32 flow to a host uint8 frame.
+Prints a table and, as the LAST line, JSON {"fps", "p50_ms", "p95_ms", "p99_ms", "params_m", "gflops",
+"backend", "device", "preset", "res", "compile", "compiled", ...}, each saying what ran ("compiled" is
+false for onnxruntime, which --compile does not touch). `bench_path(...)` is the same as a function, so
+a script can compare several paths in one process. Needs only torch, numpy, onnx, onnxruntime (PYTHONPATH=.).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import types
+
+import numpy as np
+import torch
+
+from carla_bridge.core import cli_types
+from neural_render.export import DEFAULT_PRESET
+from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
+from neural_render.runtime.common import compile_note, parse_size, precision_note, runs_compiled
+from neural_render.runtime.select import cuda_device_problem, resolve_backend
+
+
+def _stats(ms: list[float]) -> dict:
+    a = np.asarray(ms, dtype=np.float64)
+    mean = float(a.mean())
+    return {"fps": round(1000.0 / mean, 2), "mean_ms": round(mean, 3),
+            **{f"p{q}_ms": round(float(np.percentile(a, q)), 3) for q in (50, 95, 99)},
+            "min_ms": round(float(a.min()), 3), "max_ms": round(float(a.max()), 3)}
+
+
+def _time_host(fn, frames: int, warmup: int, sync=None) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    if sync:
+        sync()
+    out = []
+    for _ in range(frames):
+        t0 = time.perf_counter_ns()
+        fn()
+        if sync:
+            sync()
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
+
+
+def _time_cuda(fn, frames: int, warmup: int, stream=None) -> list[float]:
+    """Per-frame GPU time from CUDA event pairs recorded around each call (no host sync inside)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(frames)]
+    s = stream or torch.cuda.current_stream()
+    for start, end in events:
+        start.record(s)
+        fn()
+        end.record(s)
+    torch.cuda.synchronize()
+    return [start.elapsed_time(end) for start, end in events]
+
+
+def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: str, size, compile: bool,
+                frames: int, warmup: int, threads: int | None = None) -> tuple[list[float], str, dict]:
+    width, height = size
+    if backend == "torch":
+        from neural_render.runtime.torch_backend import TorchBackend
+        be = TorchBackend(model, size, device, precision, compile=compile)
+        h = be.history
+        h.upload(np.zeros((height, width), np.uint8), None, True)
+        inputs = h.inputs()
+
+        def fn():
+            if be.compiled and be.device.type == "cuda":
+                torch.compiler.cudagraph_mark_step_begin()
+            with torch.no_grad():
+                be._forward(*inputs)
+        timer = _time_cuda if be.device.type == "cuda" else _time_host
+        ms = timer(fn, frames, warmup)
+        # A compile that failed fell back to eager: say so, or the row would credit eager speed to compile.
+        return ms, be.device_name, {"compiled": runs_compiled(be), "precision": be.precision}
+    if backend == "onnxruntime":
+        from neural_render.runtime.ort_backend import OrtBackend
+        from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
+        be = OrtBackend(model, size, device, precision, threads=threads)
+        if be.binding is not None:  # GPU EP: bind the device buffers once, run repeatedly
+            for name, t in zip(INPUT_NAMES, be.history.inputs()):
+                be._bind(name, t, output=False)
+            for name, t in zip(OUTPUT_NAMES, be.history.outputs()):
+                be._bind(name, t, output=True)
+            return _time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
+                              torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers(),
+                                                                        "precision": be.precision,
+                                                                        "compiled": runs_compiled(be)}
+        cfg = model.config
+        feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
+                 "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
+                 "flow": np.zeros((1, 2, height, width), np.float32),
+                 "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
+        return (_time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
+                {"providers": be.session.get_providers(), "precision": be.precision, "compiled": runs_compiled(be)})
+    from neural_render.runtime.trt_backend import TensorRTBackend
+    be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
+    be.history.upload(np.zeros((height, width), np.uint8), None, True)
+    with torch.cuda.stream(be.stream):
+        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
+                                                                                    "compiled": runs_compiled(be)}
+
+
+def compile_mode_problem(mode: bool | str) -> str | None:
+    """One line when ``mode`` (a --compile MODE) is not a torch.compile mode. torch checks it only at the
+    first call, so a QA pass found `--compile bogus` ending in an inductor traceback after the backend was
+    built; here it is a flag error before any work."""
+    if not isinstance(mode, str):
+        return None
+    try:
+        from torch._inductor import list_mode_options
+    except ImportError:  # a torch without inductor: torch.compile itself will say so (and fall back)
+        return None
+    modes = list(list_mode_options())
+    if mode in modes:
+        return None
+    return f"--compile {mode}: not a torch.compile mode; name one of {', '.join(modes)}, or give --compile alone"
+
+
+def device_and_compile_problem(device: str | None, mode: bool | str) -> str | None:
+    """The first problem with a --device (a GPU torch cannot use) and a --compile MODE, as a flag error
+    line, or None: checked before any work by bench and perf_profile. Without the device check ONNX
+    Runtime falls back to the CPU (as the Renderer should), and CPU figures would answer a question
+    about the GPU."""
+    problem = cuda_device_problem(device)
+    if problem:
+        return f"--device {device}: {problem}"
+    return compile_mode_problem(mode)
+
+
+def threads_note(threads: int | None, row: dict) -> str | None:
+    """One line when --threads was given but the row's path does not take it (see the flag's help), so
+    that the figures are not read as measured at that thread count."""
+    if not threads:
+        return None
+    if row["backend"] == "onnxruntime" and row["mode"] == "end-to-end":
+        return (f"note: --threads {threads} applies to onnxruntime model-only timing; the Renderer end to end "
+                "ran with ONNX Runtime's default threads")
+    if row["backend"] != "onnxruntime" and row["device"] != "cpu":
+        return f"note: --threads {threads} applies to CPU work only; the {row['backend']} row ran on {row['device']}"
+    return None
+
+
+def random_frames(num_classes: int, size: tuple[int, int], count: int = 4, seed: int = 0) -> list:
+    """A few distinct SceneFrame-like frames (uint8 labels, float32 flow), cycled by the timing loops so
+    that every render uploads fresh host data."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    return [types.SimpleNamespace(labels=rng.integers(0, num_classes, (height, width), dtype=np.uint8),
+                                  flow=rng.standard_normal((height, width, 2)).astype(np.float32), cut=False)
+            for _ in range(count)]
+
+
+def _end_to_end(model, backend, device, precision, size, compile, frames, warmup,
+                threads=None, pinned=True) -> tuple[list[float], str, dict]:
+    from neural_render.runtime import Renderer
+    r = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
+    history = getattr(r._backend, "history", None)
+    if not pinned and history is not None:
+        history.stage_on_host(pinned=False)
+    pool = random_frames(model.config.num_classes, size)
+    i = [0]
+    stages: dict[str, list[float]] = {}
+
+    def fn():
+        r.render(pool[i[0] % len(pool)])
+        i[0] += 1
+        for name, (start, end) in r.last_timings.items():
+            stages.setdefault(name, []).append((end - start) / 1e6)
+    ms = _time_host(fn, frames, warmup)
+    # Where an end-to-end frame goes beyond the model (the Renderer's stages end with a device sync on
+    # CUDA); medians over the timed frames only, the warm-up ones are dropped.
+    extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()},
+             "precision": r.precision}
+    extra["compiled"] = r.compiled
+    if history is not None:
+        extra["pinned_staging"] = history.pinned
+    return ms, r.device_name, extra
+
+
+def bench_path(preset: str | None = None, res: str | tuple[int, int] = "256x128", backend: str = "onnxruntime",
+               device: str | None = None, precision: str = "fp32", compile: bool | str = False, frames: int = 100,
+               warmup: int = 10, model: Vid2VidGenerator | str | None = None, end_to_end: bool = False,
+               flops: bool = True, threads: int | None = None, pinned: bool = True) -> dict:
+    """Benchmark one path; returns the JSON dict the CLI prints (see the module docstring); its
+    "precision" is the one the backend ran, which may differ from ``precision``.
+    preset: with a checkpoint path for ``model``, None takes the file's (another name is an error);
+    otherwise None means DEFAULT_PRESET.
+    compile: False, True (reduce-overhead on CUDA) or a torch.compile mode name such as "max-autotune";
+    the row's "compile" and "compiled" say what ran (False for onnxruntime, or a compile that failed).
+    pinned=False (end to end only): pageable host staging buffers instead of pinned ones."""
+    size = parse_size(res)
+    if isinstance(model, str):
+        from neural_render.checkpoint import load_generator
+        model = load_generator(model, preset=preset)
+    elif model is None:
+        torch.manual_seed(0)
+        model = build_generator(preset or DEFAULT_PRESET)
+    model = model.eval()
+    model.config.check_size(*size)
+    backend, device = resolve_backend(backend, device)
+    if compile and warmup < 3:
+        warmup = 3  # compilation and CUDA-graph recording happen in the first calls
+    if threads and backend == "torch" and device == "cpu":
+        torch.set_num_threads(threads)
+    if end_to_end:
+        ms, device_name, extra = _end_to_end(model, backend, device, precision, size, compile, frames, warmup,
+                                             threads, pinned)
+    else:
+        ms, device_name, extra = _model_only(model, backend, device, precision, size, compile, frames, warmup,
+                                             threads)
+    gflops = round(count_flops(model.config, *size) / 1e9, 3) if flops else None
+    # The precision that ran, which the backend may have changed (onnxruntime on the CPU runs fp32 only):
+    # a row must not credit fp32 speed to fp16.
+    ran = extra.pop("precision")
+    # Likewise what compiled: asked-for compile on onnxruntime (or a failed torch.compile) ran uncompiled.
+    compiled = extra.pop("compiled")
+    return {**_stats(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
+            "backend": backend, "device": device_name, "preset": model.config.name, "res": f"{size[0]}x{size[1]}",
+            "precision": ran, "compile": compile if compiled else False, "compiled": compiled,
+            "mode": "end-to-end" if end_to_end else "model", "frames": frames, **extra}
+
+
+def print_table(rows: list[dict]) -> None:
+    cols = ("preset", "res", "backend", "device", "precision", "mode", "fps", "p50_ms", "p95_ms", "p99_ms",
+            "params_m", "gflops")
+    widths = [max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(str(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m game.bench.generator", description=__doc__,
+                                 formatter_class=cli_types.HelpFormatter)
+    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                    help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
+                         f"--model; with --model it must match the checkpoint")
+    ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
+    ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"],
+                    help="inference backend")
+    ap.add_argument("--device", type=cli_types.device, default=None,
+                    help="cpu, cuda or cuda:N (default: cuda when present)")
+    ap.add_argument("--dtype", "--precision", dest="precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                    help="precision to ask for; the row reports the one the backend ran")
+    ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                    help="torch backend: torch.compile (default mode: reduce-overhead = CUDA graphs on cuda; or "
+                         "name one, e.g. max-autotune); tensorrt: CUDA graphs; onnxruntime: nothing")
+    ap.add_argument("--frames", type=cli_types.positive_int, default=100, help="timed frames")
+    ap.add_argument("--warmup", type=cli_types.non_negative_int, default=10, help="untimed frames first")
+    ap.add_argument("--model", default=None, help=".safetensors checkpoint or a training run's folder (default: random init)")
+    ap.add_argument("--end-to-end", action="store_true", help="time Renderer.render, host uint8 in and out")
+    ap.add_argument("--threads", type=cli_types.positive_int, default=None,
+                    help="CPU threads (onnxruntime model-only, torch cpu)")
+    args = ap.parse_args(argv)
+    problem = device_and_compile_problem(args.device, args.compile)
+    if problem:
+        ap.error(problem)
+    try:
+        row = bench_path(args.preset, args.res, args.backend, args.device, args.precision, args.compile,
+                         args.frames, args.warmup, args.model, args.end_to_end, threads=args.threads)
+    except (ValueError, ImportError) as exc:  # bad --res / --model, a backend not installed here
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    notes = (precision_note("--dtype", args.precision, row["precision"], row["backend"], row["device"]),
+             compile_note("--compile", args.compile, row.get("compiled", False), row["backend"]),
+             threads_note(args.threads, row))
+    for note in filter(None, notes):
+        print(note, file=sys.stderr)
+    print_table([row])
+    print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The keyboard: controls and key bindings, after CARLA's manual_control.py."""

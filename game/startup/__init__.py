@@ -1,0 +1,1 @@
+"""From the command line to what runs: flags, the resolved config, the source, the renderer."""

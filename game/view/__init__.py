@@ -1,0 +1,1 @@
+"""The window: display, pane layout, HUD."""
