@@ -1,13 +1,12 @@
-"""Recorded sessions (contract 6, DESIGN.md "Sessions"): record a drive to a folder, replay it as a Source.
+"""Recorded sessions: record a drive to a folder, replay it as a Source.
 
     with SessionRecorder("sessions/run1", meta, size=(512, 256)) as rec:
         rec.add(frame, control, rendered, {"source": 3.1, "inference": 12.0})
     for frame in ReplaySource("sessions/run1"): ...
 
-Format and versioning: format.py. Back-pressure and the choice of writer: recorder.py. Writing a tick,
-crash consistency and the default writer thread: writer.py. The optional writer process and its lifetime
-rules: procwriter.py, fed through the shared-memory slots of slots.py. ffmpeg viewing copies: video.py.
-Recording overhead: bench.py.
+Format and versioning: format.py. Back-pressure: recorder.py. Writing a tick, crash consistency and the
+writer thread: writer.py. Reading a folder back: reader.py. ffmpeg viewing copies: video.py. Recording
+overhead: game/bench/recording.py.
 """
 
 from carla_bridge.session.format import FORMAT_VERSION, SessionFormatError, digest_thumb, render_digest

@@ -1,7 +1,7 @@
 """H.264 viewing copies (render.mp4, engine.mp4) fed frame by frame through a piped ffmpeg.
 
-Used by the session writer (thread or process) and by game/export.py. Lossy: the lossless per-frame files
-are the truth (DESIGN.md "Sessions").
+Used by the session writer and by game/export.py. Lossy: the lossless per-frame files are the truth
+(format.py).
 """
 
 from __future__ import annotations
@@ -11,22 +11,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 
-
+# ffmpeg runs this much nicer than the game: on a busy CPU the drive's frames come first and the encoder
+# catches up in the gaps (the queue absorbs the lag; see the back-pressure policy in recorder.py).
 BACKGROUND_NICE = 5
-
-
-def lower_priority(pid: int, nice: int = BACKGROUND_NICE) -> None:
-    """Lower a background process by ``nice`` (+5): on a busy CPU the drive's frames come first and the
-    encoder catches up in the gaps (the queue absorbs the lag; see the back-pressure policy in
-    recorder.py)."""
-    if nice <= 0:
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + nice)
-    except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
-        pass
 
 
 class VideoStream:
@@ -44,10 +34,8 @@ class VideoStream:
     sizes are padded by one edge pixel because yuv420p needs even sides.
     """
 
-    def __init__(self, path: Path, fps: float, crf: int = 18, preset: str = "ultrafast",
-                 nice: int = BACKGROUND_NICE) -> None:
-        # nice: added to ffmpeg's priority; 0 when the caller is itself a niced writer process.
-        self.path, self.fps, self.crf, self.preset, self.nice = path, fps, crf, preset, nice
+    def __init__(self, path: Path, fps: float, crf: int = 18, preset: str = "ultrafast") -> None:
+        self.path, self.fps, self.crf, self.preset = path, fps, crf, preset
         self.size: tuple[int, int] | None = None
         self.frames = 0
         self.error: str | None = None
@@ -55,8 +43,6 @@ class VideoStream:
         self._log = path.with_name(path.stem + ".ffmpeg.log")
 
     def _open(self, width: int, height: int) -> None:
-        import imageio_ffmpeg
-
         self.size = (width, height)
         padded = f"{width + width % 2}x{height + height % 2}"
         # One x264 thread up to 1024x512: its frame threads cost ~20 % more CPU per frame there (1.1 vs
@@ -72,7 +58,11 @@ class VideoStream:
         with open(self._log, "wb") as log:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                           stderr=log, process_group=0)
-        lower_priority(self._proc.pid, self.nice)
+        try:
+            os.setpriority(os.PRIO_PROCESS, self._proc.pid,
+                           os.getpriority(os.PRIO_PROCESS, self._proc.pid) + BACKGROUND_NICE)
+        except (AttributeError, OSError):  # no setpriority (Windows), or not allowed: normal priority
+            pass
 
     def write(self, image: np.ndarray) -> bool:
         """Append a frame; return False (and note why in .error) when the stream cannot take it."""
@@ -124,7 +114,7 @@ class VideoStream:
     def _exit_reason(self, code: int) -> str:
         """'ffmpeg exited with 228 (no space left on device): <its last log line>'. ffmpeg exits with its
         error code, -errno, which the shell shows as 256 - errno (228 for ENOSPC); 255 is its own
-        'interrupted'. An empty log adds nothing (it used to print as ': ;')."""
+        'interrupted'. An empty log adds nothing."""
         text = f"ffmpeg exited with {code}"
         if 128 < code < 255 and 256 - code in errno.errorcode:
             text += f" ({os.strerror(256 - code).lower()})"

@@ -1,15 +1,21 @@
-"""Writing one tick to disk (FrameSink), and the in-process writer thread (SessionWriter).
+"""The writer thread: every disk operation of a recording, off the drive's thread.
 
-Every disk operation of a recording happens in a FrameSink, which runs either in SessionWriter, a thread
-of the game process (the default), or in the writer process (procwriter.py, ``writer="process"``).
-Per frame, in this order (crash consistency, DESIGN.md "Sessions"):
+Per frame, in this order, so that a crash leaves a readable session:
   1. each lossless file is written to ``name.tmp`` and renamed into place (a reader never sees half a PNG);
   2. the render/engine images go to their ffmpeg pipes (lossy viewing copies; may be cut by a crash);
   3. the frames.jsonl line is appended with one write() call.
 So a line exists only when its files are complete: after kill -9 the session is readable up to its last
-line, and a half-written last line (killed inside write) is skipped by the reader.
+line, and a half-written last line (killed inside write) is skipped by the reader. Frames still in the
+queue at a kill are lost; those before them are whole.
 A write error on a lossless file stops the recording (``error`` says where and why); a video error only
 stops that video (noted in session.json) because the lossless files are the source of truth.
+
+A thread, not a writer process: it shares the GIL with the drive, yet a process fed through shared
+memory measured costlier for the drive on a 2-core box (512x256, cheap render loop, median of 3 runs:
++4.2 % frame time with the thread against +11.6 % with a process; add() 0.2 ms against 0.5 ms). A likely
+reason: a thread waiting for the GIL is not runnable, so its work lands in the drive's C calls and idle
+gaps, whereas a process competes for the CPU the moment a frame arrives; the total CPU per frame is the
+same.
 """
 
 from __future__ import annotations
@@ -19,21 +25,22 @@ import json
 import os
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from carla_bridge.session.format import (
     ENGINE_MP4, FRAMES_JSONL, RENDER_MP4, encode_grey_png, frame_file, render_digest,
 )
-from carla_bridge.session.video import BACKGROUND_NICE, VideoStream
+from carla_bridge.session.video import VideoStream
 
 
 @dataclass
 class FramePacket:
-    """One tick handed from the drive to the writer: the record and private copies of its arrays."""
+    """One tick handed from the drive to the writer: the record and the arrays to write."""
 
     position: int
     record: dict[str, Any]
@@ -63,9 +70,9 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def describe_os_error(exc: BaseException, directory: Path | None = None) -> str:
+def describe_os_error(exc: OSError, directory: Path | None = None) -> str:
     """Say why a write failed and what to do, for recorder.error."""
-    code = getattr(exc, "errno", None)
+    code = exc.errno
     if code is None and directory is not None:  # numpy reports a short write without an errno
         try:
             stat = os.statvfs(directory)
@@ -80,49 +87,63 @@ def describe_os_error(exc: BaseException, directory: Path | None = None) -> str:
     return str(exc)
 
 
-def run_hook(spec: str | None) -> None:
-    """Call ``"module:function"`` in the writer before its first frame (tests inject disk faults with it,
-    which a monkeypatch in the test process cannot do once the writer is another process)."""
-    if spec:
-        import importlib
+class SessionWriter(threading.Thread):
+    """Consumes FramePackets from an unbounded queue and writes them in the order above; the recorder
+    bounds the queue by bytes (recorder.py). The drive thread reads ``frames_written``, ``error``,
+    ``pending_bytes`` and ``pending_video`` as plain attributes."""
 
-        module, _, name = spec.partition(":")
-        getattr(importlib.import_module(module), name)()
-
-
-@dataclass
-class WriterState:
-    """What the writer reports back to the recorder (read from the drive thread; plain attributes)."""
-
-    frames_written: int = 0
-    pending_bytes: int = 0
-    pending_video: int = 0
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-class FrameSink:
-    """Writes packets into a session folder in the crash-consistent order above; keeps no thread."""
-
-    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18,
-                 nice: int = BACKGROUND_NICE) -> None:
+    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18) -> None:
+        super().__init__(name=f"session-writer:{directory.name}", daemon=True)
         self.directory = directory
         self.frames_written = 0
+        self.pending_bytes = 0
+        self.pending_video = 0
         self.error: str | None = None
         self.notes: list[str] = []
+        self.queue: queue.SimpleQueue[FramePacket | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
         self.streams = (
-            {"render": VideoStream(directory / RENDER_MP4, fps, crf, nice=nice),
-             "engine": VideoStream(directory / ENGINE_MP4, fps, crf, nice=nice)}
+            {"render": VideoStream(directory / RENDER_MP4, fps, crf),
+             "engine": VideoStream(directory / ENGINE_MP4, fps, crf)}
             if video else {}
         )
         self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
-    def write(self, packet: FramePacket) -> None:
+    def put(self, packet: FramePacket | None) -> None:
+        """Queue a private copy of ``packet``; None ends the thread after the packets before it."""
+        if packet is not None:
+            packet = packet.copied()
+            with self._lock:
+                self.pending_bytes += packet.nbytes
+                self.pending_video += packet.video
+        self.queue.put(packet)
+
+    def finish(self) -> dict[str, int]:
+        """Flush the queue, stop the thread; return the frames per video stream."""
+        self.put(None)
+        self.join()
+        return {name: s.frames for name, s in self.streams.items() if s.frames}
+
+    def run(self) -> None:
+        # The thread itself keeps normal priority: it takes the GIL between C calls, and a niced thread
+        # descheduled while holding it would stall the drive (priority inversion); only ffmpeg is niced.
+        try:
+            while (packet := self.queue.get()) is not None:
+                try:
+                    self._write(packet)
+                finally:
+                    with self._lock:
+                        self.pending_bytes -= packet.nbytes
+                        self.pending_video -= packet.video
+        finally:
+            self._close()
+
+    def _write(self, packet: FramePacket) -> None:
         """Write one tick unless the recording already stopped; errors end up in ``error``."""
         if self.error is not None:
             return
         try:
-            self._write(packet)
+            self._write_files(packet)
         except OSError as exc:
             self.error = (
                 f"recording stopped at frame {packet.position}: cannot write in {self.directory}: "
@@ -132,18 +153,13 @@ class FrameSink:
         except Exception as exc:  # a bug must not kill the drive either; say what happened
             self.error = f"recording stopped at frame {packet.position}: {exc!r}"
 
-    def video_frames(self) -> dict[str, int]:
-        return {name: s.frames for name, s in self.streams.items() if s.frames}
-
-    def _write(self, packet: FramePacket) -> None:
+    def _write_files(self, packet: FramePacket) -> None:
         for kind, array in packet.arrays.items():
             path = frame_file(self.directory, kind, packet.position)
             tmp = path.with_name(path.name + ".tmp")
             if kind == "labels":
                 tmp.write_bytes(encode_grey_png(array))
             elif path.suffix == ".png":
-                from PIL import Image
-
                 Image.fromarray(array).save(tmp, format="PNG", compress_level=1)
             else:
                 with open(tmp, "wb") as handle:
@@ -163,8 +179,8 @@ class FrameSink:
             view = view[os.write(self._fd, view):]
         self.frames_written += 1
 
-    def finish(self) -> None:
-        """Finalize the videos (their notes go to ``notes``) and make frames.jsonl durable."""
+    def _close(self) -> None:
+        """Finalize the videos (their errors go to ``notes``) and make frames.jsonl durable."""
         for stream in self.streams.values():
             stream.close()
             if stream.error:
@@ -174,66 +190,3 @@ class FrameSink:
         except OSError:
             pass
         os.close(self._fd)
-
-
-class SessionWriter(threading.Thread):
-    """The writer as a thread of the game process (the default; for why, see recorder.py).
-
-    It shares the GIL with the drive, yet measured cheaper for the drive than the writer process on the
-    2-core box (figures in recorder.py). A likely reason, not proven: a thread waiting for the GIL is not
-    runnable, so its work lands in the drive's C calls and idle gaps, whereas a process competes for the
-    CPU the moment a frame arrives; the total CPU per frame is the same.
-
-    Consumes FramePackets from an unbounded queue; the recorder bounds it by bytes (see recorder.py).
-    """
-
-    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18,
-                 hook: str | None = None) -> None:
-        super().__init__(name=f"session-writer:{directory.name}", daemon=True)
-        self.directory = directory
-        self.queue: queue.SimpleQueue[FramePacket | None] = queue.SimpleQueue()
-        self.state = WriterState()
-        self._lock = threading.Lock()
-        self._hook = hook
-        self.sink = FrameSink(directory, fps, video, crf)
-
-    def can_take(self) -> bool:
-        return True  # unbounded queue: the recorder's byte limit bounds it
-
-    def put(self, packet: FramePacket | None) -> None:
-        if packet is not None:
-            packet = packet.copied()
-            with self._lock:
-                self.state.pending_bytes += packet.nbytes
-                self.state.pending_video += packet.video
-        self.queue.put(packet)
-
-    def poll(self) -> None:
-        """Nothing to collect: the thread updates ``state`` itself (same interface as ProcessWriter)."""
-
-    def wait_ready(self, timeout_s: float) -> bool:
-        return self.is_alive()
-
-    def finish(self) -> dict[str, int]:
-        """Flush the queue, stop the thread; return the frames per video stream."""
-        self.put(None)
-        self.join()
-        return self.sink.video_frames()
-
-    def run(self) -> None:
-        # The thread itself keeps normal priority: it takes the GIL between C calls, and a niced thread
-        # descheduled while holding it would stall the drive (priority inversion); only ffmpeg is niced.
-        try:
-            run_hook(self._hook)
-            while (packet := self.queue.get()) is not None:
-                try:
-                    self.sink.write(packet)
-                    self.state.frames_written = self.sink.frames_written
-                    self.state.error = self.sink.error
-                finally:
-                    with self._lock:
-                        self.state.pending_bytes -= packet.nbytes
-                        self.state.pending_video -= packet.video
-        finally:
-            self.sink.finish()
-            self.state.notes.extend(self.sink.notes)

@@ -6,13 +6,11 @@ Each frame is the headless drive minus the window: source step (the procedural w
 installed, else synthetic frames plus a fixed numpy workload of --workload-ms), the neural Renderer
 (--renderer auto: the shipped model, else the cpu preset with random weights, which costs the same;
 --renderer none: a colorize stand-in of a few ms, the worst case for the relative overhead), and, in
-the recording blocks, SessionRecorder.add with the chosen --writer (thread: the default writer thread;
-process: the writer process fed through shared-memory slots, started and awaited before each block so
-that its start-up, reported as ready_s, is not in the frame times).
+the recording blocks, SessionRecorder.add with its writer thread (--writer thread, the only writer).
 Blocks alternate (base, record, base, record...) from the same seed so both see the same frames and
 share the machine's background load; the headline overhead_pct is the median over block pairs of
-median(record) / median(base) - 1. CPU ms per frame (this process + writer process + ffmpeg) is the
-load-independent cost.
+median(record) / median(base) - 1. CPU ms per frame (this process + ffmpeg) is the load-independent
+cost.
 The last line is JSON.
 """
 
@@ -150,8 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--record-rgb", action="store_true", help="also write lossless rgb PNGs")
     parser.add_argument("--no-video", action="store_true", help="no render.mp4 / engine.mp4")
     parser.add_argument("--out", type=Path, default=None, help="keep the sessions here (default: temp)")
-    parser.add_argument("--writer", choices=("thread", "process"), default="thread",
-                        help="session writer: a thread of this process (default) or a separate process")
+    parser.add_argument("--writer", choices=("thread",), default="thread",
+                        help="session writer: a thread of this process (the only one)")
     parser.add_argument("--seed", type=cli_types.non_negative_int, default=0)
     args = parser.parse_args(argv)
     if args.blocks < 1 or args.frames < args.blocks:
@@ -187,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     ratios: list[float] = []
     add_ms: list[float] = []
     cpu = {"base": 0.0, "record": 0.0}
-    stats = {"frames_written": 0, "video_frames_dropped": 0, "ready_s": [], "close_s": []}
+    stats = {"frames_written": 0, "video_frames_dropped": 0, "close_s": []}
     errors = []
     with source, tqdm(total=2 * args.blocks * per_block + 10, desc="bench", unit="frame") as bar:
         run_once(source, workload, 10, args.seed, None, bar, renderer)  # warm-up (numba, caches)
@@ -198,14 +196,11 @@ def main(argv: list[str] | None = None) -> dict:
             cpu_start = _cpu_s()
             recorder = SessionRecorder(
                 root / f"block{block}", {"source": kind, "seed": args.seed, "bench": True}, size=size,
-                record_rgb=args.record_rgb, video=not args.no_video, writer=args.writer,
+                record_rgb=args.record_rgb, video=not args.no_video,
             )
-            start = time.perf_counter()
-            recorder.wait_ready()  # steady state is measured; the writer's start-up is reported apart
-            stats["ready_s"].append(round(time.perf_counter() - start, 3))
             times_rec = run_once(source, workload, per_block, args.seed, recorder, bar, renderer, add_ms)
             start = time.perf_counter()
-            recorder.close()  # drains the queue, reaps the writer and ffmpeg: their CPU time counts below
+            recorder.close()  # drains the queue, reaps ffmpeg: its CPU time counts below
             stats["close_s"].append(round(time.perf_counter() - start, 3))
             cpu["record"] += _cpu_s() - cpu_start
             stats["frames_written"] += recorder.frames_written
@@ -264,7 +259,7 @@ def _check_renderer_flag(parser: argparse.ArgumentParser, renderer: str) -> None
 
 
 def _cpu_s() -> float:
-    """CPU seconds of this process (all threads) and of its reaped children (writer process, ffmpeg)."""
+    """CPU seconds of this process (all threads) and of its reaped children (ffmpeg)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 

@@ -1,0 +1,88 @@
+"""The writer thread: a full disk stops the recording and keeps the complete frames; kill -9 mid-run
+leaves a session readable up to its last line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from carla_bridge.session import ReplaySource, SessionRecorder
+from game.bench.workloads import synthetic_frame
+from support.disk import fill_disk_at_frame, tiny_tmpfs
+from support.sessions import SIZE, drive
+
+REPO = Path(__file__).resolve().parents[3]
+RECORD_FOREVER = """
+import sys, time
+from carla_bridge.core.frames import Control
+from carla_bridge.session import SessionRecorder
+from game.bench.workloads import synthetic_frame
+rec = SessionRecorder(sys.argv[1], {"source": "synthetic"}, size=(96, 48), record_rgb=True)
+i = 0
+while True:
+    frame = synthetic_frame(i, (96, 48), seed=5)
+    rec.add(frame, Control(throttle=0.3), frame.rgb, {"source": 0.1})
+    i += 1
+    time.sleep(0.002)
+"""
+
+
+def _lines(path: Path) -> int:
+    try:
+        return (path / "frames.jsonl").read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
+def test_failing_writer_stops_recording_and_keeps_complete_frames(tmp_path, monkeypatch):
+    fill_disk_at_frame(monkeypatch, 4)
+    rec = SessionRecorder(tmp_path / "full", {}, size=SIZE)
+    drive(rec, 20)
+    rec.close()
+    assert rec.error and "disk is full" in rec.error and "recording stopped at frame" in rec.error
+    assert 0 < rec.frames_written < 20
+    meta = json.loads((tmp_path / "full" / "session.json").read_text())
+    assert meta["error"] == rec.error and meta["frames"] == rec.frames_written
+    assert len(ReplaySource(tmp_path / "full")) == rec.frames_written
+
+
+def test_real_full_disk_on_a_tiny_tmpfs():
+    with tiny_tmpfs("256k", "the failing-writer test") as mount:
+        rec = SessionRecorder(mount / "s", {}, size=SIZE, record_rgb=True)
+        drive(rec, 200)  # ~40 kB per frame: fills 256 kB within a few frames
+        rec.close()
+        assert rec.error and "disk is full" in rec.error
+        replay = ReplaySource(mount / "s")
+        assert 0 < len(replay) < 200
+        for i, frame in enumerate(replay):
+            assert np.array_equal(frame.labels, synthetic_frame(i, SIZE).labels)
+
+
+def test_kill_9_mid_recording_leaves_a_replayable_session(tmp_path):
+    path = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-c", RECORD_FOREVER, str(path)], cwd=REPO, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while _lines(path) < 25 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the recording process died on its own"
+        assert _lines(path) >= 25, "the recorder wrote too few frames in 60 s"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    replay = ReplaySource(path)
+    assert len(replay) >= 25
+    assert replay.meta["closed"] is False  # session.json was never finalized
+    for i, frame in enumerate(replay):
+        want = synthetic_frame(i, SIZE, seed=5)
+        assert np.array_equal(frame.labels, want.labels)
+        assert np.array_equal(frame.flow, want.flow) and np.array_equal(frame.rgb, want.rgb)
+    assert i == len(replay) - 1
