@@ -1,6 +1,6 @@
 """The session folder format: file names, the session.json schema and version, one frames.jsonl record.
 
-A session is a folder (DESIGN.md, "Sessions"):
+A session is a folder:
 
     session.json        format_version (int), project_version, git_commit, started_at, size [w, h], fps,
                         record {rgb, flow, depth, video, writer}, plus the caller's meta (model, model_sha256,
@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import json
 import os
 import struct
 import subprocess
+import tomllib
 import zlib
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,8 @@ RESERVED_KEYS = (
 )
 # The render digest thumbnail: block means over at most THUMB_W x THUMB_H cells (see render_digest).
 THUMB_W, THUMB_H = 16, 8
+# The checkout this file is in (carla_bridge/session/format.py), for its git commit and pyproject.toml.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class SessionFormatError(ValueError):
@@ -87,33 +91,28 @@ def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def project_version() -> str:
+    """The installed package's version; from a checkout that is not installed, its pyproject.toml's."""
     try:
-        from importlib.metadata import version
-
-        return version("neural-drive")
-    except Exception:  # not installed as a package: read it from pyproject.toml beside the sources
-        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-        try:
-            for line in pyproject.read_text(encoding="utf-8").splitlines():
-                if line.startswith("version"):
-                    return line.split("=", 1)[1].strip().strip('"')
-        except OSError:
-            pass
-    return "unknown"
+        return importlib.metadata.version("neural-drive")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    except (OSError, tomllib.TOMLDecodeError, KeyError):
+        return "unknown"
 
 
 def git_commit() -> str | None:
     """The repository's HEAD commit (with '-dirty' when the tree has changes), or None outside git."""
-    root = Path(__file__).resolve().parents[2]
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
         )
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=5,
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=5,
         )
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -196,11 +195,11 @@ def check_meta(meta: Any, where: Path) -> dict[str, Any]:
     if version < 1:
         raise SessionFormatError(f"{where}: 'format_version' must be >= 1, got {version}")
     size = meta.get("size")
-    # bool is an int to Python: [true, 64] read as a 1x64 session and failed at the first frame's shape
+    # bool is an int to Python: [true, 64] is no size, not a 1x64 session that fails at its first frame
     if not (isinstance(size, list) and len(size) == 2
             and all(is_int(v) and v > 0 for v in size)):
         raise SessionFormatError(f"{where}: 'size' must be [width, height] in pixels, got {size!r}")
-    for key in ("fps", "delta_s"):  # the export's video rate; 0, a string or NaN failed deep in ffmpeg
+    for key in ("fps", "delta_s"):  # the export's video rate: 0, a string or NaN would fail deep in ffmpeg
         _check_positive(meta, key, where)
     return meta
 

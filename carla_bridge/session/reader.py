@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from carla_bridge.core.frames import Control, EgoState, SceneFrame
 from carla_bridge.core.labels import NUM_LABELS
+from carla_bridge.core.values import is_int, is_real
 from carla_bridge.session.format import (
     FRAME_FILES, FRAMES_JSONL, SESSION_JSON, SessionFormatError, check_meta, frame_file,
 )
-from carla_bridge.core.values import is_int, is_real
 
 REQUIRED_RECORD_KEYS = ("position", "index", "time_s", "ego", "control", "cut", "files")
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)
@@ -71,12 +72,8 @@ def open_session(directory: str | Path) -> SessionIndex:
     index = SessionIndex(path=path, meta=meta, records=[])
     index.records = _read_records(lines_path, index.notes)
     _note_missing_records(index, lines_path)
-    for record in index.records:
+    for record in index.records:  # _record_problem checked each record's fields
         for kind in record["files"]:
-            if kind not in FRAME_FILES:
-                raise SessionFormatError(
-                    f"{lines_path}:{record['position'] + 1}: unknown file kind {kind!r} in 'files'"
-                )
             file = frame_file(path, kind, record["position"])
             if not file.is_file():
                 raise SessionFormatError(
@@ -143,10 +140,10 @@ def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
 
 
 def _record_problem(record: dict[str, Any]) -> str | None:
-    """What is wrong with the fields of one frames.jsonl record, or None. A QA pass found a record with
-    'files': null, 'time_s': "abc", 'position': 0.0 or a throttle of 5 end the check command and a
-    replay in a TypeError/KeyError traceback (the recorder never writes such a line: the file was
-    edited or damaged), and 'files': [] in a KeyError at the frame."""
+    """What is wrong with the fields of one frames.jsonl record, or None. The recorder never writes a
+    bad line, but an edited or damaged file may hold 'files': null or [], 'time_s': "abc", 'position':
+    0.0 or a throttle of 5: the reader is the boundary, so the check command and the replay name the
+    line instead of failing later in a TypeError or KeyError."""
     for key in ("position", "index"):
         if not is_int(record[key]):
             return f"'{key}' must be a whole number, got {record[key]!r}"
@@ -198,21 +195,18 @@ def load_frame(index: SessionIndex, position: int) -> SceneFrame:
         if problem:
             raise SessionFormatError(f"{file}: {problem}; {DAMAGED_FIX}")
         arrays[kind] = array
-    try:
-        ego = EgoState.from_dict(record["ego"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SessionFormatError(f"{index.path / FRAMES_JSONL}:{position + 1}: bad 'ego': {exc}") from None
     return SceneFrame(
         index=int(record["index"]), time_s=float(record["time_s"]), labels=arrays["labels"],
-        flow=arrays.get("flow"), depth=arrays.get("depth"), rgb=arrays.get("rgb"), ego=ego,
+        flow=arrays.get("flow"), depth=arrays.get("depth"), rgb=arrays.get("rgb"),
+        ego=EgoState.from_dict(record["ego"]),
         cut=bool(record["cut"]),
     )
 
 
 def _values_problem(kind: str, array: np.ndarray) -> str | None:
-    """Values no recording holds (the recorder writes validated SceneFrames): tag ids past the label set
-    or non-finite flow. A QA pass found `--load` passing such files and the replay then ending in the
-    renderer's ValueError traceback instead of a message naming the damaged file."""
+    """Values no recording holds (the recorder writes frames the Renderer accepted): tag ids past the
+    label set or non-finite flow. Checked here, where the data enters from disk, so that `--load` and the
+    replay name the damaged file rather than the Renderer rejecting its frame."""
     if kind == "labels" and array.size and int(array.max()) >= NUM_LABELS:
         return f"holds tag id {int(array.max())}, outside 0..{NUM_LABELS - 1} (CARLA semantic tags)"
     if kind == "flow" and array.size and not (np.isfinite(array.min()) and np.isfinite(array.max())):
@@ -224,8 +218,6 @@ def _read_array(file: Path) -> np.ndarray:
     if file.suffix == ".npy":
         return _read_npy(file)
     try:
-        from PIL import Image
-
         with Image.open(file) as image:
             image.load()
             return np.asarray(image)
@@ -234,9 +226,8 @@ def _read_array(file: Path) -> np.ndarray:
 
 
 def _read_npy(file: Path) -> np.ndarray:
-    """A recorded .npy array. A file cut short before its signature made numpy take it for pickled data
-    and advise ``allow_pickle`` (a QA pass found that on a truncated flow file): a session never holds
-    pickles, so say what it is, a damaged file."""
+    """A recorded .npy array. numpy takes a file cut short before its signature for pickled data and
+    advises ``allow_pickle``: a session never holds pickles, so say what it is, a damaged file."""
     try:
         with open(file, "rb") as handle:
             if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:

@@ -1,4 +1,4 @@
-"""ReplaySource: a recorded session played back as a Source (contract 6, DESIGN.md "Sources").
+"""ReplaySource: a recorded session played back as a Source (carla_bridge.core.frames.SourceBase).
 
 Deterministic: the frames come from the lossless files, so labels, flow, depth and rgb are bit-identical
 to what the drive saw; the controls given to ``step`` are ignored (the recorded ones are kept).
