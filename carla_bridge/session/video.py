@@ -25,7 +25,7 @@ class VideoStream:
     ffmpeg comes from imageio-ffmpeg, but is started here with subprocess rather than through
     ``imageio_ffmpeg.write_frames``: that one passes ``preexec_fn=os.setpgrp``, which forces fork() instead
     of vfork(), and fork() from this thread while the drive thread is inside an OpenBLAS call deadlocks
-    in OpenBLAS's at-fork handler (seen here; imageio-ffmpeg issue #58). ``process_group=0`` (setpgid in
+    in OpenBLAS's at-fork handler (imageio-ffmpeg issue #58). ``process_group=0`` (setpgid in
     the vfork child) keeps Ctrl-C away from ffmpeg, so close() can still finalize the file. Not
     ``start_new_session``: with the kernel's autogroup scheduling (on by default on desktop Linux) a new
     session is a new scheduling group that competes with the whole game as an equal, which makes the

@@ -35,6 +35,14 @@ def record_session(path: Path, n: int = 8, **kwargs) -> tuple[list[SceneFrame], 
     return frames, rec
 
 
+def lines_written(path: Path) -> int:
+    """The frames.jsonl lines of the session at ``path`` so far (0 before the file exists)."""
+    try:
+        return (path / "frames.jsonl").read_bytes().count(b"\n")
+    except OSError:
+        return 0
+
+
 def drive(rec: SessionRecorder, n: int, start: int = 0) -> None:
     """Hand ``n`` synthetic ticks (seed 0) to ``rec`` as the drive does: add() must never raise."""
     for i in range(start, start + n):

@@ -22,7 +22,7 @@ from carla_bridge.session import FORMAT_VERSION, ReplaySource, SessionRecorder, 
 from carla_bridge.session import recorder as recorder_module
 from game.bench.workloads import synthetic_frame
 from support.disk import slow_disk
-from support.sessions import SIZE, control_at, drive, record_session, render_of
+from support.sessions import SIZE, control_at, drive, lines_written, record_session, render_of
 
 REPO = Path(__file__).resolve().parents[3]
 N = 8
@@ -41,13 +41,6 @@ with SessionRecorder(sys.argv[1], {}, size=(96, 48), record_rgb=True) as rec:
         i += 1
         time.sleep(0.005)
 """
-
-
-def _lines(path: Path) -> int:
-    try:
-        return (path / "frames.jsonl").read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
 
 
 def test_every_file_of_a_session(tmp_path):
@@ -192,7 +185,7 @@ def test_ctrl_c_closes_the_session_with_every_frame(tmp_path):
     try:
         assert game.stdout.readline() == "recording\n"
         deadline = time.monotonic() + 30
-        while _lines(path) < 20 and time.monotonic() < deadline:
+        while lines_written(path) < 20 and time.monotonic() < deadline:
             time.sleep(0.05)
         os.killpg(game.pid, signal.SIGINT)  # what the terminal does on Ctrl+C: the whole foreground group
         try:

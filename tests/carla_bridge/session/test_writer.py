@@ -16,7 +16,7 @@ import numpy as np
 from carla_bridge.session import ReplaySource, SessionRecorder
 from game.bench.workloads import synthetic_frame
 from support.disk import fill_disk_at_frame, tiny_tmpfs
-from support.sessions import SIZE, drive
+from support.sessions import SIZE, drive, lines_written
 
 REPO = Path(__file__).resolve().parents[3]
 RECORD_FOREVER = """
@@ -32,13 +32,6 @@ while True:
     i += 1
     time.sleep(0.002)
 """
-
-
-def _lines(path: Path) -> int:
-    try:
-        return (path / "frames.jsonl").read_bytes().count(b"\n")
-    except OSError:
-        return 0
 
 
 def test_failing_writer_stops_recording_and_keeps_complete_frames(tmp_path, monkeypatch):
@@ -71,10 +64,10 @@ def test_kill_9_mid_recording_leaves_a_replayable_session(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", RECORD_FOREVER, str(path)], cwd=REPO, env=env)
     try:
         deadline = time.monotonic() + 60
-        while _lines(path) < 25 and time.monotonic() < deadline and proc.poll() is None:
+        while lines_written(path) < 25 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, "the recording process died on its own"
-        assert _lines(path) >= 25, "the recorder wrote too few frames in 60 s"
+        assert lines_written(path) >= 25, "the recorder wrote too few frames in 60 s"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
