@@ -1,8 +1,7 @@
 """Check and summarize a session folder: ``python -m carla_bridge.session sessions/<stamp> [--load]``.
 
 Exit status 0 when the session opens and holds a frame (a cut-off last line is only noted), 1 with the
-reason otherwise;
---load also reads every frame's files, which finds truncated or corrupt PNG/npy files.
+reason otherwise. --load also reads every frame's files, which finds truncated or corrupt PNG/npy files.
 """
 
 from __future__ import annotations
