@@ -5,7 +5,7 @@ replaced by arcs (so the outer ring is one loop of line + arc + line roads), inn
 4-way junctions, and some seeds drop an inner road to make a park. Each road carries one lane per
 direction (right-hand traffic), each junction connects every incoming lane to every other arm by a
 connector lane (straight line or quarter circle), exactly like the connecting roads of OpenDRIVE, so
-the same geometry feeds the renderer, the autopilot and ``to_opendrive`` (opendrive.py).
+the same geometry feeds the renderer, the autopilot and the OpenDRIVE map (opendrive.py).
 """
 
 from __future__ import annotations
@@ -244,8 +244,3 @@ class Town:
         i, j = cell
         node = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)][corner]
         return self.corner_radius if node in self.corners else 0.0
-
-    def to_opendrive(self) -> str:
-        from carla_bridge.procedural.opendrive import town_to_opendrive
-
-        return town_to_opendrive(self)

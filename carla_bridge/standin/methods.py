@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from carla_bridge.client.probe import carla_server_answers
+from carla_bridge.procedural.opendrive import town_to_opendrive
 from carla_bridge.standin import protocol
 from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord
 from carla_bridge.standin.blueprints import blueprint_library, vehicle_extent
@@ -108,7 +109,7 @@ class MethodTable:
         return ok([self.world.map_name, spawn_points])
 
     def h_get_map_data(self) -> list:
-        return ok(self.world.world.town.to_opendrive())
+        return ok(town_to_opendrive(self.world.world.town))
 
     def h_get_required_files(self, folder: str = "", download: bool = True) -> list:
         return ok([])

@@ -13,6 +13,7 @@ import pytest
 
 from carla_bridge.procedural.ground import build_ground, material_at
 from carla_bridge.procedural.materials import G_JUNCTION
+from carla_bridge.procedural.opendrive import town_to_opendrive
 from carla_bridge.procedural.town import Town
 
 
@@ -45,7 +46,7 @@ def test_spawn_points_lie_on_lanes_heading_along_them():
 
 def test_opendrive_is_a_closed_network():
     town = Town(0)
-    root = ET.fromstring(town.to_opendrive())
+    root = ET.fromstring(town_to_opendrive(town))
     assert root.tag == "OpenDRIVE" and root.find("header").get("revMinor") == "4"
     roads = {r.get("id"): r for r in root.findall("road")}
     junctions = {j.get("id"): j for j in root.findall("junction")}
@@ -68,7 +69,7 @@ def test_opendrive_is_a_closed_network():
 def test_carla_reads_the_map_without_dead_ends():
     carla = pytest.importorskip("carla")
     town = Town(2)
-    cmap = carla.Map("ProceduralTown", town.to_opendrive())
+    cmap = carla.Map("ProceduralTown", town_to_opendrive(town))
     waypoints = cmap.generate_waypoints(6.0)
     assert len(waypoints) > 100
     for start in waypoints[::9]:
