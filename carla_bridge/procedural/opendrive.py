@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from carla_bridge.procedural.geometry import Segment
-from carla_bridge.procedural.town import LANE_WIDTH, SIDEWALK, Road, Town
+from carla_bridge.procedural.town import LANE_WIDTH, SIDEWALK, Road, Segment, Town
 
 # CARLA's parser resolves junction and road ids in one namespace, so junction ids start here.
 JUNCTION_ID0 = 1000
