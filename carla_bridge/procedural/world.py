@@ -16,8 +16,9 @@ from carla_bridge.procedural.ground import build_ground
 from carla_bridge.procedural.junctions import right_of_way
 from carla_bridge.procedural.kernel import P_CX, P_CY, P_HX, P_HY, P_COLS, render_kernel
 from carla_bridge.procedural.materials import GROUND_LABELS, make_noise_table
-from carla_bridge.procedural.scenery import build_grid, build_scenery
-from carla_bridge.procedural.shapes import CAR_COLORS, pedestrian_template, place, vehicle_template
+from carla_bridge.procedural.scenery import (
+    CAR_COLORS, build_grid, build_scenery, pedestrian_template, place, vehicle_template,
+)
 from carla_bridge.procedural.town import Town
 from carla_bridge.procedural.vehicles import Vehicle, autopilot, integrate, new_contacts
 from carla_bridge.core.values import is_int, is_real
