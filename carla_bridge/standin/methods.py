@@ -16,8 +16,7 @@ from typing import Any
 from carla_bridge.client.probe import carla_server_answers
 from carla_bridge.procedural.opendrive import town_to_opendrive
 from carla_bridge.standin import protocol
-from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord
-from carla_bridge.standin.blueprints import blueprint_library, vehicle_extent
+from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, blueprint_library, vehicle_extent
 from carla_bridge.standin.protocol import control_from_rpc, ok, ok_void, transform_from_rpc, transform_to_rpc
 from carla_bridge.standin.world import EPISODE_STREAM, SpawnError, StandinWorld
 
