@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from carla_bridge.procedural.ground import build_ground, material_at
 from carla_bridge.procedural.materials import G_JUNCTION
