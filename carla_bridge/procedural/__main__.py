@@ -12,12 +12,17 @@ import os
 import sys
 import time
 
+import imageio.v3 as iio
+import numba
 import numpy as np
+from tqdm import tqdm
 
-from carla_bridge.core.frames import Control, parse_resolution
 from carla_bridge.core import cli_types
 from carla_bridge.core.figure_output import figure_problem
 from carla_bridge.core.files import write_atomic
+from carla_bridge.core.frames import Control, parse_resolution
+from carla_bridge.core.labels import colorize
+from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
 STRIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what imageio writes here without extra options
 
@@ -27,10 +32,6 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def benchmark(width: int, height: int, frames: int, seed: int, threads: int | None) -> dict:
-    from tqdm import tqdm
-
-    from carla_bridge.procedural import ProceduralWorld, WorldConfig
-
     t0 = time.perf_counter()
     world = ProceduralWorld(WorldConfig(width=width, height=height, seed=seed, threads=threads))
     build_s = time.perf_counter() - t0
@@ -59,8 +60,6 @@ def benchmark(width: int, height: int, frames: int, seed: int, threads: int | No
         a = time.perf_counter()
         world.advance()
         sim_ms.append((time.perf_counter() - a) * 1e3)
-    import numba
-
     return {
         "fps": round(1e3 / float(np.mean(step_ms)), 1),
         "labels_only_fps": round(1e3 / float(np.mean(label_ms)), 1),
@@ -83,11 +82,6 @@ def benchmark(width: int, height: int, frames: int, seed: int, threads: int | No
 
 def strip(path: str, width: int, height: int, seed: int, count: int = 4, gap: int = 40) -> None:
     """Frames along an autopilot drive: top row labels blended over rgb, bottom row rgb."""
-    import imageio.v3 as iio
-
-    from carla_bridge.core.labels import colorize
-    from carla_bridge.procedural import ProceduralWorld, WorldConfig
-
     world = ProceduralWorld(WorldConfig(width=width, height=height, seed=seed))
     world.reset()
     top, bottom = [], []
@@ -112,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"write a strip of a few frames ({', '.join(STRIP_SUFFIXES)})")
     parser.add_argument("--overwrite", action="store_true", help="replace --strip when it exists")
     parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT")
-    parser.add_argument("--frames", type=int, default=300, help="benchmark frames")
+    parser.add_argument("--frames", type=cli_types.positive_int, default=300, help="benchmark frames")
     parser.add_argument("--seed", type=cli_types.non_negative_int, default=0, help="town seed")
     parser.add_argument("--threads", type=cli_types.positive_int, default=None,
                         help="numba threads (default: all the cores numba sees)")
@@ -121,20 +115,15 @@ def main(argv: list[str] | None = None) -> int:
         width, height = parse_resolution(args.res)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.frames < 1:
-        parser.error("--frames must be at least 1")
     if not args.benchmark and not args.strip:
         parser.error("choose --benchmark or --strip PATH.png")
     problem = args.strip and figure_problem("--strip", args.strip, STRIP_SUFFIXES, args.overwrite)
     if problem:  # now, not after rendering
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    if args.threads is not None:
-        import numba
-
-        if args.threads > numba.config.NUMBA_NUM_THREADS:  # the world clamps to this: say so
-            print(f"note: --threads {args.threads}: numba runs at most {numba.config.NUMBA_NUM_THREADS} threads "
-                  f"here (the cores it sees); using {numba.config.NUMBA_NUM_THREADS}", file=sys.stderr)
+    if args.threads is not None and args.threads > numba.config.NUMBA_NUM_THREADS:  # the world clamps to this
+        print(f"note: --threads {args.threads}: numba runs at most {numba.config.NUMBA_NUM_THREADS} threads "
+              f"here (the cores it sees); using {numba.config.NUMBA_NUM_THREADS}", file=sys.stderr)
     if args.strip:
         strip(args.strip, width, height, args.seed)
         print(f"wrote {args.strip}")

@@ -1,4 +1,4 @@
-"""WorldConfig and the weather / lighting presets of the procedural world."""
+"""WorldConfig, the weather / lighting presets, and the checks of what enters the procedural world."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from carla_bridge.core.frames import Transform
+from carla_bridge.core.values import is_int, is_real
 from carla_bridge.procedural.kernel import (
     W_AMB, W_CLOUD, W_FOG, W_FOGD, W_HORIZON, W_SIZE, W_SUN, W_SUNCOL, W_WET, W_ZENITH,
 )
-from carla_bridge.core.values import is_int, is_real
 
 MAX_ACTORS = 500  # vehicles, and pedestrians, a world may hold (command lines check their flags against it;
 #                   n_vehicles is also limited by the town: one spawn point each, checked when the world is built)
@@ -38,27 +38,15 @@ class WorldConfig:
     threads: int | None = None  # numba threads for rendering (None: numba's default)
 
     def __post_init__(self) -> None:
-        if not is_int(self.seed) or self.seed < 0:
-            raise ValueError(f"WorldConfig.seed must be an integer >= 0, got {self.seed!r}")
-        for name in ("width", "height"):
-            value = getattr(self, name)
-            if not is_int(value) or not 16 <= value <= 8192:
-                raise ValueError(f"WorldConfig.{name} must be an integer in 16..8192 pixels, got {value!r}")
-        if not isinstance(self.fov, (int, float)) or not math.isfinite(self.fov) or not 10.0 <= self.fov <= 170.0:
-            raise ValueError(f"WorldConfig.fov must be a number of degrees in 10..170, got {self.fov!r}")
+        check_seed(self.seed, "WorldConfig.seed")
+        check_camera(self.width, self.height, self.fov, ("WorldConfig.width", "WorldConfig.height", "WorldConfig.fov"))
         if not is_real(self.delta_s, finite=True) or not 0 < self.delta_s <= 1.0:
             raise ValueError(f"WorldConfig.delta_s must be in (0, 1] seconds, got {self.delta_s!r}")
         for name in ("n_vehicles", "n_pedestrians"):
             value = getattr(self, name)
             if not is_int(value) or not 0 <= value <= MAX_ACTORS:
                 raise ValueError(f"WorldConfig.{name} must be an integer in 0..{MAX_ACTORS}, got {value!r}")
-        cam = self.camera
-        if not isinstance(cam, Transform):
-            raise ValueError(f"WorldConfig.camera must be a carla_bridge.Transform (the mount on the ego), got {cam!r}")
-        for name in ("x", "y", "yaw"):
-            value = getattr(cam, name)
-            if not is_real(value, finite=True):
-                raise ValueError(f"WorldConfig.camera.{name} must be a finite number, got {value!r}")
+        cam = check_transform(self.camera, "WorldConfig.camera")
         if cam.pitch != 0.0 or cam.roll != 0.0:
             raise ValueError("WorldConfig.camera pitch and roll must be 0 (the renderer casts one ray per "
                              f"vertical image column), got pitch={cam.pitch} roll={cam.roll}")
@@ -72,6 +60,33 @@ class WorldConfig:
         if self.threads is not None and (not is_int(self.threads) or self.threads < 1):
             raise ValueError(f"WorldConfig.threads must be None (numba's default) or an integer >= 1, "
                              f"got {self.threads!r}")
+
+
+def check_seed(seed: object, what: str = "seed") -> int:
+    if not is_int(seed) or seed < 0:
+        raise ValueError(f"{what} must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+def check_camera(width: object, height: object, fov: object,
+                 names: tuple[str, str, str] = ("camera width", "camera height", "camera fov")) -> None:
+    """What the column ray caster draws; ``names`` are the caller's names for the three values."""
+    for name, value in zip(names, (width, height)):
+        if not is_int(value) or not 16 <= value <= 8192:
+            raise ValueError(f"{name} must be an integer in 16..8192 pixels, got {value!r}")
+    if not is_real(fov, finite=True) or not 10.0 <= fov <= 170.0:
+        raise ValueError(f"{names[2]} must be a number of degrees in 10..170, got {fov!r}")
+
+
+def check_transform(transform: object, what: str, fields: tuple[str, ...] = ("x", "y", "yaw")) -> Transform:
+    """A Transform whose ``fields`` are finite numbers (a NaN pose would poison every later tick)."""
+    if not isinstance(transform, Transform):
+        raise ValueError(f"{what} must be a carla_bridge.Transform, got {type(transform).__name__}")
+    for name in fields:
+        value = getattr(transform, name)
+        if not is_real(value, finite=True):
+            raise ValueError(f"{what}.{name} must be a finite number, got {value!r}")
+    return transform
 
 
 def _weather(sun_az: float, sun_el: float, sun: tuple, amb: tuple, zenith: tuple, horizon: tuple,

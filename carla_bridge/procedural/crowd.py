@@ -11,8 +11,7 @@ import math
 
 import numpy as np
 
-from carla_bridge.procedural.geometry import Segment, sample_segments
-from carla_bridge.procedural.town import HALF_ROAD, Town
+from carla_bridge.procedural.town import HALF_ROAD, Segment, Town, sample_segments
 
 STEP = 0.25
 

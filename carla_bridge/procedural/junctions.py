@@ -1,9 +1,9 @@
 """Right of way at junctions for the autopilot: a first-come, first-served reservation per junction.
 
-Without it cars on crossing connector lanes drove through each other: 63 overlapping pairs in 6 drives
-of 4,000 ticks (200 s) with 13 vehicles, one every 19 s of sim time. With it, bumper-to-bumper gaps
-(vehicles.route_gap) and trucks and buses kept off tight right turns (vehicles._tight_right_turn): none
-there, and 6 in 3 drives of 20,000 ticks, each a bus meeting a vehicle in the opposite lane. The rule
+Without it cars on crossing connector lanes drive through each other (measured: 63 overlapping pairs in
+6 drives of 4,000 ticks (200 s) with 13 vehicles, one every 19 s of sim time). With it, bumper-to-bumper
+gaps (vehicles.route_gap) and trucks and buses kept off tight right turns (vehicles._tight_right_turn):
+none there, and 6 in 3 drives of 20,000 ticks, each a bus meeting a vehicle in the opposite lane. The rule
 is the one intersection managers use in their simplest form (Dresner & Stone, "A Multiagent Approach to
 Autonomous Intersection Management", JAIR 31, 2008, sec. 3: the FCFS policy at the granularity of a
 whole intersection):

@@ -10,17 +10,12 @@ ends in osm_mode).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-from carla_bridge.procedural.geometry import Segment
-from carla_bridge.procedural.town import LANE_WIDTH, SIDEWALK
+from carla_bridge.procedural.town import LANE_WIDTH, SIDEWALK, Road, Segment, Town
 
 # CARLA's parser resolves junction and road ids in one namespace, so junction ids start here.
 JUNCTION_ID0 = 1000
-
-if TYPE_CHECKING:
-    from carla_bridge.procedural.town import Road, Town
 
 _HEADER = (
     '<?xml version="1.0" standalone="yes"?>\n<OpenDRIVE>\n'

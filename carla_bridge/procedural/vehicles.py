@@ -172,7 +172,8 @@ def _tight_right_turn(lane) -> bool:
     """A junction's right turn (radius JUNCTION_HALF - LANE_WIDTH / 2 = 5.25 m; a positive curvature
     turns right in CARLA's left-handed frame). A truck or bus taking it, its body pivoting about its
     centre, sweeps over the opposite lane of the road it turns into, where cars wait for the junction
-    (every vehicle overlap left in a QA count involved one), so they go straight or left where they can."""
+    (in long measured drives every remaining vehicle overlap involved one), so they go straight or left
+    where they can."""
     return lane.connector and lane.segments[0].curvature > 0.0
 
 
@@ -195,7 +196,7 @@ def route_gap(v: Vehicle, town: Town, occupancy: dict[int, list[tuple[float, int
               horizon: float = 40.0) -> float:
     """Bumper-to-bumper distance along v's route to the nearest other vehicle ahead (inf if none
     within horizon). ``occupancy`` maps a lane to its (arc length, vehicle id, half length) entries; a
-    bus is 11 m long, so the gap between centres alone let a car behind one drive into it."""
+    bus is 11 m long, so the gap between centres alone would let a car behind one drive into it."""
     offset = -town.lanes[v.route[0]].s[v.index]
     for n, lane_id in enumerate(v.route):
         for s, other, half_length in occupancy.get(lane_id, ()):

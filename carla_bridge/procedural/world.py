@@ -7,66 +7,35 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
-from carla_bridge.procedural.config import WEATHER_NAMES, WEATHERS, WorldConfig
+from carla_bridge.core.values import is_int, is_real
+from carla_bridge.procedural.config import (
+    WEATHER_NAMES, WEATHERS, WorldConfig, check_camera, check_seed, check_transform,
+)
 from carla_bridge.procedural.crowd import Crowd
 from carla_bridge.procedural.ground import build_ground
 from carla_bridge.procedural.junctions import right_of_way
 from carla_bridge.procedural.kernel import P_CX, P_CY, P_HX, P_HY, P_COLS, render_kernel
 from carla_bridge.procedural.materials import GROUND_LABELS, make_noise_table
-from carla_bridge.procedural.scenery import build_grid, build_scenery
-from carla_bridge.procedural.shapes import CAR_COLORS, pedestrian_template, place, vehicle_template
+from carla_bridge.procedural.scenery import (
+    CAR_COLORS, build_grid, build_scenery, pedestrian_template, place, vehicle_template,
+)
 from carla_bridge.procedural.town import Town
 from carla_bridge.procedural.vehicles import Vehicle, autopilot, integrate, new_contacts
-from carla_bridge.core.values import is_int, is_real
 
 
 @dataclass
 class GBuffer:
     """One camera's render: labels (H, W) uint8, depth (H, W) float32 m, flow (H, W, 2) float32 px
-    (backward, DESIGN.md), rgb (H, W, 3) uint8 (None where not asked for)."""
+    (backward, ARCHITECTURE.md), rgb (H, W, 3) uint8 (None where not asked for)."""
 
     labels: np.ndarray
     depth: np.ndarray
     flow: np.ndarray
     rgb: np.ndarray
-
-
-def check_camera(width: object, height: object, fov: object) -> None:
-    for name, value in (("width", width), ("height", height)):
-        if not is_int(value) or not 16 <= value <= 8192:
-            raise ValueError(f"camera {name} must be an integer in 16..8192 pixels, got {value!r}")
-    if not isinstance(fov, (int, float)) or not math.isfinite(fov) or not 10.0 <= fov <= 170.0:
-        raise ValueError(f"camera fov must be a number of degrees in 10..170, got {fov!r}")
-
-
-def check_transform(transform: object, what: str, fields: tuple[str, ...] = ("x", "y", "yaw")) -> Transform:
-    """A Transform whose ``fields`` are finite numbers (a NaN pose would poison every later tick)."""
-    if not isinstance(transform, Transform):
-        raise ValueError(f"{what} must be a carla_bridge.Transform, got {type(transform).__name__}")
-    for name in fields:
-        value = getattr(transform, name)
-        if not is_real(value, finite=True):
-            raise ValueError(f"{what}.{name} must be a finite number, got {value!r}")
-    return transform
-
-
-def check_seed(seed: object) -> int:
-    if not is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    return int(seed)
-
-
-def check_control(control: object) -> Control:
-    if not isinstance(control, Control):
-        raise ValueError(f"control must be a carla_bridge.Control, got {type(control).__name__}")
-    for name, low in (("throttle", 0.0), ("steer", -1.0), ("brake", 0.0)):
-        value = getattr(control, name)
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= 1.0:
-            raise ValueError(f"control.{name} must be a finite number in [{low:g}, 1], got {value!r}")
-    return control
 
 
 class ProceduralWorld(SourceBase):
@@ -78,8 +47,6 @@ class ProceduralWorld(SourceBase):
     def __init__(self, config: WorldConfig | None = None) -> None:
         self.config = config or WorldConfig()
         if self.config.threads is not None:
-            import numba
-
             numba.set_num_threads(max(1, min(int(self.config.threads), numba.config.NUMBA_NUM_THREADS)))
         self.weather_names: list[str] = list(WEATHER_NAMES)
         self._weather = self.config.weather
@@ -207,7 +174,7 @@ class ProceduralWorld(SourceBase):
 
     def apply_vehicle_control(self, vehicle_id: int, control: Control) -> None:
         v = self._vehicle(vehicle_id)
-        v.control = check_control(control)
+        v.control = control  # checked where it was made: Control checks its own values
         if control.autopilot and not v.autopilot:
             v.route = []
         v.autopilot = bool(control.autopilot)
@@ -228,8 +195,9 @@ class ProceduralWorld(SourceBase):
     def advance(self, dt: float | None = None) -> None:
         """Move every vehicle and pedestrian one tick (no rendering)."""
         self._check_open()
-        dt = self.config.delta_s if dt is None else dt
-        if not is_real(dt, finite=True) or not 0 < dt <= 1.0:
+        if dt is None:
+            dt = self.config.delta_s
+        elif not is_real(dt, finite=True) or not 0 < dt <= 1.0:
             raise ValueError(f"dt must be a finite number of seconds in (0, 1], got {dt!r}")
         dt = float(dt)
         occupancy: dict[int, list[tuple[float, int, float]]] = {}  # lane -> (s, id, half length)
@@ -280,6 +248,11 @@ class ProceduralWorld(SourceBase):
             raise ValueError(f"camera pose.z must be above the ground (>= 0.01 m), got {pose.z!r}")
         if prev_pose is not None:
             check_transform(prev_pose, "camera prev_pose", ("x", "y", "z", "yaw"))
+        return self._render(pose, prev_pose, width, height, fov, rgb, flow)
+
+    def _render(self, pose: Transform, prev_pose: Transform | None, width: int, height: int,
+                fov: float, rgb: bool, flow: bool) -> GBuffer:
+        """render_camera for a camera already checked (the ego's: WorldConfig and the vehicle's pose)."""
         fx = width / (2.0 * math.tan(math.radians(fov) / 2.0))
         cam = np.array([pose.x, pose.y, pose.z, math.radians(pose.yaw), 1.0])
         prev = cam.copy() if prev_pose is None else np.array(
@@ -311,6 +284,6 @@ class ProceduralWorld(SourceBase):
         cut, self._ego_moved = cut or self._ego_moved, False  # a teleported ego (set_vehicle_transform) jumps
         cfg = self.config
         pose = self.ego_camera_pose()
-        g = self.render_camera(pose, None if cut else self._cam_prev, cfg.width, cfg.height, cfg.fov)
+        g = self._render(pose, None if cut else self._cam_prev, cfg.width, cfg.height, cfg.fov, True, True)
         return SceneFrame(index=self._index, time_s=self._time, labels=g.labels, flow=g.flow, depth=g.depth,
                           rgb=g.rgb, ego=self.vehicle_state(self.ego_id), cut=cut)

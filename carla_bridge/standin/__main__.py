@@ -11,8 +11,9 @@ import logging
 import signal
 import sys
 
-from carla_bridge.core.frames import parse_resolution
 from carla_bridge.core import cli_types
+from carla_bridge.core.frames import parse_resolution
+from carla_bridge.procedural.config import MAX_ACTORS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,11 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="walking pedestrians in the town (default: the procedural world's; 0 = a static world)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
-    if args.pedestrians is not None:
-        from carla_bridge.procedural.config import MAX_ACTORS  # here: it loads numba, --help need not wait
-
-        if not 0 <= args.pedestrians <= MAX_ACTORS:  # else WorldConfig's message names its field, not the flag
-            parser.error(f"argument --pedestrians: must be in 0..{MAX_ACTORS}, got {args.pedestrians}")
+    if args.pedestrians is not None and not 0 <= args.pedestrians <= MAX_ACTORS:  # WorldConfig's names its field
+        parser.error(f"argument --pedestrians: must be in 0..{MAX_ACTORS}, got {args.pedestrians}")
     return args
 
 
@@ -46,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    try:
+    try:  # here, not at the top: the server needs msgpack, an optional package (the carla extra)
         from carla_bridge.standin.server import StandinServer
-    except ImportError as error:  # msgpack comes with the carla extra
+    except ImportError as error:
         print(f"error: the stand-in server needs msgpack ({error}): pip install -e .[carla]", file=sys.stderr)
         return 2
     try:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from carla_bridge.client.probe import carla_server_answers
+from carla_bridge.procedural.opendrive import town_to_opendrive
 from carla_bridge.standin import protocol
-from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord
-from carla_bridge.standin.blueprints import blueprint_library, vehicle_extent
+from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, blueprint_library, vehicle_extent
 from carla_bridge.standin.protocol import control_from_rpc, ok, ok_void, transform_from_rpc, transform_to_rpc
 from carla_bridge.standin.world import EPISODE_STREAM, SpawnError, StandinWorld
 
@@ -108,7 +108,7 @@ class MethodTable:
         return ok([self.world.map_name, spawn_points])
 
     def h_get_map_data(self) -> list:
-        return ok(self.world.world.town.to_opendrive())
+        return ok(town_to_opendrive(self.world.world.town))
 
     def h_get_required_files(self, folder: str = "", download: bool = True) -> list:
         return ok([])

@@ -1,4 +1,4 @@
-"""CARLA 0.9.16 wire encodings: RPC values and sensor payloads (reference/carla-standin/NOTES.md).
+"""CARLA 0.9.16 wire encodings: RPC values and sensor payloads, as LibCarla reads and writes them.
 
 RPC values (msgpack, LibCarla/source/carla/rpc):
 - ``Response<T>``: ok = ``[[1, value]]``, error = ``[[0, ["message"]]]`` (the client raises RuntimeError

@@ -33,7 +33,7 @@ def make_listener(host: str, port: int) -> socket.socket:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {error.strerror or error}") from error
     # The system's maximum, as rpclib (asio) listens: clients probe liveness with short-lived TCP
-    # connections, and under load a backlog of 32 filled up, dropped SYNs and made probes time out.
+    # connections, and under load a backlog of 32 fills up, drops SYNs and makes probes time out.
     sock.listen(socket.SOMAXCONN)
     # accept() wakes up regularly so that stop() is noticed without closing the socket under it.
     sock.settimeout(0.2)

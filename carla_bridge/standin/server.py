@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
-
+from carla_bridge.procedural import ProceduralWorld, WorldConfig
 from carla_bridge.standin.methods import MethodTable
 from carla_bridge.standin.rpc import RpcServer
 from carla_bridge.standin.streaming import StreamServer
@@ -21,19 +20,18 @@ log = logging.getLogger("carla_bridge.standin")
 HOST = "127.0.0.1"
 
 
-def make_procedural_world(seed: int = 0, size: tuple[int, int] = (512, 256), pedestrians: int | None = None) -> Any:
+def make_procedural_world(seed: int = 0, size: tuple[int, int] = (512, 256),
+                          pedestrians: int | None = None) -> ProceduralWorld:
     """The procedural world a stand-in serves: no traffic of its own (a fresh CARLA map has no
     vehicles); its pedestrians walk (they are scenery, not actors), unless ``pedestrians=0``."""
-    from carla_bridge.procedural import ProceduralWorld, WorldConfig
-
     width, height = size
-    options: dict[str, Any] = {"width": width, "height": height, "seed": seed, "n_vehicles": 0}
+    options: dict[str, int] = {"width": width, "height": height, "seed": seed, "n_vehicles": 0}
     if pedestrians is not None:
         options["n_pedestrians"] = pedestrians
     return ProceduralWorld(WorldConfig(**options))
 
 
-def warm_up(world: Any) -> None:
+def warm_up(world: ProceduralWorld) -> None:
     """Compile the renderer's numba kernels before listening (about 10 s on a fresh install, a few ms
     from numba's cache), so that no client call times out waiting for the first camera frame."""
     pose = world.ego_camera_pose()
@@ -44,7 +42,7 @@ class StandinServer:
     """Start with :meth:`start`, end with :meth:`stop` (idempotent); also a context manager."""
 
     def __init__(self, port: int = 2000, seed: int = 0, size: tuple[int, int] = (512, 256),
-                 world: Any | None = None, host: str = HOST, pedestrians: int | None = None) -> None:
+                 world: ProceduralWorld | None = None, host: str = HOST, pedestrians: int | None = None) -> None:
         if not 1 <= port <= 65534:
             raise ValueError(f"--port must lie in 1..65534 (streaming uses port + 1), got {port}")
         self.host, self.port = host, port

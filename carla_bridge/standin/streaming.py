@@ -5,7 +5,7 @@ client where to connect: ``<I stream_id, H port, B protocol (1 = TCP), B address
 16-byte address>``. The client connects, sends the 4-byte little-endian stream id, then reads frames
 ``[u32 size][payload]`` (LibCarla/source/carla/streaming/detail/tcp). Subscriptions are asynchronous,
 so a frame published before the client's subscription arrives is simply not seen: clients pair
-frames by id with a timeout (DESIGN.md, CARLA source).
+frames by id with a timeout.
 """
 
 from __future__ import annotations
@@ -30,14 +30,6 @@ def encode_token(stream_id: int, port: int, host: str = "127.0.0.1") -> bytes:
     """The 24-byte stream token for ``stream_id`` served on ``host:port``."""
     address = socket.inet_aton(host) + bytes(12)
     return _TOKEN.pack(stream_id, port, PROTOCOL_TCP, ADDRESS_IPV4, address)
-
-
-def decode_token(token: bytes) -> tuple[int, int, str]:
-    """(stream_id, port, host) of a token; the inverse of :func:`encode_token` (used by tests)."""
-    stream_id, port, protocol, address_type, address = _TOKEN.unpack(token)
-    if protocol != PROTOCOL_TCP or address_type != ADDRESS_IPV4:
-        raise ValueError(f"unsupported stream token: protocol {protocol}, address type {address_type}")
-    return stream_id, port, socket.inet_ntoa(address[:4])
 
 
 class StreamServer:
@@ -88,10 +80,6 @@ class StreamServer:
             if stream_id in self._expected:
                 self._joined.wait_for(lambda: stream_id not in self._expected, timeout=timeout_s)
                 self._expected.discard(stream_id)
-            return bool(self._subscribers.get(stream_id))
-
-    def has_subscribers(self, stream_id: int) -> bool:
-        with self._lock:
             return bool(self._subscribers.get(stream_id))
 
     def close_stream(self, stream_id: int) -> None:

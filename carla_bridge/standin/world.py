@@ -1,26 +1,33 @@
-"""The stand-in's simulation state: the procedural world behind CARLA's actors, settings and ticks.
+"""The stand-in's simulation state: the procedural world behind CARLA's actors, settings, weather
+and ticks.
 
 Each tick advances the procedural world (vehicles move by the controls they were last given, or by
 the world's own autopilot), renders every subscribed camera at its world pose and size, and
 publishes the camera frames and then the episode state: the client's ``world.tick()`` returns when
 the episode state of that frame arrives, so by then the camera frames are already on their way.
+
+rpc::WeatherParameters of CARLA 0.9.16 on the wire (14 floats, checked against the real client):
+cloudiness, precipitation, precipitation_deposits, wind_intensity, sun_azimuth_angle,
+sun_altitude_angle, fog_density, fog_distance, fog_falloff, wetness, scattering_intensity,
+mie_scattering_scale, rayleigh_scattering_scale, dust_storm. The procedural world has a handful of
+named presets; a client's weather is mapped to the preset whose name best describes it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
-from typing import Any
 
 from carla_bridge.client import codec as carla_codec
 from carla_bridge.core.frames import Control, Transform
+from carla_bridge.procedural import GBuffer, ProceduralWorld
+from carla_bridge.procedural.config import check_camera
 from carla_bridge.standin import protocol
-from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, ActorRegistry, compose
-from carla_bridge.standin.blueprints import description_attributes
+from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, ActorRegistry, compose, description_attributes
 from carla_bridge.standin.streaming import StreamServer
-from carla_bridge.standin.weather import DEFAULT_WEATHER, weather_index
 
 log = logging.getLogger("carla_bridge.standin.world")
 
@@ -34,15 +41,59 @@ SUBSCRIBE_WAIT_S = 1.0  # how long a tick waits for a camera whose token was jus
 # spectator_as_ego. The defaults are a fresh CARLA server's.
 DEFAULT_SETTINGS = [False, False, [False], True, 0.01, 10, 0.0, False, 3000.0, 2000.0, True]
 
+FIELDS = (
+    "cloudiness", "precipitation", "precipitation_deposits", "wind_intensity", "sun_azimuth_angle",
+    "sun_altitude_angle", "fog_density", "fog_distance", "fog_falloff", "wetness",
+    "scattering_intensity", "mie_scattering_scale", "rayleigh_scattering_scale", "dust_storm",
+)
+DEFAULT_WEATHER = [10.0, 0.0, 0.0, 5.0, 0.0, 45.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.03, 0.0331, 0.0]
+"""A fresh CARLA server's weather (ClearNoon-like)."""
+
+
+def describe(parameters: list) -> set[str]:
+    """Words that describe the weather: time of day, sky, precipitation."""
+    p = dict(zip(FIELDS, (float(v) for v in parameters)))
+    words: set[str] = set()
+    altitude = p.get("sun_altitude_angle", 45.0)
+    if altitude < 0.0:
+        words |= {"night", "dark", "sunset", "dusk"}  # the nearest light a world without night has
+    elif altitude < 20.0:
+        words |= {"sunset", "dusk", "evening", "dawn"}
+    else:
+        words |= {"noon", "day", "midday"}
+    if p.get("precipitation", 0.0) > 20.0:
+        words |= {"rain", "rainy", "wet"}
+    elif p.get("wetness", 0.0) > 30.0 or p.get("precipitation_deposits", 0.0) > 30.0:
+        words |= {"wet"}
+    if p.get("cloudiness", 0.0) > 50.0:
+        words |= {"cloudy", "overcast", "cloud"}
+    elif p.get("fog_density", 0.0) > 20.0:
+        words |= {"fog", "foggy"}
+    else:
+        words |= {"clear", "sunny"}
+    return words
+
+
+def weather_index(parameters: list, names: list[str]) -> int:
+    """Index of the preset in ``names`` whose words match ``parameters`` best (ties: the first)."""
+    wanted = describe(parameters)
+
+    def score(name: str) -> int:
+        tokens = {t.lower() for t in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)}  # CamelCase
+        hits = sum(1 for t in tokens if any(t.startswith(w) or w.startswith(t) for w in wanted))
+        return hits * 2 - len(tokens)  # prefer names that say only what is true
+
+    return max(range(len(names)), key=lambda i: (score(names[i]), -i))
+
 
 class SpawnError(RuntimeError):
     """A spawn the world refused (occupied spot, unknown blueprint); answered as a CARLA error."""
 
 
 class StandinWorld:
-    """CARLA episode semantics on top of a ProceduralWorld (contract section 1)."""
+    """CARLA episode semantics on top of a ProceduralWorld."""
 
-    def __init__(self, world: Any, streams: StreamServer, map_name: str = "Carla/Maps/ProceduralTown") -> None:
+    def __init__(self, world: ProceduralWorld, streams: StreamServer, map_name: str = "Carla/Maps/ProceduralTown") -> None:
         self.world = world
         self.streams = streams
         self.map_name = map_name
@@ -80,11 +131,8 @@ class StandinWorld:
     def set_weather(self, parameters: list) -> None:
         with self.lock:
             self.weather = list(parameters)
-            names = list(getattr(self.world, "weather_names", []) or [])
-            if names:
-                index = weather_index(parameters, names)
-                self.world.set_weather(index)
-                log.info("weather -> %s", names[index])
+            name = self.world.set_weather(weather_index(parameters, self.world.weather_names))
+            log.info("weather -> %s", name)
 
     # ------------------------------------------------------------------ actors
     def spawn(self, description: list, transform: Transform, parent_id: int = 0) -> ActorRecord:
@@ -93,7 +141,7 @@ class StandinWorld:
         with self.lock:
             if parent_id and self.actors.get(parent_id) is None:
                 raise SpawnError(f"spawn failed: parent actor {parent_id} not found")
-            world_id = None
+            world_id = camera = None
             if type_id.startswith("vehicle."):
                 try:
                     world_id = self._take_vehicle(transform)
@@ -101,12 +149,12 @@ class StandinWorld:
                     raise SpawnError(f"Spawn failed because of collision at spawn position ({error})") from None
                 self.world.apply_vehicle_control(world_id, Control())
             elif type_id in protocol.SENSOR_TYPE:
-                _check_camera(attributes)
+                camera = _camera(attributes)
             elif not type_id.startswith("sensor."):
                 raise SpawnError(f"spawn failed: the stand-in has no blueprint {type_id!r}")
             actor_id, stream_id = self.actors.new_ids(sensor=type_id in protocol.SENSOR_TYPE)
             record = ActorRecord(actor_id, type_id, description, attributes, parent_id, transform,
-                                 world_id=world_id, stream_id=stream_id)
+                                 world_id=world_id, stream_id=stream_id, camera=camera)
             log.info("spawned %s id=%d parent=%d at %s", type_id, actor_id, parent_id, transform)
             return self.actors.add(record)
 
@@ -182,10 +230,7 @@ class StandinWorld:
                 continue
             pose = self.world_pose(record)
             if self.streams.wait_for_subscriber(record.stream_id, SUBSCRIBE_WAIT_S):
-                width = int(record.attributes.get("image_size_x", 800))
-                height = int(record.attributes.get("image_size_y", 600))
-                fov = float(record.attributes.get("fov", 90.0))
-                groups.setdefault((pose, record.prev_pose, width, height, fov), []).append(record)
+                groups.setdefault((pose, record.prev_pose, *record.camera), []).append(record)
             record.prev_pose = pose
         for (pose, prev_pose, width, height, fov), cameras in groups.items():
             kinds = {c.type_id for c in cameras}
@@ -243,21 +288,19 @@ class StandinWorld:
             self.world.destroy_vehicle(world_id)
 
 
-def _check_camera(attributes: dict[str, str]) -> None:
-    """Refuse at spawn what the procedural renderer cannot draw (CARLA itself would take it)."""
+def _camera(attributes: dict[str, str]) -> tuple[int, int, float]:
+    """(width, height, fov) of a camera blueprint; refused at spawn where the procedural renderer
+    cannot draw it (CARLA itself would take it)."""
     try:
         width, height = int(attributes.get("image_size_x", 800)), int(attributes.get("image_size_y", 600))
         fov = float(attributes.get("fov", 90.0))
+        check_camera(width, height, fov, ("image_size_x", "image_size_y", "fov"))
     except ValueError as error:
-        raise SpawnError(f"spawn failed: bad camera attribute ({error})") from None
-    if not (16 <= width <= 8192 and 16 <= height <= 8192):
-        raise SpawnError(f"spawn failed: the stand-in renders cameras of 16..8192 pixels a side, "
-                         f"got image_size_x={width} image_size_y={height}")
-    if not 10.0 <= fov <= 170.0:
-        raise SpawnError(f"spawn failed: the stand-in renders fov in 10..170 degrees, got fov={fov:g}")
+        raise SpawnError(f"spawn failed: the stand-in cannot render this camera ({error})") from None
+    return width, height, fov
 
 
-def _encode(type_id: str, gbuffer: Any) -> bytes:
+def _encode(type_id: str, gbuffer: GBuffer) -> bytes:
     if type_id == "sensor.camera.semantic_segmentation":
         return carla_codec.encode_semantic(gbuffer.labels)
     if type_id == "sensor.camera.depth":

@@ -1,5 +1,5 @@
 """Right of way at junctions (carla_bridge.procedural.junctions) and bumper-to-bumper following: the
-autopilot cars of the procedural world used to drive through each other on crossing connector lanes."""
+autopilot cars of the procedural world never drive through each other on crossing connector lanes."""
 
 from __future__ import annotations
 
@@ -136,8 +136,8 @@ def test_busy_towns_have_no_crossing_collisions(seed):
 
 
 def test_trucks_and_buses_keep_off_tight_right_turns():
-    """Their bodies pivot about the centre: on a 5.25 m right turn they swept over cars waiting in the
-    opposite lane of the road they turned into."""
+    """Their bodies pivot about the centre: on a 5.25 m right turn they would sweep over cars waiting in
+    the opposite lane of the road they turn into."""
     from carla_bridge.procedural.vehicles import _tight_right_turn
 
     world = _world(seed=1)

@@ -142,3 +142,32 @@ def test_autopilot_follows_lanes_and_keeps_distance():
     ego, other = frame.ego.transform, world.vehicle_state(parked).transform
     gap = math.hypot(ego.x - other.x, ego.y - other.y)
     assert frame.ego.speed_mps < 0.3 and 4.6 < gap < 15.0, (frame.ego.speed_mps, gap)
+
+
+@pytest.fixture
+def fresh_world():
+    world = ProceduralWorld(WorldConfig(width=32, height=16, seed=0, n_vehicles=0, n_pedestrians=0))
+    world.reset()
+    return world
+
+
+def lane_distance(world, vehicle_id) -> float:
+    v = world.vehicles[vehicle_id]
+    return float(np.min(np.hypot(world.town.lane_points[:, 0] - v.x, world.town.lane_points[:, 1] - v.y)))
+
+
+def test_autopilot_switched_on_off_the_road_heads_back_to_a_lane(fresh_world):
+    """More than 5 m from every lane centre (a park, a block, off the map) the autopilot localises
+    once more, on the nearest lane, and drives back to it."""
+    world = fresh_world
+    town = world.town
+    for where in (Transform((town.xs[0] + town.xs[1]) / 2, (town.ys[0] + town.ys[1]) / 2),  # a block's middle
+                  Transform(town.xs[-1] + 30.0, town.ys[-1] + 30.0, yaw=180.0)):  # outside the town
+        world.set_vehicle_transform(world.ego_id, where)
+        assert lane_distance(world, world.ego_id) > 5.0
+        world.apply_vehicle_control(world.ego_id, Control(autopilot=True))
+        for _ in range(400):
+            world.advance()
+        assert lane_distance(world, world.ego_id) < 1.0  # back on a lane, following it
+        frame = world.step(Control(autopilot=True))
+        assert frame.ego.speed_mps > 2.0 and frame.ego.control.autopilot

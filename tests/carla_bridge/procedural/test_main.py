@@ -1,15 +1,19 @@
-"""The command lines of the procedural world (carla_bridge.procedural, carla_bridge.standin): a bad
---seed, --threads, --pedestrians or --strip is one line naming the flag, before any town is built."""
+"""``python -m carla_bridge.procedural``: the benchmark and the strip, and a bad --seed, --threads or
+--strip is one line naming the flag, before any town is built."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
+import imageio.v3 as iio
+import numba
 import pytest
 
-import carla_bridge.procedural
+import carla_bridge.procedural.__main__ as procedural_main
 from carla_bridge.procedural.__main__ import main
-from carla_bridge.standin.__main__ import parse_args as standin_args
 
 
 class Built(Exception):
@@ -22,7 +26,7 @@ def _no_world(*_args, **_kwargs):
 
 @pytest.fixture()
 def no_world(monkeypatch):
-    monkeypatch.setattr(carla_bridge.procedural, "ProceduralWorld", _no_world)
+    monkeypatch.setattr(procedural_main, "ProceduralWorld", _no_world)
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -60,20 +64,23 @@ def test_a_good_strip_passes_the_checks(no_world, tmp_path):
 
 
 def test_more_threads_than_numba_has_are_reported(no_world, capsys):
-    import numba
-
     with pytest.raises(Built):
         main(["--res", "64x32", "--benchmark", "--threads", str(numba.config.NUMBA_NUM_THREADS + 1)])
     err = capsys.readouterr().err
     assert err.startswith("note: --threads") and f"using {numba.config.NUMBA_NUM_THREADS}" in err, err
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--seed", "-1"], "argument --seed: must be 0 or more"),
-    (["--pedestrians", "-5"], "argument --pedestrians: must be in 0..500"),
-])
-def test_standin_flags_are_named(capsys, argv, needle):
-    with pytest.raises(SystemExit) as exit_info:
-        standin_args(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and needle in err and "WorldConfig" not in err, err
+def test_benchmark_and_strip_commands(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "carla_bridge.procedural", "--benchmark", "--res", "64x32",
+                          "--frames", "3"], capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["res"] == "64x32" and result["frames"] == 3
+    for key in ("fps", "labels_only_fps", "ms_p50", "render_fps", "first_frame_s"):
+        assert isinstance(result[key], (int, float)) and result[key] >= 0, key
+    png = tmp_path / "strip.png"
+    subprocess.run([sys.executable, "-m", "carla_bridge.procedural", "--strip", str(png), "--res", "64x32",
+                    "--seed", "3"], capture_output=True, text=True, timeout=300, check=True)
+    assert iio.imread(png).shape == (64, 4 * 64, 3)
+    bad = subprocess.run([sys.executable, "-m", "carla_bridge.procedural", "--benchmark", "--res", "64"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "--res" in bad.stderr
