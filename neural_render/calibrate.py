@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 
 from carla_bridge.core.numba_threads import prefer_one_numba_thread
-from carla_bridge.core import cli_types
+from carla_bridge.core import cli
 from neural_render.model import MASK_LOGIT, Vid2VidGenerator
-from carla_bridge.core.strict_json import finite_or_null, json_line
-from carla_bridge.core.writable import file_write_problem
+from carla_bridge.core.cli import finite_or_null, json_line
+from carla_bridge.core.files import file_write_problem
 
 DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 DEFAULT_FLICKER_BUDGET = 0.10
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     from neural_render.train.splits import split_seeds
 
     p = argparse.ArgumentParser(prog="python -m neural_render.calibrate", description=__doc__,
-                                formatter_class=cli_types.HelpFormatter)
+                                formatter_class=cli.HelpFormatter)
     p.add_argument("--model", required=True, help="the trained generator (.safetensors or a training run's folder)")
     p.add_argument("--out", required=True, type=Path, help="where to write the calibrated .safetensors")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     rule.add_argument("--flicker-budget", type=float,
                       help="keep the sharpest offset whose warping error grows by at most this fraction over the "
                            f"uncalibrated model's (the rule unless --max-warp-ratio; default {DEFAULT_FLICKER_BUDGET:g})")
-    rule.add_argument("--max-warp-ratio", type=cli_types.positive_float,
+    rule.add_argument("--max-warp-ratio", type=cli.positive_float,
                       help="keep the sharpest offset whose warping error is at most this times the same model's "
                            "frame by frame (the shipped model's target: 0.5)")
     args = p.parse_args(argv)

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from carla_bridge.core.numba_threads import prefer_one_numba_thread
-from carla_bridge.core import cli_types
-from carla_bridge.core.figure_output import figure_problem
+from carla_bridge.core import cli
+from carla_bridge.core.files import figure_problem
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
-from carla_bridge.core.strict_json import json_line
+from carla_bridge.core.cli import json_line
 from neural_render.train.rollout import Rollout, to_uint8
 from neural_render.train.splits import SPLITS, split_seeds
 
@@ -175,7 +175,7 @@ def add_drive_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
     p.add_argument("--frames", type=int, default=60, help="frames per drive")
     p.add_argument("--seeds", type=int, default=5, help="number of drives, one town seed each")
-    p.add_argument("--device", type=cli_types.device, default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", type=cli.device, default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared 2-core box 2 OpenMP threads measured 40x "
                         "slower than 1 because of spin-waiting; metrics do not depend on it)")
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prefer_one_numba_thread()  # numba's spinning pool starves torch in this process
     p = argparse.ArgumentParser(prog="python -m neural_render.evaluate", description=__doc__,
-                                formatter_class=cli_types.HelpFormatter)
+                                formatter_class=cli.HelpFormatter)
     p.add_argument("--model", required=True, help="the generator: .safetensors (e.g. models/cpu.safetensors) or a training run's folder")
     add_drive_options(p)
     p.add_argument("--split", choices=SPLITS, default="test",

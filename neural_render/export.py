@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from neural_render.model import FORWARD_REVISION, PRESETS, RenderStep, Vid2VidGenerator, build_generator, example_inputs
-from carla_bridge.core.writable import file_write_problem, folder_write_problem
+from carla_bridge.core.files import file_write_problem, folder_write_problem
 
 OPSET = 17
 INPUT_NAMES = ("labels", "prev_frames", "flow", "has_history", "has_flow")

@@ -1,12 +1,15 @@
-"""Files the project writes for others to read: whole or not at all, with the permissions any new
-file gets.
+"""Files the project writes for others to read, and whether a path can take one.
 
-Atomic: written under a temporary name in the same folder and renamed, so a reader (or a kill) never
-sees half a file. Permissions: safetensors' ``save_file`` creates its file with mode 0600 whatever the
-umask, and so does ``tempfile.mkstemp``, so a QA pass found generator.safetensors,
-train_state.safetensors and calibrated checkpoints unreadable to the group and to other users (a
-shared run folder, a web server handing out models) where every other file of the run was 0644.
-Writers of such files call ``replace_with_default_mode`` instead of ``os.replace``, or ``write_atomic``.
+Whole or not at all: a file is written under a temporary name in the same folder and renamed, so a
+reader (or a kill) never sees half a file. With the mode any new file gets: safetensors' ``save_file``
+and ``tempfile.mkstemp`` create their files 0600 whatever the umask, which leaves weights unreadable in a
+shared run folder where every other file is 0644; writers of such files call
+``replace_with_default_mode`` instead of ``os.replace``, or ``write_atomic``.
+
+Whether a folder can take a new file is found out by creating one, not by asking ``os.access``, which
+answers from permission bits: yes to root everywhere, and yes for file systems that refuse writes anyway
+(``/sys``, a read-only mount, a full quota). Every tool that writes a result checks its output this way
+before it starts, so a bad path fails at once and not after the work.
 """
 
 from __future__ import annotations
@@ -55,3 +58,50 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+def folder_write_problem(folder: str | Path) -> str | None:
+    """None when a file can be created in ``folder`` (made first, with its parents, if missing);
+    otherwise what is wrong, in words that fit after the folder's name."""
+    folder = Path(folder)
+    for parent in (folder, *folder.parents):  # mkdir's own error names only the missing leaf
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"cannot be created ({error.strerror or error})"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as error:
+        return f"is not writable ({error.strerror or error})"
+    return None
+
+
+def file_write_problem(file: str | Path) -> str | None:
+    """None when ``file`` can be written (its folder made first if missing); otherwise what is wrong,
+    in words that fit after ``--flag FILE:``."""
+    file = Path(file)
+    if file.is_dir():
+        return "is a folder; name a file in it"
+    problem = folder_write_problem(file.parent)
+    return None if problem is None else f"its folder {file.parent}: {problem}"
+
+def figure_problem(flag: str, path: str | Path, suffixes: tuple[str, ...], overwrite: bool) -> str | None:
+    """A figure file (``--strip``), checked before any rendering. None when ``path`` can take the figure; otherwise one line naming ``flag``, the problem and the
+    fix. ``suffixes``: the file name endings the writer knows (lower case, first is the suggestion).
+    An existing figure is refused unless ``overwrite``: it is the picture of a README or model card."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{flag} {path}: is a folder; name a file in it, e.g. {path / ('strip' + suffixes[0])}"
+    if path.exists() and not path.is_file():  # the atomic rename would put a file in its place
+        return f"{flag} {path}: is not a regular file (a device or a pipe); name an image file"
+    if path.suffix.lower() not in suffixes:
+        return (f"{flag} {path}: must end in {', '.join(suffixes)} (the image formats it can write), "
+                f"e.g. {path.with_suffix(suffixes[0])}")
+    problem = file_write_problem(path)
+    if problem is not None:
+        return f"{flag} {path}: {problem}; pass another path"
+    if path.exists() and not overwrite:
+        return f"{flag} {path}: already exists (a previous figure); pass --overwrite to replace it, or another path"
+    return None

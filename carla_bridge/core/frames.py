@@ -1,5 +1,5 @@
 """The data model every part of the project shares: poses, controls, ego state, the scene frame, and
-the source protocol (DESIGN.md, "The data model").
+the source protocol (ARCHITECTURE.md, "Conventions").
 
 Coordinates follow CARLA (Unreal): metres, x forward, y right, z up (left-handed), angles in degrees
 (pitch, yaw, roll), so poses pass between the procedural world, the stand-in server and CARLA unchanged.

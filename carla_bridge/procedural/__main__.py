@@ -17,9 +17,8 @@ import numba
 import numpy as np
 from tqdm import tqdm
 
-from carla_bridge.core import cli_types
-from carla_bridge.core.figure_output import figure_problem
-from carla_bridge.core.files import write_atomic
+from carla_bridge.core import cli
+from carla_bridge.core.files import figure_problem, write_atomic
 from carla_bridge.core.frames import Control, parse_resolution
 from carla_bridge.core.labels import colorize
 from carla_bridge.procedural import ProceduralWorld, WorldConfig
@@ -100,15 +99,15 @@ def strip(path: str, width: int, height: int, seed: int, count: int = 4, gap: in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m carla_bridge.procedural", description=__doc__,
-                                     formatter_class=cli_types.HelpFormatter)
+                                     formatter_class=cli.HelpFormatter)
     parser.add_argument("--benchmark", action="store_true", help="time step() and render_camera()")
     parser.add_argument("--strip", metavar="PATH.png",
                         help=f"write a strip of a few frames ({', '.join(STRIP_SUFFIXES)})")
     parser.add_argument("--overwrite", action="store_true", help="replace --strip when it exists")
     parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT")
-    parser.add_argument("--frames", type=cli_types.positive_int, default=300, help="benchmark frames")
-    parser.add_argument("--seed", type=cli_types.non_negative_int, default=0, help="town seed")
-    parser.add_argument("--threads", type=cli_types.positive_int, default=None,
+    parser.add_argument("--frames", type=cli.positive_int, default=300, help="benchmark frames")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="town seed")
+    parser.add_argument("--threads", type=cli.positive_int, default=None,
                         help="numba threads (default: all the cores numba sees)")
     args = parser.parse_args(argv)
     try:

@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 
-from carla_bridge.core import cli_types
+from carla_bridge.core import cli
 from carla_bridge.core.frames import parse_resolution
 from carla_bridge.procedural.config import MAX_ACTORS
 
@@ -23,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "127.0.0.1 only) whose world and cameras are the procedural world.",
     )
     parser.add_argument("--port", type=int, default=2000, help="RPC port; streaming uses PORT+1 (default 2000)")
-    parser.add_argument("--seed", type=cli_types.non_negative_int, default=0, help="procedural town seed (default 0)")
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="procedural town seed (default 0)")
     parser.add_argument("--res", default="512x256", help="procedural world's native WIDTHxHEIGHT; cameras "
                         "render at their own image_size_x/y (default 512x256)")
     parser.add_argument("--pedestrians", type=int, default=None,

@@ -23,7 +23,7 @@ import types
 import numpy as np
 import torch
 
-from carla_bridge.core import cli_types
+from carla_bridge.core import cli
 from neural_render.export import DEFAULT_PRESET
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
 from neural_render.runtime.common import compile_note, parse_size, precision_note, runs_compiled
@@ -246,25 +246,25 @@ def print_table(rows: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m game.bench.generator", description=__doc__,
-                                 formatter_class=cli_types.HelpFormatter)
+                                 formatter_class=cli.HelpFormatter)
     ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
                     help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
                          f"--model; with --model it must match the checkpoint")
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
     ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"],
                     help="inference backend")
-    ap.add_argument("--device", type=cli_types.device, default=None,
+    ap.add_argument("--device", type=cli.device, default=None,
                     help="cpu, cuda or cuda:N (default: cuda when present)")
     ap.add_argument("--dtype", "--precision", dest="precision", default="fp32", choices=["fp32", "fp16", "bf16"],
                     help="precision to ask for; the row reports the one the backend ran")
     ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
                     help="torch backend: torch.compile (default mode: reduce-overhead = CUDA graphs on cuda; or "
                          "name one, e.g. max-autotune); tensorrt: CUDA graphs; onnxruntime: nothing")
-    ap.add_argument("--frames", type=cli_types.positive_int, default=100, help="timed frames")
-    ap.add_argument("--warmup", type=cli_types.non_negative_int, default=10, help="untimed frames first")
+    ap.add_argument("--frames", type=cli.positive_int, default=100, help="timed frames")
+    ap.add_argument("--warmup", type=cli.non_negative_int, default=10, help="untimed frames first")
     ap.add_argument("--model", default=None, help=".safetensors checkpoint or a training run's folder (default: random init)")
     ap.add_argument("--end-to-end", action="store_true", help="time Renderer.render, host uint8 in and out")
-    ap.add_argument("--threads", type=cli_types.positive_int, default=None,
+    ap.add_argument("--threads", type=cli.positive_int, default=None,
                     help="CPU threads (onnxruntime model-only, torch cpu)")
     args = ap.parse_args(argv)
     problem = device_and_compile_problem(args.device, args.compile)

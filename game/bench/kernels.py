@@ -18,7 +18,7 @@ import sys
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from carla_bridge.core import cli_types
+from carla_bridge.core import cli
 from game.bench.generator import random_frames
 from neural_render.model import PRESETS, build_generator
 from neural_render.runtime import Renderer
@@ -76,16 +76,16 @@ def main(argv: list[str] | None = None) -> int:
     from game.bench.generator import device_and_compile_problem
 
     ap = argparse.ArgumentParser(prog="python -m game.bench.kernels", description=__doc__.splitlines()[0],
-                                 formatter_class=cli_types.HelpFormatter)
+                                 formatter_class=cli.HelpFormatter)
     ap.add_argument("--preset", default="gpu", choices=sorted(PRESETS), help="generator preset (sizes)")
     ap.add_argument("--res", default="1024x512", help="WIDTHxHEIGHT")
-    ap.add_argument("--device", type=cli_types.device, default=None,
+    ap.add_argument("--device", type=cli.device, default=None,
                     help="cpu, cuda or cuda:N (default: cuda when present)")
     ap.add_argument("--precision", default="fp16", choices=["fp32", "fp16", "bf16"], help="precision to ask for")
     ap.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
                     help="torch.compile (default mode: reduce-overhead on cuda), or name a mode")
-    ap.add_argument("--frames", type=cli_types.positive_int, default=20, help="profiled frames")
-    ap.add_argument("--top", type=cli_types.positive_int, default=15, help="operators listed per table")
+    ap.add_argument("--frames", type=cli.positive_int, default=20, help="profiled frames")
+    ap.add_argument("--top", type=cli.positive_int, default=15, help="operators listed per table")
     args = ap.parse_args(argv)
     # A QA pass found --res abc, --device tpu and --compile bogus ending in tracebacks and --top 0 in
     # empty tables: flag errors now, before the model is built.

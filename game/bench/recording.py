@@ -33,8 +33,8 @@ from carla_bridge.core.frames import Control, SceneFrame, parse_resolution
 from carla_bridge.core.labels import colorize
 from carla_bridge.session.recorder import SessionRecorder
 from game.bench.workloads import SyntheticSource
-from carla_bridge.core import cli_types
-from carla_bridge.core.writable import folder_write_problem
+from carla_bridge.core import cli
+from carla_bridge.core.files import folder_write_problem
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="keep the sessions here (default: temp)")
     parser.add_argument("--writer", choices=("thread",), default="thread",
                         help="session writer: a thread of this process (the only one)")
-    parser.add_argument("--seed", type=cli_types.non_negative_int, default=0)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     args = parser.parse_args(argv)
     if args.blocks < 1 or args.frames < args.blocks:
         parser.error(f"--frames ({args.frames}) must be at least --blocks ({args.blocks}), and --blocks at least 1")

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from carla_bridge.core import cli_types
+from carla_bridge.core import cli
 from game.bench.generator import bench_path, print_table
 from neural_render.model import PRESETS
 from game.bench.kernels import print_profile, profile_renderer
 from neural_render.runtime.select import available_backends
-from carla_bridge.core.writable import file_write_problem
+from carla_bridge.core.files import file_write_problem
 
 DEFAULT_PRESET = "gpu"  # the GPU measurement; with --model, the checkpoint's own
 # (name, bench_path keyword arguments). Order: cheapest first, so a short budget still covers the basics.
@@ -139,15 +139,15 @@ def run_profile(preset: str, res: str, device: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m game.bench.suite", description=__doc__,
-                                 formatter_class=cli_types.HelpFormatter)
+                                 formatter_class=cli.HelpFormatter)
     ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
                     help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
                          f"--model; with --model it must match the checkpoint")
     ap.add_argument("--res", nargs="+", default=["1024x512", "2048x1024"], help="first: every path; rest: the fast ones")
-    ap.add_argument("--device", type=cli_types.device, default=None, help="default: cuda when present, else cpu")
-    ap.add_argument("--frames", type=cli_types.positive_int, default=300, help="timed frames per path")
+    ap.add_argument("--device", type=cli.device, default=None, help="default: cuda when present, else cpu")
+    ap.add_argument("--frames", type=cli.positive_int, default=300, help="timed frames per path")
     ap.add_argument("--model", default=None, help="weights (default: random init of --preset; speed does not depend on weights)")
-    ap.add_argument("--budget-s", type=cli_types.non_negative_float, default=300.0,
+    ap.add_argument("--budget-s", type=cli.non_negative_float, default=300.0,
                     help="skip the remaining paths after this many seconds")
     ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the closing torch.profiler step")
     ap.add_argument("--out", required=True, type=Path, help="the JSON report, rewritten after every path")

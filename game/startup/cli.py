@@ -17,7 +17,7 @@ from pathlib import Path
 
 from carla_bridge.core.frames import parse_resolution
 from game.keys.bindings import bindings_text
-from carla_bridge.core import cli_types
+from carla_bridge.core import cli
 
 SOURCES = ("auto", "procedural", "carla", "replay")
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "all")
@@ -96,14 +96,14 @@ def _generation(text: str) -> str:
 def _timeout(text: str) -> float:
     """0.1 to 3600 s: below, a live server is taken for a dead one ("time-out of 0ms"); above, the wait
     overflows the platform's time (1e12 s was an OverflowError traceback)."""
-    value = cli_types.positive_float(text)
+    value = cli.positive_float(text)
     if not 0.1 <= value <= 3600.0:
         raise argparse.ArgumentTypeError(f"must lie in 0.1..3600 seconds, got {text}")
     return value
 
 
 def _port(text: str) -> int:
-    value = cli_types.positive_int(text)
+    value = cli.positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be a TCP port in 1..65535, got {value}")
     return value
@@ -154,12 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="restrict the ego to a vehicle generation: 1, 2, 3 or All (default: All, every "
                             "generation; manual_control.py's default is 2)")
     world.add_argument("--rolename", default="hero", metavar="NAME", help="the ego's role name (default: hero)")
-    world.add_argument("--gamma", type=cli_types.positive_float, default=2.2,
+    world.add_argument("--gamma", type=cli.positive_float, default=2.2,
                        help="gamma correction of the CARLA rgb camera (default: 2.2)")
     world.add_argument("--timeout", type=_timeout, default=10.0, metavar="SECONDS",
                        help="CARLA client time-out, 0.1 to 3600: a server silent this long ends the drive "
                             "(default: 10)")
-    world.add_argument("-s", "--seed", type=cli_types.non_negative_int, default=None, help="world / spawn seed")
+    world.add_argument("-s", "--seed", type=cli.non_negative_int, default=None, help="world / spawn seed")
 
     world.add_argument("-v", "--verbose", action="store_true",
                        help="print debug information (log level DEBUG: CARLA connection, sessions)")
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="window size (default: 1280x720)")
     view.add_argument("--headless", action="store_true",
                       help="no window (SDL dummy driver); the autopilot drives unless replaying")
-    view.add_argument("--frames", type=cli_types.positive_int, default=None, metavar="N",
+    view.add_argument("--frames", type=cli.positive_int, default=None, metavar="N",
                       help="stop after N ticks (default: run until ESC / Ctrl+C)")
     view.add_argument("--screenshot", type=Path, default=None, metavar="PATH",
                       help="save the final window image as PNG")
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--backend", choices=BACKENDS, default="auto",
                        help="inference backend (default: auto = tensorrt, else torch on CUDA, else onnxruntime); "
                             "all (with --profile): compare every available backend on the same frames and exit")
-    model.add_argument("--device", type=cli_types.device, default=None, help="cpu, cuda or cuda:N (default: auto)")
+    model.add_argument("--device", type=cli.device, default=None, help="cpu, cuda or cuda:N (default: auto)")
     model.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
     model.add_argument("--compile", action="store_true",
                        help="torch backend: torch.compile, with CUDA graphs on CUDA (end to end 3.0x faster than "

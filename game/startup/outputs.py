@@ -16,7 +16,7 @@ from game.startup.cli import GameConfig, LaunchError
 from game.export import FRAME_GLOB
 from game.profiler.compare import COMPARISON_FILE
 from game.profiler.report import REPORT_FILE
-from carla_bridge.core.writable import folder_write_problem
+from carla_bridge.core.files import folder_write_problem
 
 
 def check_outputs(config: GameConfig) -> list[Path]:

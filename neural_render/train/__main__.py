@@ -33,7 +33,7 @@ def _interrupted_at_start_up() -> int:
 try:  # torch loads here: seconds
     from carla_bridge.core.frames import parse_resolution
     from carla_bridge.core.numba_threads import prefer_one_numba_thread
-    from carla_bridge.core import cli_types
+    from carla_bridge.core import cli
     from neural_render.train.config import (PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, continue_config,
                                             resolve)
 except KeyboardInterrupt:
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     from carla_bridge.procedural.config import WEATHER_NAMES
 
     p = argparse.ArgumentParser(prog="python -m neural_render.train", description=__doc__,
-                                formatter_class=cli_types.HelpFormatter)
+                                formatter_class=cli.HelpFormatter)
     # The flags that set the run default to None, so that a --resume knows which ones were given: those
     # change the run, the rest keep the run's saved values (help texts state the defaults of a new run).
     p.add_argument("--preset", choices=sorted(PRESET_DEFAULTS),
@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--res", help="training size WIDTHxHEIGHT ("
                    + _per_preset(lambda v: f"{v['res'][0]}x{v['res'][1]}") + ")")
     p.add_argument("--batch", type=int, help="clips per step per process (" + _per_preset(lambda v: v["batch"]) + ")")
-    p.add_argument("--device", type=cli_types.device, help=f"cpu, cuda or cuda:N (default: {TrainConfig.device})")
-    p.add_argument("--workers", type=cli_types.non_negative_int,
+    p.add_argument("--device", type=cli.device, help=f"cpu, cuda or cuda:N (default: {TrainConfig.device})")
+    p.add_argument("--workers", type=cli.non_negative_int,
                    help="data worker processes, 0: load in the trainer (" + _per_preset(lambda v: v["workers"]) + ")")
     p.add_argument("--seed", type=int, help="seed of the initial weights and of the training data "
                    f"(default: {TrainConfig.seed})")
@@ -119,9 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"mixed precision on CUDA (default: {TrainConfig.amp})")
     p.add_argument("--vgg-weights", help="local VGG19 weights (.safetensors) to add a perceptual loss (weight 10 "
                    "unless --loss-weight vgg=W)")
-    p.add_argument("--sample-every", type=cli_types.non_negative_int,
+    p.add_argument("--sample-every", type=cli.non_negative_int,
                    help=f"steps between sample strips (PNG), 0: none (default: {TrainConfig.sample_every})")
-    p.add_argument("--ckpt-every", type=cli_types.non_negative_int,
+    p.add_argument("--ckpt-every", type=cli.non_negative_int,
                    help=f"steps between checkpoints, 0: only at the end (default: {TrainConfig.ckpt_every})")
     start = p.add_mutually_exclusive_group()  # an --out that already holds a run needs one of them
     start.add_argument("--resume", action="store_true",
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "given change them (said, and recorded in log.jsonl)")
     start.add_argument("--overwrite", action="store_true",
                        help="delete the run already in --out (its weights, state, log, samples) and start over")
-    p.add_argument("--time-limit", type=cli_types.positive_float, metavar="MINUTES",
+    p.add_argument("--time-limit", type=cli.positive_float, metavar="MINUTES",
                    help="minutes (> 0) this command trains before it stops, saves and exits cleanly "
                         "(default: none; not kept by --resume)")
     p.add_argument("--threads", type=int, help="torch CPU threads of the trainer (default: cores minus workers)")

@@ -26,7 +26,7 @@ from neural_render.train.run_folder import (RUN_EVIDENCE, clear_previous_run, re
                                             refuse_previous_run, trim_log)
 from neural_render.train.state import has_state, load_state, save_state
 from neural_render.train.trainer import Trainer
-from carla_bridge.core.writable import folder_write_problem
+from carla_bridge.core.files import folder_write_problem
 
 
 class _Progress:

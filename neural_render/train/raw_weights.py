@@ -19,8 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from carla_bridge.core import cli_types
-from carla_bridge.core.writable import file_write_problem
+from carla_bridge.core import cli
+from carla_bridge.core.files import file_write_problem
 
 
 def save_raw_weights(run: str | Path, out: str | Path) -> int:
@@ -42,7 +42,7 @@ def save_raw_weights(run: str | Path, out: str | Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m neural_render.train.raw_weights", description=__doc__,
-                                formatter_class=cli_types.HelpFormatter)
+                                formatter_class=cli.HelpFormatter)
     p.add_argument("--run", required=True, help="a training run's --out folder")
     p.add_argument("--out", required=True, type=Path, help="where to write the .safetensors")
     p.add_argument("--overwrite", action="store_true", help="replace --out when it exists")

@@ -1,19 +1,19 @@
-"""argparse value types and help layout shared by every command line (launch.py, carla_bridge and
-neural_render tools). Standard library only, like writable.py and figure_output.py beside it: the
-command lines of carla_bridge (procedural, standin) import these leaves of neural_render, so that no
-part of neural_render has to import carla_bridge for its plumbing (its model, export and runtime parts
-must not, DESIGN.md).
+"""What every command line shares: argparse value types, the help layout, and the strict JSON line a
+tool prints last.
 
-A QA pass found the tools disagreeing: launch.py rejected `--seed -1` and `--device tpu` naming the flag,
-while `carla_bridge.procedural --seed -3` died in a numpy traceback after building the town and
-`game.bench.generator --device tpu` ran on the CPU. One set of types gives them all the same one-line
-`argument --flag: ...` error before any work.
+The types give every tool the same one-line ``argument --flag: ...`` error before any work.
+The JSON line is strict, with no NaN or Infinity, which jq and JSON.parse reject: a metric that had
+nothing to measure (the mean of no frames) is NaN, and Python's json would write the bare word NaN;
+here it becomes null, "no value", which every reader accepts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import re
+from typing import Any
 
 
 def whole_number(text: str) -> int:
@@ -69,9 +69,8 @@ def device(text: str) -> str:
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """--help with the description as written (its example commands keep their lines) and every
-    option's default: a QA pass found bench, evaluate, train and perf_suite hiding most of theirs
-    (--res, --frames, --warmup, --steps). Unlike argparse.ArgumentDefaultsHelpFormatter it leaves out
-    defaults that say nothing (None, a flag's True or False) and those a help text already states."""
+    option's default. Unlike argparse.ArgumentDefaultsHelpFormatter it leaves out defaults that say
+    nothing (None, a flag's True or False) and those a help text already states."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
@@ -81,3 +80,18 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
         return f"{text} (default: {shown.replace('%', '%%')})"
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite float inside it (dicts, lists, tuples) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def json_line(value: Any) -> str:
+    """One line of strict JSON (non-finite numbers as null)."""
+    return json.dumps(finite_or_null(value), allow_nan=False)

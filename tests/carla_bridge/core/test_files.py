@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from carla_bridge.core.writable import file_write_problem, folder_write_problem
+from carla_bridge.core.files import file_write_problem, folder_write_problem
 
 
 def test_a_writable_folder_is_made_and_left_clean(tmp_path):
