@@ -25,7 +25,7 @@ from game.profiler.machine import machine_info
 from game.profiler.profiler import Profiler
 from game.profiler.report import build_report, write_report
 from game.profiler.table import comparison_table
-from game.app.signals import interrupt_name, interruption_in
+from game.interrupts import interrupt_name, interruption_in
 
 COMPARISON_FILE = "comparison.json"
 

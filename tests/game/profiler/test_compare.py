@@ -7,7 +7,7 @@ import pytest
 
 from carla_bridge.core.frames import Control
 from game.bench.workloads import synthetic_frame
-from game.profiler import compare_backends, comparison_frames
+from game.profiler.compare import compare_backends, comparison_frames
 from support.profiler import install_fake_runtime
 
 SIZE = (64, 32)

@@ -9,7 +9,9 @@ import time
 import pytest
 
 from game.bench.workloads import synthetic_frame
-from game.profiler import Profiler, compare_backends
+from game.profiler.compare import compare_backends
+from game.profiler.profiler import Profiler
+from game.profiler.report import write_report
 from game.profiler.report import build_report
 from support.profiler_clock import scripted_session
 from game.profiler.table import comparison_table, stage_table
@@ -24,7 +26,7 @@ def test_a_frame_begun_but_never_ended_is_not_counted_as_recorded(tmp_path, cloc
     # a 25-frame replay reported recorded 26 = 10 warm-up + 15 measured + one frame nobody saw.
     profiler = scripted_session(clock, warmup=2, frames=6)
     profiler.begin_frame()  # the tick whose source step raised SessionEnded
-    report = profiler.write_report(tmp_path, META)
+    report = write_report(profiler, tmp_path, META)
     frames = report["frames"]
     assert frames["recorded"] == 6 == frames["warmup_skipped"] + frames["measured"]
     assert report["unfinished_frames"] == 1  # said, not silently dropped
@@ -41,7 +43,7 @@ def test_unfinished_frame_inside_the_warm_up_is_not_a_skipped_warm_up_frame(cloc
 # ----------------------------------------------------------------- cut-short drives
 def test_a_run_stopped_before_its_frames_says_it_was_cut_short(tmp_path, clock, capsys):
     profiler = scripted_session(clock, warmup=2, frames=12)
-    report = profiler.write_report(tmp_path, {**META, "frames_requested": 100000, "ended_by": "SIGTERM"})
+    report = write_report(profiler, tmp_path, {**META, "frames_requested": 100000, "ended_by": "SIGTERM"})
     assert report["run"] == {"frames_requested": 100000, "ended_by": "SIGTERM", "cut_short": True}
     on_disk = json.loads((tmp_path / "report.json").read_text())
     assert on_disk["run"]["cut_short"] is True
@@ -145,7 +147,7 @@ def test_sub_10_microsecond_stages_do_not_print_as_zero(clock):
 
 
 def test_a_signal_wrapped_by_a_backend_library_still_stops_the_comparison(fake_runtime, tmp_path, capsys):
-    from game.app.signals import Terminated
+    from game.interrupts import Terminated
 
     def wrapped(*args, **kwargs):  # onnxruntime's pybind11 start-up turns a signal into ImportError
         try:
