@@ -1,5 +1,6 @@
 """Profiler report: schema, known statistics of a scripted session, warm-up skip, PNG, console table,
-disabled no-op, live HUD figures, and the CUDA path (fake torch) and its CPU fallback."""
+disabled no-op, live HUD figures, the CUDA path (fake torch) and its CPU fallback, frame accounting
+(begun but unfinished frames) and runs cut short."""
 
 import json
 import types
@@ -7,9 +8,9 @@ import types
 import pytest
 
 from game.profiler.hooks import hud_lines, timed_render
-
 from game.profiler.profiler import END_TO_END, Profiler
-from game.profiler.report import write_report
+from game.profiler.report import build_report, write_report
+from game.profiler.table import stage_table
 from support.profiler_clock import scripted_session
 from support.profiler import META, clock  # noqa: F401 (clock is a fixture)
 
@@ -282,3 +283,41 @@ def test_device_time_is_sampled_every_nth_frame(tmp_path, clock, monkeypatch):
     assert report["device_sampled_every_n_frames"] == 3
     with pytest.raises(ValueError, match="cuda_every"):
         Profiler(cuda_every=0)
+
+
+def test_a_frame_begun_but_never_ended_is_not_counted_as_recorded(tmp_path, clock, capsys):
+    # A replay that runs out begins one more frame (begin_frame, then the source says "ended"):
+    # a 25-frame replay reported recorded 26 = 10 warm-up + 15 measured + one frame nobody saw.
+    profiler = scripted_session(clock, warmup=2, frames=6)
+    profiler.begin_frame()  # the tick whose source step raised SessionEnded
+    report = write_report(profiler, tmp_path, META)
+    frames = report["frames"]
+    assert frames["recorded"] == 6 == frames["warmup_skipped"] + frames["measured"]
+    assert report["unfinished_frames"] == 1  # said, not silently dropped
+
+
+def test_unfinished_frame_inside_the_warm_up_is_not_a_skipped_warm_up_frame(clock):
+    profiler = scripted_session(clock, warmup=5, frames=2)
+    profiler.begin_frame()
+    report = build_report(profiler, META)
+    assert report["frames"] == {"recorded": 2, "warmup_skipped": 2, "measured": 0}
+    assert report["unfinished_frames"] == 1
+
+
+def test_a_run_stopped_before_its_frames_says_it_was_cut_short(tmp_path, clock, capsys):
+    profiler = scripted_session(clock, warmup=2, frames=12)
+    report = write_report(profiler, tmp_path, {**META, "frames_requested": 100000, "ended_by": "SIGTERM"})
+    assert report["run"] == {"frames_requested": 100000, "ended_by": "SIGTERM", "cut_short": True}
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["run"]["cut_short"] is True
+    out = capsys.readouterr().out
+    assert "cut short" in out and "SIGTERM" in out and "12 of 100000" in out
+
+
+def test_ctrl_c_ending_an_open_ended_drive_is_not_cut_short(clock):
+    profiler = scripted_session(clock, warmup=2, frames=12)
+    report = build_report(profiler, {**META, "frames_requested": None, "ended_by": "Ctrl+C"})
+    assert report["run"] == {"frames_requested": None, "ended_by": "Ctrl+C", "cut_short": False}
+    assert "cut short" not in stage_table(report)
+    full = build_report(profiler, {**META, "frames_requested": 12})
+    assert full["run"]["cut_short"] is False
