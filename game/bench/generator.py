@@ -118,8 +118,8 @@ def threads_note(threads: int | None, row: dict) -> str | None:
 def _end_to_end(model, backend, device, precision, size, compile, frames, warmup,
                 threads=None, pinned=True) -> tuple[list[float], str, dict]:
     r = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
-    history = r._backend.history
-    if not pinned:
+    history = getattr(r._backend, "history", None)  # device buffers: none for onnxruntime on the CPU
+    if not pinned and history is not None:
         history.stage_on_host(pinned=False)
     pool = frame_pool(size)
     i = [0]
@@ -134,7 +134,9 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
     # Where an end-to-end frame goes beyond the model (the Renderer's stages end with a device sync on
     # CUDA); medians over the timed frames only, the warm-up ones are dropped.
     extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()},
-             "precision": r.precision, "compiled": r.compiled, "pinned_staging": history.pinned}
+             "precision": r.precision, "compiled": r.compiled}
+    if history is not None:
+        extra["pinned_staging"] = history.pinned
     return ms, r.device_name, extra
 
 
