@@ -191,12 +191,17 @@ def print_table(rows: list[dict]) -> None:
         print("  ".join(str(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
 
 
+def add_preset_flag(ap: argparse.ArgumentParser, default: str) -> None:
+    """--preset, defaulting to the --model checkpoint's own, else ``default``."""
+    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                    help=f"generator preset (sizes); default: the --model checkpoint's, {default} without "
+                         f"--model; with --model it must match the checkpoint")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m game.bench generator", description=__doc__,
                                  formatter_class=cli_types.HelpFormatter)
-    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                    help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
-                         f"--model; with --model it must match the checkpoint")
+    add_preset_flag(ap, DEFAULT_PRESET)
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
     ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"],
                     help="inference backend")

@@ -30,7 +30,7 @@ import torch
 
 from carla_bridge.core import cli_types
 from carla_bridge.core.writable import file_write_problem
-from game.bench.generator import bench_path, print_table
+from game.bench.generator import add_preset_flag, bench_path, print_table
 from game.bench.kernels import print_profile, profile_renderer
 from game.bench.timing import print_result
 from game.profiler.machine import machine_info
@@ -116,9 +116,7 @@ def run_profile(preset: str, res: str, device: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m game.bench suite", description=__doc__,
                                  formatter_class=cli_types.HelpFormatter)
-    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                    help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
-                         f"--model; with --model it must match the checkpoint")
+    add_preset_flag(ap, DEFAULT_PRESET)
     ap.add_argument("--res", nargs="+", default=["1024x512", "2048x1024"], help="first: every path; rest: the fast ones")
     ap.add_argument("--device", type=cli_types.device, default=None, help="default: cuda when present, else cpu")
     ap.add_argument("--frames", type=cli_types.positive_int, default=300, help="timed frames per path")

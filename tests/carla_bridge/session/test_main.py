@@ -57,7 +57,7 @@ def test_a_damaged_record_is_named_by_file_and_line(tmp_path, capsys, values, sa
 
 
 def test_label_ids_and_flow_no_recording_holds_are_found_by_load(tmp_path, capsys):
-    """They passed --load and the replay then ended in the renderer's ValueError traceback."""
+    """--load reads every file, so a bad tag id or flow is found there, not by the renderer mid-replay."""
     from PIL import Image
 
     from carla_bridge.session.__main__ import main
@@ -94,7 +94,7 @@ def _edit_meta(path: Path, **values) -> None:
 
 
 def test_the_check_command_refuses_a_session_without_frames(tmp_path, capsys):
-    """It said '0 frames' with exit status 0, for a session that launch.py --replay refuses."""
+    """A session launch.py --replay refuses is refused here too, not passed as '0 frames'."""
     from carla_bridge.session.__main__ import main
 
     SessionRecorder(tmp_path / "s", {}, size=SIZE, video=False).close()

@@ -6,7 +6,7 @@ import socket
 
 
 def test_standin_port_in_use_names_both_ports(capsys):
-    """The RPC port in use ended in 'cannot join thread before it is started' (a traceback)."""
+    """The RPC port in use is one line naming both ports, not a traceback from the server's threads."""
     from carla_bridge.standin.__main__ import main
 
     with socket.socket() as holder:

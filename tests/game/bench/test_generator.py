@@ -84,7 +84,8 @@ def _last_row(captured) -> dict:
 
 
 def test_cli_takes_the_preset_from_the_checkpoint(tmp_path, monkeypatch, capsys):
-    """--preset used to default to cpu, so a 'tiny' checkpoint was refused for a preset nobody asked for."""
+    """Without --preset the checkpoint's own is taken: a fixed cpu default would refuse a 'tiny' checkpoint
+    for a preset nobody asked for."""
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
     model = save_generator(build_generator("tiny"), tmp_path / "tiny.safetensors")
     argv = ["--model", str(model), "--res", "64x32", "--frames", "2", "--warmup", "0"]
@@ -137,7 +138,7 @@ def test_a_failed_torch_compile_is_reported_as_eager(tmp_path, monkeypatch, caps
 
 
 def test_a_cache_variable_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):
-    """NEURAL_DRIVE_CACHE=/etc/hostname ended in a FileExistsError traceback from the ONNX cache."""
+    """NEURAL_DRIVE_CACHE=/etc/hostname is one line, not a FileExistsError traceback from the ONNX cache."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(blocker))

@@ -68,7 +68,7 @@ def test_zero_frames_is_a_flag_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("out", [
     "{tmp}/file/p.json",
-    # root passes os.access there: the write used to fail with a traceback after every measurement
+    # root passes os.access there: the write would fail with a traceback after every measurement
     pytest.param("/sys/p.json", marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys")),
 ])
 def test_an_unwritable_out_is_refused_before_measuring(tmp_path, capsys, out):

@@ -1,6 +1,6 @@
 """Long profiled runs: the report of a 100,000-frame session (~7 minutes at 250 fps) must not need
-hundreds of MB at exit (it used to build every trace event as a dict plus one 94 MB JSON string: ~0.6 GB
-more), and the streamed trace.json must hold the very events the old all-in-memory writer produced."""
+hundreds of MB at exit (every trace event as a dict plus one 94 MB JSON string would be ~0.6 GB more),
+and the streamed trace.json must hold the very events the old all-in-memory writer produced."""
 
 import json
 import os
