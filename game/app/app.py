@@ -10,7 +10,6 @@ lives in game.startup.main (the entry point launch.py calls), and all signal han
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
 import threading
@@ -26,7 +25,10 @@ from game.keys.keyboard import KeyboardController
 from game.app.loop import tick
 from game.startup.memory import memory_warning
 from game.startup.rendering import check_size, default_resolution, load_model, make_renderer, resolve_device
-from game.app.signals import SIGNAL_NAMES, TERMINATED_AT_START_UP, catch_stop_signals, interrupt_name
+from game.app.signals import TERMINATED_AT_START_UP, catch_stop_signals
+from game.interrupts import SIGNAL_NAMES, interrupt_name
+from game.profiler.profiler import Profiler
+from game.profiler.report import write_report
 from game.startup.sources import make_source
 from game.app.status import FrameStats, session_meta
 
@@ -213,7 +215,7 @@ class App:
             meta = {**session_meta(self), "resolution": list(self.size),
                     "frames_requested": self.frames_goal, "ended_by": ended_by}
             # write_report prints the table and where the files went; no second line here
-            self.profiler.write_report(report_dir, meta)
+            write_report(self.profiler, report_dir, meta)
 
     def _close_renderer(self) -> None:
         close = getattr(self.renderer, "close", None)
@@ -221,27 +223,7 @@ class App:
             close()
 
 
-class _NoProfiler:
-    """Stands in for a disabled game.profiler.Profiler when that package is not in this checkout."""
-
-    enabled = False
-
-    def begin_frame(self) -> None: ...
-    def end_frame(self) -> None: ...
-    def add_span(self, name: str, start_ns: int, end_ns: int) -> None: ...
-    def device_range(self, name: str):
-        return contextlib.nullcontext()
-    def live_stats(self) -> dict:
-        return {}
-
-
-def _make_profiler(config: GameConfig, device: str, compiled: bool = False):
-    try:
-        from game.profiler import Profiler
-    except ImportError as error:
-        if config.profile:
-            raise LaunchError(f"--profile: the profiler is not available in this checkout ({error})") from None
-        return _NoProfiler()
+def _make_profiler(config: GameConfig, device: str, compiled: bool = False) -> Profiler:
     return Profiler(enabled=config.profile, warmup_frames=warmup_frames(config.frames, compiled),
                     use_cuda=device.startswith("cuda"))
 

@@ -4,10 +4,10 @@ Two stretches, two handlers. During start-up (loading torch and the model, conne
 during an export, game.startup.main installs ``raise_terminated``: SIGTERM is raised like Ctrl+C, so the same
 clean-up runs (App.__init__ closes a source it opened, which restores a CARLA server's settings).
 During the drive, App.run installs ``catch_stop_signals``: both signals end the drive at the next
-tick boundary, or at once while a --compile'd renderer compiles its first frame. ``interruption_in``
-finds a signal that a library wrapped in another exception. Kept in one file, away from the app
-and the entry point, because both use it and the reasons (which library swallowed what, which lock
-a signal can leave held) are the same story.
+tick boundary, or at once while a --compile'd renderer compiles its first frame. Naming a signal and
+finding one a library wrapped in another exception is game.interrupts'. Kept in one file, away from
+the app and the entry point, because both use it and the reasons (which library swallowed what, which
+lock a signal can leave held) are the same story.
 """
 
 from __future__ import annotations
@@ -17,20 +17,10 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from game.interrupts import Terminated
+
 if TYPE_CHECKING:
     from game.app.app import App
-
-SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "Ctrl+C"}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM during start-up or an export, raised like Ctrl+C so the same clean-up runs."""
-
-
-def interrupt_name(interrupt: KeyboardInterrupt) -> str:
-    """How to name the signal behind a KeyboardInterrupt to the user: "SIGTERM" or "Ctrl+C"."""
-    return SIGNAL_NAMES[signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT]
-
 
 # SIGTERMs raised as Terminated during start-up. Kept as well as raised: a library that swallows the
 # exception (numba's compiler callbacks print "Exception ignored ... Terminated") made the signal vanish
@@ -73,19 +63,3 @@ def catch_stop_signals(app: App) -> dict:
         app.stop_requested = signum
 
     return {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
-
-
-def interruption_in(error: BaseException) -> KeyboardInterrupt | None:
-    """The Ctrl+C (KeyboardInterrupt) or SIGTERM (Terminated) that ``error`` wraps, if any.
-
-    A signal that lands while an extension module initialises comes back wrapped: pybind11 turns it into
-    ImportError("initialization failed") (onnxruntime, imported as the renderer starts), and a class
-    body's __set_name__ into RuntimeError (numba). Both carry the interruption as __cause__/__context__.
-    """
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, KeyboardInterrupt):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or error.__context__
-    return None

@@ -7,6 +7,7 @@ import statistics
 import time
 from collections import deque
 
+from game.profiler.hooks import hud_lines as profiler_hud_lines
 from game.startup.cli import retrain_command
 from game.view.layout import LAYOUTS
 
@@ -84,10 +85,6 @@ def hud_lines(app, frame) -> list:
 
 def _profiler_lines(app) -> list[str]:
     if not app.config.profile:
-        return []
-    try:
-        from game.profiler import hud_lines as profiler_hud_lines
-    except ImportError:
         return []
     return profiler_hud_lines(app.profiler)
 

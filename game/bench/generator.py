@@ -1,8 +1,8 @@
 """Throughput and latency of the generator per backend.
 
-    python -m game.bench.generator --preset cpu --res 256x128 --backend onnxruntime --frames 100
-    python -m game.bench.generator --preset gpu --res 1024x512 --backend torch --device cuda --dtype fp16 --compile
-    python -m game.bench.generator --model runs/tiny --res 64x32    # the checkpoint names its preset
+    python -m game.bench generator --preset cpu --res 256x128 --backend onnxruntime --frames 100
+    python -m game.bench generator --preset gpu --res 1024x512 --backend torch --device cuda --dtype fp16 --compile
+    python -m game.bench generator --model runs/tiny --res 64x32    # the checkpoint names its preset
 
 Default mode times the model alone with its inputs already on the device (CUDA events on the GPU);
 `--end-to-end` times `Renderer.render` from host uint8 labels + float32 flow to a host uint8 frame.
@@ -15,64 +15,27 @@ a script can compare several paths in one process. Needs only torch, numpy, onnx
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-import types
 
 import numpy as np
 import torch
 
 from carla_bridge.core import cli
-from neural_render.export import DEFAULT_PRESET
-from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
+from game.bench.timing import print_result, summary, time_cuda, time_host
+from game.bench.workloads import frame_pool
+from neural_render.checkpoint import load_generator
+from neural_render.export import DEFAULT_PRESET, INPUT_NAMES, OUTPUT_NAMES
+from neural_render.model import PRESETS, Vid2VidGenerator, build_generator, count_flops, count_params
+from neural_render.runtime import Renderer
 from neural_render.runtime.common import compile_note, parse_size, precision_note, runs_compiled
 from neural_render.runtime.select import cuda_device_problem, resolve_backend
-
-
-def _stats(ms: list[float]) -> dict:
-    a = np.asarray(ms, dtype=np.float64)
-    mean = float(a.mean())
-    return {"fps": round(1000.0 / mean, 2), "mean_ms": round(mean, 3),
-            **{f"p{q}_ms": round(float(np.percentile(a, q)), 3) for q in (50, 95, 99)},
-            "min_ms": round(float(a.min()), 3), "max_ms": round(float(a.max()), 3)}
-
-
-def _time_host(fn, frames: int, warmup: int, sync=None) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    if sync:
-        sync()
-    out = []
-    for _ in range(frames):
-        t0 = time.perf_counter_ns()
-        fn()
-        if sync:
-            sync()
-        out.append((time.perf_counter_ns() - t0) / 1e6)
-    return out
-
-
-def _time_cuda(fn, frames: int, warmup: int, stream=None) -> list[float]:
-    """Per-frame GPU time from CUDA event pairs recorded around each call (no host sync inside)."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(frames)]
-    s = stream or torch.cuda.current_stream()
-    for start, end in events:
-        start.record(s)
-        fn()
-        end.record(s)
-    torch.cuda.synchronize()
-    return [start.elapsed_time(end) for start, end in events]
+from neural_render.runtime.torch_backend import TorchBackend
 
 
 def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: str, size, compile: bool,
                 frames: int, warmup: int, threads: int | None = None) -> tuple[list[float], str, dict]:
     width, height = size
     if backend == "torch":
-        from neural_render.runtime.torch_backend import TorchBackend
         be = TorchBackend(model, size, device, precision, compile=compile)
         h = be.history
         h.upload(np.zeros((height, width), np.uint8), None, True)
@@ -83,20 +46,19 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
                 torch.compiler.cudagraph_mark_step_begin()
             with torch.no_grad():
                 be._forward(*inputs)
-        timer = _time_cuda if be.device.type == "cuda" else _time_host
+        timer = time_cuda if be.device.type == "cuda" else time_host
         ms = timer(fn, frames, warmup)
         # A compile that failed fell back to eager: say so, or the row would credit eager speed to compile.
         return ms, be.device_name, {"compiled": runs_compiled(be), "precision": be.precision}
     if backend == "onnxruntime":
-        from neural_render.runtime.ort_backend import OrtBackend
-        from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
+        from neural_render.runtime.ort_backend import OrtBackend  # imports onnxruntime: only for its rows
         be = OrtBackend(model, size, device, precision, threads=threads)
         if be.binding is not None:  # GPU EP: bind the device buffers once, run repeatedly
             for name, t in zip(INPUT_NAMES, be.history.inputs()):
                 be._bind(name, t, output=False)
             for name, t in zip(OUTPUT_NAMES, be.history.outputs()):
                 be._bind(name, t, output=True)
-            return _time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
+            return time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
                               torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers(),
                                                                         "precision": be.precision,
                                                                         "compiled": runs_compiled(be)}
@@ -105,26 +67,24 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
                  "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
                  "flow": np.zeros((1, 2, height, width), np.float32),
                  "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
-        return (_time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
+        return (time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
                 {"providers": be.session.get_providers(), "precision": be.precision, "compiled": runs_compiled(be)})
-    from neural_render.runtime.trt_backend import TensorRTBackend
+    from neural_render.runtime.trt_backend import TensorRTBackend  # imports tensorrt: only for its rows
     be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
-        return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
+        return time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
                                                                                     "compiled": runs_compiled(be)}
 
 
 def compile_mode_problem(mode: bool | str) -> str | None:
     """One line when ``mode`` (a --compile MODE) is not a torch.compile mode. torch checks it only at the
-    first call, so a QA pass found `--compile bogus` ending in an inductor traceback after the backend was
-    built; here it is a flag error before any work."""
+    first call, after the backend was built, with an inductor traceback; here it is a flag error before
+    any work."""
     if not isinstance(mode, str):
         return None
-    try:
-        from torch._inductor import list_mode_options
-    except ImportError:  # a torch without inductor: torch.compile itself will say so (and fall back)
-        return None
+    from torch._inductor import list_mode_options  # inductor's import takes seconds: only for a named mode
+
     modes = list(list_mode_options())
     if mode in modes:
         return None
@@ -133,7 +93,7 @@ def compile_mode_problem(mode: bool | str) -> str | None:
 
 def device_and_compile_problem(device: str | None, mode: bool | str) -> str | None:
     """The first problem with a --device (a GPU torch cannot use) and a --compile MODE, as a flag error
-    line, or None: checked before any work by bench and perf_profile. Without the device check ONNX
+    line, or None: checked before any work by the generator and kernels benchmarks. Without the device check ONNX
     Runtime falls back to the CPU (as the Renderer should), and CPU figures would answer a question
     about the GPU."""
     problem = cuda_device_problem(device)
@@ -155,24 +115,13 @@ def threads_note(threads: int | None, row: dict) -> str | None:
     return None
 
 
-def random_frames(num_classes: int, size: tuple[int, int], count: int = 4, seed: int = 0) -> list:
-    """A few distinct SceneFrame-like frames (uint8 labels, float32 flow), cycled by the timing loops so
-    that every render uploads fresh host data."""
-    width, height = size
-    rng = np.random.default_rng(seed)
-    return [types.SimpleNamespace(labels=rng.integers(0, num_classes, (height, width), dtype=np.uint8),
-                                  flow=rng.standard_normal((height, width, 2)).astype(np.float32), cut=False)
-            for _ in range(count)]
-
-
 def _end_to_end(model, backend, device, precision, size, compile, frames, warmup,
                 threads=None, pinned=True) -> tuple[list[float], str, dict]:
-    from neural_render.runtime import Renderer
     r = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
-    history = getattr(r._backend, "history", None)
+    history = getattr(r._backend, "history", None)  # device buffers: none for onnxruntime on the CPU
     if not pinned and history is not None:
         history.stage_on_host(pinned=False)
-    pool = random_frames(model.config.num_classes, size)
+    pool = frame_pool(size)
     i = [0]
     stages: dict[str, list[float]] = {}
 
@@ -181,12 +130,11 @@ def _end_to_end(model, backend, device, precision, size, compile, frames, warmup
         i[0] += 1
         for name, (start, end) in r.last_timings.items():
             stages.setdefault(name, []).append((end - start) / 1e6)
-    ms = _time_host(fn, frames, warmup)
+    ms = time_host(fn, frames, warmup)
     # Where an end-to-end frame goes beyond the model (the Renderer's stages end with a device sync on
     # CUDA); medians over the timed frames only, the warm-up ones are dropped.
     extra = {"stages_p50_ms": {name: round(float(np.median(v[-frames:])), 3) for name, v in stages.items()},
-             "precision": r.precision}
-    extra["compiled"] = r.compiled
+             "precision": r.precision, "compiled": r.compiled}
     if history is not None:
         extra["pinned_staging"] = history.pinned
     return ms, r.device_name, extra
@@ -205,7 +153,6 @@ def bench_path(preset: str | None = None, res: str | tuple[int, int] = "256x128"
     pinned=False (end to end only): pageable host staging buffers instead of pinned ones."""
     size = parse_size(res)
     if isinstance(model, str):
-        from neural_render.checkpoint import load_generator
         model = load_generator(model, preset=preset)
     elif model is None:
         torch.manual_seed(0)
@@ -229,7 +176,7 @@ def bench_path(preset: str | None = None, res: str | tuple[int, int] = "256x128"
     ran = extra.pop("precision")
     # Likewise what compiled: asked-for compile on onnxruntime (or a failed torch.compile) ran uncompiled.
     compiled = extra.pop("compiled")
-    return {**_stats(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
+    return {**summary(ms), "params_m": round(count_params(model) / 1e6, 4), "gflops": gflops,
             "backend": backend, "device": device_name, "preset": model.config.name, "res": f"{size[0]}x{size[1]}",
             "precision": ran, "compile": compile if compiled else False, "compiled": compiled,
             "mode": "end-to-end" if end_to_end else "model", "frames": frames, **extra}
@@ -244,12 +191,17 @@ def print_table(rows: list[dict]) -> None:
         print("  ".join(str(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m game.bench.generator", description=__doc__,
-                                 formatter_class=cli.HelpFormatter)
+def add_preset_flag(ap: argparse.ArgumentParser, default: str) -> None:
+    """--preset, defaulting to the --model checkpoint's own, else ``default``."""
     ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                    help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
+                    help=f"generator preset (sizes); default: the --model checkpoint's, {default} without "
                          f"--model; with --model it must match the checkpoint")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m game.bench generator", description=__doc__,
+                                 formatter_class=cli.HelpFormatter)
+    add_preset_flag(ap, DEFAULT_PRESET)
     ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
     ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"],
                     help="inference backend")
@@ -282,9 +234,5 @@ def main(argv: list[str] | None = None) -> int:
     for note in filter(None, notes):
         print(note, file=sys.stderr)
     print_table([row])
-    print(json.dumps(row))
+    print_result(row)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

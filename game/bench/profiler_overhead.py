@@ -1,9 +1,9 @@
 """Profiler overhead benchmark: the same frame loop with profiling on and off.
 
-    python -m game.bench.profiler_overhead --frames 300 [--res 256x128] [--preset tiny] [--block 10]
+    python -m game.bench profiler --frames 300 [--res 256x128] [--preset tiny] [--block 10]
 
-Workload: the procedural world plus a Renderer (torch on the CPU, randomly initialised preset) when
-both are importable, otherwise a fixed synthetic numpy workload. Each frame runs exactly what the
+Workload: the procedural world plus a Renderer (torch on the CPU, randomly initialised preset), or
+with --synthetic a fixed numpy workload (game.bench.workloads: one synthetic frame, a stand-in renderer). Each frame runs exactly what the
 game loop runs under --profile (begin_frame, source/render/display stages, the renderer's spans,
 live_stats for the HUD, end_frame); "off" uses Profiler(enabled=False) through the same calls.
 
@@ -17,69 +17,36 @@ fraction of the median frame time. The last line of output is a JSON object.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from carla_bridge.core.frames import Control, parse_resolution
+from carla_bridge.procedural import ProceduralWorld, WorldConfig
+from game.bench.timing import print_result
+from game.bench.workloads import StandInRenderer, frame_pool
 from game.profiler.hooks import hud_lines, timed_render
 from game.profiler.profiler import Profiler
+from neural_render.model import build_generator
+from neural_render.runtime import Renderer
 
-LIMIT_PCT = 2.0  # issue 7: profiling may cost at most 2% of the median frame time
-
-
-class _SyntheticRenderer:
-    """A fixed CPU workload standing in for the Renderer: a palette lookup and a few box blurs."""
-
-    def __init__(self, size: tuple[int, int]) -> None:
-        self.palette = np.random.default_rng(0).random((29, 3), dtype=np.float32)
-        self.size = size
-        self.last_timings: dict[str, tuple[int, int]] = {}
-
-    def render(self, frame: Any) -> np.ndarray:
-        t0 = time.perf_counter_ns()
-        image = self.palette[frame.labels]  # (H, W, 3) float32
-        t1 = time.perf_counter_ns()
-        for _ in range(4):
-            image = 0.25 * (image + np.roll(image, 1, 0) + np.roll(image, 1, 1) + np.roll(image, -1, 0))
-        t2 = time.perf_counter_ns()
-        out = (image * 255).astype(np.uint8)
-        t3 = time.perf_counter_ns()
-        self.last_timings = {"preprocess": (t0, t1), "inference": (t1, t2), "download": (t2, t3)}
-        return out
-
-
-class _SyntheticFrame:
-    def __init__(self, labels: np.ndarray) -> None:
-        self.labels, self.flow, self.cut = labels, None, False
+LIMIT_PCT = 2.0  # the profiling budget: at most 2% of the median frame time
 
 
 def build_workload(size: tuple[int, int], preset: str, force_synthetic: bool = False, device: str = "cpu",
                    ) -> tuple[str, Callable[[], Any], Any, Callable[[], None]]:
     """(description, step() -> frame, renderer, close)."""
-    if not force_synthetic:
-        try:
-            from carla_bridge.core.frames import Control
-            from carla_bridge.procedural import ProceduralWorld, WorldConfig
-            from neural_render.model import build_generator
-            from neural_render.runtime import Renderer
-
-            renderer = Renderer(build_generator(preset).eval(), backend="torch", device=device, size=size)
-            world = ProceduralWorld(WorldConfig(width=size[0], height=size[1], seed=0))
-            world.reset(0)
-            drive = Control(autopilot=True)
-            return (f"procedural world + {preset} renderer (torch {device})", lambda: world.step(drive),
-                    renderer, world.close)
-        except (ImportError, AttributeError, TypeError) as error:
-            print(f"overhead: procedural world / renderer unavailable ({error}); using the synthetic "
-                  "workload", file=sys.stderr)
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 29, size=(size[1], size[0]), dtype=np.uint8)
-    frame = _SyntheticFrame(labels)
-    return "synthetic numpy workload", lambda: frame, _SyntheticRenderer(size), lambda: None
+    if force_synthetic:
+        frame = frame_pool(size, count=1)[0]
+        return "synthetic numpy workload", lambda: frame, StandInRenderer(), lambda: None
+    renderer = Renderer(build_generator(preset).eval(), backend="torch", device=device, size=size)
+    world = ProceduralWorld(WorldConfig(width=size[0], height=size[1], seed=0))
+    world.reset(0)
+    drive = Control(autopilot=True)
+    return (f"procedural world + {preset} renderer (torch {device})", lambda: world.step(drive),
+            renderer, world.close)
 
 
 def run_frame(profiler: Profiler, step: Callable[[], Any], renderer: Any, sink: list) -> int:
@@ -163,9 +130,7 @@ def measure(frames: int, size: tuple[int, int], block: int, preset: str, warmup:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from carla_bridge.core.frames import parse_resolution
-
-    parser = argparse.ArgumentParser(prog="python -m game.bench.profiler_overhead", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m game.bench profiler", description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="measured frames, on + off (default 300)")
     parser.add_argument("--res", default="256x128", help="WIDTHxHEIGHT (default 256x128)")
     parser.add_argument("--block", type=int, default=10, help="frames per interleaved block (default 10)")
@@ -188,9 +153,5 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median frame: off {result['median_off_ms']:.3f} ms, on {result['median_on_ms']:.3f} ms; "
           f"overhead {result['overhead_pct']:+.2f}% (limit {LIMIT_PCT}%), profiler calls alone "
           f"{result['direct_cost_us_per_frame']:.1f} us/frame = {result['direct_overhead_pct']:.3f}%")
-    print(json.dumps(result))
+    print_result(result)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

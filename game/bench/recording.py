@@ -1,23 +1,24 @@
 """Recording overhead benchmark: median frame time of a headless loop with and without a SessionRecorder.
 
-    python -m game.bench.recording --res 512x256 --frames 200
+    python -m game.bench recording --res 512x256 --frames 200
 
-Each frame is the headless drive minus the window: source step (the procedural world when it is
-installed, else synthetic frames plus a fixed numpy workload of --workload-ms), the neural Renderer
+Each frame is the headless drive minus the window: source step (the procedural world, or with
+--source synthetic synthetic frames plus a fixed numpy workload of --workload-ms), the neural Renderer
 (--renderer auto: the shipped model, else the cpu preset with random weights, which costs the same;
 --renderer none: a colorize stand-in of a few ms, the worst case for the relative overhead), and, in
-the recording blocks, SessionRecorder.add with its writer thread (--writer thread, the only writer).
+the recording blocks, SessionRecorder.add, handing the frame to the session's writer thread. Each
+block's recorder is built before its frames, so its start-up (the writer thread, ffmpeg), reported as
+ready_s, is not in the frame times.
 Blocks alternate (base, record, base, record...) from the same seed so both see the same frames and
 share the machine's background load; the headline overhead_pct is the median over block pairs of
-median(record) / median(base) - 1. CPU ms per frame (this process + ffmpeg) is the load-independent
-cost.
+median(record) / median(base) - 1. CPU ms per frame (this process + writer process + ffmpeg) is the
+load-independent cost.
 The last line is JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -26,99 +27,61 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+import torch
 from tqdm import tqdm
 
-from carla_bridge.core.frames import Control, SceneFrame, parse_resolution
-from carla_bridge.core.labels import colorize
-from carla_bridge.session.recorder import SessionRecorder
-from game.bench.workloads import SyntheticSource
 from carla_bridge.core import cli
+from carla_bridge.core.frames import Control, parse_resolution
 from carla_bridge.core.files import folder_write_problem
-
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+from carla_bridge.procedural import ProceduralWorld, WorldConfig
+from carla_bridge.session.recorder import SessionRecorder
+from game.bench.timing import print_result
+from game.bench.workloads import FixedWorkload, StandInRenderer, SyntheticSource
+from game.profiler.stats import percentile
+from neural_render import runtime
+from neural_render.checkpoint import DEFAULT_MODEL_PATH
+from neural_render.model import PRESETS, Vid2VidGenerator
+from neural_render.runtime import Renderer
 
 
 def make_source(kind: str, size: tuple[int, int], seed: int):
-    """The procedural world when present (and asked for), else the synthetic source."""
-    if kind in ("auto", "procedural"):
-        try:
-            from carla_bridge.procedural import ProceduralWorld, WorldConfig
-
-            # threads=1 as the game runs it (game/startup/sources.py): a numba pool on both cores would make
-            # the "cheap" loop a 2-core workload that any recording work must take CPU from.
-            world = ProceduralWorld(WorldConfig(width=size[0], height=size[1], seed=seed, threads=1))
-            return world, "procedural"
-        except ImportError as exc:
-            if kind == "procedural":
-                raise SystemExit(f"the procedural world is not available: {exc}") from None
-    return SyntheticSource(size, seed=seed), "synthetic"
-
-
-class FixedWorkload:
-    """A fixed amount of numpy work per frame (matrix products), calibrated once to about ``ms``."""
-
-    def __init__(self, ms: float) -> None:
-        self.a = np.random.default_rng(0).random((192, 192), dtype=np.float32)
-        start = time.perf_counter()
-        for _ in range(20):
-            self.a @ self.a
-        per_op = (time.perf_counter() - start) / 20
-        self.ops = max(0, round(ms / 1000 / per_op)) if ms > 0 else 0
-
-    def __call__(self) -> None:
-        for _ in range(self.ops):
-            self.a @ self.a
+    """The procedural world (auto, procedural) or the synthetic source."""
+    if kind == "synthetic":
+        return SyntheticSource(size, seed=seed), "synthetic"
+    # threads=1 as the game runs it (game/startup/sources.py): a numba pool on both cores would make
+    # the "cheap" loop a 2-core workload that any recording work must take CPU from.
+    return ProceduralWorld(WorldConfig(width=size[0], height=size[1], seed=seed, threads=1)), "procedural"
 
 
 def make_renderer(kind: str, backend: str, size: tuple[int, int]):
-    """The neural Renderer (shipped model, else the preset with random weights: same cost), or None."""
+    """The neural Renderer (shipped model, else the preset with random weights: same cost), or the
+    stand-in (--renderer none)."""
     if kind == "none":
-        return None, "stand-in"
-    try:
-        from neural_render.checkpoint import DEFAULT_MODEL_PATH
-        from neural_render.model import PRESETS, Vid2VidGenerator
-        from neural_render.runtime import Renderer
-    except ImportError as exc:
-        if kind != "auto":
-            raise SystemExit(f"the neural renderer is not available: {exc}") from None
-        return None, "stand-in"
+        return StandInRenderer(), "stand-in"
     if Path(kind).suffix == ".safetensors":
         model = kind
     elif kind == "auto" and Path(DEFAULT_MODEL_PATH).is_file():
         model = DEFAULT_MODEL_PATH
     else:
-        import torch
-
         torch.manual_seed(0)
         model = Vid2VidGenerator(PRESETS["cpu" if kind == "auto" else kind])
     renderer = Renderer(model, backend=backend, size=size)
     return renderer, f"{renderer.model_name}/{renderer.backend_name}/{renderer.device_name}"
 
 
-def stand_in_render(frame: SceneFrame, previous: np.ndarray | None) -> np.ndarray:
-    """Colorize and blend with the previous output, the cost shape of a cheap temporal renderer."""
-    image = colorize(frame.labels).astype(np.float32)
-    if previous is not None and not frame.cut:
-        image = 0.7 * image + 0.3 * previous
-    return image.astype(np.uint8)
-
-
 def run_once(source, workload: FixedWorkload, frames: int, seed: int, recorder: SessionRecorder | None,
-             bar: tqdm, renderer=None, add_times: list[float] | None = None) -> list[float]:
+             bar: tqdm, renderer, add_times: list[float] | None = None) -> list[float]:
     """Frame times in ms; with a recorder, the time of each add() (what the drive pays) goes to add_times."""
     times = []
     control = Control(autopilot=True)
     frame = source.reset(seed=seed)
-    rendered = None
-    if renderer is not None:
-        renderer.reset()
+    renderer.reset()
     for _ in range(frames):
         start = time.perf_counter_ns()
         frame = source.step(control)
         workload()
         t_source = time.perf_counter_ns()
-        rendered = renderer.render(frame) if renderer is not None else stand_in_render(frame, rendered)
+        rendered = renderer.render(frame)
         t_render = time.perf_counter_ns()
         if recorder is not None:
             recorder.add(frame, control, rendered,
@@ -130,10 +93,10 @@ def run_once(source, workload: FixedWorkload, frames: int, seed: int, recorder: 
     return times
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
     # As launch.py does before torch or numba is imported: spinning OpenMP threads starve the rest.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = argparse.ArgumentParser(prog="python -m game.bench.recording", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m game.bench recording", description=__doc__.split("\n\n")[0])
     parser.add_argument("--res", default="512x256", help="WIDTHxHEIGHT (default 512x256)")
     parser.add_argument("--frames", type=int, default=200, help="frames per condition (default 200)")
     parser.add_argument("--blocks", type=int, default=5,
@@ -144,18 +107,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--renderer", default="auto",
                         help="auto (the shipped model, else the cpu preset), none (a colorize stand-in), "
                              "a preset name, or a .safetensors path")
-    parser.add_argument("--backend", default="auto", choices=BACKENDS, help="Renderer backend (default auto)")
+    parser.add_argument("--backend", default="auto", choices=("auto", *runtime.BACKENDS),
+                        help="Renderer backend (default auto)")
     parser.add_argument("--record-rgb", action="store_true", help="also write lossless rgb PNGs")
     parser.add_argument("--no-video", action="store_true", help="no render.mp4 / engine.mp4")
     parser.add_argument("--out", type=Path, default=None, help="keep the sessions here (default: temp)")
-    parser.add_argument("--writer", choices=("thread",), default="thread",
-                        help="session writer: a thread of this process (the only one)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     args = parser.parse_args(argv)
     if args.blocks < 1 or args.frames < args.blocks:
         parser.error(f"--frames ({args.frames}) must be at least --blocks ({args.blocks}), and --blocks at least 1")
-    # A QA pass found --res abc, --renderer foo, --seed -1 and a missing .safetensors ending in tracebacks,
-    # and an --out that could hold no session printing overhead figures of a loop that recorded nothing.
+    # Flags are checked before any frame: an --out that can hold no session would otherwise print the
+    # overhead figures of a loop that recorded nothing.
     try:
         size = parse_resolution(args.res)
     except ValueError as exc:
@@ -185,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
     ratios: list[float] = []
     add_ms: list[float] = []
     cpu = {"base": 0.0, "record": 0.0}
-    stats = {"frames_written": 0, "video_frames_dropped": 0, "close_s": []}
+    stats = {"frames_written": 0, "video_frames_dropped": 0, "ready_s": [], "close_s": []}
     errors = []
     with source, tqdm(total=2 * args.blocks * per_block + 10, desc="bench", unit="frame") as bar:
         run_once(source, workload, 10, args.seed, None, bar, renderer)  # warm-up (numba, caches)
@@ -194,13 +156,15 @@ def main(argv: list[str] | None = None) -> dict:
             times_base = run_once(source, workload, per_block, args.seed, None, bar, renderer)
             cpu["base"] += _cpu_s() - cpu_start
             cpu_start = _cpu_s()
+            start = time.perf_counter()  # steady state is measured; the recorder's start-up apart
             recorder = SessionRecorder(
                 root / f"block{block}", {"source": kind, "seed": args.seed, "bench": True}, size=size,
                 record_rgb=args.record_rgb, video=not args.no_video,
             )
+            stats["ready_s"].append(round(time.perf_counter() - start, 3))
             times_rec = run_once(source, workload, per_block, args.seed, recorder, bar, renderer, add_ms)
             start = time.perf_counter()
-            recorder.close()  # drains the queue, reaps ffmpeg: its CPU time counts below
+            recorder.close()  # drains the queue, ends the writer and reaps ffmpeg: their CPU time counts below
             stats["close_s"].append(round(time.perf_counter() - start, 3))
             cpu["record"] += _cpu_s() - cpu_start
             stats["frames_written"] += recorder.frames_written
@@ -219,12 +183,12 @@ def main(argv: list[str] | None = None) -> dict:
     frames = args.blocks * per_block
     result = {
         "res": f"{size[0]}x{size[1]}", "frames": frames, "blocks": args.blocks, "source": kind,
-        "renderer": render_kind, "writer": args.writer, "workload_ms": args.workload_ms,
+        "renderer": render_kind, "writer": "thread", "workload_ms": args.workload_ms,
         "record_rgb": args.record_rgb,
         "video": not args.no_video,
         "median_ms_base": round(median_base, 3), "median_ms_record": round(median_rec, 3),
-        "p95_ms_base": round(float(np.percentile(base, 95)), 3),
-        "p95_ms_record": round(float(np.percentile(rec, 95)), 3),
+        "p95_ms_base": round(percentile(base, 95), 3),
+        "p95_ms_record": round(percentile(rec, 95), 3),
         "overhead_pct_pooled": round(100.0 * (median_rec - median_base) / median_base, 2),
         # Paired estimate: each record block against the base block just before it, so slow drifts of
         # the machine's background load cancel; the headline figure.
@@ -232,18 +196,18 @@ def main(argv: list[str] | None = None) -> dict:
         # The drive's own cost of SessionRecorder.add (copies, hand-over); GIL contention with a writer
         # thread is not in it but in median_ms_record.
         "add_ms_median": round(statistics.median(add_ms), 3),
-        "add_ms_p95": round(float(np.percentile(add_ms, 95)), 3),
+        "add_ms_p95": round(percentile(add_ms, 95), 3),
         "cpu_ms_per_frame_base": round(1000 * cpu["base"] / frames, 3),
         "cpu_ms_per_frame_record": round(1000 * cpu["record"] / frames, 3),
         **stats, "errors": errors,
     }
-    print(f"median frame {median_base:.2f} ms without recording, {median_rec:.2f} ms with ({args.writer} "
+    print(f"median frame {median_base:.2f} ms without recording, {median_rec:.2f} ms with (thread "
           f"writer, {render_kind} renderer); paired "
           f"overhead {result['overhead_pct']:+.1f} %; CPU per frame {result['cpu_ms_per_frame_base']:.2f} -> "
           f"{result['cpu_ms_per_frame_record']:.2f} ms (process + writer + ffmpeg); add() "
           f"{result['add_ms_median']:.2f} ms median")
-    print(json.dumps(result))
-    return result
+    print_result(result)
+    return 0
 
 
 def _check_renderer_flag(parser: argparse.ArgumentParser, renderer: str) -> None:
@@ -251,18 +215,13 @@ def _check_renderer_flag(parser: argparse.ArgumentParser, renderer: str) -> None
         parser.error(f"argument --renderer: {renderer}: no such file; pass an existing .safetensors, or auto")
     if renderer in ("auto", "none") or Path(renderer).suffix == ".safetensors":
         return
-    from neural_render.model import PRESETS
-
     if renderer not in PRESETS:
         parser.error(f"argument --renderer: {renderer!r} is none of auto, none, {', '.join(PRESETS)}, "
                      "or a .safetensors path")
 
 
 def _cpu_s() -> float:
-    """CPU seconds of this process (all threads) and of its reaped children (ffmpeg)."""
+    """CPU seconds of this process (all threads) and of its reaped children (writer process, ffmpeg)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
 
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

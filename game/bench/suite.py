@@ -1,15 +1,15 @@
 """The GPU measurement of the generator in one run: every inference path, one JSON file.
 
-    PYTHONPATH=. python -m game.bench.suite --preset gpu --out perf.json
-    python -m game.bench.suite --preset tiny --res 64x32 --frames 5 --out /tmp/p.json  # CPU dry run
+    PYTHONPATH=. python -m game.bench suite --preset gpu --out perf.json
+    python -m game.bench suite --preset tiny --res 64x32 --frames 5 --out /tmp/p.json  # CPU dry run
 
-Paths, all through `bench.bench_path` in one process so they are compared on the same machine:
+Paths, all through `generator.bench_path` in one process so they are compared on the same machine:
 torch eager fp32, fp16 and bf16 (channels_last), torch.compile with CUDA graphs ("reduce-overhead")
 and with autotuned kernels ("max-autotune"), the Renderer end to end (uint8 labels + float32 flow
 on the host -> uint8 frame on the host, history on the device; with pinned and with pageable host
 staging buffers), and ONNX Runtime where its CUDA provider exists. Each path records p50/p95/p99/fps,
 peak GPU memory, whether torch.compile held (a failed compile runs eager), and end to end the median
-time of each Renderer stage. Then `perf_profile` profiles the product path (the Renderer with CUDA
+time of each Renderer stage. Then `kernels` profiles the product path (the Renderer with CUDA
 graphs, fp16) for its top kernels and host operators; max-autotune, the slowest to compile, comes
 last. The file is rewritten after every step, so a run cut short by its time limit still leaves
 every finished measurement. TensorRT is measured only where the `tensorrt`
@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -31,11 +29,15 @@ from pathlib import Path
 import torch
 
 from carla_bridge.core import cli
-from game.bench.generator import bench_path, print_table
-from neural_render.model import PRESETS
-from game.bench.kernels import print_profile, profile_renderer
-from neural_render.runtime.select import available_backends
 from carla_bridge.core.files import file_write_problem
+from game.bench.generator import add_preset_flag, bench_path, print_table
+from game.bench.kernels import print_profile, profile_renderer
+from game.bench.timing import print_result
+from game.profiler.machine import machine_info
+from neural_render.checkpoint import load_generator
+from neural_render.model import PRESETS
+from neural_render.runtime.common import parse_size
+from neural_render.runtime.select import available_backends, cuda_device_problem
 
 DEFAULT_PRESET = "gpu"  # the GPU measurement; with --model, the checkpoint's own
 # (name, bench_path keyword arguments). Order: cheapest first, so a short budget still covers the basics.
@@ -59,32 +61,6 @@ LARGE_RES_PATHS = ("torch-eager-fp16", "torch-compile-cudagraphs-fp16", "rendere
 # Run after everything else, the profile included: autotuning benchmarks every convolution's kernel
 # choices, minutes on a cold cache, and a device lease cut short there must not lose the targets' rows.
 LAST_PATHS = ("torch-compile-max-autotune-fp16",)
-
-
-def machine_info() -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-            "cuda_available": torch.cuda.is_available(), "triton": _version_of("triton"),
-            "onnxruntime": _version_of("onnxruntime"), "tensorrt": _version_of("tensorrt")}
-    if torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
-        try:
-            info["driver"] = subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            info["driver"] = None
-    return info
-
-
-def _version_of(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
 
 
 def _skip_reason(kwargs: dict, device: str) -> str | None:
@@ -119,8 +95,8 @@ def run_path(name: str, kwargs: dict, preset: str, res: str, device: str, frames
 
 def _free_earlier_paths() -> None:
     """Free what earlier paths hold on the GPU, so that a row's peak memory is its own. A compiled path's
-    CUDA-graph tree keeps a private memory pool alive after its row, and the next compiled path ran in
-    it: the H200 run of 2026-11-26 reported 39 MiB peak for an end-to-end path run inside a pool already held."""
+    CUDA-graph tree keeps a private memory pool alive after its row, and the next compiled path would run
+    in it, reporting a peak (39 MiB for an end-to-end path on an H200) that leaves out the pool it reuses."""
     torch._dynamo.reset()  # drops compiled code and the CUDA-graph trees with their pools
     gc.collect()
     torch.cuda.empty_cache()
@@ -138,11 +114,9 @@ def run_profile(preset: str, res: str, device: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m game.bench.suite", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m game.bench suite", description=__doc__,
                                  formatter_class=cli.HelpFormatter)
-    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                    help=f"generator preset (sizes); default: the --model checkpoint's, {DEFAULT_PRESET} without "
-                         f"--model; with --model it must match the checkpoint")
+    add_preset_flag(ap, DEFAULT_PRESET)
     ap.add_argument("--res", nargs="+", default=["1024x512", "2048x1024"], help="first: every path; rest: the fast ones")
     ap.add_argument("--device", type=cli.device, default=None, help="default: cuda when present, else cpu")
     ap.add_argument("--frames", type=cli.positive_int, default=300, help="timed frames per path")
@@ -154,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace --out when it exists")
     args = ap.parse_args(argv)
     problem = _flag_problem(args)
-    if problem:  # a QA pass found each of these giving an error row for every path, or none, and exit 0
+    if problem:  # each would otherwise give an error row for every path, and exit 0
         ap.error(problem)
     if args.out.is_file() and not args.overwrite:  # e.g. models/gpu.perf.json, the published figures
         print(f"error: --out {args.out}: already exists (an earlier report); pass --overwrite to replace it, "
@@ -196,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     measured = [r for r in report["results"] if "fps" in r]
     if measured:
         print_table(measured)
-    print(json.dumps({"out": str(args.out), "measured": len(measured), "paths": len(report["results"])}))
+    print_result({"out": str(args.out), "measured": len(measured), "paths": len(report["results"])})
     failed = [r for r in report["results"] if "error" in r]
     if failed and not measured:  # every path that ran failed: not a report to publish
         print(f"error: no path could be measured; the first failure: {failed[0]['error']}", file=sys.stderr)
@@ -205,19 +179,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _flag_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with the flags, found before any measuring; resolves args.preset from --model.
-    Without this a --model without --preset met the 'gpu' default and failed on every path, as did a bad
-    --res or a --device cuda without a GPU."""
-    from neural_render.runtime.common import parse_size
-    from neural_render.runtime.select import cuda_device_problem
-
+    """What is wrong with the flags, found before any measuring; resolves args.preset from --model (a
+    --model without --preset must not meet the 'gpu' default and fail on every path)."""
     problem = cuda_device_problem(args.device)
     if problem:
         return f"--device {args.device}: {problem}"
     try:
         if args.model:
-            from neural_render.checkpoint import load_generator
-
             args.preset = load_generator(args.model, preset=args.preset).config.name
         args.preset = args.preset or DEFAULT_PRESET
         for res in args.res:
@@ -226,6 +194,3 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
         return str(exc)
     return None
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,14 @@
-"""Deterministic synthetic frames for the session tests and the recording benchmark.
+"""The measuring tools' stand-ins for a world, a renderer and a frame's other work, in one place.
 
-Not a world: just structured arrays with the statistics of a driving view (sky, buildings, road with a
-moving car and lane marks) so PNG compression and video encoding cost what they cost on real frames.
+Not a world: synthetic_frame gives structured arrays with the statistics of a driving view (sky,
+buildings, road with a moving car and lane marks), so PNG compression and video encoding cost what they
+cost on real frames, and the renderer sees labels and flow of a real frame's kind. Deterministic: the
+same (index, size, seed) gives identical arrays, so two runs of a benchmark see the same frames.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -42,8 +46,14 @@ def synthetic_frame(index: int, size: tuple[int, int] = (96, 48), seed: int = 0,
                       depth=dep if depth else None, rgb=image, ego=ego, cut=index == 0)
 
 
+def frame_pool(size: tuple[int, int], count: int = 4, seed: int = 0) -> list[SceneFrame]:
+    """A few distinct frames (labels and flow only), cycled by the timing loops so that every render
+    uploads fresh host data."""
+    return [synthetic_frame(i + 1, size, seed, rgb=False, depth=False) for i in range(count)]
+
+
 class SyntheticSource(SourceBase):
-    """A Source over synthetic_frame, for tests and the benchmark when the procedural world is absent."""
+    """A Source over synthetic_frame: the recording benchmark's `--source synthetic`."""
 
     name = "synthetic"
 
@@ -59,3 +69,47 @@ class SyntheticSource(SourceBase):
     def step(self, control: Control) -> SceneFrame:
         self._index += 1
         return synthetic_frame(self._index, self.size, self.seed, self.rgb)
+
+
+class StandInRenderer:
+    """A cheap temporal renderer in the Renderer's shape (render(frame) -> (H, W, 3) uint8, reset(),
+    last_timings): colorize the labels and blend with the previous output. A few ms, the worst case for
+    the relative cost of whatever is measured beside it (recording, profiling)."""
+
+    model_name = backend_name = "stand-in"
+    device_name = "cpu"
+
+    def __init__(self) -> None:
+        self.previous: np.ndarray | None = None
+        self.last_timings: dict[str, tuple[int, int]] = {}
+
+    def reset(self) -> None:
+        self.previous = None
+
+    def render(self, frame: SceneFrame) -> np.ndarray:
+        t0 = time.perf_counter_ns()
+        image = colorize(frame.labels).astype(np.float32)
+        t1 = time.perf_counter_ns()
+        if self.previous is not None and not frame.cut:
+            image = 0.7 * image + 0.3 * self.previous
+        t2 = time.perf_counter_ns()
+        out = self.previous = image.astype(np.uint8)
+        self.last_timings = {"preprocess": (t0, t1), "inference": (t1, t2), "download": (t2, time.perf_counter_ns())}
+        return out
+
+
+class FixedWorkload:
+    """A fixed amount of numpy work per frame (matrix products), calibrated once to about ``ms``: the
+    rest of a frame's work when the source is synthetic."""
+
+    def __init__(self, ms: float) -> None:
+        self.a = np.random.default_rng(0).random((192, 192), dtype=np.float32)
+        start = time.perf_counter()
+        for _ in range(20):
+            self.a @ self.a
+        per_op = (time.perf_counter() - start) / 20
+        self.ops = max(0, round(ms / 1000 / per_op)) if ms > 0 else 0
+
+    def __call__(self) -> None:
+        for _ in range(self.ops):
+            self.a @ self.a

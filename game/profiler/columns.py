@@ -90,7 +90,7 @@ def per_frame_sums(columns: SpanColumns, frames: int) -> dict[str, np.ndarray]:
     """{name: ms per frame 0..frames-1}, NaN in frames without a span of that name.
 
     A frame's time is the sum of its spans in recording order: np.bincount adds its weights one by
-    one in input order, so each sum is the same float the old dict-of-dicts loop produced. Spans
+    one in input order, so each sum is the same float a per-frame Python loop gives. Spans
     before the first frame (frame -1) belong to no frame and are dropped.
     """
     durations = columns.durations_ms()

@@ -19,13 +19,16 @@ from typing import Any
 
 import numpy as np
 
+from carla_bridge.core.frames import Control
+from carla_bridge.session import ReplaySource, SessionEnded
+from game.interrupts import interrupt_name, interruption_in
 from game.profiler.files import write_text_safely
 from game.profiler.hooks import timed_render
 from game.profiler.machine import machine_info
 from game.profiler.profiler import Profiler
 from game.profiler.report import build_report, write_report
 from game.profiler.table import comparison_table
-from game.app.signals import interrupt_name, interruption_in
+from neural_render import runtime
 
 COMPARISON_FILE = "comparison.json"
 
@@ -36,12 +39,8 @@ def comparison_frames(size: tuple[int, int], count: int, session: str | Path | N
     world under its autopilot. The frames are materialised once so every backend replays the same."""
     if count < 1:
         raise ValueError(f"comparison frame count must be >= 1, got {count}")
-    from carla_bridge.core.frames import Control
-
     frames: list[Any] = []
     if session is not None:
-        from carla_bridge.session import ReplaySource, SessionEnded
-
         with ReplaySource(session, size=tuple(size)) as source:  # resampled to the renderer's size
             frames.append(source.reset())
             while len(frames) < count:
@@ -50,6 +49,8 @@ def comparison_frames(size: tuple[int, int], count: int, session: str | Path | N
                 except SessionEnded:
                     break
         return frames
+    # Here, not at the top: the procedural world's numba start-up (~0.4 s) is paid only by a comparison
+    # that generates its frames, not by every launch that imports this module.
     from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
     width, height = size
@@ -73,11 +74,9 @@ class _Run:
 
 def _run_backend(run: _Run, frames: Sequence[Any], model: Any, size: tuple[int, int], backend: str,
                  device: str | None, precision: str, compile: bool = False) -> None:
-    from neural_render.runtime import Renderer
-
     # Backends may convert a module in place (dtype, device, channels_last): give each its own copy.
     own_model = model if isinstance(model, (str, Path)) else copy.deepcopy(model)
-    run.renderer = renderer = Renderer(own_model, backend=backend, device=device, precision=precision, size=size,
+    run.renderer = renderer = runtime.Renderer(own_model, backend=backend, device=device, precision=precision, size=size,
                                        compile=compile)
     profiler = run.profiler
     try:
@@ -87,10 +86,8 @@ def _run_backend(run: _Run, frames: Sequence[Any], model: Any, size: tuple[int, 
             run.image = timed_render(profiler, renderer, frame)
             profiler.end_frame()
     finally:
-        run.compiled = getattr(renderer, "compiled", None)  # after the frames: a failed compile ran eager
-        close = getattr(renderer, "close", None)
-        if callable(close):
-            close()
+        run.compiled = renderer.compiled  # after the frames: a failed compile ran eager
+        renderer.close()
 
 
 def compare_backends(
@@ -124,10 +121,8 @@ def compare_backends(
     warmup = min(warmup_frames, len(frames) - 1)
     missing: list[str] = []
     if backends is None:
-        from neural_render.runtime import BACKENDS, available_backends
-
-        backends = available_backends(device)
-        missing = [name for name in BACKENDS if name not in backends]  # said, not silently left out
+        backends = runtime.available_backends(device)
+        missing = [name for name in runtime.BACKENDS if name not in backends]  # said, not silently left out
     rows: list[dict[str, Any]] = []
     folders: list[str] = []  # the backends whose full report was written under report_dir
     reference: np.ndarray | None = None
@@ -156,11 +151,10 @@ def compare_backends(
                 rows.append(row)
                 continue
         profiler, renderer, image = run.profiler, run.renderer, run.image
-        run_meta = {**(meta or {}), "backend": getattr(renderer, "backend_name", backend),
-                    "device": getattr(renderer, "device_name", device),
-                    "precision": getattr(renderer, "precision", precision), "compiled": run.compiled,
+        run_meta = {**(meta or {}), "backend": renderer.backend_name, "device": renderer.device_name,
+                    "precision": renderer.precision, "compiled": run.compiled,
                     # the caller's label ("tiny UNTRAINED") over the renderer's bare preset name
-                    "model": (meta or {}).get("model") or getattr(renderer, "model_name", None), "resolution": size,
+                    "model": (meta or {}).get("model") or renderer.model_name, "resolution": size,
                     "frames_requested": len(frames),
                     "ended_by": interrupt_name(stopped) if stopped is not None else None}
         if report_dir is not None:
@@ -189,10 +183,8 @@ def compare_backends(
               f"{warmup} warm-up frames skipped per backend; end-to-end render latency in ms")
         print(comparison_table(rows))
         if missing:
-            from neural_render.runtime import unavailable_reason
-
             print(f"not available on {device or 'this machine'} (not compared): "
-                  + ", ".join(f"{name} ({unavailable_reason(name, device)})" for name in missing))
+                  + ", ".join(f"{name} ({runtime.unavailable_reason(name, device)})" for name in missing))
         if stopped is not None:
             print(f"cut short by {interrupt_name(stopped)}: the rows above are what was measured before it")
     if report_dir is not None:

@@ -1,23 +1,20 @@
-"""The small glue the game loop calls: time a Renderer call and format the HUD lines.
-
-Kept apart from the loop itself (owned by the game part) so the loop only needs these names.
-"""
+"""The small glue the game loop calls: time a Renderer call and format the HUD lines, so the loop
+needs these few names and none of the Profiler's internals."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from game.profiler.profiler import END_TO_END, STAGES, Profiler
+from game.profiler.profiler import END_TO_END, RENDERER_STAGES, STAGES, Profiler
 
 RENDER_STAGE = "render"  # the whole Renderer.render call; its parts come from last_timings
-RENDERER_STAGES = ("preprocess", "upload", "inference", "download")
 
 
 def add_renderer_timings(profiler: Profiler, renderer: Any) -> None:
-    """Add the spans of the Renderer's last call (contract 2: last_timings = {stage: (start, end)})."""
+    """Add the spans of the Renderer's last call (Renderer.last_timings = {stage: (start, end)})."""
     if not profiler.enabled:
         return
-    timings = getattr(renderer, "last_timings", None) or {}
+    timings = renderer.last_timings
     for name in RENDERER_STAGES:
         span = timings.get(name)
         if span is not None:
@@ -55,12 +52,12 @@ def hud_lines(profiler: Profiler, stages: tuple[str, ...] | None = None) -> list
     if not stats:
         return []
     key = (profiler.live_version, stages)
-    cached = getattr(profiler, "_hud_cache", None)
+    cached = profiler.hud_cache
     if cached is not None and cached[0] == key:
         return cached[1]  # figures refresh a few times per second; formatting follows them
     order = stages or (END_TO_END, *STAGES)
     names = [n for n in order if n in stats] + ([] if stages else
                                                  [n for n in stats if n not in order and n != RENDER_STAGE])
     lines = [f"{name:<11}{stats[name][0]:6.1f} /{stats[name][1]:6.1f} ms" for name in names]
-    profiler._hud_cache = (key, lines)
+    profiler.hud_cache = (key, lines)
     return lines

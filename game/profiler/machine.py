@@ -1,18 +1,21 @@
-"""What the numbers were measured on: CPU model, cores, OS, Python and library versions, GPU.
+"""What the numbers were measured on: CPU model, cores, OS, Python and library versions, GPU, for the
+profiler's report.json and comparison.json and the bench suite's JSON alike.
 
 Versions come from package metadata (importlib.metadata), so describing the machine never imports
-torch or onnxruntime; the GPU name is read only when torch is already loaded.
+torch or onnxruntime; the GPU is described only when torch is already loaded (a CPU drive that never
+needed CUDA does not initialise it for the report).
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 from importlib import metadata
 from typing import Any
 
-_PACKAGES = ("torch", "numpy", "onnxruntime-gpu", "onnxruntime", "tensorrt", "pygame")
+_PACKAGES = ("torch", "numpy", "triton", "onnxruntime-gpu", "onnxruntime", "tensorrt", "pygame")
 
 
 def cpu_model() -> str:
@@ -42,13 +45,27 @@ def machine_info() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             continue
     info["torch"] = info["versions"].get("torch")
+    info.update(cuda_available=False, gpu=None)
     torch = sys.modules.get("torch")
-    gpu = None
     if torch is not None:
         try:
-            if torch.cuda.is_available():
-                gpu = torch.cuda.get_device_name()
-        except Exception:  # a broken driver must not lose the report
-            gpu = None
-    info["gpu"] = gpu
+            info.update(_gpu(torch))
+        except Exception:  # a broken driver must not lose the figures it is written beside
+            pass
     return info
+
+
+def _gpu(torch: Any) -> dict[str, Any]:
+    if not torch.cuda.is_available():
+        return {}
+    props = torch.cuda.get_device_properties(0)
+    return {"cuda_available": True, "gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(), "driver": _driver()}
+
+
+def _driver() -> str | None:
+    try:
+        return subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None

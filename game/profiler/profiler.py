@@ -19,21 +19,23 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 from game.profiler.stats import percentile
+from neural_render.runtime import STAGES as RENDERER_STAGES
 
 END_TO_END = "end_to_end"
-# Canonical stages in pipeline order (issue 7); other names are allowed and listed after these.
-STAGES = ("source", "preprocess", "upload", "inference", "download", "display", "record")
+# Canonical stages in pipeline order: the source step, the Renderer's own stages (its last_timings),
+# the display and the recorder. Other names are allowed and listed after these.
+STAGES = ("source", *RENDERER_STAGES, "display", "record")
 # Stages that get CUDA events by default: those that launch device work. Events cost a few us per
 # stage (measured on an H200: ~55 us/frame with events on every stage), so host-only stages (source,
 # display, record) get an NVTX range only; pass cuda_stages=None to time every stage on the device.
-DEVICE_STAGES = ("render", "preprocess", "upload", "inference", "download")
+DEVICE_STAGES = ("render", *RENDERER_STAGES)
 # Device time is sampled on every CUDA_EVERY-th frame. On an H200 VM one cudaEventRecord cost 7-19 us
-# and timing every frame added ~2.1-2.7% to a 4 ms frame (A/B, overhead.py), over the 2% budget;
-# host timing stays on every frame (0.2-0.7%). Pass cuda_every=1 to time every frame on the device.
+# and timing every frame added ~2.1-2.7% to a 4 ms frame (A/B, `python -m game.bench profiler`), over
+# the 2% budget; host timing stays on every frame (0.2-0.7%). Pass cuda_every=1 to time every frame on
+# the device.
 CUDA_EVERY = 4
 LIVE_WINDOW_FRAMES = 120  # ~2-6 s of driving: recent enough for the HUD, enough samples for a p95
 LIVE_REFRESH_S = 0.25  # live_stats recomputes at most 4x per second, otherwise serves its cache
@@ -105,7 +107,7 @@ class _DeviceRange:
 
 
 class Profiler:
-    """Per-stage frame timing; see the module docstring. Contract 7 in /work/notes/CONTRACTS.md."""
+    """Per-stage frame timing; see the module docstring."""
 
     def __init__(self, enabled: bool = True, warmup_frames: int = 10, use_cuda: bool = False,
                  cuda_stages: tuple[str, ...] | None = DEVICE_STAGES, cuda_every: int = CUDA_EVERY) -> None:
@@ -130,6 +132,7 @@ class Profiler:
         self._live_cache: dict[str, tuple[float, float]] = {}
         self._live_at = 0.0
         self.live_version = 0  # bumped when live_stats recomputes, so callers can cache formatting
+        self.hud_cache: tuple[Any, list[str]] | None = None  # hooks.hud_lines: (key, lines) last formatted
         self._cuda = None
         if self.enabled and self.use_cuda:
             from game.profiler.cuda import CudaTimer  # imports torch: only on this path
@@ -272,12 +275,3 @@ class Profiler:
     @property
     def cuda_device_name(self) -> str | None:
         return self._cuda.device_name if self._cuda is not None else None
-
-    def write_report(self, directory: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
-        """Write report.json, trace.json and latency.png into directory, print the console table,
-        and return the report dict. A disabled profiler writes nothing and returns {}."""
-        if not self.enabled:
-            return {}
-        from game.profiler.report import write_report  # matplotlib etc. only when reporting
-
-        return write_report(self, directory, meta)

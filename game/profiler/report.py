@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from game.profiler.columns import per_frame_sums, span_columns
 from game.profiler.files import write_text_safely
 from game.profiler.machine import machine_info
+from game.profiler.plot import plot_latency
+from game.profiler.profiler import END_TO_END, Profiler
 from game.profiler.stats import PERCENTILE_METHOD, STDEV_METHOD, summarize
 from game.profiler.table import stage_table
-
-if TYPE_CHECKING:
-    from game.profiler.profiler import Profiler
+from game.profiler.trace import write_trace
 
 SCHEMA = "neural-drive/profile-report/1"
 META_FIELDS = ("backend", "device", "precision", "model", "resolution", "source")
@@ -54,8 +54,6 @@ def collect(profiler: Profiler) -> dict[str, Any]:
     with "frames": e2e_ms[i] is frame frames[i]'s end-to-end time; stage_ms / device_ms map a stage
     to ms per measured frame, NaN where the stage did not run in that frame. Arrays, not per-frame
     dicts: a long run has millions of (frame, stage) figures (see columns.py)."""
-    from game.profiler.profiler import END_TO_END
-
     frames = np.asarray(profiler.measured_frames(), dtype=np.int64)
     all_stage_ms = per_frame_sums(span_columns(profiler.spans), profiler.frames_begun)
     stage_ms = {name: all_stage_ms[name][frames] for name in profiler.stage_names()}
@@ -118,10 +116,10 @@ def build_report(profiler: Profiler, meta: dict[str, Any], data: dict[str, Any] 
 
 
 def write_report(profiler: Profiler, directory: str | Path, meta: dict[str, Any], quiet: bool = False) -> dict[str, Any]:
-    """Write the three files into directory (created if needed), print the table, return the report."""
-    from game.profiler.plot import plot_latency
-    from game.profiler.trace import write_trace
-
+    """Write the three files into directory (created if needed), print the table, return the report.
+    A disabled profiler writes nothing and returns {}."""
+    if not profiler.enabled:
+        return {}
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)

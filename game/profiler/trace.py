@@ -20,15 +20,13 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from game.profiler.columns import SpanColumns, append_spans, completed_frames, span_columns
 from game.profiler.files import open_text_safely
-
-if TYPE_CHECKING:
-    from game.profiler.profiler import Profiler
+from game.profiler.profiler import Profiler
 
 FRAME_EVENT = "frame"
 # Events are turned into Python numbers this many at a time: a whole long run at once (.tolist() of

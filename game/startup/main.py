@@ -17,7 +17,8 @@ from game.app.app import App, bad_session_errors
 from game.startup.cli import GameConfig, LaunchError
 from game.startup.modes import refuse_flags_the_comparison_ignores, run_backend_comparison, run_export
 from game.startup.outputs import check_outputs, remove_empty
-from game.app.signals import TERMINATED_AT_START_UP, interrupt_name, interruption_in, raise_terminated
+from game.app.signals import TERMINATED_AT_START_UP, raise_terminated
+from game.interrupts import interrupt_name, interruption_in
 
 
 def main(config: GameConfig) -> int:

@@ -13,7 +13,8 @@ import sys
 from game.app.app import bad_session_errors, stamped, warmup_frames
 from game.startup.cli import GameConfig, LaunchError
 from game.startup.rendering import COMPILE_WAIT, check_size, default_resolution, load_model, make_renderer, resolve_device
-from game.app.signals import interruption_in
+from game.interrupts import interruption_in
+from game.profiler.compare import run_comparison
 from game.startup.sources import make_source
 
 
@@ -48,11 +49,7 @@ def run_export(config: GameConfig) -> int:
 
 
 def run_backend_comparison(config: GameConfig) -> int:
-    """--profile --backend all: the profiler renders the same frames with every backend (contract 7)."""
-    try:
-        from game.profiler import run_comparison
-    except ImportError as error:
-        raise LaunchError(f"--backend all: the profiler is not available in this checkout ({error})") from None
+    """--profile --backend all: the profiler renders the same frames with every backend."""
     model = load_model(config)
     device = resolve_device(config)
     size = config.res or (_replay_size(config) if config.replay else default_resolution(model.preset, device))

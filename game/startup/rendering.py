@@ -14,7 +14,7 @@ from pathlib import Path
 
 from carla_bridge.core.values import is_int
 from game.startup.cli import GameConfig, LaunchError, retrain_command
-from game.app.signals import interruption_in
+from game.interrupts import interruption_in
 
 DEFAULT_PRESET = "cpu"
 SHIPPED_PRESETS = ("cpu",)  # presets with trained weights in models/ (see models/cpu.md)

@@ -84,7 +84,7 @@ def test_a_compile_that_fails_at_the_first_frame_runs_eager_and_says_so(tiny, ca
 
 
 def test_the_backend_comparison_passes_compile_on_and_reports_what_ran(tiny, compile_calls):
-    from game.profiler import compare_backends
+    from game.profiler.compare import compare_backends
 
     frames = [types.SimpleNamespace(labels=np.zeros(SIZE[::-1], np.uint8), flow=None, cut=i == 0)
               for i in range(3)]

@@ -13,7 +13,7 @@ pygame = pytest.importorskip("pygame")
 
 from game.startup.cli import parse_args  # noqa: E402
 from game.startup.main import main  # noqa: E402
-from game.app.signals import Terminated  # noqa: E402
+from game.interrupts import Terminated  # noqa: E402
 from support.game import RES, headless_env, make_app, tiny_model_path  # noqa: E402,F401
 
 

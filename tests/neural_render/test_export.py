@@ -166,3 +166,29 @@ def test_a_cache_variable_naming_a_file_is_one_line(tmp_path, monkeypatch, capsy
     assert main(["--preset", "tiny", "--res", f"{W}x{H}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: NEURAL_DRIVE_CACHE={blocker}: ") and err.count("\n") == 1, err
+
+
+def test_export_out_naming_a_folder_is_refused(tmp_path, capsys, monkeypatch):
+    """`--out exports/` wrote the ONNX to a file named 'exports'."""
+    from neural_render.export import main
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path / "cache"))
+    out = f"{tmp_path / 'exports'}/"
+    assert main(["--preset", "tiny", "--res", "64x32", "--out", out]) == 2
+    assert "names a folder; name the .onnx file in it" in capsys.readouterr().err
+    assert not (tmp_path / "exports").exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes (POSIX)")
+def test_export_out_that_is_a_pipe_is_left_alone(tmp_path, capsys, monkeypatch):
+    """The atomic rename replaced it with the ONNX file (as root, `--out /dev/null` would replace the device)."""
+    import stat
+
+    from neural_render.export import main
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path / "cache"))
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert main(["--preset", "tiny", "--res", "64x32", "--out", str(pipe), "--overwrite"]) == 2
+    assert "is not a regular file (a device or a pipe)" in capsys.readouterr().err
+    assert stat.S_ISFIFO(pipe.stat().st_mode)

@@ -1,13 +1,13 @@
 """What the profiler tests share: the report metadata of a synthetic session, a fake clock, and a
 fake runtime for the backend comparison."""
 
-import sys
 import time
 import types
 
 import numpy as np
 import pytest
 
+from game.profiler import compare
 from support.profiler_clock import FakeClock
 
 META = {"backend": "torch", "device": "cpu", "precision": "fp32", "model": "tiny",
@@ -31,7 +31,11 @@ class FakeRenderer:
             raise RuntimeError("engine build failed")
         self.backend_name, self.device_name, self.precision = backend, device or "cpu", precision
         self.model_name, self.size, self.last_timings = "fake", size, {}
+        self.compiled = False
         self.renders = 0
+
+    def close(self):
+        pass
 
     def reset(self):
         self.renders = 0
@@ -50,11 +54,12 @@ class FakeRenderer:
 
 
 def install_fake_runtime(monkeypatch, available: list[str], known: tuple[str, ...]) -> types.ModuleType:
-    """Stand neural_render.runtime in with FakeRenderer: ``available`` backends here, of ``known``."""
+    """Stand the comparison's neural_render.runtime in with FakeRenderer: ``available`` backends here,
+    of ``known``."""
     module = types.ModuleType("neural_render.runtime")
     module.Renderer = FakeRenderer
     module.available_backends = lambda device=None: list(available)
     module.BACKENDS = known
     module.unavailable_reason = lambda name, device: "not installed"
-    monkeypatch.setitem(sys.modules, "neural_render.runtime", module)
+    monkeypatch.setattr(compare, "runtime", module)
     return module

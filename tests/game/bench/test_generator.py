@@ -84,7 +84,8 @@ def _last_row(captured) -> dict:
 
 
 def test_cli_takes_the_preset_from_the_checkpoint(tmp_path, monkeypatch, capsys):
-    """--preset used to default to cpu, so a 'tiny' checkpoint was refused for a preset nobody asked for."""
+    """Without --preset the checkpoint's own is taken: a fixed cpu default would refuse a 'tiny' checkpoint
+    for a preset nobody asked for."""
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
     model = save_generator(build_generator("tiny"), tmp_path / "tiny.safetensors")
     argv = ["--model", str(model), "--res", "64x32", "--frames", "2", "--warmup", "0"]
@@ -137,7 +138,7 @@ def test_a_failed_torch_compile_is_reported_as_eager(tmp_path, monkeypatch, caps
 
 
 def test_a_cache_variable_naming_a_file_is_one_line(tmp_path, monkeypatch, capsys):
-    """NEURAL_DRIVE_CACHE=/etc/hostname ended in a FileExistsError traceback from the ONNX cache."""
+    """NEURAL_DRIVE_CACHE=/etc/hostname is one line, not a FileExistsError traceback from the ONNX cache."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(blocker))
@@ -145,3 +146,24 @@ def test_a_cache_variable_naming_a_file_is_one_line(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert err.startswith(f"error: NEURAL_DRIVE_CACHE={blocker}: {blocker} is a file, not a folder; set "
                           f"NEURAL_DRIVE_CACHE to a writable folder") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("cli", ["generator", "kernels"])
+def test_an_unknown_compile_mode_is_a_flag_error(cli, capsys):
+    """torch checks the mode at the first call: an inductor RuntimeError traceback after the build."""
+    import importlib
+
+    main = importlib.import_module(f"game.bench.{cli}").main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--preset", "tiny", "--res", "64x32", "--frames", "1", "--device", "cpu", "--compile", "bogus"])
+    assert exit_info.value.code == 2
+    assert "--compile bogus: not a torch.compile mode; name one of default" in capsys.readouterr().err
+
+
+def test_bench_says_when_threads_did_not_apply(tmp_path, monkeypatch, capsys):
+    from game.bench.generator import main
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    assert main(["--preset", "tiny", "--res", "64x32", "--frames", "2", "--warmup", "0", "--end-to-end",
+                 "--backend", "onnxruntime", "--threads", "1"]) == 0
+    assert "note: --threads 1 applies to onnxruntime model-only timing" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""The overhead benchmark command runs and prints its figure as last-line JSON."""
+"""The profiler overhead benchmark (`python -m game.bench profiler`) runs and prints its figure as
+last-line JSON."""
 
 import json
 import subprocess
@@ -14,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_overhead_command_prints_its_figure_as_last_line_json():
     done = subprocess.run(
-        [sys.executable, "-m", "game.bench.profiler_overhead", "--frames", "20", "--block", "5", "--res", "64x32"],
+        [sys.executable, "-m", "game.bench", "profiler", "--frames", "20", "--block", "5", "--res", "64x32"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr

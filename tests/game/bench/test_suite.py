@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 
 from game.bench.suite import PATHS, main
 from neural_render.runtime.common import STAGES
@@ -67,7 +68,7 @@ def test_zero_frames_is_a_flag_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("out", [
     "{tmp}/file/p.json",
-    # root passes os.access there: the write used to fail with a traceback after every measurement
+    # root passes os.access there: the write would fail with a traceback after every measurement
     pytest.param("/sys/p.json", marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys")),
 ])
 def test_an_unwritable_out_is_refused_before_measuring(tmp_path, capsys, out):
@@ -102,3 +103,56 @@ def test_max_autotune_runs_last_after_the_profile_is_saved(tmp_path, monkeypatch
     assert order[-2:] == ["profile", ("max-autotune", "64x32")]
     assert ("reduce-overhead", "128x64") in order  # the large size's paths came before it
     assert len(json.loads(out.read_text())["results"]) == len(order) - 1
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--res", "64x32", "abc"], "--res 'abc': expected WIDTHxHEIGHT"),  # an error row per path, exit 0
+    (["--res", "60x32"], "size 60x32"),
+    (["--budget-s", "nan"], "argument --budget-s: must be 0 or more, got nan"),  # never ran out
+    (["--budget-s", "-1"], "argument --budget-s: must be 0 or more"),
+    (["--model", "nowhere.safetensors"], "no such checkpoint"),
+    pytest.param(["--device", "cuda"], "--device cuda: torch sees no CUDA GPU",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+])
+def test_perf_suite_flag_errors_before_measuring(tmp_path, argv, said, capsys):
+    from game.bench.suite import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--preset", "tiny", "--res", "64x32", "--frames", "1", "--out", str(tmp_path / "p.json"), *argv])
+    assert exit_info.value.code == 2 and said in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_perf_suite_takes_the_checkpoints_preset(tmp_path):
+    """Without --preset the 'gpu' default met a 'cpu' or 'tiny' checkpoint: an error row on every path."""
+    import argparse
+
+    from neural_render.checkpoint import save_generator
+    from neural_render.model import build_generator
+    from game.bench.suite import _flag_problem
+
+    model = save_generator(build_generator("tiny"), tmp_path / "tiny.safetensors")
+    args = argparse.Namespace(device="cpu", model=str(model), preset=None, res=["64x32"])
+    assert _flag_problem(args) is None and args.preset == "tiny"
+    args = argparse.Namespace(device="cpu", model=None, preset=None, res=["1024x512"])
+    assert _flag_problem(args) is None and args.preset == "gpu"
+
+
+def test_perf_suite_keeps_an_existing_report_and_fails_when_nothing_ran(tmp_path, monkeypatch, capsys):
+    from game.bench import suite as perf_suite
+
+    out = tmp_path / "perf.json"
+    out.write_text('{"published": true}')
+    argv = ["--preset", "tiny", "--res", "64x32", "--device", "cpu", "--frames", "1", "--no-profile",
+            "--out", str(out)]
+    assert perf_suite.main(argv) == 2
+    assert "already exists (an earlier report); pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == '{"published": true}'
+
+    def broken(**kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(perf_suite, "bench_path", lambda *a, **k: broken())
+    assert perf_suite.main([*argv, "--overwrite"]) == 1  # it exited 0 with "measured": 0
+    assert "no path could be measured; the first failure: RuntimeError: out of memory" in capsys.readouterr().err
+    assert json.loads(out.read_text())["results"]

@@ -7,7 +7,8 @@ import pytest
 
 from carla_bridge.core.frames import Control
 from game.bench.workloads import synthetic_frame
-from game.profiler import compare_backends, comparison_frames
+from game.profiler.compare import compare_backends, comparison_frames
+from game.interrupts import Terminated
 from support.profiler import install_fake_runtime
 
 SIZE = (64, 32)
@@ -92,3 +93,53 @@ def test_compare_cpu_backends_with_a_tiny_model(tmp_path, capsys):
     if len(rows) == 2:  # same fp32 model on both: images agree to within a level or so
         assert rows[1]["mean_abs_diff"] < 2.0
     assert "backend comparison" in capsys.readouterr().out
+
+
+@pytest.fixture()
+def slow_then_fast(monkeypatch):
+    return install_fake_runtime(monkeypatch, ["slow", "fast"], ("slow", "fast", "absent"))
+
+
+def test_comparison_names_the_fastest_backend(slow_then_fast, capsys):
+    rows = compare_backends(_frames(6), model=object(), size=SIZE, warmup_frames=1)
+    assert rows[0]["p50"] > rows[1]["p50"]
+    out = capsys.readouterr().out
+    assert "fastest: fast" in out and "fastest: slow" not in out
+
+
+def test_unavailable_backend_says_why(slow_then_fast, capsys):
+    compare_backends(_frames(3), model=object(), size=SIZE, warmup_frames=1)
+    assert "absent (not installed)" in capsys.readouterr().out
+
+
+def test_interrupted_comparison_keeps_what_was_measured(slow_then_fast, tmp_path, capsys):
+    slow_then_fast.available_backends = lambda device=None: ["fast", "stopped", "slow"]
+    with pytest.raises(KeyboardInterrupt):  # still raised: the launcher exits 130
+        compare_backends(_frames(8), model=object(), size=SIZE, warmup_frames=1, report_dir=tmp_path)
+    saved = json.loads((tmp_path / "comparison.json").read_text())
+    assert "Ctrl+C" in saved["meta"]["cut_short"]
+    fast, stopped = saved["rows"][:2]
+    assert fast["frames"] == 7 and fast["cut_short"] is None
+    assert stopped["frames"] == 3 and "Ctrl+C" in stopped["cut_short"]  # renders 2..4: warm-up was 1
+    assert [r["backend"] for r in saved["rows"]] == ["fast", "stopped", "slow"]
+    assert saved["rows"][2]["error"] == "not run: the comparison was stopped (Ctrl+C)"
+    partial = json.loads((tmp_path / "stopped" / "report.json").read_text())
+    assert partial["frames"]["measured"] == 3 and partial["run"]["cut_short"] is True
+    out = capsys.readouterr().out
+    assert "backend comparison" in out and "cut short" in out
+
+
+def test_a_signal_wrapped_by_a_backend_library_still_stops_the_comparison(slow_then_fast, tmp_path, capsys):
+    def wrapped(*args, **kwargs):  # onnxruntime's pybind11 start-up turns a signal into ImportError
+        try:
+            raise Terminated
+        except Terminated as stop:
+            raise ImportError("initialization failed") from stop
+
+    slow_then_fast.Renderer = wrapped
+    slow_then_fast.available_backends = lambda device=None: ["fast", "slow"]
+    with pytest.raises(Terminated):
+        compare_backends(_frames(3), model=object(), size=SIZE, warmup_frames=1, report_dir=tmp_path)
+    rows = json.loads((tmp_path / "comparison.json").read_text())["rows"]
+    assert rows[0]["error"] == "not measured: stopped by SIGTERM after 0 of 3 frames"
+    assert rows[1]["error"] == "not run: the comparison was stopped (SIGTERM)"  # not tried after a SIGTERM

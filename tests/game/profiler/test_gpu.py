@@ -9,7 +9,9 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 
-from game.profiler import Profiler, timed_render  # noqa: E402
+from game.profiler.hooks import timed_render  # noqa: E402
+from game.profiler.profiler import Profiler  # noqa: E402
+from game.profiler.report import write_report  # noqa: E402
 
 SIZE = (128, 64)
 
@@ -27,7 +29,7 @@ def test_cuda_events_measure_device_time(tmp_path):
         with profiler.device_range("matmul_only"):
             a @ a
         profiler.end_frame()
-    report = profiler.write_report(tmp_path, {"backend": "torch", "device": "cuda", "source": "gpu-test"})
+    report = write_report(profiler, tmp_path, {"backend": "torch", "device": "cuda", "source": "gpu-test"})
     device = report["device_ms"]
     assert device["inference"]["count"] == 6 and device["inference"]["p50"] > 0.005
     assert device["matmul_only"]["count"] == 6 and "matmul_only" not in report["stages"]
@@ -51,6 +53,6 @@ def test_renderer_on_cuda_is_profiled_with_device_time(tmp_path):
         image = timed_render(profiler, renderer, synthetic_frame(i, SIZE))
         profiler.end_frame()
     assert image.shape == (SIZE[1], SIZE[0], 3)
-    report = profiler.write_report(tmp_path, {"backend": "torch", "device": "cuda"})
+    report = write_report(profiler, tmp_path, {"backend": "torch", "device": "cuda"})
     assert {"preprocess", "upload", "inference", "download", "render"} <= set(report["stages"])
     assert report["device_ms"]["render"]["count"] == 2  # frames 4 and 8 (0 is warm-up)

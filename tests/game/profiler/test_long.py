@@ -1,6 +1,6 @@
 """Long profiled runs: the report of a 100,000-frame session (~7 minutes at 250 fps) must not need
-hundreds of MB at exit (it used to build every trace event as a dict plus one 94 MB JSON string: ~0.6 GB
-more), and the streamed trace.json must hold the very events the old all-in-memory writer produced."""
+hundreds of MB at exit (every trace event as a dict plus one 94 MB JSON string would be ~0.6 GB more),
+and the streamed trace.json must hold the very events the old all-in-memory writer produced."""
 
 import json
 import os
@@ -88,7 +88,7 @@ def _event_multiset(trace):
 def _awkward_session(clock):
     """A scripted session plus everything the trace treats specially: a span before the first frame,
     spans from another thread, a partial overlap (overlap track), a non-ASCII name, an unfinished frame."""
-    from game.profiler import Profiler
+    from game.profiler.profiler import Profiler
 
     profiler = Profiler(warmup_frames=3)
     profiler.add_span("setup", clock.now, clock.now + 2_000)  # frame -1
@@ -147,7 +147,7 @@ def test_stage_figures_count_only_the_frames_a_stage_ran_in():
     # The report keeps per-frame figures in arrays (NaN = did not run): a stage that runs every
     # other frame, and spans before the first frame, must give the same summary as summing by hand.
     with FakeClock() as clock:
-        from game.profiler import Profiler
+        from game.profiler.profiler import Profiler
 
         profiler = Profiler(warmup_frames=2)
         profiler.add_span("record", 0, 7_000_000)  # before the first frame: in no frame's figures

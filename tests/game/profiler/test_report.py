@@ -1,19 +1,23 @@
 """Profiler report: schema, known statistics of a scripted session, warm-up skip, PNG, console table,
-disabled no-op, live HUD figures, and the CUDA path (fake torch) and its CPU fallback."""
+disabled no-op, live HUD figures, the CUDA path (fake torch) and its CPU fallback, frame accounting
+(begun but unfinished frames) and runs cut short."""
 
 import json
 import types
 
 import pytest
 
-from game.profiler import END_TO_END, Profiler, hud_lines, timed_render
+from game.profiler.hooks import hud_lines, timed_render
+from game.profiler.profiler import END_TO_END, Profiler
+from game.profiler.report import build_report, write_report
+from game.profiler.table import stage_table
 from support.profiler_clock import scripted_session
 from support.profiler import META, clock  # noqa: F401 (clock is a fixture)
 
 
 def test_report_schema_and_known_statistics(tmp_path, clock, capsys):
     profiler = scripted_session(clock, warmup=2, frames=12)
-    report = profiler.write_report(tmp_path / "rep", META)
+    report = write_report(profiler, tmp_path / "rep", META)
     on_disk = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert on_disk == json.loads(json.dumps(report, default=str))
 
@@ -44,14 +48,14 @@ def test_report_schema_and_known_statistics(tmp_path, clock, capsys):
 
 
 def test_png_written_and_non_empty(tmp_path, clock):
-    scripted_session(clock, warmup=1, frames=6).write_report(tmp_path, META)
+    write_report(scripted_session(clock, warmup=1, frames=6), tmp_path, META)
     png = (tmp_path / "latency.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
 
 
 def test_warmup_longer_than_run_measures_nothing(tmp_path, clock):
     profiler = scripted_session(clock, warmup=5, frames=3)
-    report = profiler.write_report(tmp_path, META)
+    report = write_report(profiler, tmp_path, META)
     assert report["frames"] == {"recorded": 3, "warmup_skipped": 3, "measured": 0}
     assert report["end_to_end"]["count"] == 0 and report["fps"] is None
     assert (tmp_path / "trace.json").exists() and (tmp_path / "latency.png").exists()
@@ -68,7 +72,7 @@ def test_disabled_profiler_is_a_no_op(tmp_path):
     profiler.end_frame()
     assert profiler.spans == [] and profiler.frame_begin_ns == [] and profiler._cuda is None
     assert profiler.live_stats() == {} and hud_lines(profiler) == []
-    assert profiler.write_report(tmp_path / "none", META) == {}
+    assert write_report(profiler, tmp_path / "none", META) == {}
     assert not (tmp_path / "none").exists()
 
 
@@ -177,7 +181,7 @@ def test_cuda_events_give_device_times_and_nvtx_is_guarded(tmp_path, clock, monk
     with profiler.device_range("render"):  # device time only; the host span comes via add_span
         clock.advance(4.0)
     profiler.end_frame()
-    report = profiler.write_report(tmp_path, META)
+    report = write_report(profiler, tmp_path, META)
     assert fake_torch.cuda.synced == 1  # one sync at report time, none per frame
     assert report["cuda_device"] == "Fake GPU"
     assert report["device_ms"]["render"]["p50"] == pytest.approx(1.5)  # 3 ms host / 2
@@ -224,7 +228,7 @@ def test_spans_from_other_threads_while_frames_begin_do_not_break_live_stats():
 
 
 def test_source_sub_spans_are_named_under_source(clock):
-    from game.profiler import add_source_timings
+    from game.profiler.hooks import add_source_timings
 
     class FakeCarla:
         last_timings = {"tick": (0, 2_000_000), "sensor_wait": (2_000_000, 5_000_000)}
@@ -244,7 +248,7 @@ def test_cuda_stages_none_times_every_stage_on_the_device(tmp_path, clock, monke
     timer = cuda_module.CudaTimer(types.SimpleNamespace(cuda=_FakeCuda()))
     monkeypatch.setattr(cuda_module, "CudaTimer", lambda: timer)
     profiler = Profiler(warmup_frames=1, use_cuda=True, cuda_stages=None, cuda_every=1)
-    report = scripted_session(clock, profiler=profiler, warmup=1, frames=4).write_report(tmp_path, META)
+    report = write_report(scripted_session(clock, profiler=profiler, warmup=1, frames=4), tmp_path, META)
     assert report["device_ms"]["source"]["count"] == 3 and report["device_ms"]["display"]["p50"] == 0.5
 
 
@@ -273,9 +277,47 @@ def test_device_time_is_sampled_every_nth_frame(tmp_path, clock, monkeypatch):
     timer = cuda_module.CudaTimer(types.SimpleNamespace(cuda=_FakeCuda()))
     monkeypatch.setattr(cuda_module, "CudaTimer", lambda: timer)
     profiler = Profiler(warmup_frames=0, use_cuda=True, cuda_every=3)
-    report = scripted_session(clock, profiler=profiler, warmup=0, frames=10).write_report(tmp_path, META)
+    report = write_report(scripted_session(clock, profiler=profiler, warmup=0, frames=10), tmp_path, META)
     assert report["device_ms"]["render"]["count"] == 4  # frames 0, 3, 6, 9
     assert report["stages"]["render"]["count"] == 10  # host time on every frame
     assert report["device_sampled_every_n_frames"] == 3
     with pytest.raises(ValueError, match="cuda_every"):
         Profiler(cuda_every=0)
+
+
+def test_a_frame_begun_but_never_ended_is_not_counted_as_recorded(tmp_path, clock, capsys):
+    # A replay that runs out begins one more frame (begin_frame, then the source says "ended"):
+    # a 25-frame replay reported recorded 26 = 10 warm-up + 15 measured + one frame nobody saw.
+    profiler = scripted_session(clock, warmup=2, frames=6)
+    profiler.begin_frame()  # the tick whose source step raised SessionEnded
+    report = write_report(profiler, tmp_path, META)
+    frames = report["frames"]
+    assert frames["recorded"] == 6 == frames["warmup_skipped"] + frames["measured"]
+    assert report["unfinished_frames"] == 1  # said, not silently dropped
+
+
+def test_unfinished_frame_inside_the_warm_up_is_not_a_skipped_warm_up_frame(clock):
+    profiler = scripted_session(clock, warmup=5, frames=2)
+    profiler.begin_frame()
+    report = build_report(profiler, META)
+    assert report["frames"] == {"recorded": 2, "warmup_skipped": 2, "measured": 0}
+    assert report["unfinished_frames"] == 1
+
+
+def test_a_run_stopped_before_its_frames_says_it_was_cut_short(tmp_path, clock, capsys):
+    profiler = scripted_session(clock, warmup=2, frames=12)
+    report = write_report(profiler, tmp_path, {**META, "frames_requested": 100000, "ended_by": "SIGTERM"})
+    assert report["run"] == {"frames_requested": 100000, "ended_by": "SIGTERM", "cut_short": True}
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["run"]["cut_short"] is True
+    out = capsys.readouterr().out
+    assert "cut short" in out and "SIGTERM" in out and "12 of 100000" in out
+
+
+def test_ctrl_c_ending_an_open_ended_drive_is_not_cut_short(clock):
+    profiler = scripted_session(clock, warmup=2, frames=12)
+    report = build_report(profiler, {**META, "frames_requested": None, "ended_by": "Ctrl+C"})
+    assert report["run"] == {"frames_requested": None, "ended_by": "Ctrl+C", "cut_short": False}
+    assert "cut short" not in stage_table(report)
+    full = build_report(profiler, {**META, "frames_requested": 12})
+    assert full["run"]["cut_short"] is False

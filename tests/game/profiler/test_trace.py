@@ -7,7 +7,8 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from game.profiler import Profiler
+from game.profiler.profiler import Profiler
+from game.profiler.report import write_report
 from support.profiler_clock import FakeClock, scripted_session
 from game.profiler.trace import _assign_lanes, build_trace
 
@@ -32,7 +33,7 @@ def _check_well_nested(events):
 
 
 def _load(tmp_path, profiler):
-    profiler.write_report(tmp_path, {"backend": "torch"})
+    write_report(profiler, tmp_path, {"backend": "torch"})
     return json.loads((tmp_path / "trace.json").read_text())
 
 
