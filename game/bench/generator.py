@@ -26,7 +26,7 @@ import torch
 from carla_bridge.core import cli_types
 from neural_render.export import DEFAULT_PRESET
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator, count_flops, count_params
-from neural_render.runtime.common import compile_note, parse_size, precision_note, runs_compiled
+from neural_render.runtime.common import compile_note, parse_size, precision_note
 from neural_render.runtime.select import cuda_device_problem, resolve_backend
 
 
@@ -86,10 +86,10 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
         timer = _time_cuda if be.device.type == "cuda" else _time_host
         ms = timer(fn, frames, warmup)
         # A compile that failed fell back to eager: say so, or the row would credit eager speed to compile.
-        return ms, be.device_name, {"compiled": runs_compiled(be), "precision": be.precision}
+        return ms, be.device_name, {"compiled": be.compiled, "precision": be.precision}
     if backend == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend
-        from neural_render.export import INPUT_NAMES, OUTPUT_NAMES
+        from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES
         be = OrtBackend(model, size, device, precision, threads=threads)
         if be.binding is not None:  # GPU EP: bind the device buffers once, run repeatedly
             for name, t in zip(INPUT_NAMES, be.history.inputs()):
@@ -99,20 +99,20 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
             return _time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
                               torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers(),
                                                                         "precision": be.precision,
-                                                                        "compiled": runs_compiled(be)}
+                                                                        "compiled": be.compiled}
         cfg = model.config
         feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
                  "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
                  "flow": np.zeros((1, 2, height, width), np.float32),
                  "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
         return (_time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
-                {"providers": be.session.get_providers(), "precision": be.precision, "compiled": runs_compiled(be)})
+                {"providers": be.session.get_providers(), "precision": be.precision, "compiled": be.compiled})
     from neural_render.runtime.trt_backend import TensorRTBackend
     be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
         return _time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
-                                                                                    "compiled": runs_compiled(be)}
+                                                                                    "compiled": be.compiled}
 
 
 def compile_mode_problem(mode: bool | str) -> str | None:
