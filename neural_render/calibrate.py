@@ -33,11 +33,14 @@ from pathlib import Path
 
 import torch
 
-from carla_bridge.core.numba_threads import prefer_one_numba_thread
 from carla_bridge.core import cli
-from neural_render.model import MASK_LOGIT, Vid2VidGenerator
+from carla_bridge.core.numba_threads import prefer_one_numba_thread
 from carla_bridge.core.cli import finite_or_null, json_line
 from carla_bridge.core.files import file_write_problem
+from neural_render.checkpoint import load_generator, read_metadata, save_generator
+from neural_render.evaluate import add_drive_options, apply_drive_options, evaluate_model
+from neural_render.model import MASK_LOGIT, Vid2VidGenerator
+from neural_render.train.splits import split_seeds
 
 DEFAULT_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 DEFAULT_FLICKER_BUDGET = 0.10
@@ -77,9 +80,8 @@ def measure_curve(model: Vid2VidGenerator, width: int, height: int, frames: int,
                   show_progress: bool = True) -> tuple[float, list[dict]]:
     """(frame-by-frame warping error, curve): offset 0 and every offset measured on the drives of
     ``seeds``. The frame-by-frame baseline is measured once, with offset 0: without history the mask
-    weighs nothing, so it is the same at every offset."""
-    from neural_render.evaluate import evaluate_model
-
+    weighs nothing, so it is the same at every offset. The size is the caller's, checked against the
+    model where it was loaded."""
     curve, framewise_error = [], math.nan
     for offset in sorted({0.0, *map(float, offsets)}):
         first = not curve
@@ -123,10 +125,6 @@ def _offsets(text: str) -> tuple[float, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     prefer_one_numba_thread()  # numba's spinning pool starves torch in this process
-    from neural_render.checkpoint import load_generator, read_metadata, save_generator
-    from neural_render.evaluate import add_drive_options, apply_drive_options
-    from neural_render.train.splits import split_seeds
-
     p = argparse.ArgumentParser(prog="python -m neural_render.calibrate", description=__doc__,
                                 formatter_class=cli.HelpFormatter)
     p.add_argument("--model", required=True, help="the trained generator (.safetensors or a training run's folder)")

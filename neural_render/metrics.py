@@ -1,7 +1,7 @@
 """Image and video quality metrics: PSNR, SSIM, and the warping error of Lai et al. (ECCV 2018).
 
 All functions take torch tensors with images in [0, 1], shape (B, C, H, W), and need no pretrained
-weights. ``neural_render.warp.warp`` is the only warp used (flow convention in DESIGN.md: backward
+weights. ``neural_render.warp.warp`` is the only warp used (flow convention in ARCHITECTURE.md: backward
 flow t -> t-1 in pixels). SSIM is differentiable, so training uses it as a loss term too.
 """
 

@@ -34,8 +34,8 @@ from neural_render.warp import in_view, sample_coords, warp
 
 
 # Bump when the forward's maths change for the same weights: cached exports (ONNX, TensorRT engines) are
-# keyed by it (neural_render.export.model_hash), so a user's cache is rebuilt instead of running the old
-# graph. 2: the fusion mask is 0 where the flow leaves the previous frame (in_view).
+# keyed by it (neural_render.runtime.onnx.model_hash), so a user's cache is rebuilt instead of running the
+# old graph. 2: the fusion mask is 0 where the flow leaves the previous frame (in_view).
 FORWARD_REVISION = 2
 
 

@@ -1,6 +1,6 @@
 """The one backward warp of the project (model, training losses, metrics all call this).
 
-Flow convention (DESIGN.md): backward flow in pixels. For pixel (x, y) of frame t,
+Flow convention (ARCHITECTURE.md): backward flow in pixels. For pixel (x, y) of frame t,
 (x + flow[0, y, x], y + flow[1, y, x]) is where that surface point was in frame t-1, so
 ``warp(frame_{t-1}, flow)`` pulls frame t-1 into frame t's pixel grid. This is the
 ``W(x_{t-1}, w_t)`` operator of vid2vid (Wang et al., NeurIPS 2018, eq. 4).

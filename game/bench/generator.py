@@ -24,10 +24,11 @@ from carla_bridge.core import cli
 from game.bench.timing import print_result, summary, time_cuda, time_host
 from game.bench.workloads import frame_pool
 from neural_render.checkpoint import load_generator
-from neural_render.export import DEFAULT_PRESET, INPUT_NAMES, OUTPUT_NAMES
+from neural_render.export import DEFAULT_PRESET
+from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES
 from neural_render.model import PRESETS, Vid2VidGenerator, build_generator, count_flops, count_params
 from neural_render.runtime import Renderer
-from neural_render.runtime.common import compile_note, parse_size, precision_note, runs_compiled
+from neural_render.runtime.common import compile_note, parse_size, precision_note
 from neural_render.runtime.select import cuda_device_problem, resolve_backend
 from neural_render.runtime.torch_backend import TorchBackend
 
@@ -49,7 +50,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
         timer = time_cuda if be.device.type == "cuda" else time_host
         ms = timer(fn, frames, warmup)
         # A compile that failed fell back to eager: say so, or the row would credit eager speed to compile.
-        return ms, be.device_name, {"compiled": runs_compiled(be), "precision": be.precision}
+        return ms, be.device_name, {"compiled": be.compiled, "precision": be.precision}
     if backend == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend  # imports onnxruntime: only for its rows
         be = OrtBackend(model, size, device, precision, threads=threads)
@@ -61,20 +62,20 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
             return time_host(lambda: be.session.run_with_iobinding(be.binding), frames, warmup,
                               torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers(),
                                                                         "precision": be.precision,
-                                                                        "compiled": runs_compiled(be)}
+                                                                        "compiled": be.compiled}
         cfg = model.config
         feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
                  "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
                  "flow": np.zeros((1, 2, height, width), np.float32),
                  "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
         return (time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
-                {"providers": be.session.get_providers(), "precision": be.precision, "compiled": runs_compiled(be)})
+                {"providers": be.session.get_providers(), "precision": be.precision, "compiled": be.compiled})
     from neural_render.runtime.trt_backend import TensorRTBackend  # imports tensorrt: only for its rows
     be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
         return time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
-                                                                                    "compiled": runs_compiled(be)}
+                                                                                    "compiled": be.compiled}
 
 
 def compile_mode_problem(mode: bool | str) -> str | None:

@@ -1,4 +1,5 @@
-"""Pieces every backend shares: size parsing, input checks, the Backend interface, stage timing."""
+"""What the Renderer and every backend share: the names of precisions, backends and stages, size
+parsing, the checks a frame passes where it enters the Renderer, the Backend interface, stage timing."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ import time
 from typing import Protocol
 
 import numpy as np
+import torch
 
 log = logging.getLogger("neural_render.runtime")
 
-STAGES = ("preprocess", "upload", "inference", "download")
+PRECISIONS = ("fp32", "fp16", "bf16")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+STAGES = ("preprocess", "upload", "inference", "download")  # Renderer.last_timings, in order
 
 
 def parse_size(text: str | tuple[int, int], flag: str = "--res") -> tuple[int, int]:
@@ -45,13 +50,6 @@ def precision_note(flag: str, asked: str, ran: str, backend: str, device: str) -
     return f"note: {flag} {asked} is not available with {backend} on {device}; running {ran}"
 
 
-def runs_compiled(backend: object) -> bool:
-    """Whether a backend runs compiled: torch.compile still in place (a compile that fails at the first
-    frame falls back to eager and clears it), or TensorRT replaying CUDA graphs. ONNX Runtime has
-    nothing that compile acts on."""
-    return bool(getattr(backend, "compiled", False) or getattr(backend, "cuda_graph", False))
-
-
 def compile_note(flag: str, asked: bool | str, compiled: bool, backend: str) -> str | None:
     """The line a tool prints when ``flag`` asked for compilation and the backend runs uncompiled, so
     that its speed is not read as a compiled one."""
@@ -64,7 +62,8 @@ def compile_note(flag: str, asked: bool | str, compiled: bool, backend: str) -> 
 
 
 def check_inputs(labels: object, flow: object, size: tuple[int, int], num_classes: int) -> None:
-    """Raise ValueError naming the problem for anything a backend must never see."""
+    """Raise ValueError naming the problem for anything a backend must never see: the one check of a
+    frame, where it enters Renderer.render; the backends trust what passed."""
     width, height = size
     if not isinstance(labels, np.ndarray):
         raise ValueError(f"frame.labels must be a numpy array (H, W) uint8, got {type(labels).__name__}")
@@ -92,7 +91,7 @@ def check_inputs(labels: object, flow: object, size: tuple[int, int], num_classe
 
 def check_frame_cut(cut: object) -> bool:
     """frame.cut as a bool: True, False, None (no cut), numpy bools and the ints 0 / 1. Anything else is
-    a ValueError: cut='no' used to be truthy and silently dropped the history every frame."""
+    a ValueError: a truthy string such as 'no' would otherwise drop the history on every frame."""
     if cut is None:
         return False
     if isinstance(cut, (bool, np.bool_)):
@@ -107,7 +106,8 @@ class Backend(Protocol):
 
     name: str
     device_name: str
-    precision: str
+    precision: str  # what runs, which may differ from what was asked (onnxruntime on the CPU: fp32)
+    compiled: bool  # torch.compile still in place, or TensorRT replaying CUDA graphs
 
     def reset(self) -> None: ...
 

@@ -8,47 +8,46 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+import torch
 
-from neural_render.export import INPUT_NAMES, OUTPUT_NAMES, cached_onnx
 from neural_render.model import Vid2VidGenerator
+from neural_render.runtime.buffers import DeviceHistory
 from neural_render.runtime.common import Stage, log
+from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES, cached_onnx
 
 
-def ort_providers() -> list[str]:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return []
-    return list(ort.get_available_providers())
-
-
-def _cuda_usable() -> bool:
-    try:
-        import torch
-        return torch.cuda.is_available()
-    except Exception:
-        return False
+def session_options(threads: int | None = None) -> ort.SessionOptions:
+    """The options every ONNX Runtime session of ours runs with (the backend's, the export check's)."""
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # the CUDA EP's "failed to load" noise: we report it ourselves
+    if threads:
+        opts.intra_op_num_threads = threads
+    # No busy-waiting worker threads: the game loop and the world share these cores, and spinning
+    # threads starve them (measured on a loaded 2-core box: 49 -> 31 ms per frame at 256x128).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
 
 
 class OrtBackend:
     name = "onnxruntime"
+    compiled = False  # nothing that compile acts on
 
     def __init__(self, model: Vid2VidGenerator, size: tuple[int, int], device: str | None = None,
                  precision: str = "fp32", onnx_path: str | Path | None = None, threads: int | None = None,
                  use_trt_ep: bool = True):
-        import onnxruntime as ort
-
         if precision != "fp32":  # the graph is exported in fp32; TRT EP runs it in fp16 when asked
             log.info("onnxruntime backend: graph is fp32; precision %s applies to the TensorRT EP only", precision)
         width, height = size
         self.k, self.width, self.height = model.config.k, width, height
         path = Path(onnx_path) if onnx_path else cached_onnx(model, width, height, "fp32")
-        want_gpu = (device or ("cuda" if _cuda_usable() else "cpu")).startswith("cuda")
+        want_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
         available = ort.get_available_providers()
         providers: list = []
         # onnxruntime-gpu lists its CUDA providers on every machine; on one without a usable GPU, asking
         # for them prints a screenful of "failed to load libcublas" before ORT drops them. Skip them.
-        if want_gpu and _cuda_usable():
+        if want_gpu and torch.cuda.is_available():
             if use_trt_ep and "TensorrtExecutionProvider" in available:
                 cache = str(path.parent / "ort-trt")
                 providers.append(("TensorrtExecutionProvider", {
@@ -57,14 +56,7 @@ class OrtBackend:
             if "CUDAExecutionProvider" in available:
                 providers.append("CUDAExecutionProvider")
         providers.append("CPUExecutionProvider")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3  # the CUDA EP's "failed to load" noise: we report it ourselves
-        if threads:
-            opts.intra_op_num_threads = threads
-        # No busy-waiting worker threads: the game loop and the world share these cores, and spinning
-        # threads starve them (measured on a loaded 2-core box: 49 -> 31 ms per frame at 256x128).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts = session_options(threads)
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as exc:  # a GPU EP that throws instead of dropping out: retry on the CPU
@@ -83,7 +75,7 @@ class OrtBackend:
         self.device_name = active[0].replace("ExecutionProvider", "") if self.on_gpu else "cpu"
         self.onnx_path = path
         self.binding = None
-        if self.on_gpu and _cuda_usable():
+        if self.on_gpu:
             self._init_iobinding()
         self.reset()
 
@@ -119,19 +111,13 @@ class OrtBackend:
 
     # --- GPU path: IO binding onto torch CUDA ping-pong buffers ---------------------------------------
     def _init_iobinding(self) -> None:
-        import torch
-
-        from neural_render.runtime.buffers import DeviceHistory
-
         self.device = torch.device("cuda", torch.cuda.current_device())
         self.history = DeviceHistory(self.k, self.width, self.height, self.device, torch.float32)
         self.binding = self.session.io_binding()
         self._sync = lambda: torch.cuda.synchronize(self.device)
         self.device_name += f" on {torch.cuda.get_device_name(self.device)}"
 
-    def _bind(self, name: str, tensor, output: bool) -> None:
-        import torch
-
+    def _bind(self, name: str, tensor: torch.Tensor, output: bool) -> None:
         np_dtype = {torch.uint8: np.uint8, torch.float32: np.float32, torch.float16: np.float16}[tensor.dtype]
         bind = self.binding.bind_output if output else self.binding.bind_input
         bind(name, "cuda", self.device.index or 0, np_dtype, list(tensor.shape), tensor.data_ptr())

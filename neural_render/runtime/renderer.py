@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neural_render.checkpoint import load_generator
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import Stage, check_frame_cut, check_inputs, parse_size, runs_compiled
+from neural_render.runtime.common import PRECISIONS, Stage, check_frame_cut, check_inputs, parse_size
 from neural_render.runtime.select import create_backend
-
-PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class Renderer:
@@ -35,7 +34,6 @@ class Renderer:
         if precision not in PRECISIONS:
             raise ValueError(f"precision '{precision}': choose one of {PRECISIONS}")
         if isinstance(model, (str, os.PathLike)):
-            from neural_render.checkpoint import load_generator
             model = load_generator(model, preset=preset)
         elif not isinstance(model, Vid2VidGenerator):
             raise ValueError(f"model: expected a Vid2VidGenerator or the path of its .safetensors weights, got "
@@ -45,6 +43,7 @@ class Renderer:
                              f"pass preset=None or preset='{model.config.name}'")
         # No model.eval() here: that would flip the caller's module (say, one still training) out of
         # training mode. Every backend runs its own eval-mode copy (torch: deepcopy; ONNX: export copy).
+        # The size is checked here, once: the backends and the ONNX export trust it.
         self.size = parse_size(size, "size")
         model.config.check_size(*self.size)
         self.config = model.config
@@ -56,7 +55,7 @@ class Renderer:
         self.backend_name = self._backend.name
         self.device_name = self._backend.device_name
         self.precision = self._backend.precision
-        self.history_enabled = True
+        self._history_enabled = True
         self.last_timings: dict[str, tuple[int, int]] = {}
         self.frames_rendered = 0
         self._has_history = False
@@ -65,7 +64,7 @@ class Renderer:
     def compiled(self) -> bool:
         """Whether frames run compiled (torch.compile, or TensorRT's CUDA graphs); False once closed. A
         torch.compile that fails at the first frame falls back to eager, so read it after a render."""
-        return self._backend is not None and runs_compiled(self._backend)
+        return self._backend is not None and self._backend.compiled
 
     @property
     def history_enabled(self) -> bool:
@@ -74,7 +73,7 @@ class Renderer:
     @history_enabled.setter
     def history_enabled(self, value: bool) -> None:
         value = bool(value)
-        if value != getattr(self, "_history_enabled", None):
+        if value != self._history_enabled:
             # a change of the switch: turning it back on starts from a fresh frame, not a stale one.
             # Writing the value it already has (a loop syncing a setting every tick) keeps the history.
             self._has_history = False
@@ -103,14 +102,14 @@ class Renderer:
     def render(self, frame) -> np.ndarray:
         backend = self._open_backend()
         timings: dict[str, tuple[int, int]] = {}
-        with Stage(timings, "preprocess"):
-            if not hasattr(frame, "labels"):
+        with Stage(timings, "preprocess"):  # the frame enters here: checked once, then trusted
+            try:
+                labels, flow, cut = frame.labels, frame.flow, frame.cut
+            except AttributeError:
                 raise ValueError(f"frame: expected a SceneFrame (or any object with .labels, .flow and .cut "
-                                 f"attributes), got {type(frame).__name__}; a dict: types.SimpleNamespace(**d)")
-            labels = getattr(frame, "labels", None)
-            flow = getattr(frame, "flow", None)
+                                 f"attributes), got {type(frame).__name__}; a dict: types.SimpleNamespace(**d)") from None
             check_inputs(labels, flow, self.size, self.config.num_classes)
-            if check_frame_cut(getattr(frame, "cut", False)):
+            if check_frame_cut(cut):
                 self.reset()
             has_history = self._has_history and self._history_enabled
             labels = np.ascontiguousarray(labels)

@@ -5,18 +5,15 @@ from __future__ import annotations
 import importlib.util
 import re
 
-from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import log
+import torch
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+from neural_render.model import Vid2VidGenerator
+from neural_render.runtime.common import BACKENDS, log
+from neural_render.runtime.torch_backend import TorchBackend
 
 
 def _cuda() -> bool:
-    try:
-        import torch
-        return torch.cuda.is_available()
-    except Exception:
-        return False
+    return torch.cuda.is_available()
 
 
 def cuda_device_problem(device: str | None, fix: str = "use --device cpu") -> str | None:
@@ -25,10 +22,8 @@ def cuda_device_problem(device: str | None, fix: str = "use --device cpu") -> st
     flag, not a traceback (train) or a silent CPU run (bench, launch.py)."""
     if not device or not str(device).startswith("cuda"):
         return None
-    if not re.fullmatch(r"cuda(:\d+)?", str(device)):  # 'cuda:x' ended in int()'s own error
+    if not re.fullmatch(r"cuda(:\d+)?", str(device)):  # 'cuda:x' would end in int()'s own error
         return f"'{device}' is not a CUDA device: expected cuda or cuda:N (N = 0, 1, ...)"
-    import torch
-
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if count == 0:
         return f"torch sees no CUDA GPU on this machine; {fix}"
@@ -56,13 +51,13 @@ def available_backends(device: str | None = None) -> list[str]:
     cuda = _cuda()
     want_cuda = device is not None and str(device).startswith("cuda")
     out = []
-    if _has("torch") and (not want_cuda or cuda):
+    if not want_cuda or cuda:
         out.append("torch")
     if _has("onnxruntime"):
         if not want_cuda:
             out.append("onnxruntime")
         else:
-            import onnxruntime as ort
+            import onnxruntime as ort  # optional and heavy: only to ask for its CUDA provider
             if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
                 out.append("onnxruntime")
     if device != "cpu" and cuda and _has("tensorrt"):
@@ -89,12 +84,11 @@ def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[s
 
 def library_device(device: object) -> str | None:
     """The Renderer's ``device`` argument as None, 'cpu', 'cuda' or 'cuda:N' (a torch.device is taken),
-    or a ValueError naming it: 'tpu' or 'cuda:x' used to end in torch's own error, 'meta', 'gpu' or 0
-    in a silent CPU run, and 'cuda' without a GPU in a silent CPU run on every backend but torch."""
+    or a ValueError naming it, checked here once for every backend: 'tpu' or 'cuda:x' would end in
+    torch's own error, 'meta', 'gpu' or 0 in a silent CPU run, and 'cuda' without a GPU in a silent CPU
+    run on every backend but torch."""
     if device is None:
         return None
-    import torch
-
     text = str(device) if isinstance(device, torch.device) else device
     if isinstance(text, str) and re.fullmatch(r"cpu(:0)?", text):
         return "cpu"
@@ -115,8 +109,9 @@ def create_backend(backend: str, model: Vid2VidGenerator, size: tuple[int, int],
     name, device = resolve_backend(backend, device)
     log.info("runtime: backend %s on %s (%s)", name, device, precision)
     if name == "torch":
-        from neural_render.runtime.torch_backend import TorchBackend
         return TorchBackend(model, size, device, precision, compile=compile)
+    # Imported when chosen: these two load onnx (1.6 s measured on the 2-core box) and onnxruntime or
+    # tensorrt, optional packages a torch run never needs.
     if name == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend
         return OrtBackend(model, size, device, precision)

@@ -11,9 +11,7 @@ import torch
 
 from neural_render.model import RenderStep, Vid2VidGenerator
 from neural_render.runtime.buffers import DeviceHistory
-from neural_render.runtime.common import Stage, log
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from neural_render.runtime.common import DTYPES, Stage, log
 
 
 class TorchBackend:
@@ -21,11 +19,8 @@ class TorchBackend:
 
     def __init__(self, model: Vid2VidGenerator, size: tuple[int, int], device: str | None = None,
                  precision: str = "fp32", compile: bool | str = False, channels_last: bool = True):
-        if precision not in DTYPES:
-            raise ValueError(f"precision '{precision}': choose one of {sorted(DTYPES)}")
+        # precision and device were checked where they entered (Renderer, a tool's flags).
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' asked for but torch sees no CUDA GPU; use device='cpu'")
         if device.type == "cpu" and precision == "fp16":
             log.warning("torch backend: fp16 on the CPU is slow and imprecise; bf16 or fp32 is better there")
         self.device, self.precision, self.dtype = device, precision, DTYPES[precision]
@@ -77,7 +72,7 @@ class TorchBackend:
 
 
 def _first_line(error: BaseException, limit: int = 200) -> str:
-    """The first line of an error, cut at a word: inductor's messages run to many lines, and a cut at
-    200 characters ended the warning mid-word ("...especially if yo); running eager")."""
+    """The first line of an error, cut at a word: inductor's messages run to many lines, and a cut at a
+    fixed width would end the warning mid-word."""
     line = (str(error).strip().splitlines() or [""])[0]
     return line if len(line) <= limit else line[:limit].rsplit(" ", 1)[0] + " ..."

@@ -18,13 +18,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from neural_render.export import INPUT_NAMES, OUTPUT_NAMES, cache_dir, cached_onnx
 from neural_render.model import Vid2VidGenerator
+from neural_render.runtime.buffers import DeviceHistory
 from neural_render.runtime.common import Stage, log
+from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES, cache_dir, cached_onnx
 
 
 def import_tensorrt():
+    """The tensorrt module, imported here (optional, NVIDIA's index only) so that its absence is one
+    error naming the extra to install."""
     try:
         import tensorrt as trt
     except ImportError as exc:
@@ -80,14 +84,9 @@ class TensorRTBackend:
     def __init__(self, model: Vid2VidGenerator, size: tuple[int, int], device: str | None = None,
                  precision: str = "fp16", cuda_graph: bool = False, directory: str | Path | None = None):
         trt = import_tensorrt()
-        import torch
-
-        if not torch.cuda.is_available():
+        # The device was checked where it entered (Renderer, a tool's flags); precision is fp32 or fp16.
+        if not torch.cuda.is_available():  # device None: "auto" on a machine without a GPU
             raise RuntimeError("the tensorrt backend needs a CUDA GPU visible to torch")
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"tensorrt precision '{precision}': choose fp16 or fp32")
-        from neural_render.runtime.buffers import DeviceHistory
-
         self.trt, self.precision = trt, precision
         self.device = torch.device(device if device and device.startswith("cuda") else "cuda")
         torch.cuda.set_device(self.device)
@@ -107,6 +106,10 @@ class TensorRTBackend:
         self.stream = torch.cuda.Stream(self.device)  # TensorRT warns on (and serialises) the default stream
         self.cuda_graph = cuda_graph
         self.graphs: dict[int, object] = {}
+
+    @property
+    def compiled(self) -> bool:
+        return self.cuda_graph
 
     def _load_or_build(self, onnx_bytes: bytes, timing_cache: Path):
         trt = self.trt
@@ -144,8 +147,6 @@ class TensorRTBackend:
             self.context.set_tensor_address(name, tensor.data_ptr())
 
     def _execute(self) -> None:
-        import torch
-
         parity = self.history.cur
         if not self.cuda_graph:
             self._bind()
@@ -164,8 +165,6 @@ class TensorRTBackend:
 
     def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
              timings: dict[str, tuple[int, int]]) -> np.ndarray:
-        import torch
-
         h, sync = self.history, self.stream.synchronize
         with torch.cuda.stream(self.stream):
             with Stage(timings, "upload", sync):

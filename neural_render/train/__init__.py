@@ -1,4 +1,4 @@
-"""Training of the vid2vid generator (issue 8): data sources (procedural world, recorded sessions,
+"""Training of the vid2vid generator: data sources (procedural world, recorded sessions,
 Cityscapes-format video), augmentation, vid2vid losses and discriminators, the trainer loop, resume,
 and torchrun multi-process training. Run it with ``python -m neural_render.train``.
 """

@@ -31,11 +31,14 @@ def _interrupted_at_start_up() -> int:
 
 
 try:  # torch loads here: seconds
+    from carla_bridge.core import cli
     from carla_bridge.core.frames import parse_resolution
     from carla_bridge.core.numba_threads import prefer_one_numba_thread
-    from carla_bridge.core import cli
+    from neural_render.runtime.select import cuda_device_problem
     from neural_render.train.config import (PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, continue_config,
                                             resolve)
+    from neural_render.train.loop import TrainSetupError, train
+    from neural_render.train.state import check_same_network, read_saved_config
 except KeyboardInterrupt:
     sys.exit(_interrupted_at_start_up())
 
@@ -64,7 +67,8 @@ def loss_weight(text: str) -> tuple[str, float]:
 
 def weather(text: str) -> str:
     """argparse type of --weather: default, all, or an index of the procedural world's presets, the
-    same indices evaluate takes (the world used to wrap 9 round to preset 4 without a word)."""
+    same indices evaluate takes (the world would wrap 9 round to preset 4 without a word)."""
+    # Imported here, after _main's prefer_one_numba_thread: this loads numba, which sizes its pool then.
     from carla_bridge.procedural.config import WEATHER_NAMES
 
     if text in ("default", "all"):
@@ -75,7 +79,7 @@ def weather(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from carla_bridge.procedural.config import WEATHER_NAMES
+    from carla_bridge.procedural.config import WEATHER_NAMES  # loads numba: after prefer_one_numba_thread
 
     p = argparse.ArgumentParser(prog="python -m neural_render.train", description=__doc__,
                                 formatter_class=cli.HelpFormatter)
@@ -159,8 +163,6 @@ def _overrides(args: argparse.Namespace) -> dict:
 def _config(args: argparse.Namespace) -> TrainConfig:
     """A new run: preset defaults, the recipe, the flags. A --resume: the run's saved config, the flags
     given (a preset or recipe other than the run's is refused: there is nothing to continue)."""
-    from neural_render.train.state import check_same_network, read_saved_config
-
     saved = read_saved_config(args.out) if args.resume else None
     if saved is None:
         cfg = resolve(args.preset or TrainConfig.preset, args.recipe or TrainConfig.recipe, **_overrides(args))
@@ -214,16 +216,12 @@ def _main(argv: list[str] | None, speak: bool) -> int:
             print(f"error: {exc}", file=sys.stderr)
         return 2
     kept = "" if args.device else " (the run's, kept by --resume)"
-    from neural_render.runtime.select import cuda_device_problem
-
     problem = cuda_device_problem(cfg.device)
     if problem:
         parser.error(f"--device {cfg.device}{kept}: {problem}")
     if cfg.weights.vgg > 0 and not cfg.vgg_weights:  # else the term is left out without a word
         parser.error(f"--loss-weight vgg needs --vgg-weights FILE (local VGG19 weights, .safetensors); "
                      f"without it there is no perceptual loss to weigh")
-    from neural_render.train.loop import TrainSetupError, train
-
     try:
         train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress, threads=args.threads,
               overwrite=args.overwrite)

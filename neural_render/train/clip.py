@@ -3,7 +3,7 @@
 Keys (T frames, oldest first; the DataLoader's default collate adds the batch dimension):
   labels    (T, H, W)    uint8   semantic tag ids 0..28 (carla_bridge.core.labels)
   rgb       (T, 3, H, W) uint8   the target image (engine rgb, or a video frame)
-  flow      (T, 2, H, W) float32 backward flow t -> t-1 in pixels (DESIGN.md), zeros where unknown
+  flow      (T, 2, H, W) float32 backward flow t -> t-1 in pixels (ARCHITECTURE.md), zeros where unknown
   has_flow  (T,)         float32 1 where flow[t] is the exact flow to frame t-1 of this clip
   depth     (T, H, W)    float32 metres, zeros where unknown
   has_depth (T,)         float32 1 where depth[t] is known
@@ -22,7 +22,7 @@ Clip = dict[str, torch.Tensor]
 
 
 def frames_to_clip(frames: Sequence) -> Clip:
-    """Stack SceneFrame-like objects (.labels, .rgb, .flow, .depth) into a Clip.
+    """Stack SceneFrames (.index, .labels, .rgb, .flow, .depth, .cut) into a Clip.
 
     Raises ValueError when a frame has no rgb (nothing to learn from) or sizes differ.
     """
@@ -34,10 +34,10 @@ def frames_to_clip(frames: Sequence) -> Clip:
         if f.labels.shape != (h, w):
             raise ValueError(f"frame {i} has labels {f.labels.shape}, expected {(h, w)}")
         if f.rgb is None:
-            raise ValueError(f"frame {i} (index {getattr(f, 'index', '?')}) has no rgb: training needs the engine image")
+            raise ValueError(f"frame {i} (index {f.index}) has no rgb: training needs the engine image")
         labels.append(np.asarray(f.labels, dtype=np.uint8))
         rgb.append(np.asarray(f.rgb, dtype=np.uint8).transpose(2, 0, 1))
-        known_flow = f.flow is not None and i > 0 and not getattr(f, "cut", False)
+        known_flow = f.flow is not None and i > 0 and not f.cut
         flow.append(f.flow.transpose(2, 0, 1) if known_flow else np.zeros((2, h, w), np.float32))
         has_flow.append(1.0 if known_flow else 0.0)
         depth.append(f.depth if f.depth is not None else np.zeros((h, w), np.float32))

@@ -144,8 +144,8 @@ def resolve(preset: str, recipe: str, **overrides: Any) -> TrainConfig:
 
 def continue_config(saved: dict[str, Any], **overrides: Any) -> TrainConfig:
     """The config of a --resume: the run's own (``saved`` with its checkpoint), then explicit overrides
-    (None values are ignored). Not the preset defaults: a resume that repeats only --steps used to undo a
-    fine-tune's --lr, --lr-decay-steps and --loss-weight. --time-limit is this command's, never the run's."""
+    (None values are ignored). Not the preset defaults: a resume that repeats only --steps must not undo
+    a fine-tune's --lr, --lr-decay-steps and --loss-weight. --time-limit is this command's, never the run's."""
     try:
         cfg = TrainConfig.from_dict(saved)
     except (TypeError, ValueError) as error:  # a field this version no longer has, or a damaged value

@@ -18,6 +18,9 @@ from collections.abc import Iterator
 from torch.utils.data import DataLoader, Sampler
 
 from neural_render.train.config import TrainConfig
+from neural_render.train.data_cityscapes import CityscapesClips
+from neural_render.train.data_procedural import ProceduralClips
+from neural_render.train.data_replay import ReplayClips
 
 
 class StepSampler(Sampler[int]):
@@ -38,27 +41,21 @@ def build_dataset(cfg: TrainConfig, rank: int = 0, world_size: int = 1, start_st
     width, height = cfg.res
     per_step = cfg.batch * world_size
     if cfg.data == "procedural":
-        from neural_render.train.data_procedural import ProceduralClips
-
         return ProceduralClips(width, height, cfg.seed, cfg.schedule, per_step, cfg.augment, cfg.warmup_max,
                                cfg.weather)
     if cfg.data == "cityscapes":
-        from neural_render.train.data_cityscapes import CityscapesClips
-
         schedule = cfg.schedule
         return CityscapesClips(cfg.data_path, width, height, lambda i: schedule.length(i // per_step),
                                cfg.seed, cfg.augment)
-    from neural_render.train.data_replay import ReplayClips
-
     return ReplayClips(cfg.data_path, width, height, cfg.schedule.max_len, cfg.seed, cfg.augment, rank, world_size,
                        start_step, cfg.batch)
 
 
 def _worker_init(_worker_id: int) -> None:
     # Ctrl+C at the terminal and torchrun's forwarded SIGINT/SIGTERM (`kill -- -PGID`, batch schedulers
-    # alike) go to the trainer's whole process group. They killed the workers mid-batch, and every rank
-    # ended in "DataLoader worker is killed by signal" tracebacks without saving. So each worker leaves
-    # that group: the trainer finishes its step, saves and shuts the workers down in order. SIGTERM
+    # alike) go to the trainer's whole process group. They would kill the workers mid-batch, and every
+    # rank would end in "DataLoader worker is killed by signal" tracebacks without saving. So each
+    # worker leaves that group: the trainer finishes its step, saves and shuts the workers down in order. SIGTERM
     # itself stays deadly to a worker, so the DataLoader's last resort (terminate() on a worker that
     # does not stop) still works; a worker whose trainer is gone exits by the DataLoader's watchdog.
     if hasattr(os, "setpgrp"):

@@ -1,4 +1,4 @@
-"""On-the-fly training clips from the procedural world (contract 1), made by CPU worker processes.
+"""On-the-fly training clips from the procedural world (``carla_bridge.procedural``), made by CPU worker processes.
 
 Sample ``i`` is a pure function of (base seed, i): its world seed (always a training seed, see
 ``splits``), warm-up length, weather and augmentation all come from ``mix(base_seed, i)``, so a resumed
@@ -67,6 +67,8 @@ class ProceduralClips(Dataset):
 
     def _get_world(self, seed: int):
         if self._world is None:
+            # Imported here, in the worker: it loads numba, whose pool is sized when it loads (the trainer
+            # asks for one thread first, prefer_one_numba_thread), and the trainer itself renders nothing.
             from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
             # One numba thread per world: the parallelism is across worker processes.
@@ -80,11 +82,10 @@ class ProceduralClips(Dataset):
         length = self.schedule.length(index // self.samples_per_step)
         seed = train_seed(self.base_seed, index)
         world = self._get_world(seed)
-        names = getattr(world, "weather_names", None)
-        choice = rng.integers(len(names)) if names else 0  # drawn always: the rng stream stays the same
-        if names and self.weather == "all":
+        choice = rng.integers(len(world.weather_names))  # drawn always: the rng stream stays the same
+        if self.weather == "all":
             world.set_weather(int(choice))
-        elif names and self.weather != "default":
+        elif self.weather != "default":
             world.set_weather(int(self.weather))
         frame = world.reset(seed=seed)
         autopilot = Control(autopilot=True)

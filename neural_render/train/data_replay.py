@@ -1,4 +1,4 @@
-"""Training clips from recorded sessions (contract 6: ``ReplaySource``) that carry the engine rgb.
+"""Training clips from recorded sessions (``carla_bridge.session.ReplaySource``) that carry the engine rgb.
 
 ``--data-path`` is one session folder or a folder of session folders. Sessions recorded without rgb
 are skipped with a printed reason; if none is left, a ValueError says how to record with rgb.
@@ -7,7 +7,7 @@ Sessions are read sequentially (``ReplaySource.step``), so this is an IterableDa
 non-overlapping clips; a recording cut (respawn) ends a clip early so no clip spans a camera jump.
 A resumed run (``start_step``) skips the clips each worker gave before that step, and each clip's
 augmentation is seeded by its number, so a resume trains on the clips an uninterrupted run would have
-(it used to start again from the first clip of every session).
+(not again on the first clips of every session).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from carla_bridge.core.frames import Control
+from carla_bridge.session import ReplaySource, SessionEnded
 from neural_render.train.augment import AugmentConfig, augment_clip
 from neural_render.train.clip import Clip, frames_to_clip
 from neural_render.train.splits import mix
@@ -40,8 +41,6 @@ def find_sessions(root: str | Path) -> list[Path]:
 def sessions_with_rgb(paths: list[Path], speak: bool = True) -> list[Path]:
     """Keep sessions whose first frame has rgb; print why each other one is skipped (``speak``: rank 0
     of a torchrun run says it, not every rank)."""
-    from carla_bridge.session import ReplaySource
-
     keep = []
     for path in paths:
         try:
@@ -92,8 +91,6 @@ class ReplayClips(IterableDataset):
 
     def _clips(self, mine: list[Path]):
         """The frame lists of consecutive clips of ``mine``, looping over the sessions forever."""
-        from carla_bridge.session import ReplaySource, SessionEnded
-
         while True:
             for path in mine:
                 with ReplaySource(path) as source:

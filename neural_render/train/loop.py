@@ -15,18 +15,17 @@ import numpy as np
 import torch
 
 from carla_bridge.core.labels import colorize
+from carla_bridge.core.files import folder_write_problem
 from neural_render.checkpoint import RUN_WEIGHTS_FILE
 from neural_render.train.config import TrainConfig
 from neural_render.train.data import build_loader
 from neural_render.train.ddp import DistInfo, any_rank, cleanup, gather, init_distributed
 from neural_render.train.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
-from neural_render.train.resume_check import describe_changes
-from neural_render.train.run_folder import (RUN_EVIDENCE, clear_previous_run, record_resume_changes,
-                                            refuse_previous_run, trim_log)
+from neural_render.train.run_folder import (RUN_EVIDENCE, clear_previous_run, describe_changes,
+                                            record_resume_changes, refuse_previous_run, resume_changes, trim_log)
 from neural_render.train.state import has_state, load_state, save_state
 from neural_render.train.trainer import Trainer
-from carla_bridge.core.files import folder_write_problem
 
 
 class _Progress:
@@ -104,8 +103,8 @@ def _where(out: Path, step: int, steps: int) -> str:
 class _Stop:
     """The SIGINT / SIGTERM handler of a training run. The first signal asks to finish the step, save and
     exit, and says so at once; the second exits at once (130 for Ctrl+C) without saving, saying what is
-    lost; a third is the signal's default action. A QA pass found the first one silent and the second
-    one killing the run without a word."""
+    lost; a third is the signal's default action. Each one is said: a user who presses Ctrl+C must
+    know whether the run is being saved or lost."""
 
     def __init__(self, out: Path, saved: int | None, speak: bool) -> None:
         self.out, self.saved, self.speak = out, saved, speak  # saved: the step on disk (None: none yet)
@@ -148,9 +147,9 @@ class TrainSetupError(ValueError):
 def _agree(dist: DistInfo, error: Exception | None) -> None:
     """After one part of the set-up, every rank learns whether any rank failed it, and then all raise
     the same TrainSetupError or none does. A problem met by one rank alone (rank 0 cannot write --out;
-    one machine lacks the --data-path or the --vgg-weights file) used to end that rank only, and the
-    others failed in their next collective with a traceback each, or waited in it (NCCL) until torchrun
-    killed them. An unexpected exception is raised again on the rank that met it, with its traceback."""
+    one machine lacks the --data-path or the --vgg-weights file) would otherwise end that rank only,
+    and the others would fail in their next collective with a traceback each, or wait in it (NCCL)
+    until torchrun killed them. An unexpected exception is raised again on the rank that met it, with its traceback."""
     expected = isinstance(error, (ValueError, FileNotFoundError))
     text = None if error is None else str(error) if expected else f"{type(error).__name__}: {error}"
     failed = [(rank, t) for rank, t in enumerate(gather(text)) if t is not None]
@@ -218,7 +217,7 @@ def _prepare(cfg: TrainConfig, out: Path, resume: bool, overwrite: bool, dist: D
             if dropped:
                 print(f"[train] --resume: dropped {dropped} log.jsonl records after step {trainer.step} "
                       f"(steps after the last checkpoint, trained again now)", flush=True)
-            changes = getattr(trainer, "resume_changes", None) if resume else None
+            changes = resume_changes(trainer.resumed_from, cfg, dist.world_size) if trainer.resumed_from else None
             if changes:
                 record_resume_changes(out, trainer.step, changes)
                 print(f"[train] --resume: continuing step {trainer.step} with {describe_changes(changes)} "

@@ -27,5 +27,4 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     data = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 6))
     data += _chunk(b"IEND", b"")
-    # Atomic, and nothing left behind on failure (a folder given as the path used to leave <folder>.tmp).
-    return write_atomic(path, data)
+    return write_atomic(path, data)  # whole or not at all, nothing left behind on failure

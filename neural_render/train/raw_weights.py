@@ -21,14 +21,13 @@ from pathlib import Path
 
 from carla_bridge.core import cli
 from carla_bridge.core.files import file_write_problem
+from neural_render.checkpoint import load_generator, save_generator, state_misfit
+from neural_render.train.state import read_raw_generator
 
 
 def save_raw_weights(run: str | Path, out: str | Path) -> int:
     """Write the raw generator of the training state in ``run`` to ``out``; returns its step.
     ValueError when ``run`` holds no readable training state or it does not fit the run's model."""
-    from neural_render.checkpoint import load_generator, save_generator, state_misfit
-    from neural_render.train.state import read_raw_generator
-
     info, raw = read_raw_generator(run)
     model = load_generator(run)  # the EMA file: architecture and config; its weights are replaced below
     misfit = state_misfit(model.state_dict(), raw)  # missing or misshapen tensors, on one line

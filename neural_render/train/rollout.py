@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import torch
 
-from neural_render.model import GeneratorOutput
+from neural_render.model import GeneratorOutput, Vid2VidGenerator
 
 
 class Rollout:
-    def __init__(self, model, history: bool = True, detach: bool = True) -> None:
+    def __init__(self, model: Vid2VidGenerator, history: bool = True, detach: bool = True) -> None:
         self.model = model
-        self.k = (getattr(model, "config", None) or model.module.config).k
+        self.k = model.config.k
         self.history = history  # False: every frame as if just after a cut (frame by frame)
         self.detach = detach
         self.labels: torch.Tensor | None = None  # (B, K, H, W)

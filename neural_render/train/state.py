@@ -8,7 +8,8 @@ OUT/config.json             the resolved TrainConfig (also written at the start 
 Both state files are written to temporary names and renamed. The tensors file also carries the JSON
 in its metadata and is what a resume reads: one rename commits weights and step together, so a kill
 between the two renames cannot pair weights from step N with a step count and Adam state from step M
-(train_state.json is the readable copy, and the only one in checkpoints written before this).
+(train_state.json is the readable copy; read_state_info falls back to it for checkpoints whose
+tensors file carries no JSON).
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from typing import Any
 
 import torch
 
-from neural_render.checkpoint import RUN_WEIGHTS_FILE, save_generator
 from carla_bridge.core.files import replace_with_default_mode
-from neural_render.train.resume_check import resume_changes
+from neural_render.checkpoint import RUN_WEIGHTS_FILE, save_generator
 
 STATE_TENSORS, STATE_JSON = "train_state.safetensors", "train_state.json"
 STATE_META_KEY = "train_state"  # the JSON inside the tensors file's metadata
@@ -164,14 +164,9 @@ def load_state(trainer, out_dir: str | Path) -> int:
     except Exception as error:  # a truncated file: SafetensorError, which derives from Exception only
         raise _damaged(out, error) from None
     check_same_network(info["config"], trainer.cfg.preset, trainer.cfg.recipe, out)
-    # Deliberate changes (a longer --seq-len, a bigger --batch on a GPU) are kept for the caller to say
-    # and record, before config.json is rewritten with the new settings.
-    trainer.resume_changes = resume_changes(info["config"], trainer.cfg)
-    # Another number of processes changes the clips per step (--batch is per process) as a --batch
-    # would: allowed, and said and recorded the same way (it used to go without a word).
-    saved_world, world = info.get("world_size"), trainer.dist.world_size
-    if saved_world is not None and saved_world != world:
-        trainer.resume_changes["world_size"] = [str(saved_world), str(world)]
+    # Kept for the loop to say and record what the resume changes (run_folder.resume_changes) before
+    # config.json is rewritten with the new settings.
+    trainer.resumed_from = info
     for name, module in ((RAW_GENERATOR, trainer.G), ("G_ema", trainer.G_ema), ("D_img", trainer.D_img), ("D_tmp", trainer.D_tmp)):
         if module is None:
             continue

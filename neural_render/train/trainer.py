@@ -24,6 +24,7 @@ from neural_render.train.ddp import DistInfo, average_gradients, broadcast_modul
 from neural_render.train.discriminators import ImageDiscriminator, TemporalDiscriminator
 from neural_render.train.rollout import Rollout
 from neural_render.train.splits import mix
+from neural_render.train.vgg import VGGLoss
 
 
 class Trainer:
@@ -45,14 +46,11 @@ class Trainer:
         d_params = [p for d in (self.D_img, self.D_tmp) if d is not None for p in d.parameters()]
         if d_params:
             self.opt_d = torch.optim.Adam(d_params, lr=cfg.lr_d, betas=cfg.betas)
-        self.vgg = None
-        if cfg.vgg_weights and w.vgg > 0:
-            from neural_render.train.vgg import VGGLoss
-
-            self.vgg = VGGLoss(cfg.vgg_weights).to(self.device)
+        self.vgg = VGGLoss(cfg.vgg_weights).to(self.device) if cfg.vgg_weights and w.vgg > 0 else None
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.step = 0
+        self.resumed_from: dict | None = None  # the training state info a resume loaded (state.load_state)
 
     def sync_replicas(self) -> None:
         """Copy rank 0's networks to every rank (no-op without a process group). Called by the loop once

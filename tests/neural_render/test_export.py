@@ -1,80 +1,30 @@
-"""ONNX export: opset 17 with a bilinear/border/align_corners GridSample, named I/O, torch vs ONNX
-Runtime parity over a sequence with history carried, the export cache, and the CLI's JSON line."""
+"""neural_render.export, the export CLI: torch vs ONNX Runtime parity over a sequence with history
+carried (fp32 and fp16 graphs), the JSON line, --out and --overwrite, the preset from the checkpoint, and
+one-line errors for every bad flag."""
 
 import json
 import os
 
-import onnx
 import pytest
-import torch
 from support.runtime import tiny_generator_with_flow
 
 from neural_render.checkpoint import save_generator
-from neural_render.export import (INPUT_NAMES, OUTPUT_NAMES, PARITY_TOLERANCE, CacheError, cached_onnx, check_graph,
-                                  check_parity, export_onnx, main, model_hash)
+from neural_render.export import PARITY_TOLERANCE, check_parity, main
 from neural_render.model import build_generator
+from neural_render.runtime.onnx import CacheError, cached_onnx, check_graph, export_onnx
 
 W, H = 64, 32
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_generator("tiny").eval()
-    # Non-zero flow head so the parity test covers the predicted flow and mask too.
-    torch.nn.init.normal_(model.flow_branch.head.weight, std=0.05)
-    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "tiny.onnx", W, H)
-    return model, path
-
-
-def test_graph_attributes(exported):
-    _, path = exported
-    m = onnx.load(str(path))
-    assert next(o.version for o in m.opset_import if o.domain in ("", "ai.onnx")) == 17
-    grids = [n for n in m.graph.node if n.op_type == "GridSample"]
-    assert len(grids) == 1
-    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in grids[0].attribute}
-    assert attrs["mode"] == b"bilinear" and attrs["padding_mode"] == b"border" and attrs["align_corners"] == 1
-    assert [i.name for i in m.graph.input] == list(INPUT_NAMES)
-    assert [o.name for o in m.graph.output] == list(OUTPUT_NAMES)
-    labels = m.graph.input[0].type.tensor_type
-    assert labels.elem_type == onnx.TensorProto.UINT8
-    assert [d.dim_value for d in labels.shape.dim] == [1, 3, H, W]  # static shapes
-    assert m.graph.output[1].type.tensor_type.elem_type == onnx.TensorProto.UINT8  # image_u8 on the device
-    assert check_graph(path)["opset"] == 17
-
-
-def test_parity_with_history(exported):
-    model, path = exported
+def test_parity_with_history(tmp_path):
+    model = tiny_generator_with_flow()  # non-zero flow head: parity covers the predicted flow and mask too
+    path = export_onnx(model, tmp_path / "tiny.onnx", W, H)
     assert check_parity(model, path, W, H, frames=8) <= 1e-3
 
 
-def test_cache_reuses_and_repairs(exported, tmp_path):
-    model, _ = exported
-    p1 = cached_onnx(model, W, H, directory=tmp_path)
-    mtime = p1.stat().st_mtime_ns
-    assert cached_onnx(model, W, H, directory=tmp_path) == p1 and p1.stat().st_mtime_ns == mtime
-    p1.write_bytes(b"corrupt")  # a broken cache file is exported again, not trusted
-    p2 = cached_onnx(model, W, H, directory=tmp_path)
-    assert p2 == p1 and check_graph(p2)["opset"] == 17
-    other = build_generator("tiny")
-    assert model_hash(other) != model_hash(model)
-    assert cached_onnx(other, W, H, directory=tmp_path) != p1
-
-
-def test_a_changed_forward_is_exported_again(exported, tmp_path, monkeypatch):
-    """Same weights, new network maths (FORWARD_REVISION bumped): the cached graph must not be reused."""
-    import neural_render.export as export
-
-    model, _ = exported
-    before = cached_onnx(model, W, H, directory=tmp_path)
-    monkeypatch.setattr(export, "FORWARD_REVISION", export.FORWARD_REVISION + 1)
-    assert cached_onnx(model, W, H, directory=tmp_path) != before
-
-
-def test_bad_size(exported, tmp_path):
-    with pytest.raises(ValueError, match="multiples"):
-        export_onnx(exported[0], tmp_path / "x.onnx", 63, 32)
+def test_bad_size(tmp_path, capsys):
+    assert main(["--preset", "tiny", "--res", "63x32", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "multiples" in capsys.readouterr().err
 
 
 def test_cli_check_prints_json_last(tmp_path, capsys):
@@ -124,17 +74,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, needle):
     assert main(["--preset", "tiny", "--res", f"{W}x{H}", *[a.format(tmp=tmp_path) for a in argv]]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
-
-
-def test_fp16_graph_for_strongly_typed_tensorrt(exported, tmp_path):
-    """TensorRT 11 builds only strongly typed networks: the fp16 graph carries fp16 itself, while the
-    warp grid, the flow input and the uint8 ends stay as they are."""
-    path = export_onnx(exported[0], tmp_path / "tiny16.onnx", W, H, precision="fp16")
-    m = onnx.load(str(path))
-    types = {v.name: v.type.tensor_type.elem_type for v in [*m.graph.input, *m.graph.output]}
-    assert types["prev_frames"] == types["image"] == onnx.TensorProto.FLOAT16
-    assert types["flow"] == onnx.TensorProto.FLOAT and types["labels"] == onnx.TensorProto.UINT8
-    assert check_graph(path)["grid_samples"][0]["mode"] == b"bilinear"
 
 
 def test_cli_takes_the_preset_from_the_checkpoint(tmp_path, capsys):

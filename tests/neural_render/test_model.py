@@ -106,3 +106,10 @@ def test_config_round_trip():
     cfg = PRESETS["cpu"]
     assert GeneratorConfig.from_dict(cfg.to_dict()) == cfg
     assert isinstance(Vid2VidGenerator(PRESETS["tiny"]), torch.nn.Module)
+
+
+def test_the_size_rule_holds_for_training_and_tools_too():
+    """The bottleneck check lives in GeneratorConfig.check_size, which train and bench call directly."""
+    with pytest.raises(ValueError, match="too small for preset 'cpu'.*at least 16x8"):
+        build_generator("cpu").config.check_size(8, 8)
+    build_generator("tiny").config.check_size(8, 8)  # its bottleneck is 1/4: 2x2 pixels run fine

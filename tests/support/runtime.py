@@ -1,5 +1,8 @@
-"""Shared by the runtime tests: the tiny generator they render with."""
+"""Shared by the runtime tests: the tiny generator they render with, and random frames."""
 
+import types
+
+import numpy as np
 import torch
 
 from neural_render.model import build_generator
@@ -12,3 +15,12 @@ def tiny_generator_with_flow():
     model = build_generator("tiny").eval()
     torch.nn.init.normal_(model.flow_branch.head.weight, std=0.05)
     return model
+
+
+def random_frame(seed: int, size: tuple[int, int], cut: bool = False, flow: bool = True) -> types.SimpleNamespace:
+    """A SceneFrame-like frame of random tags (and random float32 flow unless ``flow`` is False)."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    return types.SimpleNamespace(labels=rng.integers(0, 29, (height, width), dtype=np.uint8),
+                                 flow=rng.standard_normal((height, width, 2)).astype(np.float32) if flow else None,
+                                 cut=cut)

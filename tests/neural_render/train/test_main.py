@@ -1,7 +1,7 @@
-"""Defects a QA pass found in `python -m neural_render.train`: Ctrl+C that said nothing, a GAN recipe
-that crashed on short clips and left a folder that refused the next run, tracebacks for a damaged
-state, a half-written log line and --device cuda without CUDA, flags accepted and then ignored or
-wrapped round, a 0.0 throughput nothing measured, and a --resume that undid a fine-tune's settings."""
+"""`python -m neural_render.train` (neural_render.train.__main__ over loop.train): Ctrl+C said and
+saved, a GAN recipe on clips shorter than its temporal window, a failed run's folder, one-line errors
+for a damaged state, a half-written log line, --device cuda without CUDA and bad flags, the throughput
+line, and a --resume that keeps the run's settings for the flags it is not given."""
 
 import json
 import os
@@ -166,10 +166,10 @@ def test_bad_flags_are_refused_naming_the_flag(tmp_path, monkeypatch, capsys, ex
 
 
 def test_a_resume_without_device_names_the_runs_device_it_kept(tmp_path, monkeypatch, capsys):
-    import neural_render.train.state as state
+    import neural_render.train.__main__ as train_cli
 
     saved = _cfg(steps=1).to_dict() | {"device": "cuda"}  # a run trained on a GPU, resumed on a laptop
-    monkeypatch.setattr(state, "read_saved_config", lambda out: saved)
+    monkeypatch.setattr(train_cli, "read_saved_config", lambda out: saved)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit) as exit_info:
         train_main(["--out", str(tmp_path), "--resume", "--steps", "2"])
