@@ -1,10 +1,10 @@
-"""CARLA sensor byte formats <-> our arrays (DESIGN.md, "The data model").
+"""CARLA sensor byte formats <-> our arrays (ARCHITECTURE.md, "Conventions").
 
 Decoders turn the raw bytes of CARLA 0.9.16 cameras into SceneFrame arrays; the encoders are their
 exact inverses and are what the stand-in server (carla_bridge/standin) sends, so a round trip through
 the real ``carla`` client is lossless up to the formats' own quantisation.
 
-Formats (CARLA docs, ref_sensors; ../shared/reference/carla-standin/NOTES.md):
+Formats (CARLA docs, ref_sensors):
 - semantic segmentation: BGRA uint8, the tag id in the red channel (byte 2 of each pixel).
 - depth: BGRA uint8, normalized = (R + G*256 + B*256^2) / (256^3 - 1), metres = 1000 * normalized.
 - optical flow: 2 float32 per pixel (x, y), "in the range [-2, 2]".

@@ -1,22 +1,14 @@
 """CarlaSource: SceneFrames from a CARLA 0.9.16 server through the real ``carla`` client library.
 
 The pattern of CARLA's PythonAPI/examples/synchronous_mode.py and manual_control.py: synchronous mode
-with a fixed delta, an ego car (role_name ``hero``) at a spawn point picked by the seed, cameras at
-one hood transform (x=1.6, z=1.7) whose frames are paired by frame id (one queue per sensor, drained
-after each ``world.tick()`` until ``image.frame == tick``), the Traffic Manager for autopilot, and a
-teardown that always runs, also after errors and from signal handlers (:meth:`close`). Where no
-teardown can run (SIGKILL, a crash), a note on disk lets the next session restore the settings from
-before this one (carla_bridge.client.lease).
-This file is the source itself: its options, connecting, the Source protocol, the ticks and the
-frames they make, and telling a lost server from a hung one. Its parts live beside it, one job each:
-carla_bridge.client.connect (CarlaConnectionError, the address checks), carla_bridge.client.takeover (the
-check-in with the server's lease, the clean-up after drives that died), carla_bridge.client.spawn (the
-ego, its cameras, the Traffic Manager) and carla_bridge.client.teardown (what close does).
-Byte formats are decoded by carla_bridge.client.codec. ``carla`` is imported only when a source is made.
+with a fixed delta, an ego car at a spawn point picked by the seed, cameras at the hood whose frames
+are paired by frame id (one queue per sensor, drained after each ``world.tick()``), the Traffic
+Manager for autopilot, and a teardown that always runs, also after errors and from signal handlers.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import queue
@@ -25,32 +17,46 @@ import threading
 import time
 from typing import Any
 
-from carla_bridge.client import codec as carla_codec
-from carla_bridge.client import spawn as carla_spawn
-from carla_bridge.client import teardown as carla_teardown
-from carla_bridge.client.connect import START_HINT, CarlaConnectionError, check_address, import_carla
-from carla_bridge.client.probe import carla_server_answers
-from carla_bridge.client.spawn import CAMERA_BLUEPRINTS, GENERATIONS, make_camera_queue  # noqa: F401 (the last: tests')
-from carla_bridge.client.takeover import check_in
-from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, Transform
-from carla_bridge.client.lease import ServerLease
+from carla_bridge.client import codec
+from carla_bridge.client.recovery import DriveNote, ServerBusy, destroy_actors
+from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
+from carla_bridge.core.net import carla_server_answers, host_problem, not_carla_reason
 
 log = logging.getLogger("carla_bridge.client.source")
 
-WEATHER_PRESETS = (
-    "ClearNoon", "CloudyNoon", "WetNoon", "WetCloudyNoon", "SoftRainNoon", "MidRainyNoon", "HardRainNoon",
-    "ClearSunset", "CloudySunset", "WetSunset", "WetCloudySunset", "SoftRainSunset", "MidRainSunset",
-    "HardRainSunset", "ClearNight", "CloudyNight", "WetNight", "SoftRainNight",
-)
-# TCP probes (before each autopilot tick, after an error, before teardown) wait this long at most: a
-# server that is gone refuses at once, but a loaded one can leave its accept backlog full, the SYN is
-# dropped and the kernel resends it only after 1 s. With 0.5 s such a live server was taken for dead
-# (a drive ended with "stopped answering", a teardown skipped restoring the settings).
-PROBE_PATIENCE_S = 2.0
+CAMERAS = {  # camera name: its blueprint, the SceneFrame field it fills, the decoder of its bytes
+    "semantic": ("sensor.camera.semantic_segmentation", "labels", codec.decode_semantic),
+    "flow": ("sensor.camera.optical_flow", "flow", codec.decode_flow),
+    "depth": ("sensor.camera.depth", "depth", codec.decode_depth),
+    "rgb": ("sensor.camera.rgb", "rgb", codec.decode_rgb),
+}
+GENERATIONS = ("1", "2", "3", "all")  # manual_control.py's --generation values (case-insensitive All)
+WEATHER_PRESETS = tuple("""ClearNoon CloudyNoon WetNoon WetCloudyNoon SoftRainNoon MidRainyNoon HardRainNoon
+    ClearSunset CloudySunset WetSunset WetCloudySunset SoftRainSunset MidRainSunset HardRainSunset ClearNight
+    CloudyNight WetNight SoftRainNight""".split())  # carla.WeatherParameters' presets, in the order they cycle
+PROBE_PATIENCE_S = 2.0  # per TCP probe: a loaded server's full backlog drops the SYN, resent after 1 s
+TEARDOWN_TIMEOUT_S = 2.0  # per RPC while tearing down: a dead server must not hold the exit for long
+GONE_TIMEOUT_S = 0.5  # per RPC while tearing down when the server is already gone
+START_HINT = ("start CARLA first (e.g. `./CarlaUE4.sh -RenderOffScreen -carla-rpc-port={port}`), "
+              "or drive the built-in world with --source procedural")
+
+
+class CarlaConnectionError(SourceLost):
+    """No CARLA server, or the server stopped answering: the message names host:port and what to do."""
+
+
+def make_camera_queue() -> queue.SimpleQueue:
+    """The queue a camera's ``listen`` callback fills (libcarla's streaming thread) and ``step`` drains:
+    ``queue.SimpleQueue``, whose put never blocks. With ``queue.Queue``, a Ctrl+C that lands while the
+    main thread waits for its mutex can leave the mutex locked (CPython bpo-29988); the next camera
+    frame's ``put`` then blocks libcarla's streaming thread, which destroying the client joins: the
+    program hangs after Ctrl+C (tests/carla_bridge/client/test_teardown.py reproduces it)."""
+    return queue.SimpleQueue()
 
 
 class CarlaSource(SourceBase):
-    """A Source (frames.Source) driving an ego car in a CARLA world. Connects in the constructor."""
+    """A Source driving an ego car in a CARLA world. Connects in the constructor, which checks its
+    arguments: the rest of the class trusts them."""
 
     name = "carla"
 
@@ -59,76 +65,152 @@ class CarlaSource(SourceBase):
                  seed: int | None = None, timeout_s: float = 10.0,
                  cameras: tuple[str, ...] = ("semantic", "flow", "depth", "rgb"), tm_port: int = 8000,
                  rolename: str = "hero", generation: str = "All", gamma: float = 2.2) -> None:
-        self.host, self.port = host, int(port)
-        self.size, self.fov = _check_size(size), float(fov)
-        if not 1.0 <= self.fov <= 170.0:
+        width, height = size = (int(size[0]), int(size[1]))
+        generation = str(generation)
+        if not (16 <= width <= 8192 and 16 <= height <= 8192):
+            raise ValueError(f"size sides must lie in 16..8192 pixels, got {width}x{height}")
+        if not 1.0 <= fov <= 170.0:
             raise ValueError(f"fov must lie in 1..170 degrees, got {fov!r}")
         if not delta_s > 0.0:
             raise ValueError(f"delta_s must be > 0 seconds, got {delta_s!r}")
-        unknown = [c for c in cameras if c not in CAMERA_BLUEPRINTS]
-        if unknown or "semantic" not in cameras:
-            raise ValueError(f"cameras must include 'semantic' and come from {sorted(CAMERA_BLUEPRINTS)}, "
+        if any(c not in CAMERAS for c in cameras) or "semantic" not in cameras:
+            raise ValueError(f"cameras must include 'semantic' and come from {sorted(CAMERAS)}, "
                              f"got {tuple(cameras)!r}")
-        self.sync, self.delta_s, self.timeout_s = bool(sync), float(delta_s), float(timeout_s)
-        self.vehicle_filter, self.seed, self.tm_port = vehicle_filter, seed, int(tm_port)
-        if str(generation).lower() not in GENERATIONS:
+        if generation.lower() not in GENERATIONS:
             raise ValueError(f"generation must be one of 1, 2, 3 or All, got {generation!r}")
         if not gamma > 0.0:
             raise ValueError(f"gamma must be > 0, got {gamma!r}")
-        self.rolename, self.generation, self.gamma = str(rolename), str(generation), float(gamma)
-        self.cameras = tuple(dict.fromkeys(cameras))
-        self.weather_names = list(WEATHER_PRESETS)
-        self._rng = random.Random(seed)
-        self._close_lock = threading.Lock()
-        self._closed = False
+        self.host, self.port, self.size, self.fov, self.sync, self.delta_s = host, port, size, fov, sync, delta_s
+        self.vehicle_filter, self.seed, self.timeout_s, self.tm_port = vehicle_filter, seed, timeout_s, tm_port
+        self.rolename, self.generation, self.gamma = rolename, generation, gamma
+        self.cameras, self.weather_names = tuple(dict.fromkeys(cameras)), list(WEATHER_PRESETS)
+        self.where, self._patience = f"{host}:{port}", min(timeout_s, PROBE_PATIENCE_S)
+        self._rng, self._close_lock = random.Random(seed), threading.Lock()
+        self._closed = self._autopilot = False
         self._server_lost = False  # the port refuses connections: the server is gone
         self._server_hung = False  # an RPC timed out while the port still accepts: the server is hung
-        self._autopilot = False
-        self._sensors: dict[str, Any] = {}
+        self._sensors: dict[str, Any] = {}  # by camera name, as are their queues
         self._queues: dict[str, queue.SimpleQueue] = {}
-        self.client: Any = None
-        self.world: Any = None
-        self._ego: Any = None
-        self._tm: Any = None
-        self._original_settings: Any = None
-        self._lease: ServerLease | None = None  # made in _connect, once the host name is known to resolve
-        self._index = -1
-        self._time0: float | None = None
-        self._carla = import_carla()
+        self.client = self.world = self._ego = self._tm = None  # libcarla objects
+        self._original_settings: Any = None  # the settings to restore, from the moment the note has them
+        self._restored = False  # they are back on the server: the note can go
+        self._note: DriveNote | None = None
+        self._index, self._time0 = -1, None
+        try:
+            import carla  # the optional extra: only a CARLA drive needs it
+        except ImportError as error:
+            raise ImportError(f"the CARLA source needs the carla 0.9.16 client library ({error}); "
+                              "install the extra: pip install -e .[carla]") from None
+        self._carla = carla
         try:
             self._connect()
-            carla_spawn.spawn(self)
+            self._spawn()
         except BaseException:
             self.close()
             raise
 
-    # ------------------------------------------------------------------ setup
-    def _where(self) -> str:
-        return f"{self.host}:{self.port}"
-
     def _connect(self) -> None:
-        carla = self._carla
-        check_address(self.host, self.port, self.timeout_s)
-        self.client = carla.Client(self.host, self.port)
+        """Check the address before libcarla gets it (a bad name or a closed port costs its whole
+        time-out; a peer that is not CARLA aborts the process), connect, check in, switch settings."""
+        if unusable := host_problem(self.host):
+            raise CarlaConnectionError(f"{unusable}: check --host (e.g. 127.0.0.1 for a CARLA on this machine)")
+        if not carla_server_answers(self.host, self.port, timeout_s=self._patience):
+            raise CarlaConnectionError(f"no CARLA server answers at {self.where}: " + START_HINT.format(port=self.port))
+        if not_carla := not_carla_reason(self.host, self.port, timeout_s=self._patience):
+            raise CarlaConnectionError(f"the server at {self.where} is not CARLA ({not_carla}): check --host "
+                                       f"and --port, or drive the built-in world with --source procedural")
+        self.client = self._carla.Client(self.host, self.port)
         self.client.set_timeout(self.timeout_s)
         try:
             self.world = self.client.get_world()
             server_version = self.client.get_server_version()
         except RuntimeError as error:
-            raise CarlaConnectionError(f"the server at {self._where()} does not answer as CARLA ({error}): "
+            raise CarlaConnectionError(f"the server at {self.where} does not answer as CARLA ({error}): "
                                        + START_HINT.format(port=self.port)) from None
-        client_version = self.client.get_client_version()
-        if server_version.split("-")[0] != client_version.split("-")[0]:
+        if server_version.split("-")[0] != (client_version := self.client.get_client_version()).split("-")[0]:
             log.warning("CARLA server %s vs client %s: versions differ", server_version, client_version)
-        self._lease = ServerLease(self.host, self.port)
-        original, settings = check_in(self._lease, self.world, self.client, carla, self._where(), self.sync,
-                                      self.delta_s)
-        self._original_settings = original
+        self._note = DriveNote(self.host, self.port)
+        try:
+            self._original_settings, settings = self._note.check_in(self.world, self.client, self._carla, self.sync,
+                                                                    self.delta_s)
+        except ServerBusy as busy:
+            raise CarlaConnectionError(str(busy)) from None
         self.world.apply_settings(settings)
 
-    # ------------------------------------------------------------------ Source protocol
+    def _spawn(self) -> None:
+        """The ego at a free spawn point (the seed's, then the next ones) and its cameras, each listening
+        into its own queue. Each actor is on the source and in the note the moment it exists."""
+        library = self.world.get_blueprint_library()
+        blueprint = self._rng.choice(self._ego_candidates(library))
+        if blueprint.has_attribute("role_name"):
+            blueprint.set_attribute("role_name", self.rolename)
+        self._spawn_points = points = list(self.world.get_map().get_spawn_points())
+        if not points:
+            raise CarlaConnectionError(f"the map at {self.where} has no spawn points")
+        first = self._rng.randrange(len(points))
+        for self._spawn_index in [*range(first, len(points)), *range(first)]:
+            self._ego = self.world.try_spawn_actor(blueprint, points[self._spawn_index])
+            if self._ego is not None:
+                break
+        else:
+            raise CarlaConnectionError(f"every spawn point at {self.where} is occupied")
+        self._note.add_actor(self._ego)
+        log.info("ego %s (id %d) at spawn point %d", self._ego.type_id, self._ego.id, self._spawn_index)
+        mount = self._carla.Transform(self._carla.Location(x=1.6, z=1.7))  # manual_control.py's hood camera
+        width, height = self.size
+        for name in self.cameras:
+            camera_bp = library.find(CAMERAS[name][0])
+            for key, value in (("image_size_x", str(width)), ("image_size_y", str(height)), ("fov", f"{self.fov:g}")):
+                camera_bp.set_attribute(key, value)
+            if name == "rgb":  # manual_control.py's --gamma
+                camera_bp.set_attribute("gamma", f"{self.gamma:g}")
+            sensor = self.world.spawn_actor(camera_bp, mount, attach_to=self._ego)
+            self._note.add_actor(sensor)
+            self._sensors[name] = sensor
+            self._queues[name] = make_camera_queue()
+            sensor.listen(self._queues[name].put)
+
+    def _ego_candidates(self, library: Any) -> list:
+        """The ego's blueprints: 4-wheeled vehicle.* (a sensor or a walker has no controls) matching the
+        filter, of the generation (manual_control.py: a filter matching one blueprint ignores it)."""
+        wanted = {b.id for b in library.filter(self.vehicle_filter)}
+        vehicles = sorted((b for b in library.filter("vehicle.*") if b.id.startswith("vehicle.") and (
+            not b.has_attribute("number_of_wheels") or b.get_attribute("number_of_wheels").as_int() == 4)),
+            key=lambda b: b.id)
+        cars = [b for b in vehicles if b.id in wanted]
+        if not cars:
+            examples = ", ".join(b.id for b in vehicles[:3]) or "none here"
+            raise ValueError(f"--filter {self.vehicle_filter!r} matches no 4-wheeled vehicle blueprint on "
+                             f"{self.where}; try vehicle.* or one of {examples}")
+        if self.generation.lower() != "all" and len(cars) > 1:
+            cars = [b for b in cars if b.has_attribute("generation")
+                    and b.get_attribute("generation").as_int() == int(self.generation)]
+            if not cars:
+                raise ValueError(f"--filter {self.vehicle_filter!r} matches no generation {self.generation} "
+                                 f"vehicle on {self.where}; pass --generation All")
+        return cars
+
+    def _traffic_manager(self) -> Any:
+        """The Traffic Manager on tm_port, made on the first autopilot request (it runs threads here)."""
+        if self._tm is None:
+            try:
+                self._tm = self.client.get_trafficmanager(self.tm_port)
+            except RuntimeError as error:
+                if "bind error" not in str(error):
+                    raise
+                # libcarla's words blame no one; not the server either (it still answers)
+                owner = " (it is the CARLA server's own port)" if self.tm_port in (self.port, self.port + 1) else ""
+                raise CarlaConnectionError(f"the Traffic Manager cannot listen on port {self.tm_port}{owner}: the "
+                                           f"port is in use; pass another --tm-port (default 8000)") from None
+            self._tm.set_synchronous_mode(self.sync)
+            self._tm.set_osm_mode(False)  # osm mode removes cars at dead ends; CARLA towns have some
+            if self.seed is not None:
+                self._tm.set_random_device_seed(self.seed)
+        return self._tm
+
     def reset(self, seed: int | None = None) -> SceneFrame:
         """Start an episode: with a seed, jump to that seed's spawn point; the frame has cut=True."""
+        self._guard()
         if seed is not None:
             self._rng.seed(seed)
             self._spawn_index = self._rng.randrange(len(self._spawn_points))
@@ -141,15 +223,13 @@ class CarlaSource(SourceBase):
         try:
             if control.autopilot != self._autopilot:
                 if control.autopilot:
-                    carla_spawn.traffic_manager(self)
+                    self._traffic_manager()
                 self._ego.set_autopilot(control.autopilot, self.tm_port)
                 self._autopilot = control.autopilot
             if not control.autopilot:
                 self._ego.apply_control(self._carla.VehicleControl(
-                    throttle=float(control.throttle), steer=float(control.steer), brake=float(control.brake),
-                    hand_brake=bool(control.hand_brake), reverse=bool(control.reverse)))
-        except CarlaConnectionError:  # already says what went wrong (a Traffic Manager port in use)
-            raise
+                    throttle=control.throttle, steer=control.steer, brake=control.brake,
+                    hand_brake=control.hand_brake, reverse=control.reverse))
         except RuntimeError as error:
             raise self._lost(error) from None
         return self._advance(cut=False)
@@ -164,21 +244,16 @@ class CarlaSource(SourceBase):
     def set_weather(self, index: int) -> str:
         """Apply CARLA weather preset ``index`` (cycles through weather_names); returns its name."""
         self._guard()
-        name = self.weather_names[int(index) % len(self.weather_names)]
-        preset = getattr(self._carla.WeatherParameters, name, None)
-        if preset is None:  # older servers lack the night presets
-            preset = self._carla.WeatherParameters.ClearNoon
+        name = self.weather_names[index % len(self.weather_names)]
         try:
-            self.world.set_weather(preset)
-            # libcarla sends set_weather_parameters without waiting for it (Client::SetWeatherParameters
-            # is an AsyncCall); one call that waits, on the same connection, returns after the server
-            # took it, so other clients (the tests' own, a spectator) see the new weather at once.
+            self.world.set_weather(getattr(self._carla.WeatherParameters, name))
+            # set_weather is an AsyncCall in libcarla; one call that waits, on the same connection,
+            # returns after the server took it, so other clients see the new weather at once.
             self.world.get_weather()
         except RuntimeError as error:
             raise self._lost(error) from None
         return name
 
-    # ------------------------------------------------------------------ ticks and frames
     def _teleport(self, transform: Any) -> None:
         try:
             self._ego.set_target_velocity(self._carla.Vector3D())
@@ -187,45 +262,30 @@ class CarlaSource(SourceBase):
             raise self._lost(error) from None
 
     def _advance(self, cut: bool) -> SceneFrame:
-        self._guard()
-        if self._autopilot and not carla_server_answers(self.host, self.port, timeout_s=self._patience()):
-            # With the Traffic Manager on, world.tick() runs the TM's thread, and an RPC timeout in
-            # that thread aborts the whole process (libcarla, not catchable here): probe first.
+        if self._autopilot and not carla_server_answers(self.host, self.port, timeout_s=self._patience):
+            # world.tick() runs the TM's thread, where an RPC time-out aborts the process: probe first.
             raise self._lost("it no longer accepts connections")
         try:
-            if self.sync:
-                # Known residual (libcarla 0.9.16, not fixable here): with the TM in synchronous mode,
-                # tick() ends in TrafficManager::Tick -> TrafficManagerLocal::SynchronousTick, which
-                # waits without a timeout for the TM thread's cycle, and both sides notify their
-                # condition variables without holding step_execution_mutex (a lost wake-up can block
-                # for ever). Seen once in ~250 autopilot client runs on an overloaded 2-core box (tick
-                # stuck > 30 s despite timeout_s = 3). No API call can unstick it: they all take the
-                # TM map mutex that the stuck Tick holds.
-                frame_id = self.world.tick(self.timeout_s)
-            else:
-                frame_id = self.world.wait_for_tick(self.timeout_s).frame
+            # libcarla 0.9.16 limitation: with the TM on, a synchronous tick() waits without a time-out in
+            # TrafficManagerLocal::SynchronousTick and can miss its wake-up (~1 in 250 runs on 2 loaded cores).
+            frame_id = self.world.tick(self.timeout_s) if self.sync else self.world.wait_for_tick(self.timeout_s).frame
             data = {name: self._wait_frame(name, frame_id) for name in self.cameras}
-            snapshot_time = data["semantic"].timestamp
-            transform = self._ego.get_transform()
-            velocity = self._ego.get_velocity()
-            applied = self._ego.get_control()
-        except CarlaConnectionError:  # _wait_frame's time-out: already says so, and set _server_hung
-            raise
+            ego = self._ego_state(self._ego.get_transform(), self._ego.get_velocity(), self._ego.get_control())
         except RuntimeError as error:
             raise self._lost(error) from None
         self._index += 1
         if self._time0 is None or cut and self._index == 0:
-            self._time0 = snapshot_time
-        return SceneFrame(index=self._index, time_s=float(snapshot_time - self._time0),
-                          cut=cut, ego=self._ego_state(transform, velocity, applied), **self._decode(data))
+            self._time0 = data["semantic"].timestamp
+        arrays = {CAMERAS[name][1]: CAMERAS[name][2](image.raw_data, *self.size) for name, image in data.items()}
+        return SceneFrame(index=self._index, time_s=float(data["semantic"].timestamp - self._time0), cut=cut,
+                          ego=ego, **arrays)
 
     def _wait_frame(self, name: str, frame_id: int) -> Any:
         """Drain camera ``name``'s queue up to frame ``frame_id`` (async mode: the first at or after it)."""
         deadline = time.monotonic() + self.timeout_s
         while True:
-            remaining = deadline - time.monotonic()
             try:
-                data = self._queues[name].get(timeout=max(0.0, remaining))
+                data = self._queues[name].get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise self._lost(f"no {name} camera frame {frame_id} within {self.timeout_s:g} s",
                                  timed_out=True) from None
@@ -233,72 +293,106 @@ class CarlaSource(SourceBase):
                 return data
             if data.frame > frame_id:
                 raise CarlaConnectionError(f"{name} camera skipped frame {frame_id} (got {data.frame}) "
-                                           f"from {self._where()}: is another client ticking this world?")
-
-    def _decode(self, data: dict[str, Any]) -> dict[str, Any]:
-        codec = carla_codec
-        width, height = self.size
-        out = {"labels": codec.decode_semantic(data["semantic"].raw_data, width, height)}
-        if "flow" in data:
-            out["flow"] = codec.decode_flow(data["flow"].raw_data, width, height)
-        if "depth" in data:
-            out["depth"] = codec.decode_depth(data["depth"].raw_data, width, height)
-        if "rgb" in data:
-            out["rgb"] = codec.decode_rgb(data["rgb"].raw_data, width, height)
-        return out
+                                           f"from {self.where}: is another client ticking this world?")
 
     def _ego_state(self, t: Any, velocity: Any, c: Any) -> EgoState:
+        """The ego as the server reports it, its controls clamped into Control's ranges where they enter."""
         yaw, pitch = math.radians(t.rotation.yaw), math.radians(t.rotation.pitch)
-        forward = (math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch))
-        speed = velocity.x * forward[0] + velocity.y * forward[1] + velocity.z * forward[2]
+        speed = (math.cos(pitch) * (velocity.x * math.cos(yaw) + velocity.y * math.sin(yaw))
+                 + velocity.z * math.sin(pitch))  # along the car's forward axis
         control = Control(throttle=min(1.0, max(0.0, c.throttle)), steer=min(1.0, max(-1.0, c.steer)),
                           brake=min(1.0, max(0.0, c.brake)), hand_brake=bool(c.hand_brake),
                           reverse=bool(c.reverse), autopilot=self._autopilot)
-        pose = Transform(t.location.x, t.location.y, t.location.z, t.rotation.pitch, t.rotation.yaw, t.rotation.roll)
-        return EgoState(transform=pose, speed_mps=float(speed), control=control)
-
-    # ------------------------------------------------------------------ errors and teardown
-    def _patience(self) -> float:
-        return min(self.timeout_s, PROBE_PATIENCE_S)
+        return EgoState(transform=Transform(t.location.x, t.location.y, t.location.z, t.rotation.pitch,
+                                            t.rotation.yaw, t.rotation.roll), speed_mps=float(speed), control=control)
 
     def _guard(self) -> None:
         if self._closed:
-            raise CarlaConnectionError(f"the CARLA source for {self._where()} is closed")
+            raise CarlaConnectionError(f"the CARLA source for {self.where} is closed")
 
     def _lost(self, error: object, timed_out: bool = False) -> CarlaConnectionError:
-        self._server_lost = not carla_server_answers(self.host, self.port, timeout_s=self._patience())
-        # A hung server (SIGSTOPped, frozen) still accepts TCP connections (the kernel does), so the
-        # probe cannot tell it from a live one: the time-out itself says it stopped answering.
-        self._server_hung = not self._server_lost and (timed_out or _is_timeout(error))
+        if isinstance(error, CarlaConnectionError):  # already says what went wrong
+            return error
+        self._server_lost = not carla_server_answers(self.host, self.port, timeout_s=self._patience)
+        # A hung server still accepts TCP connections (the kernel does): the time-out itself says it
+        # stopped answering. libcarla's TimeoutException arrives as RuntimeError("time-out of N ms ...").
+        self._server_hung = not self._server_lost and (timed_out or "time-out" in str(error))
         state = "disconnected" if self._server_lost else "stopped answering"
-        return CarlaConnectionError(f"the CARLA server at {self._where()} {state}: {error}")
+        return CarlaConnectionError(f"the CARLA server at {self.where} {state}: {error}")
 
     def close(self) -> None:
-        """Stop and destroy the cameras, destroy the ego, switch the TM's sync off and restore the
-        world's original settings. Idempotent, never raises, and safe from a signal handler (a
-        second call while the first runs returns at once)."""
+        """Put the server back as the drive found it. Idempotent, never raises, and safe from a signal
+        handler (a second call while the first runs returns at once)."""
         if not self._close_lock.acquire(blocking=False):
             return
         try:
             if self._closed:
                 return
             self._closed = True
-            carla_teardown.teardown(self)
+            (self._abandon if self._server_hung else self._teardown)()
+            if self._note is not None:
+                self._note.release(restored=self._restored)
+            # Drop the client objects now, sensors first and the client last: left to interpreter exit,
+            # libcarla's destructors run in any order and abort ("terminate called ...") if the server died.
+            self._sensors.clear()
+            self._queues.clear()
+            self._ego = self._tm = self.world = self.client = None
+            gc.collect()
         finally:
             self._close_lock.release()
 
+    def _teardown(self) -> None:
+        """Stop and destroy the cameras and the ego, switch the TM's sync off, restore the settings; each
+        step on its own (``_quietly``), as a server left synchronous is frozen for every other client."""
+        if self.client is None:  # the constructor failed before it connected: nothing to put back
+            return
+        reachable = not self._server_lost and carla_server_answers(self.host, self.port, timeout_s=self._patience)
+        self.client.set_timeout(TEARDOWN_TIMEOUT_S if reachable else GONE_TIMEOUT_S)
+        if self._ego is not None and reachable and self._tm is not None:  # the TM, not _autopilot: a Ctrl+C
+            # can land between set_autopilot() and the flag. Unregister and let the TM see one tick while
+            # the car exists, or its thread asks for a destroyed car's bounding box and aborts the process.
+            _quietly("autopilot off", self._ego.set_autopilot, False, self.tm_port)
+            self._autopilot = False
+            if self.sync:
+                _quietly("autopilot-off tick", self.world.tick, TEARDOWN_TIMEOUT_S)
+        for name, sensor in self._sensors.items():
+            _quietly(f"stop {name} camera", sensor.stop)
+        if not reachable:
+            log.warning("CARLA server at %s is gone: nothing to clean up there", self.where)
+            return
+        actors = [(a.id, a.type_id) for a in [*self._sensors.values(), self._ego] if a is not None]  # cameras first
+        for failure in destroy_actors(self.client, self._carla, actors) if actors else []:
+            log.warning("CARLA teardown: could not destroy %s", failure)
+        if self.sync and self._original_settings is not None:
+            # One more tick so the episode state (the TM's thread reads it) no longer lists the actors.
+            _quietly("final tick", self.world.tick, TEARDOWN_TIMEOUT_S)
+        if self._tm is not None:
+            _quietly("traffic manager sync off", self._tm.set_synchronous_mode, False)
+            # This source owns the TM on tm_port: shut down, or its thread keeps polling the server.
+            _quietly("traffic manager shut down", self._tm.shut_down)
+        if self._original_settings is not None:
+            self._restored = _quietly("restore world settings", self.world.apply_settings, self._original_settings)
 
-def _is_timeout(error: object) -> bool:
-    """libcarla's TimeoutException reaches Python as RuntimeError("time-out of N ms while waiting for the
-    simulator ..."): its text is the only mark it carries."""
-    return "time-out" in str(error)
+    def _abandon(self) -> None:
+        """Teardown for a hung server: each RPC would wait out its time-out, and one that times out in
+        libcarla's Traffic Manager aborts the process. Nothing can be restored there anyway."""
+        left = [f"the ego ({self._ego.type_id})" if self._ego is not None else "",
+                f"its {len(self._sensors)} cameras" if self._sensors else "",
+                "synchronous mode on" if self.sync and self._original_settings is not None else ""]
+        note = (f" (the next drive from this machine at this server can restore the settings from before "
+                f"this one and remove its actors, from the note {self._note.path})" if self._note.written else "")
+        log.warning("CARLA server at %s stopped answering: left on it %s; restart it, or clean up with a client "
+                    "once it answers%s", self.where, ", ".join(filter(None, left)) or "nothing", note)
+        for name, sensor in self._sensors.items():
+            _quietly(f"stop {name} camera", sensor.stop)  # client side only: closes the camera stream
 
 
-def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+def _quietly(what: str, fn: Any, *args: Any) -> bool:
+    """Run one teardown step; False (and a warning) when it failed."""
+    log.debug("CARLA teardown: %s", what)  # the last of these names the step a hung exit is stuck in
     try:
-        width, height = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"size must be (width, height) in pixels, got {size!r}") from None
-    if not (16 <= width <= 8192 and 16 <= height <= 8192):
-        raise ValueError(f"size sides must lie in 16..8192 pixels, got {width}x{height}")
-    return width, height
+        fn(*args)
+    except Exception as error:  # teardown goes on: every later step still matters
+        log.warning("CARLA teardown: %s failed: %s", what, error)
+        return False
+    return True

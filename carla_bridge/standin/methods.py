@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from carla_bridge.client.probe import carla_server_answers
+from carla_bridge.core.net import carla_server_answers
 from carla_bridge.procedural.opendrive import town_to_opendrive
 from carla_bridge.standin import protocol
 from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, blueprint_library, vehicle_extent

@@ -35,7 +35,7 @@ def make_source(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
 
 
 def _auto(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
-    from carla_bridge.client.probe import carla_server_answers, host_problem
+    from carla_bridge.core.net import carla_server_answers, host_problem
 
     where = f"{config.host}:{config.port}"
     unusable = host_problem(config.host)

@@ -220,7 +220,7 @@ class _Server:
 
 
 def test_a_server_that_is_not_carla_is_refused_before_libcarla(headless_env):
-    from carla_bridge.client.probe import not_carla_reason
+    from carla_bridge.core.net import not_carla_reason
     from game.startup.sources import make_source
 
     web = _Server(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")  # aborted the process (134)
@@ -243,7 +243,7 @@ def test_a_server_that_is_not_carla_is_refused_before_libcarla(headless_env):
 
 
 def test_a_line_based_server_is_told_from_carla_at_once(headless_env):
-    from carla_bridge.client.probe import not_carla_reason
+    from carla_bridge.core.net import not_carla_reason
 
     web = _Server(b"HTTP/1.0 400 Bad request syntax\r\n\r\n", by_line=True)  # what `python3 -m http.server` says
     try:

@@ -1,18 +1,21 @@
-"""Shared helpers of the CARLA tests (no tests here): free ports, and the stand-in server run the way
-people run it, ``python -m carla_bridge.standin`` in its own process, so the real ``carla`` client in
-the test process talks to it over TCP exactly as it would to CARLA."""
+"""Shared helpers of the CARLA tests (no tests here): free ports; the stand-in server run the way people
+run it, ``python -m carla_bridge.standin`` in its own process, so the real ``carla`` client in the test
+process talks to it over TCP exactly as it would to CARLA; and a driving client in a process of its
+own (``start_client``), so the test process survives whatever happens to it (killed, hung)."""
 
 from __future__ import annotations
 
 import os
+import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Callable, ContextManager
 
 import pytest
 
@@ -123,20 +126,107 @@ def client(standin):
     return c
 
 
-def who_held_first(first: ContextManager, second: Callable[[], ContextManager], wait_s: float = 0.3) -> list[str]:
-    """The order in which ``first`` (held here for ``wait_s``) and ``second()`` (entered from a thread
-    started while ``first`` is held) got their lock: ["first", "second"] when the lock keeps the
-    second out until the first lets go."""
-    order: list[str] = []
+CLIENT = textwrap.dedent("""
+    import faulthandler, logging, signal, sys
+    # Ctrl+C as in a terminal: a test run started in the background by a non-interactive shell
+    # (`pytest ... &`) hands its children SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    print("inherited SIGINT handler:", signal.getsignal(signal.SIGINT), file=sys.stderr, flush=True)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks on a hang
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(relativeCreated)d %(name)s: %(message)s")
+    from carla_bridge.client.source import CarlaConnectionError, CarlaSource
+    from carla_bridge.core.frames import Control
+    port, tm_port, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    source = CarlaSource(port=port, tm_port=tm_port, size=(64, 32), seed=5, timeout_s=3.0)
+    if mode == "sigterm":  # what the game installs: close, then leave
+        signal.signal(signal.SIGTERM, lambda *_: (source.close(), sys.exit(0)))
+    try:
+        with source:
+            source.reset()
+            print("STARTED", flush=True)  # ego and cameras spawned, the world in the drive's settings
+            for _ in range(5):
+                source.step(Control(autopilot=True))
+            print("DRIVING", flush=True)
+            if mode == "killed":
+                sys.stdin.readline()  # the test kills the server, then says go on
+                try:
+                    source.step(Control(autopilot=True))
+                    print("NO ERROR", flush=True)
+                except CarlaConnectionError as error:
+                    print("ERROR", error, flush=True)
+            else:
+                while True:
+                    source.step(Control(autopilot=True))
+    except KeyboardInterrupt:
+        pass
+    print("CLOSED", flush=True)
+""")
 
-    def enter_second() -> None:
-        with second():
-            order.append("second")
 
-    with first:
-        other = threading.Thread(target=enter_second)
-        other.start()
-        time.sleep(wait_s)
-        order.append("first")
-    other.join(5)
-    return order
+def start_client(server: StandinProcess, mode: str) -> subprocess.Popen:
+    """A CarlaSource driving ``server`` on autopilot in its own process (``CLIENT``). ``mode``: "killed"
+    (after DRIVING it waits for a line on stdin, then steps once more), "sigterm" (closes on SIGTERM, as
+    the game does), anything else (drives until Ctrl+C)."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-c", CLIENT, str(server.port), str(server.tm_port), mode],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO)
+
+
+def wait_for(process: subprocess.Popen, word: str, timeout_s: float = 30.0, hang_ok: bool = False) -> bool:
+    """Read the client's stdout lines until one starts with ``word``; a client that hangs or ends
+    before fails the test with diagnostics (select: a hung client must not block readline). With
+    hang_ok, a client still running at the deadline returns False instead."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([process.stdout], [], [], 0.5)
+        if not readable:
+            continue
+        line = process.stdout.readline()
+        if line.startswith(word):
+            return True
+        if not line and process.poll() is not None:
+            break
+    if hang_ok and process.poll() is None:
+        return False
+    pytest.fail(f"client never printed {word}:\n" + diagnose(process))
+
+
+def diagnose(process: subprocess.Popen, server: StandinProcess | None = None) -> str:
+    """Why a client hangs: its signal state (/proc), native stacks (gdb, where installed: libcarla's
+    threads are C++), Python stacks (faulthandler on SIGUSR1), output and the server's log tail.
+    Kills the client."""
+    parts = []
+    if process.poll() is None:
+        try:
+            status = open(f"/proc/{process.pid}/status").read().splitlines()
+            masks = [line for line in status if line.startswith(("Sig", "Shd"))]
+            parts.append("signal state (SIGINT is bit 0x2):\n" + "\n".join(masks))
+        except OSError as error:
+            parts.append(f"no /proc status: {error}")
+        gdb = shutil.which("gdb")
+        if gdb:
+            try:
+                native = subprocess.run([gdb, "-p", str(process.pid), "-batch", "-nx", "-ex", "thread apply all bt 25"],
+                                        capture_output=True, text=True, timeout=60).stdout
+                lines = [line[:220] for line in native.splitlines() if line.startswith(("Thread", "#"))]
+                parts.append("native stacks (gdb):\n" + "\n".join(lines)[-24000:])
+            except (OSError, subprocess.TimeoutExpired) as error:
+                parts.append(f"gdb failed: {error}")
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+    process.kill()
+    out, err = process.communicate(timeout=10)
+    parts.append(f"client exit status {process.returncode}; stdout:\n{out[-2000:]}\nstderr:\n{err[-8000:]}")
+    if server is not None:
+        parts.append("server log tail:\n" + "".join(server.log[-40:]))
+    return "\n".join(parts)
+
+
+def finish(process: subprocess.Popen, server: StandinProcess, timeout_s: float,
+           stdin: str | None = None) -> tuple[str, str]:
+    """communicate() with a deadline; a client still running then fails the test with diagnostics."""
+    try:
+        return process.communicate(stdin, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the client did not exit within {timeout_s:g} s:\n" + diagnose(process, server))

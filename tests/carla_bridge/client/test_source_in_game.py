@@ -1,5 +1,6 @@
-"""End to end: ``python launch.py --source carla`` (the game, headless) driving through the real carla
-client against the stand-in process, recording a session; and the same drive when the server dies."""
+"""CarlaSource in the game, end to end: ``python launch.py --source carla`` (headless) driving through
+the real carla client against the stand-in process, recording a session; and the same drive when the
+server dies or hangs."""
 
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ LAUNCH = REPO / "launch.py"
 
 
 def _launch(server: StandinProcess, model: Path, record: Path, *flags: str) -> subprocess.Popen:
-    if not LAUNCH.exists():
-        pytest.skip("launch.py has not landed (the game part owns it)")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env.update(PYTHONPATH=str(REPO), SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
     argv = [sys.executable, str(LAUNCH), "--source", "carla", "--port", str(server.port), "--tm-port",
@@ -87,8 +86,8 @@ def test_launch_ends_the_drive_when_the_server_dies(tiny_model_path, tmp_path):
 
 
 def test_launch_ends_the_drive_when_the_server_hangs(tiny_model_path, tmp_path):
-    """A hung server (SIGSTOP) still accepts TCP connections: teardown took it for live, every RPC timed
-    out in turn and a Traffic Manager call aborted the process (exit 134 after 28 s)."""
+    """A hung server (SIGSTOP) still accepts TCP connections: taken for live, every teardown RPC would
+    time out in turn and a Traffic Manager call would abort the process."""
     require_carla()
     server = StandinProcess("--seed", "0", "--pedestrians", "0")
     game = _launch(server, tiny_model_path, tmp_path / "rec", "--frames", "100000", "--timeout", "3")

@@ -1,11 +1,12 @@
 """Cheap checks of a CARLA address that need neither the ``carla`` package nor a client object.
 
 ``host_problem``: why the host name cannot be used (it does not resolve), or None.
-``carla_server_answers``: does anything accept TCP connections there (the source's liveness probe).
+``carla_server_answers``: does anything accept TCP connections there (the source's liveness probe,
+the game's ``--source auto`` probe, the stand-in's check of a registered Traffic Manager).
 ``not_carla_reason``: does what answers speak CARLA's msgpack-rpc. libcarla cannot survive a peer
-that answers anything else: an HTTP server's "400 Bad Request" made it throw std::bad_cast from its
-I/O thread and the whole process aborted (exit 134, no Python error; seen with --host of a web
-proxy). So a source asks once, before it hands the address to ``carla.Client``.
+that answers anything else: an HTTP server's "400 Bad Request" makes it throw std::bad_cast from its
+I/O thread and the whole process aborts (exit 134, no Python error), so a source asks once, before it
+hands the address to ``carla.Client``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,16 @@ from __future__ import annotations
 import socket
 
 # msgpack of the rpc request [0, 10, "version", []]: type request, msgid 10, CARLA's "version" method
-# (the first call the real client makes; rpclib's wire format, see shared/reference). The msgid 10 is
-# the byte b"\n": a line-based server (HTTP, SMTP, ...) reads it as the end of a request line and
-# answers its error at once. With msgid 0 it waited for a line end, the probe took it for a slow
-# CARLA and the client's own time-out ran out (`python3 -m http.server`: 14 s before auto fell back).
+# (the first call the real client makes; rpclib's wire format). The msgid 10 is the byte b"\n": a
+# line-based server (HTTP, SMTP, ...) reads it as the end of a request line and answers its error at
+# once, where any other msgid would leave it waiting for a line end until the probe's time-out.
 VERSION_REQUEST = b"\x94\x00\x0a\xa7version\x90"
 RPC_RESPONSE = 0x94  # a response is the msgpack 4-array [1, msgid, error, result]
 
 
 def host_problem(host: str) -> str | None:
-    """Why ``host`` cannot be reached by name, or None. A name that does not resolve made every probe
-    fail like a server that is not running ("start CARLA first"), which sent people the wrong way."""
+    """Why ``host`` cannot be reached by name, or None. Asked before any probe: a name that does not
+    resolve would otherwise read like a server that is not running ("start CARLA first")."""
     try:
         socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
