@@ -119,7 +119,7 @@ def test_model_folder_and_preset_mismatch(tmp_path, tiny_model_path):
 
 
 def test_precision_the_backend_cannot_run_is_said(monkeypatch, capsys):
-    import neural_render.runtime as runtime
+    import game.startup.rendering as runtime
 
     from game.startup.rendering import make_renderer
 
@@ -181,13 +181,13 @@ def test_replay_is_resampled_to_res(make_app):
 ])
 def test_ctrl_c_before_the_drive_is_one_line(headless_env, monkeypatch, capsys, flags, said):
     import game.app.app
-    import game.startup.modes
+    import game.startup.main
 
     def interrupted(config):
         raise KeyboardInterrupt  # where a real Ctrl+C lands: importing torch, loading the model, exporting
 
     monkeypatch.setattr(game.app.app, "load_model", interrupted)  # the drive's
-    monkeypatch.setattr(game.startup.modes, "load_model", interrupted)  # the export's
+    monkeypatch.setattr(game.startup.main, "load_model", interrupted)  # the export's
     assert main(parse_args(["--headless", *flags])) == 130
     err = capsys.readouterr().err
     assert err == said + ("; nothing was exported" if "export" in said else "") + "\n"
@@ -284,7 +284,7 @@ def test_a_failed_carla_start_leaves_no_empty_record_folder(headless_env, tiny_m
 
 
 def test_carla_filter_that_matches_no_car_is_one_line(monkeypatch):
-    import carla_bridge.client.source as carla_source
+    import game.startup.sources as carla_source
 
     from game.startup.sources import make_source
 
@@ -316,11 +316,11 @@ def test_sdl_offscreen_fallback_is_headless(headless_env, monkeypatch):
 
 
 def test_r_stops_a_recording_without_freezing_the_drive(make_app):
-    from game.app.loop import tick
     from support.game import post_key
 
     class SlowRecorder:  # finalizing a real one waits for the writer and ffmpeg (0.5-0.7 s)
         error, frames_written, frames_queued, path = None, 3, 3, Path("sessions/x")
+        meta: dict = {}
 
         def __init__(self) -> None:
             self.release, self.closed = threading.Event(), False
@@ -332,9 +332,9 @@ def test_r_stops_a_recording_without_freezing_the_drive(make_app):
             self.closed = True
 
     app = make_app("--headless")
-    app.recorder = recorder = SlowRecorder()
+    app.recording.recorder = recorder = SlowRecorder()
     post_key(pygame.K_r)
-    assert tick(app) and app.recorder is None  # the tick came back while the close still waits
+    assert app.tick() and app.recording.recorder is None  # the tick came back while the close still waits
     assert not recorder.closed
     recorder.release.set()
     app.close()  # joins the finishing close: nothing cut off at exit
@@ -370,7 +370,7 @@ def test_sigterm_during_start_up_closes_the_open_source(headless_env, monkeypatc
 
 
 def test_headless_recording_waits_for_the_writer(make_app):
-    from game.app.loop import HEADLESS_BACKLOG_FRAMES, tick
+    from game.app.recording import HEADLESS_BACKLOG_FRAMES
 
     class SlowDisk:  # the writer drains one frame per poll of frames_written
         error, path = None, Path("sessions/x")
@@ -389,8 +389,8 @@ def test_headless_recording_waits_for_the_writer(make_app):
         def close(self) -> None: ...
 
     app = make_app("--headless")
-    app.recorder = disk = SlowDisk()
-    assert tick(app)
+    app.recording.recorder = disk = SlowDisk()
+    assert app.tick()
     # The tick came back only once the backlog was down to the limit (it used to outrun the writer
     # until the recorder gave up: "the writer fell 8 MB behind").
     assert disk.frames_queued - disk.written == HEADLESS_BACKLOG_FRAMES
@@ -421,6 +421,7 @@ def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, co
 
     class Recorder:  # finalizing takes a while; Ctrl+C is pressed again meanwhile
         error, frames_written, frames_queued, path = None, 1, 1, Path("sessions/x")
+        meta: dict = {}
 
         def add(self, *args, **kwargs) -> None: ...
 
@@ -431,7 +432,7 @@ def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, co
             closed.append("recording")
 
     app = make_app("--headless", "--frames", "1")
-    app.recorder = Recorder()
+    app.recording.recorder = Recorder()
     source_close = app.source.close
     app.source.close = lambda: (closed.append("source"), source_close())
     assert app.run() == code
@@ -457,12 +458,12 @@ def test_replay_size_the_model_cannot_take_says_to_resample():
 def test_a_recording_cancelled_before_its_first_frame_leaves_no_record_folder(headless_env, tiny_model_path,
                                                                               monkeypatch, tmp_path):
     """QA: the session folder was removed, but the --record DIR that the run had made stayed, empty."""
-    import game.app.loop
+    from game.app.app import App
 
     def interrupted(app, frame, times):  # Ctrl+C inside the first render, before any frame is recorded
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(game.app.loop, "_render", interrupted)
+    monkeypatch.setattr(App, "_render", interrupted)
     record, kept = tmp_path / "new" / "sessions", tmp_path / "kept"
     kept.mkdir()
     for folder in (record, kept):

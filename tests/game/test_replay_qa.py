@@ -66,17 +66,15 @@ def test_replay_res_the_model_cannot_take_blames_res(recorded, tiny_model_path, 
 
 
 def test_replay_hud_shows_the_recorded_autopilot(recorded, make_app):
-    from game.app.loop import tick
-    from game.app.status import hud_lines
 
     records = [json.loads(line) for line in (recorded / "frames.jsonl").read_text().splitlines()]
     assert records[-1]["autopilot"] is True
     app = make_app("--headless", "--source", "replay", "--replay", str(recorded))
     assert not app.keyboard.autopilot  # the keyboard drives nothing in a replay
-    while tick(app):
+    while app.tick():
         pass
     # The control bars came from the recording, the autopilot line from the idle keyboard: "off".
-    assert app.frame.ego.control.autopilot and hud_lines(app, app.frame)[-1].startswith("autopilot on")
+    assert app.frame.ego.control.autopilot and app.hud_lines(app.frame)[-1].startswith("autopilot on")
 
 
 @pytest.mark.parametrize("interrupt, said", [
@@ -90,7 +88,7 @@ def test_an_interrupted_renderer_start_up_is_an_interruption(headless_env, monke
     ImportError('initialization failed') from it (onnxruntime, imported as the renderer starts); a
     class body's __set_name__, RuntimeError (numba). It was "error: --backend auto ...: initialization
     failed", exit status 2 (or a traceback, exit status 1)."""
-    import neural_render.runtime
+    import game.startup.rendering
 
     def starting(*args, **kwargs):
         if wrapped == "onnxruntime":
@@ -100,30 +98,30 @@ def test_an_interrupted_renderer_start_up_is_an_interruption(headless_env, monke
         except KeyboardInterrupt:
             raise RuntimeError("Error calling __set_name__ on 'cached_property' instance") from None
 
-    monkeypatch.setattr(neural_render.runtime, "Renderer", starting)
+    monkeypatch.setattr(game.startup.rendering, "Renderer", starting)
     assert main(parse_args(["--headless", "--source", "procedural", "--preset", "tiny", "--res", RES])) == 130
     assert capsys.readouterr().err.endswith(said + "\n")
 
 
 def test_an_interrupted_import_during_an_export_says_the_export_stopped(recorded, tiny_model_path,
                                                                          monkeypatch, capsys):
-    import game.export
+    import game.startup.main
 
     def export_session(*args, **kwargs):
         raise RuntimeError("Error calling __set_name__") from KeyboardInterrupt()
 
-    monkeypatch.setattr(game.export, "export_session", export_session)
+    monkeypatch.setattr(game.startup.main, "export_session", export_session)
     assert main(parse_args(["--replay", str(recorded), "--export", "out.mp4",
                             *_model_flags(tiny_model_path)])) == 130
     assert capsys.readouterr().err == "Ctrl+C: the export stopped; nothing was exported\n"
 
 
 def test_a_real_error_during_start_up_is_not_taken_for_an_interruption(headless_env, monkeypatch, capsys):
-    import neural_render.runtime
+    import game.startup.rendering
 
     def broken(*args, **kwargs):
         raise ImportError("libonnxruntime.so: cannot open shared object file")
 
-    monkeypatch.setattr(neural_render.runtime, "Renderer", broken)
+    monkeypatch.setattr(game.startup.rendering, "Renderer", broken)
     assert main(parse_args(["--headless", "--source", "procedural", "--preset", "tiny", "--res", RES])) == 2
     assert "error: --backend auto --device auto --precision fp32: libonnxruntime.so" in capsys.readouterr().err

@@ -108,14 +108,13 @@ def test_a_screenshot_that_fails_at_teardown_is_a_failed_run(make_app, monkeypat
 
 def test_a_drive_without_seed_records_the_seed_its_world_used(headless_env, tiny_model_path):
     from game.app.app import App
-    from game.app.status import session_meta
     from neural_render.model import FORWARD_REVISION
 
     argv = ["--headless", "--source", "procedural", "--res", RES, *_model_flags(tiny_model_path)]
     app = App(parse_args(argv))
     try:
-        assert session_meta(app)["seed"] == 0  # was null: the drive could not be driven again
-        assert session_meta(app)["forward_revision"] == FORWARD_REVISION  # a replay can tell a changed network
+        assert app.session_meta()["seed"] == 0  # was null: the drive could not be driven again
+        assert app.session_meta()["forward_revision"] == FORWARD_REVISION  # a replay can tell a changed network
     finally:
         app.close()
 
@@ -161,7 +160,7 @@ def test_a_headless_recording_that_cannot_start_renders_nothing(make_app, monkey
 def test_a_failed_recording_in_a_window_is_shown_there_not_in_the_exit_status(make_app, monkeypatch):
     app = make_app("--frames", "2")
     app.headless = False  # as in a window (SDL's dummy driver here): someone saw the notice
-    app.recording_error = "recording not started in rec: no space"  # an R press that failed, then R again
+    app.recording.error = "recording not started in rec: no space"  # an R press that failed, then R again
     assert app.run() == 0 and app.ticks == 2
 
 
@@ -183,7 +182,7 @@ def test_a_sigterm_a_library_swallowed_during_start_up_still_ends_the_drive(make
 
 
 def test_a_size_memory_cannot_hold_is_a_one_line_launch_error(monkeypatch):
-    import neural_render.runtime
+    import game.startup.rendering
 
     from game.startup.cli import LaunchError
     from game.startup.rendering import make_renderer
@@ -191,6 +190,6 @@ def test_a_size_memory_cannot_hold_is_a_one_line_launch_error(monkeypatch):
     def no_memory(*args, **kwargs):
         raise MemoryError("size 16384x8192: not enough memory to render at this size (...); use a smaller size")
 
-    monkeypatch.setattr(neural_render.runtime, "Renderer", no_memory)
+    monkeypatch.setattr(game.startup.rendering, "Renderer", no_memory)
     with pytest.raises(LaunchError, match="not enough memory.*use a smaller size"):  # was a traceback
         make_renderer(None, "torch", "cpu", "fp32", (16384, 8192))

@@ -12,8 +12,6 @@ import numpy as np
 import pytest
 
 pygame = pytest.importorskip("pygame")
-
-from game.app.loop import tick  # noqa: E402
 from support.game import headless_env, make_app, post_key, tiny_model_path  # noqa: E402,F401
 
 DISK_FULL = ("session.json could not be updated at close: the disk is full: free some space or record to "
@@ -41,7 +39,7 @@ class _DamagedAtClose:
 
 def test_a_recording_damaged_at_exit_fails_the_headless_run(make_app, capsys):
     app = make_app("--headless", "--record", "rec", "--frames", "3")
-    app.recorder = _DamagedAtClose(app.recorder)
+    app.recording.recorder = _DamagedAtClose(app.recording.recorder)
     assert app.run() == 1  # it used to say "recorded 3 frames" and exit 0
     err = capsys.readouterr().err
     assert "with an error" in err and "disk is full" in err
@@ -50,14 +48,14 @@ def test_a_recording_damaged_at_exit_fails_the_headless_run(make_app, capsys):
 def test_a_recording_damaged_when_r_stops_it_is_said_in_the_window(make_app, capsys):
     app = make_app("--headless")
     post_key(pygame.K_r)
-    assert tick(app) and tick(app)
-    app.recorder = _DamagedAtClose(app.recorder)
+    assert app.tick() and app.tick()
+    app.recording.recorder = _DamagedAtClose(app.recording.recorder)
     post_key(pygame.K_r)
-    assert tick(app)
-    for thread in app.finishing:
+    assert app.tick()
+    for thread in app.recording.finishing:
         thread.join()
     assert "recording damaged" in app.hud.notice.text and "disk is full" in app.hud.notice.text
-    assert app.recording_error == DISK_FULL
+    assert app.recording.error == DISK_FULL
     assert "with an error" in capsys.readouterr().err
 
 
@@ -66,14 +64,14 @@ def test_r_twice_within_one_tick_leaves_no_empty_session(make_app, headless_env)
     app = make_app("--headless")
     post_key(pygame.K_r)
     post_key(pygame.K_r)
-    assert tick(app)
-    assert app.recorder is None and "cancelled" in app.hud.notice.text
+    assert app.tick()
+    assert app.recording.recorder is None and "cancelled" in app.hud.notice.text
     assert not (headless_env / "sessions").exists()  # it used to hold a 0-frame session replay refused
     post_key(pygame.K_r)
-    assert tick(app)
+    assert app.tick()
     post_key(pygame.K_r)
-    assert tick(app)
-    for thread in app.finishing:
+    assert app.tick()
+    for thread in app.recording.finishing:
         thread.join()
     (session,) = (headless_env / "sessions").iterdir()
     assert (session / "frames.jsonl").read_text().count("\n") == 1  # one tick recorded: kept
@@ -136,13 +134,13 @@ def test_the_rec_indicator_keeps_clear_of_the_panel(headless_env):
 
 
 def test_pacing_drops_a_stall_instead_of_fast_forwarding(monkeypatch):
-    from game.app.loop import _pace
+    from game.app.timing import Pacer
 
-    app = SimpleNamespace(pace_origin=None)
-    _pace(app, SimpleNamespace(time_s=0.0, cut=True))
+    pacer = Pacer()
+    pacer.pace(SimpleNamespace(time_s=0.0, cut=True))
     time.sleep(0.3)  # a stall: a backend build (K), a recording start, the first inference
     start = time.perf_counter()
     for i in range(1, 5):
-        _pace(app, SimpleNamespace(time_s=0.05 * i, cut=False))
+        pacer.pace(SimpleNamespace(time_s=0.05 * i, cut=False))
     # caught up unpaced, these ticks took no time at all: the drive ran 10x after a 2 s stall
     assert time.perf_counter() - start > 0.1
