@@ -1,6 +1,6 @@
-"""A second QA pass over launch.py: a damaged session or an output that fails ends in one line and a
-non-zero exit code, with everything already saved kept (the recording closed, a previous export as it
-was), and a session records the seed its world really used."""
+"""The App (game.app.app) when something fails: a corrupt replay file, a failed screenshot or recording,
+an interrupted teardown. Each ends in one line and a non-zero exit code where a script must not take
+the run as done, with everything already saved kept; and a session records the seed its world used."""
 
 from __future__ import annotations
 
@@ -193,3 +193,35 @@ def test_a_size_memory_cannot_hold_is_a_one_line_launch_error(monkeypatch):
     monkeypatch.setattr(game.startup.rendering, "Renderer", no_memory)
     with pytest.raises(LaunchError, match="not enough memory.*use a smaller size"):  # was a traceback
         make_renderer(None, "torch", "cpu", "fp32", (16384, 8192))
+
+
+@pytest.mark.parametrize("presses, code", [(1, 0), (2, 130)])
+def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, code):
+    import os
+    import signal
+    import time
+
+    closed = []
+
+    class Recorder:  # finalizing takes a while; Ctrl+C is pressed again meanwhile
+        error, frames_written, frames_queued, path = None, 1, 1, Path("sessions/x")
+        meta: dict = {}
+
+        def add(self, *args, **kwargs) -> None: ...
+
+        def close(self) -> None:
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs here
+            closed.append("recording")
+
+    app = make_app("--headless", "--frames", "1")
+    app.recording.recorder = Recorder()
+    source_close = app.source.close
+    app.source.close = lambda: (closed.append("source"), source_close())
+    assert app.run() == code
+    err = capfd.readouterr().err
+    if presses == 1:  # one more Ctrl+C only says what is being finished (it used to abandon the teardown)
+        assert closed == ["recording", "source"] and "still closing" in err
+    else:
+        assert "teardown abandoned" in err
