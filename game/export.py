@@ -7,6 +7,12 @@ Side-by-side layout: the colorized label map, the neural render, and the engine'
 session has it (lossless rgb PNGs, else decoded from engine.mp4), all at the renderer's size, under
 a caption strip (model, backend, device, precision, frame) drawn with Pillow's built-in font (Pillow
 ships with imageio, so no pygame or font files).
+Outputs are written under a partial name and moved into place only when the export completes: out.mp4
+is written as out.partial.mp4 beside it, the PNGs of frames/ into frames/partial-export/. A failed or
+interrupted export (a corrupt frame, a full disk, Ctrl+C) so leaves a previous result as it was, even
+with --overwrite, and what it rendered stays under the partial name (it may be all someone needed),
+replaced by the next export. The final move is a rename on one file system: the partial mp4 lies beside
+its target, the partial frames inside theirs (not beside: `--export-frames ~` would need /home writable).
 Determinism: the recorder stores a fingerprint of every rendered frame (carla_bridge.session.format
 .render_digest: sha256 of the bytes + 16x8 block-mean thumbnail); the replay's renders are compared with
 it. The mp4 is lossy and cannot serve for this.
@@ -21,16 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import imageio_ffmpeg
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from carla_bridge.core.labels import colorize
 from carla_bridge.session import ReplaySource, digest_thumb, render_digest
 from carla_bridge.session.format import ENGINE_MP4
 from carla_bridge.session.video import VideoStream
-from game.startup.partial_outputs import (
-    commit_folder, kept_note, partial_file, partial_folder, start_partial_folder,
-)
+from neural_render.model import FORWARD_REVISION
 
 # Thumbnail tolerance of the determinism check, in grey levels of 16x8 block means. The torch CPU
 # backend replays bit-exactly (tests assert exact == frames); GPU kernels may pick other algorithms from
@@ -59,14 +65,10 @@ class DeterminismReport:
 
 
 def caption_text(renderer: Any) -> str:
-    name = getattr(renderer, "model_name", "model")
-    parts = [getattr(renderer, a, None) for a in ("backend_name", "device_name", "precision")]
-    return f"{name} | " + " ".join(str(p) for p in parts if p)
+    return f"{renderer.model_name} | {renderer.backend_name} {renderer.device_name} {renderer.precision}"
 
 
 def _draw_caption(strip: np.ndarray, texts: list[tuple[int, str]]) -> None:
-    from PIL import Image, ImageDraw, ImageFont
-
     image = Image.fromarray(strip)
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
@@ -110,7 +112,7 @@ class EngineFrames:
     the previous one (blank before the first), and a video cut short by a crash shows a blank column
     from there on: every side-by-side frame keeps one width, which the mp4 stream needs. engine.mp4 is a
     viewing copy: a damaged one costs the engine column (a one-line warning), never the export (it used
-    to abort it with ffmpeg's whole log). It is opened on the first frame without an rgb PNG, so a
+    ffmpeg's whole log). It is opened on the first frame without an rgb PNG, so a
     session that has them never reads it.
     """
 
@@ -132,8 +134,6 @@ class EngineFrames:
     def _open(self) -> None:
         if not self.path.is_file() or self.replay.record(0).get("video", {}).get("engine") is None:
             return  # the session has no engine video: no engine column
-        import imageio_ffmpeg
-
         frames = imageio_ffmpeg.read_frames(str(self.path))
         try:
             meta = next(frames)
@@ -171,7 +171,7 @@ class EngineFrames:
 
 def _replay_for(session_dir: str | Path, renderer: Any) -> ReplaySource:
     replay = ReplaySource(session_dir)
-    size = tuple(getattr(renderer, "size", replay.size))
+    size = tuple(renderer.size)
     return replay if size == tuple(replay.size) else ReplaySource(session_dir, size=size)
 
 
@@ -181,17 +181,15 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
     """Render every recorded frame through ``renderer`` into a side-by-side mp4 and/or PNG frames.
 
     The session is resampled to the renderer's size when they differ (ReplaySource(size=...)).
-    Outputs are written under partial names (game/startup/partial_outputs.py) and moved into place only when
-    every frame is done: a failure or Ctrl+C leaves a previous export as it was, and raises with a note
-    (``__notes__``) saying where the frames rendered so far are. ``frames_dir`` then holds this export's
-    frames only: numbered PNGs of an earlier, longer export there are deleted (they used to stay behind;
-    the game refuses such a folder unless --overwrite); its other files are left alone.
+    Outputs are written under partial names (see above) and moved into place only when every frame is
+    done: a failure or Ctrl+C leaves a previous export as it was, and raises with a note (``__notes__``)
+    saying where the frames rendered so far are. ``frames_dir`` then holds this export's frames only:
+    numbered PNGs of an earlier, longer export there are deleted (a mix of two exports would pass for
+    one); its other files are left alone.
     Raises SessionFormatError for a bad session and RuntimeError when the video cannot be written.
     """
     if out_mp4 is None and frames_dir is None:
         raise ValueError("export_session needs out_mp4 and/or frames_dir (where to write the frames)")
-    from PIL import Image
-
     start = time.perf_counter()
     replay = _replay_for(session_dir, renderer)
     mp4_part = frames_part = None
@@ -250,15 +248,12 @@ def check_determinism(session_dir: str | Path, renderer: Any, tolerance: int = D
     cannot know). ``ok`` when every compared thumbnail is within ``tolerance`` grey levels.
     """
     replay = ReplaySource(session_dir)
-    if tuple(getattr(renderer, "size", replay.size)) != tuple(replay.size):
+    if tuple(renderer.size) != tuple(replay.size):
         raise ValueError(f"the determinism check needs the recorded size {replay.size}, "
                          f"the renderer is {renderer.size}")
-    notes = [f"session {key} {replay.meta.get(key)!r} != renderer {getattr(renderer, attr, None)!r}"
-             for key, attr in (("backend", "backend_name"), ("device", "device_name"),
-                               ("precision", "precision"))
-             if key in replay.meta and replay.meta[key] != getattr(renderer, attr, replay.meta[key])]
-    from neural_render.model import FORWARD_REVISION
-
+    ran = {"backend": renderer.backend_name, "device": renderer.device_name, "precision": renderer.precision}
+    notes = [f"session {key} {replay.meta[key]!r} != renderer {value!r}"
+             for key, value in ran.items() if key in replay.meta and replay.meta[key] != value]
     revision = replay.meta.get("forward_revision", 1)  # sessions before the key were rendered by revision 1
     if revision != FORWARD_REVISION:
         notes.append(f"session rendered by network revision {revision}, this code runs revision "
@@ -286,3 +281,84 @@ def check_determinism(session_dir: str | Path, renderer: Any, tolerance: int = D
     if missing:
         notes.append(f"{missing} frames were recorded without a render")
     return DeterminismReport(compared, exact, worst, tolerance, compared > 0 and worst <= tolerance, notes)
+
+
+# -- partial outputs ---------------------------------------------------------------------------------
+
+def partial_file(target: Path) -> Path:
+    """out.mp4 -> out.partial.mp4 (the suffix stays last: ffmpeg picks the container from it)."""
+    return target.with_name(f"{target.stem}.partial{target.suffix}")
+
+
+def partial_folder(target: Path) -> Path:
+    """frames -> frames/partial-export (the frame glob of frames/ does not look into it)."""
+    return target / "partial-export"
+
+
+def start_partial_folder(folder: Path, frame_glob: str) -> None:
+    """Make the partial folder, without the frames a previous failed export left there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(frame_glob):
+        old.unlink()
+
+
+def commit_folder(partial: Path, target: Path, frame_glob: str) -> None:
+    """Move the new frames over the target's, then drop the target's frames beyond the new count (a
+    longer earlier export's tail). Each move replaces one file atomically, so every frame there is a
+    whole old or a whole new one at any moment; the target's other files are left alone."""
+    target.mkdir(parents=True, exist_ok=True)
+    new = {frame.name for frame in partial.glob(frame_glob)}
+    for name in sorted(new):
+        os.replace(partial / name, target / name)
+    for old in target.glob(frame_glob):
+        if old.name not in new:
+            old.unlink()
+    try:
+        partial.rmdir()
+    except OSError:  # someone put another file there: leave it
+        pass
+
+
+def kept_note(frames: int, partials: list[tuple[Path, Path]], frame_glob: str,
+              failed: tuple[Path, ...] = ()) -> str:
+    """What a failed or interrupted export left, for its one-line message. partials: (partial, target)
+    pairs. With no frame rendered the partial outputs are removed: there is nothing to keep. ``failed``:
+    partials whose writer failed (ffmpeg on a full disk): they hold fewer frames than were rendered, and
+    how many is not known here, so no count is promised for them.
+    """
+    present = [(partial, target) for partial, target in partials if partial.exists()]
+    if frames == 0 or not present:
+        for partial, _ in present:
+            _remove_empty(partial)
+        return "nothing was exported, no previous result was touched"
+    whole = [str(partial) for partial, _ in present if partial not in failed]
+    cut = [str(partial) for partial, _ in present if partial in failed and _has_data(partial)]
+    said = [f"the {frames} frames exported before it are in {' and '.join(whole)}"] if whole else []
+    said += [f"what ffmpeg wrote before it failed is in {' and '.join(cut)}"] if cut else []
+    previous = [str(target) for _, target in present if _holds_result(target, frame_glob)]
+    if previous:
+        said.append(f"{' and '.join(previous)} {'is' if len(previous) == 1 else 'are'} as before")
+    return "; ".join(said if whole or cut else ["nothing was exported", *said])
+
+
+def _has_data(partial: Path) -> bool:
+    """A failed writer's file with nothing in it is removed rather than pointed to."""
+    if partial.is_file() and partial.stat().st_size == 0:
+        _remove_empty(partial)
+        return False
+    return True
+
+
+def _holds_result(target: Path, frame_glob: str) -> bool:
+    """A previous export: the file, or a folder with frames (the up-front check makes it when missing)."""
+    return target.is_file() or next(target.glob(frame_glob), None) is not None
+
+
+def _remove_empty(partial: Path) -> None:
+    try:
+        if partial.is_dir():
+            partial.rmdir()  # only when empty
+        else:
+            partial.unlink()
+    except OSError:
+        pass

@@ -4,7 +4,7 @@ Driving keys ramp as there: throttle +0.1 per tick while held, brake +0.2 per ti
 +5e-4 per millisecond held (reset when the direction flips, clamped to 0.7, rounded to 0.1).
 Held keys are tracked from KEYDOWN/KEYUP events rather than pygame.key.get_pressed(), so that events
 posted by tests (and by the SDL dummy driver, which has no keyboard state) drive the car the same way.
-Every other key is a one-shot action that the app carries out (game.app.actions).
+Every other key is a one-shot action that the App carries out (App._ACTIONS).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ STEER_LIMIT = 0.7
 THROTTLE_STEP = 0.1
 BRAKE_STEP = 0.2
 
-# One-shot keys -> action names understood by game.app.actions.apply_action.
+# One-shot keys -> the action names App._ACTIONS carries out.
 _ACTION_KEYS = {
     pygame.K_p: "autopilot",
     pygame.K_BACKSPACE: "respawn",
@@ -63,13 +63,13 @@ class KeyboardController:
                     actions.append(action)
             elif event.type == pygame.KEYUP:
                 self._held.discard(event.key)
-            elif event.type == getattr(pygame, "WINDOWFOCUSLOST", -1):
+            elif event.type == pygame.WINDOWFOCUSLOST:
                 self._held.clear()  # the KEYUPs of a window we left never arrive
         self._ramp(milliseconds)
         return actions
 
     def _key_action(self, event) -> str | None:
-        mods = getattr(event, "mod", 0)
+        mods = event.mod
         if event.key == pygame.K_q:
             if mods & pygame.KMOD_CTRL:
                 return "quit"
@@ -77,7 +77,7 @@ class KeyboardController:
             return "reverse"
         if event.key == pygame.K_c:
             return "weather_prev" if mods & pygame.KMOD_SHIFT else "weather_next"
-        if event.key == pygame.K_QUESTION or getattr(event, "unicode", "") == "?" or (
+        if event.key == pygame.K_QUESTION or event.unicode == "?" or (
             event.key == pygame.K_SLASH and mods & pygame.KMOD_SHIFT
         ):
             return "help"

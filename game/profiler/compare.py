@@ -21,7 +21,7 @@ import numpy as np
 
 from carla_bridge.core.frames import Control
 from carla_bridge.session import ReplaySource, SessionEnded
-from game.interrupts import interrupt_name, interruption_in
+from game.signals import interrupt_name, interruption_in
 from game.profiler.files import write_text_safely
 from game.profiler.hooks import timed_render
 from game.profiler.machine import machine_info

@@ -20,6 +20,9 @@ from game.keys.bindings import bindings_text
 from carla_bridge.core import cli
 
 SOURCES = ("auto", "procedural", "carla", "replay")
+# neural_render.runtime's BACKENDS and PRECISIONS, plus auto and all, written out: importing the runtime
+# imports torch, which made `launch.py --help` take 4.0 s instead of 0.55 s (2-core box).
+# tests/game/startup/test_cli.py checks that they match.
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "all")
 PRECISIONS = ("fp32", "fp16", "bf16")
 SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what pygame.image.save writes; others silently become TGA
@@ -95,7 +98,7 @@ def _generation(text: str) -> str:
 
 def _timeout(text: str) -> float:
     """0.1 to 3600 s: below, a live server is taken for a dead one ("time-out of 0ms"); above, the wait
-    overflows the platform's time (1e12 s was an OverflowError traceback)."""
+    overflows the platform's time (1e12 s raises OverflowError)."""
     value = cli.positive_float(text)
     if not 0.1 <= value <= 3600.0:
         raise argparse.ArgumentTypeError(f"must lie in 0.1..3600 seconds, got {text}")
@@ -252,7 +255,7 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
         args.profile = True
     if args.backend == "all" and not args.profile:
         parser.error("argument --backend: 'all' compares backends and needs --profile")
-    if args.backend == "all" and args.source == "carla":  # it used to run on procedural frames, silently
+    if args.backend == "all" and args.source == "carla":  # a comparison needs the same frames for every backend
         parser.error("argument --backend: 'all' renders procedural frames or a --replay session, not CARLA; "
                      "record a CARLA drive with --record DIR and compare on it with --replay")
     exporting = args.export is not None or args.export_frames is not None
@@ -260,7 +263,7 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
         parser.error("argument --backend: an export renders with one backend; pick torch, onnxruntime or tensorrt")
     if args.frames is not None and exporting:
         parser.error("argument --frames: an export renders the whole --replay session; leave --frames out")
-    if exporting:  # these were dropped silently (exit 0) and --record/--report still made their folders
+    if exporting:  # refused rather than dropped: --record/--report would make their folders for nothing
         ignored = [flag for flag, given in (("--record", args.record), ("--screenshot", args.screenshot),
                                             ("--profile", args.profile and args.report is None),
                                             ("--report", args.report), ("--threaded", args.threaded)) if given]

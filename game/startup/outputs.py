@@ -1,15 +1,15 @@
 """Up-front checks of every path a run will write: --record, --report, --screenshot, --export,
---export-frames. Without them a bad path showed only at the end (QA pass: `--record /proc/x` drove on
-without recording, --report and --screenshot failed at teardown after the whole run, --export died in
-a traceback), so the run was lost. Folders are created here, as the run would create them anyway;
-a start that fails after this (no CARLA server, say) removes the ones still empty (remove_empty).
-An output that already holds a previous run's result is refused unless --overwrite: an export or a
-report used to replace the last one silently (and a shorter frame export left the old frames behind).
+--export-frames. A bad path found only at the end (a --screenshot or --report written at teardown, a
+recording that cannot start) loses the whole run, so each is checked before anything starts, naming
+its flag. Folders are created here, as the run would create them anyway; a start that fails after this
+(no CARLA server, say) removes the ones still empty (remove_empty). An output that already holds a
+previous run's result is refused unless --overwrite, so nothing saved is replaced silently.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from game.startup.cli import GameConfig, LaunchError
@@ -29,6 +29,11 @@ def check_outputs(config: GameConfig) -> list[Path]:
         remove_empty(created)
         raise
     return created
+
+
+def stamped(root: str) -> Path:
+    """root/YYYYMMDD-HHMMSS: the folder a report goes to when --report names none."""
+    return Path(root) / time.strftime("%Y%m%d-%H%M%S")
 
 
 def remove_empty(folders: list[Path]) -> None:
@@ -85,8 +90,7 @@ def _refuse_previous_results(config: GameConfig) -> None:
 
 def writable_folder(flag: str, folder: Path, given: Path | None = None, fix: str = "pass another path") -> None:
     """given: the path as passed on the command line, when folder is its parent. Checked by creating a
-    file there: os.access said yes to root, and for /sys, so `--screenshot /sys/s.png` ran the whole
-    drive and failed only at teardown."""
+    file there (folder_write_problem): os.access says yes to root, and for /sys."""
     where = f"{flag} {given}: its folder {folder}" if given is not None else f"{flag} {folder}"
     problem = folder_write_problem(folder)
     if problem is not None:
@@ -97,7 +101,7 @@ def writable_file(flag: str, file: Path) -> None:
     if file.is_dir():
         raise LaunchError(f"{flag} {file}: is a folder; name a file in it, e.g. {file / ('out' + file.suffix)}")
     writable_folder(flag, file.parent, given=file)
-    if file.exists() and not file.is_file():  # a pipe or a device: the write failed only at the end
+    if file.exists() and not file.is_file():  # a pipe or a device: the write would fail only at the end
         raise LaunchError(f"{flag} {file}: is not a regular file (a device or a pipe); name a file")
     if file.exists() and not os.access(file, os.W_OK):
         raise LaunchError(f"{flag} {file}: the file exists and is read-only; pass another path")

@@ -1,4 +1,5 @@
-"""Which generator to run and through which backend: --model/--preset/--backend/--device/--precision.
+"""Which generator to run and through which backend: --model/--preset/--backend/--device/--precision,
+the render size, and a warning when a CPU drive at that size will not fit in memory.
 
 No --model: the shipped model (neural_render.checkpoint.DEFAULT_MODEL_PATH) when it exists, else an
 UNTRAINED generator of --preset (default cpu), which the console and the screen say loudly: its output
@@ -12,9 +13,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from carla_bridge.core.values import is_int
+from game.signals import interruption_in
 from game.startup.cli import GameConfig, LaunchError, retrain_command
-from game.interrupts import interruption_in
+from neural_render.checkpoint import CheckpointError, default_model_path, load_generator, read_metadata, weights_path
+from neural_render.model import build_generator
+from neural_render.runtime import Renderer
+from neural_render.runtime.common import compile_note, precision_note
+from neural_render.runtime.select import cuda_device_problem
 
 DEFAULT_PRESET = "cpu"
 SHIPPED_PRESETS = ("cpu",)  # presets with trained weights in models/ (see models/cpu.md)
@@ -38,14 +46,20 @@ class ModelChoice:
         so, as it does for an untrained network, rather than show noise as the model's best."""
         return self.steps is not None and self.steps < BARELY_TRAINED_STEPS
 
+    def banner(self) -> str | None:
+        """The red line across the window (and the console warning) for a model not worth judging."""
+        if self.untrained:
+            return f"UNTRAINED MODEL ({self.preset}): train one with  {retrain_command(self.preset)}"
+        if self.barely_trained:
+            return (f"BARELY TRAINED MODEL ({self.preset}, {self.steps} training steps): train it longer "
+                    f"(--resume); the shipped cpu model took 6,002")
+        return None
+
 
 def load_model(config: GameConfig) -> ModelChoice:
     """--model, else the shipped weights of --preset (models/<preset>.safetensors). A preset that ships
     no weights (tiny, gpu for now) runs untrained, loudly; a shipped file that is missing or corrupt is
     a clear error naming the retrain command, never a silent fallback. Every error is one line."""
-    from neural_render.checkpoint import (CheckpointError, default_model_path, load_generator, read_metadata,
-                                          weights_path)
-
     preset = config.preset or DEFAULT_PRESET
     path = Path(config.model) if config.model is not None else default_model_path(preset)
     if config.model is None and not path.exists():
@@ -60,7 +74,7 @@ def load_model(config: GameConfig) -> ModelChoice:
         except CheckpointError as error:
             raise LaunchError(f"{flag} {_one_line(error)}") from None
     if path.suffix.lower() in (".onnx", ".engine", ".plan", ".pt", ".pth", ".ckpt"):
-        # an exported or foreign file: it failed as "not a readable safetensors file (header too large)"
+        # an exported or foreign file: say what the flag takes rather than "not a readable safetensors file"
         raise LaunchError(f"{flag} {path}: takes the generator's .safetensors weights (e.g. "
                           f"{default_model_path(DEFAULT_PRESET)}); --backend builds its ONNX or engine from them")
     if not path.exists():
@@ -78,7 +92,7 @@ def load_model(config: GameConfig) -> ModelChoice:
         retrain = f"; retrain: {retrain_command(preset)}" if config.model is None else ""
         raise LaunchError(f"{flag}: {_one_line(error)}{retrain}") from None
     model.eval()
-    preset = getattr(getattr(model, "config", None), "name", config.preset or "?")
+    preset = model.config.name
     steps = meta.get("step")
     steps = int(steps) if is_int(steps) and steps >= 0 else None
     return ModelChoice(model, f"{path.stem} ({preset} preset)", path, untrained=False, preset=preset, steps=steps)
@@ -90,10 +104,6 @@ def _one_line(error: Exception) -> str:
 
 def untrained_model(preset: str) -> ModelChoice:
     """A freshly initialised generator (seeded, so two runs look the same)."""
-    import torch
-
-    from neural_render.model import build_generator
-
     torch.manual_seed(0)
     model = build_generator(preset).eval()
     return ModelChoice(model, f"{preset} UNTRAINED", None, untrained=True, preset=preset)
@@ -101,14 +111,10 @@ def untrained_model(preset: str) -> ModelChoice:
 
 def resolve_device(config: GameConfig) -> str:
     """--device, checked: asking for a GPU that is not there is an error rather than a silent CPU run
-    (QA: `--device cuda` ran onnxruntime on the CPU at the CUDA default size, 512x256, with no word).
-    Every GPU path here (torch, TensorRT, onnxruntime's CUDA provider beside torch) needs torch's CUDA."""
-    import torch
-
+    (at the CUDA default size, 512x256, with no word). Every GPU path here (torch, TensorRT,
+    onnxruntime's CUDA provider beside torch) needs torch's CUDA."""
     if config.device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    from neural_render.runtime.select import cuda_device_problem
-
     problem = cuda_device_problem(config.device)
     if problem:
         raise LaunchError(f"--device {config.device}: {problem}")
@@ -125,11 +131,8 @@ def default_resolution(preset: str, device: str) -> tuple[int, int]:
 def check_size(choice: ModelChoice, size: tuple[int, int], flag: str) -> None:
     """The generator downsamples by a power of two, so sizes must be multiples of it; say so up front,
     naming the flag, rather than from deep inside a backend."""
-    check = getattr(getattr(choice.model, "config", None), "check_size", None)
-    if check is None:
-        return
     try:
-        check(*size)
+        choice.model.config.check_size(*size)
     except ValueError as error:
         # A session recorded at a size this model cannot take can still be replayed, resampled.
         fix = "; resample the session with --res WIDTHxHEIGHT" if flag.startswith("--replay") else ""
@@ -144,9 +147,6 @@ COMPILE_WAIT = ("torch's first frames compile the generator (measured: 30 s on a
 def make_renderer(model, backend: str, device: str | None, precision: str, size: tuple[int, int],
                   compile: bool = False):
     """A neural_render.runtime.Renderer; LaunchError naming the flag when the backend cannot start."""
-    from neural_render.runtime import Renderer
-    from neural_render.runtime.common import compile_note, precision_note
-
     try:
         renderer = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
     except (ValueError, RuntimeError, MemoryError, ImportError) as error:  # MemoryError: the size is too big
@@ -156,7 +156,7 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
         raise LaunchError(
             f"--backend {backend} --device {device or 'auto'} --precision {precision}: {_one_line(error)}"
         ) from None
-    note = precision_note("--precision", precision, getattr(renderer, "precision", precision),
+    note = precision_note("--precision", precision, renderer.precision,
                           renderer.backend_name, renderer.device_name)  # e.g. onnxruntime on the CPU: fp32 only
     if note:
         print(note, file=sys.stderr)
@@ -171,7 +171,50 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
     return renderer
 
 
-def available_backends(device: str | None) -> list[str]:
-    from neural_render.runtime import available_backends as available
+def next_backend(names, current: str, tried: str | None) -> str:
+    """The backend K switches to: the one after the last one tried (not after the current one), so a
+    backend that fails to start is skipped on the next press instead of being retried forever."""
+    cursor = tried if tried in names else current
+    i = names.index(cursor) if cursor in names else -1
+    candidate = names[(i + 1) % len(names)]
+    return names[(i + 2) % len(names)] if candidate == current else candidate
 
-    return list(available(device))
+
+# A CPU drive's peak resident memory, measured (`python launch.py --headless --frames 3 --res R`, the
+# shipped cpu model on ONNX Runtime's CPU provider, 2-core box): 0.51 GB at 256x128, 2.33 GB at 1024x512,
+# 7.46 GB at 2048x1024: a straight line of about 3.3 kB per pixel above 0.6 GB. GPU runs keep their big
+# tensors on the device and are not estimated. It only warns: other presets and backends differ, and
+# without it the out-of-memory killer ends a run at `--res 8192x4096` (exit 137) with no word of why.
+CPU_BYTES_PER_PIXEL = 3300
+CPU_BASE_BYTES = 0.6e9
+
+
+def memory_warning(size: tuple[int, int], device: str) -> str | None:
+    """One line when a CPU drive at ``size`` likely needs more memory than the machine has available."""
+    available = available_bytes()
+    if device != "cpu" or available is None:
+        return None
+    width, height = size
+    need = CPU_BASE_BYTES + CPU_BYTES_PER_PIXEL * width * height
+    if need <= available:
+        return None
+    return (f"warning: at {width}x{height} a drive on the CPU needs about {need / 2**30:.0f} GiB of memory "
+            f"(measured: about {CPU_BYTES_PER_PIXEL / 1000:.1f} kB per pixel) and {available / 2**30:.1f} GiB is "
+            f"available: the system will likely kill it; pick a smaller --res")
+
+
+def warn_if_memory_short(size: tuple[int, int], device: str) -> None:
+    shortage = memory_warning(size, device)
+    if shortage:
+        print(shortage, file=sys.stderr)
+
+
+def available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (Linux), or None where there is none."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -1,8 +1,8 @@
 """Which world source to drive: the source factory behind --source auto|procedural|carla|replay.
 
 auto probes for a CARLA server at --host/--port (a TCP connect with a short timeout, no carla import)
-and falls back to the built-in procedural world, saying why. The CARLA and replay sources are imported
-only when chosen, so the game runs while those optional parts (or the carla package) are missing.
+and falls back to the built-in procedural world, saying why. The carla package is optional: CarlaSource
+imports it when it connects, and says how to install it when it is missing.
 """
 
 from __future__ import annotations
@@ -10,7 +10,11 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from carla_bridge.core.net import carla_server_answers, host_problem
+from carla_bridge.client.source import CarlaConnectionError, CarlaSource
 from carla_bridge.core.frames import Source
+from carla_bridge.procedural import ProceduralWorld, WorldConfig
+from carla_bridge.session import ReplaySource, SessionFormatError
 from game.startup.cli import GameConfig, LaunchError
 
 PROBE_TIMEOUT_S = 0.5
@@ -35,8 +39,6 @@ def make_source(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
 
 
 def _auto(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
-    from carla_bridge.core.net import carla_server_answers, host_problem
-
     where = f"{config.host}:{config.port}"
     unusable = host_problem(config.host)
     if unusable:
@@ -52,11 +54,9 @@ def _auto(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
 
 
 def _procedural(config: GameConfig, size: tuple[int, int]) -> Source:
-    from carla_bridge.procedural import ProceduralWorld, WorldConfig
-
     width, height = size
     # One numba thread: the renderer's inference shares this process, and numba's spinning thread
-    # pool starved torch's on a 2-core CPU (neural_render/evaluate.py measured 28x); one thread still
+    # pool starves torch's on a 2-core CPU (neural_render/evaluate.py measured 28x); one thread still
     # renders 256x128 in a few milliseconds.
     options = {"width": width, "height": height, "threads": 1}
     if config.seed is not None:
@@ -68,12 +68,6 @@ def _procedural(config: GameConfig, size: tuple[int, int]) -> Source:
 
 
 def _carla(config: GameConfig, size: tuple[int, int]) -> Source:
-    try:
-        from carla_bridge.client.source import CarlaConnectionError, CarlaSource
-    except ImportError as error:
-        raise LaunchError(
-            f"the CARLA source cannot be imported ({error}); install the extra: pip install -e .[carla]"
-        ) from None
     options = {"tm_port": config.tm_port} if config.tm_port != 8000 else {}  # 8000: CarlaSource's default
     try:
         return CarlaSource(
@@ -87,19 +81,15 @@ def _carla(config: GameConfig, size: tuple[int, int]) -> Source:
 
 def _replay(config: GameConfig) -> SourceChoice:
     try:
-        from carla_bridge.session import ReplaySource, SessionFormatError
-    except ImportError as error:
-        raise LaunchError(f"replay is not available in this checkout ({error})") from None
-    try:
         # --res resamples the session (nearest labels, scaled flow), e.g. for a model of another size.
         source = ReplaySource(config.replay, size=config.res)
     except (SessionFormatError, FileNotFoundError, OSError) as error:
         text = str(error)  # most of these start with the folder already: say it once
         raise LaunchError(f"--replay {text}" if text.startswith(str(config.replay))
                           else f"--replay {config.replay}: {text}") from None
-    for note in getattr(source, "notes", ()):  # e.g. a cut-short frames.jsonl: the replay ends early
+    for note in source.notes:  # e.g. a cut-short frames.jsonl: the replay ends early
         print(f"warning: --replay {config.replay}: {note}", file=sys.stderr)
-    recorded = tuple(getattr(getattr(source, "session", None), "size", source.size))
+    recorded = tuple(source.session.size)
     resized = config.res is not None and tuple(config.res) != recorded
     resampled = f", resampled to {config.res[0]}x{config.res[1]}" if resized else ""
     return SourceChoice(source, "replay", f"replay of {config.replay} ({len(source)} frames{resampled})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pygame
 
@@ -49,9 +50,9 @@ def open_display(window: tuple[int, int], requested_headless: bool) -> tuple[pyg
         headless, message = True, f"cannot open a window ({error}): running headless"
     driver = pygame.display.get_driver()
     if not headless and driver in HEADLESS_DRIVERS:
-        # SDL falls back to its offscreen driver when no X/Wayland server answers (seen with a stale
-        # DISPLAY): set_mode succeeds but nothing appears and no key arrives, so the car sat still
-        # with the autopilot off, forever, without a word. Run headless, and say so.
+        # SDL falls back to its offscreen driver when no X/Wayland server answers (a stale DISPLAY):
+        # set_mode succeeds but nothing appears and no key arrives, so the car would sit still with the
+        # autopilot off, forever, without a word. Run headless, and say so.
         where = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or "none"
         headless, message = True, f"no window could be opened on display {where} (SDL fell back to its " \
                                   f"{driver} driver): running headless"
@@ -60,8 +61,6 @@ def open_display(window: tuple[int, int], requested_headless: bool) -> tuple[pyg
 
 
 def save_screenshot(surface: pygame.Surface, path) -> None:
-    from pathlib import Path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pygame.image.save(surface, str(path))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pygame
 
 LAYOUTS = ("side by side", "render only", "render + label inset")
 Rect = tuple[int, int, int, int]  # x, y, width, height
@@ -79,8 +80,6 @@ def free_cell(layout: int, window: tuple[int, int], pane_size: tuple[int, int], 
 
 def draw_panes(surface, layout: int, images: dict[str, np.ndarray]) -> dict[str, Rect]:
     """Blit each (H, W, 3) uint8 image scaled into its rect; returns the rects used."""
-    import pygame
-
     surface.fill((0, 0, 0))
     first = next(iter(images.values()))
     pane_size = (first.shape[1], first.shape[0])

@@ -126,6 +126,9 @@ class _InterruptedRenderer:
     def __init__(self, renderer, after: int) -> None:
         self.renderer, self.after, self.size, self.renders = renderer, after, renderer.size, 0
 
+    def __getattr__(self, name):  # backend_name, model_name, ...: the wrapped renderer's
+        return getattr(self.renderer, name)
+
     def reset(self) -> None:
         self.renderer.reset()
 
@@ -255,7 +258,7 @@ def test_a_session_with_rgb_pngs_never_reads_engine_mp4(tmp_path, capsys):
 
 
 def test_a_failed_video_is_not_promised_a_frame_count(tmp_path):
-    from game.startup.partial_outputs import kept_note
+    from game.export import kept_note
 
     mp4, frames = tmp_path / "out.partial.mp4", tmp_path / "frames" / "partial-export"
     mp4.write_bytes(b"what ffmpeg managed")

@@ -8,8 +8,6 @@ import socket
 import pytest
 
 pygame = pytest.importorskip("pygame")
-
-from game.app.loop import tick  # noqa: E402
 from support.game import headless_env, make_app, tiny_model_path  # noqa: E402,F401
 
 
@@ -48,7 +46,7 @@ def test_auto_drives_the_carla_standin(make_app):
                        "--tm-port", str(server.tm_port))
         assert app.source_name == "carla" and "CARLA at" in app.source_reason
         for _ in range(3):
-            assert tick(app)
+            assert app.tick()
         assert app.frame.labels.shape == (32, 64) and app.rendered.shape == (32, 64, 3)
         app.close()  # restores the server's settings and destroys the ego before the server stops
     finally:

@@ -74,3 +74,28 @@ def load_png(path) -> np.ndarray:
     import imageio.v3 as iio
 
     return np.asarray(iio.imread(os.fspath(path)))[..., :3]
+
+
+@pytest.fixture
+def recorded(make_app):
+    """Three ticks of a headless drive (the autopilot drives), recorded with engine.mp4."""
+    from pathlib import Path
+
+    assert make_app("--headless", "--frames", "3", "--record", "sessions").run() == 0
+    (session,) = Path("sessions").iterdir()
+    return session
+
+
+def model_flags(tiny_model_path) -> list[str]:
+    return ["--model", str(tiny_model_path), "--backend", "torch", "--device", "cpu"]
+
+
+def one_line_error(capsys, *needles: str) -> str:
+    """The run's stderr, asserted to be one "error: ..." line holding every needle, with nothing driven."""
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in err, err
+    assert "ticks" not in captured.out  # nothing ran
+    return err

@@ -104,9 +104,9 @@ def test_resolution_the_model_cannot_take_names_res(headless_env, tiny_model_pat
 
 def test_record_then_replay_ends_cleanly(make_app, headless_env):
     app = make_app("--headless", "--frames", "5", "--record", "sessions")
-    assert app.recorder is not None
+    assert app.recording.recorder is not None
     assert app.run() == 0
-    assert app.recorder is None  # finalized at exit
+    assert app.recording.recorder is None  # finalized at exit
     sessions = sorted(Path("sessions").iterdir())
     assert len(sessions) == 1 and (sessions[0] / "session.json").exists()
 
@@ -212,13 +212,11 @@ def test_a_profile_stopped_before_its_frames_says_so_and_fails(make_app, headles
     import json
     import signal
 
-    from game.app.loop import tick
-
     pytest.importorskip("game.profiler")
     app = make_app("--headless", "--frames", "50", "--profile", "--report", "cut")
     for _ in range(3):
-        assert tick(app)
-    app.stop_requested = signal.SIGTERM  # as the handler sets it
+        assert app.tick()
+    app.stop.requested = signal.SIGTERM  # as the handler sets it
     assert app.run() == 130
     run = json.loads((headless_env / "cut" / "report.json").read_text())["run"]
     assert run == {"frames_requested": 50, "ended_by": "SIGTERM", "cut_short": True}
@@ -257,8 +255,6 @@ def test_backend_all_names_the_report_a_full_disk_stopped(headless_env, tiny_mod
 def test_a_barely_trained_checkpoint_is_said_like_an_untrained_one(headless_env, capsys, step, banner):
     """A run saved after a few steps rendered noise under its own name, with no word of warning."""
     import torch
-
-    from game.app.status import banner_text
     from neural_render.checkpoint import save_generator
     from neural_render.model import build_generator
 
@@ -268,7 +264,7 @@ def test_a_barely_trained_checkpoint_is_said_like_an_untrained_one(headless_env,
     app = App(parse_args(["--source", "procedural", "--model", str(path), "--res", RES, "--window", WINDOW,
                           "--backend", "torch", "--device", "cpu", "--headless", "--frames", "1"]))
     try:
-        text = banner_text(app)
+        text = app.model.banner()
         assert (text is not None and f"{step} training steps" in text) == banner
         assert ("a barely trained network's output" in capsys.readouterr().err) == banner
         assert app.run() == 0
@@ -282,20 +278,20 @@ def test_a_second_ctrl_c_in_a_profiled_run_also_exits_130(make_app, headless_env
     import json
     import signal
 
-    import game.app.loop
+    from game.app.app import App
 
     pytest.importorskip("game.profiler")
     app = make_app("--headless", "--frames", "50", "--profile", "--report", "twice")
-    real_tick, ticks = game.app.loop.tick, []
+    real_tick, ticks = App.tick, []
 
     def tick_then_interrupt(app):
         ticks.append(1)
         if len(ticks) == 3:
-            app.stop_requested = signal.SIGINT  # the handler, on the first Ctrl+C ...
+            app.stop.requested = signal.SIGINT  # the handler, on the first Ctrl+C ...
             raise KeyboardInterrupt  # ... and the second
         return real_tick(app)
 
-    monkeypatch.setattr("game.app.app.tick", tick_then_interrupt)
+    monkeypatch.setattr(App, "tick", tick_then_interrupt)
     assert app.run() == 130
     run = json.loads((headless_env / "twice" / "report.json").read_text())["run"]
     assert run == {"frames_requested": 50, "ended_by": "Ctrl+C", "cut_short": True}

@@ -11,14 +11,12 @@ from pathlib import Path
 import pytest
 
 pygame = pytest.importorskip("pygame")
-
-from game.app.loop import tick  # noqa: E402
 from support.game import headless_env, make_app, post_key, tiny_model_path  # noqa: E402,F401
 
 
 def _ticks(app, n: int) -> None:
     for _ in range(n):
-        assert tick(app)
+        assert app.tick()
 
 
 def _forward(a, b) -> float:
@@ -105,12 +103,12 @@ def test_r_starts_and_stops_a_recording(make_app, headless_env):
     app = make_app("--headless")
     post_key(pygame.K_r)
     _ticks(app, 3)
-    recorder = app.recorder
+    recorder = app.recording.recorder
     assert recorder is not None and Path(recorder.path).parent == Path("sessions")
     post_key(pygame.K_r)
     _ticks(app, 1)
-    assert app.recorder is None
-    for thread in app.finishing:  # R finalizes in a thread, so the drive does not freeze
+    assert app.recording.recorder is None
+    for thread in app.recording.finishing:  # R finalizes in a thread, so the drive does not freeze
         thread.join()
     assert recorder.frames_written >= 2
     assert (headless_env / recorder.path / "session.json").exists()
@@ -141,4 +139,4 @@ def test_quit_keys_and_window_close_stop_the_loop(make_app, event):
         post_key(pygame.K_q, mod=pygame.KMOD_LCTRL)
     else:
         pygame.event.post(pygame.event.Event(pygame.QUIT))
-    assert tick(app) is False
+    assert app.tick() is False

@@ -8,7 +8,7 @@ import pytest
 from carla_bridge.core.frames import Control
 from game.bench.workloads import synthetic_frame
 from game.profiler.compare import compare_backends, comparison_frames
-from game.interrupts import Terminated
+from game.signals import Terminated
 from support.profiler import install_fake_runtime
 
 SIZE = (64, 32)

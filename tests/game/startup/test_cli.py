@@ -120,3 +120,11 @@ def test_help_names_the_manual_control_keys_that_do_nothing_here(capsys):
         parse_args(["--help"])
     out = capsys.readouterr().out
     assert f"not bound (manual_control.py has them): {NOT_BOUND}" in out and "Ctrl+R" in NOT_BOUND
+
+
+def test_backends_and_precisions_are_the_runtime_s():
+    """cli.py writes them out so that --help need not import torch; they must not drift apart."""
+    from game.startup.cli import BACKENDS, PRECISIONS
+    from neural_render import runtime
+
+    assert set(BACKENDS) == {"auto", "all", *runtime.BACKENDS} and PRECISIONS == tuple(runtime.PRECISIONS)

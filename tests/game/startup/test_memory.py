@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from game.startup import memory
+from game.startup import rendering as memory
 from support.game import headless_env, make_app, tiny_model_path  # noqa: F401
 
 GIB = 2**30

@@ -96,14 +96,12 @@ def test_the_backend_comparison_passes_compile_on_and_reports_what_ran(tiny, com
 
 
 def test_the_drive_shows_and_records_that_it_runs_compiled(make_app, compile_calls):
-    from game.app.loop import tick
-    from game.app.status import hud_lines, session_meta
 
     app = make_app("--headless", "--frames", "2", "--compile")
-    assert tick(app) and len(compile_calls) == 1
-    backend_line = next(line for line in hud_lines(app, app.frame) if str(line).startswith("backend"))
+    assert app.tick() and len(compile_calls) == 1
+    backend_line = next(line for line in app.hud_lines(app.frame) if str(line).startswith("backend"))
     assert backend_line == "backend   torch cpu fp32 compiled"
-    assert session_meta(app)["compiled"] is True
+    assert app.session_meta()["compiled"] is True
 
 
 def test_a_stop_signal_while_the_first_frame_compiles_stops_at_once(make_app, capsys):
@@ -128,12 +126,12 @@ def test_a_stop_signal_while_the_first_frame_compiles_stops_at_once(make_app, ca
     assert app.run() == 130
     assert compiled == [] and app.ticks == 0  # stopped inside the compile, not after it
     assert "SIGTERM: closing" in capsys.readouterr().out
-    assert app.compiling is False
+    assert app.stop.compiling is False
 
 
 def test_a_compiled_drive_never_measures_its_compile(make_app):
     """QA: `--frames 1 --compile --profile` reported the 19 s compile as the latency (0.1 fps, compiled)."""
-    from game.app.app import warmup_frames
+    from game.app.timing import warmup_frames
 
     assert warmup_frames(1) == 0 and warmup_frames(1, compiled=True) == 1
     assert warmup_frames(30, compiled=True) == 10

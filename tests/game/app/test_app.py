@@ -1,6 +1,6 @@
-"""A second QA pass over launch.py: a damaged session or an output that fails ends in one line and a
-non-zero exit code, with everything already saved kept (the recording closed, a previous export as it
-was), and a session records the seed its world really used."""
+"""The App (game.app.app) when something fails: a corrupt replay file, a failed screenshot or recording,
+an interrupted teardown. Each ends in one line and a non-zero exit code where a script must not take
+the run as done, with everything already saved kept; and a session records the seed its world used."""
 
 from __future__ import annotations
 
@@ -108,14 +108,13 @@ def test_a_screenshot_that_fails_at_teardown_is_a_failed_run(make_app, monkeypat
 
 def test_a_drive_without_seed_records_the_seed_its_world_used(headless_env, tiny_model_path):
     from game.app.app import App
-    from game.app.status import session_meta
     from neural_render.model import FORWARD_REVISION
 
     argv = ["--headless", "--source", "procedural", "--res", RES, *_model_flags(tiny_model_path)]
     app = App(parse_args(argv))
     try:
-        assert session_meta(app)["seed"] == 0  # was null: the drive could not be driven again
-        assert session_meta(app)["forward_revision"] == FORWARD_REVISION  # a replay can tell a changed network
+        assert app.session_meta()["seed"] == 0  # was null: the drive could not be driven again
+        assert app.session_meta()["forward_revision"] == FORWARD_REVISION  # a replay can tell a changed network
     finally:
         app.close()
 
@@ -161,7 +160,7 @@ def test_a_headless_recording_that_cannot_start_renders_nothing(make_app, monkey
 def test_a_failed_recording_in_a_window_is_shown_there_not_in_the_exit_status(make_app, monkeypatch):
     app = make_app("--frames", "2")
     app.headless = False  # as in a window (SDL's dummy driver here): someone saw the notice
-    app.recording_error = "recording not started in rec: no space"  # an R press that failed, then R again
+    app.recording.error = "recording not started in rec: no space"  # an R press that failed, then R again
     assert app.run() == 0 and app.ticks == 2
 
 
@@ -170,20 +169,20 @@ def test_a_sigterm_a_library_swallowed_during_start_up_still_ends_the_drive(make
     all its frames, exit 0, as if no SIGTERM had come. Now it ends at once, with 130."""
     import signal
 
-    import game.app.signals
+    import game.signals
 
     app = make_app("--headless", "--frames", "50")
     try:
-        game.app.signals.raise_terminated(signal.SIGTERM, None)  # as the handler runs inside such a callback
+        game.signals.raise_terminated(signal.SIGTERM, None)  # as the handler runs inside such a callback
     except KeyboardInterrupt:
         pass  # swallowed
     assert app.run() == 130 and app.ticks == 0  # stopped before its --frames: not a finished run
     assert "SIGTERM: closing" in capsys.readouterr().out
-    assert not game.app.signals.TERMINATED_AT_START_UP
+    assert not game.signals.TERMINATED_AT_START_UP
 
 
 def test_a_size_memory_cannot_hold_is_a_one_line_launch_error(monkeypatch):
-    import neural_render.runtime
+    import game.startup.rendering
 
     from game.startup.cli import LaunchError
     from game.startup.rendering import make_renderer
@@ -191,6 +190,38 @@ def test_a_size_memory_cannot_hold_is_a_one_line_launch_error(monkeypatch):
     def no_memory(*args, **kwargs):
         raise MemoryError("size 16384x8192: not enough memory to render at this size (...); use a smaller size")
 
-    monkeypatch.setattr(neural_render.runtime, "Renderer", no_memory)
+    monkeypatch.setattr(game.startup.rendering, "Renderer", no_memory)
     with pytest.raises(LaunchError, match="not enough memory.*use a smaller size"):  # was a traceback
         make_renderer(None, "torch", "cpu", "fp32", (16384, 8192))
+
+
+@pytest.mark.parametrize("presses, code", [(1, 0), (2, 130)])
+def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, code):
+    import os
+    import signal
+    import time
+
+    closed = []
+
+    class Recorder:  # finalizing takes a while; Ctrl+C is pressed again meanwhile
+        error, frames_written, frames_queued, path = None, 1, 1, Path("sessions/x")
+        meta: dict = {}
+
+        def add(self, *args, **kwargs) -> None: ...
+
+        def close(self) -> None:
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # the handler runs here
+            closed.append("recording")
+
+    app = make_app("--headless", "--frames", "1")
+    app.recording.recorder = Recorder()
+    source_close = app.source.close
+    app.source.close = lambda: (closed.append("source"), source_close())
+    assert app.run() == code
+    err = capfd.readouterr().err
+    if presses == 1:  # one more Ctrl+C only says what is being finished (it used to abandon the teardown)
+        assert closed == ["recording", "source"] and "still closing" in err
+    else:
+        assert "teardown abandoned" in err

@@ -1,0 +1,124 @@
+"""The source factory (game.startup.sources): a server that is not CARLA, a bad host, a --filter with no
+car, a missing replay, and a replay resampled to --res."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pygame = pytest.importorskip("pygame")
+
+from game.startup.cli import LaunchError, parse_args  # noqa: E402
+from game.startup.main import main  # noqa: E402
+from support.game import RES, headless_env, make_app, one_line_error, tiny_model_path  # noqa: E402,F401 (fixtures)
+
+
+class _Server:
+    """A TCP server on 127.0.0.1 that answers every connection with fixed bytes; by_line: only once a
+    line has ended, as an HTTP server does."""
+
+    def __init__(self, reply: bytes, by_line: bool = False) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        threading.Thread(target=self._serve, args=(reply, by_line), daemon=True).start()
+
+    def _serve(self, reply: bytes, by_line: bool) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            with connection, connection.makefile("rb") as reader:
+                if by_line:
+                    reader.readline()
+                else:
+                    connection.recv(64)
+                connection.sendall(reply)
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def test_a_server_that_is_not_carla_is_refused_before_libcarla(headless_env):
+    from carla_bridge.core.net import not_carla_reason
+    from game.startup.sources import make_source
+
+    web = _Server(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")  # aborted the process (134)
+    rpc = _Server(b"\x94\x01\x00\xc0\xa60.9.16")  # msgpack-rpc response [1, 0, nil, "0.9.16"]
+    try:
+        reason = not_carla_reason("127.0.0.1", web.port)
+        assert reason == "it answered 'HTTP/1.1 400 Bad Request', not a msgpack-rpc reply"
+        assert not_carla_reason("127.0.0.1", rpc.port) is None  # a CARLA-like reply passes
+        pytest.importorskip("carla", reason="CarlaSource does the probe; the carla client is not installed")
+        with pytest.raises(LaunchError, match=r"is not CARLA \(it answered 'HTTP/1.1 400 Bad Request'"):
+            make_source(parse_args(["--source", "carla", "--port", str(web.port), "--res", RES]), (64, 32))
+        choice = make_source(parse_args(["--port", str(web.port), "--res", RES]), (64, 32))
+        try:  # --source auto falls back to the built-in world and says why
+            assert choice.name == "procedural" and "is not CARLA" in choice.reason
+        finally:
+            choice.source.close()
+    finally:
+        web.close()
+        rpc.close()
+
+
+def test_a_line_based_server_is_told_from_carla_at_once(headless_env):
+    from carla_bridge.core.net import not_carla_reason
+
+    web = _Server(b"HTTP/1.0 400 Bad request syntax\r\n\r\n", by_line=True)  # what `python3 -m http.server` says
+    try:
+        started = time.monotonic()
+        reason = not_carla_reason("127.0.0.1", web.port, timeout_s=5.0)
+        # it waited for a line end the probe never sent: 2 s of probe, then 10 s of client time-out
+        assert reason == "it answered 'HTTP/1.0 400 Bad request syntax', not a msgpack-rpc reply"
+        assert time.monotonic() - started < 3.0  # the old probe waited out its whole 5 s
+    finally:
+        web.close()
+
+
+def test_a_host_that_does_not_resolve_is_named(headless_env, capsys):
+    pytest.importorskip("carla", reason="CarlaSource says it; the carla client is not installed")
+    from game.startup.sources import make_source
+
+    with pytest.raises(LaunchError, match=r"^the host name 'nosuchhost\.invalid' does not resolve \(.*\): "
+                                          r"check --host"):  # was "no CARLA server answers ... start CARLA"
+        make_source(parse_args(["--source", "carla", "--host", "nosuchhost.invalid", "--res", RES]), (64, 32))
+    choice = make_source(parse_args(["--host", "nosuchhost.invalid", "--res", RES]), (64, 32))
+    try:
+        assert choice.name == "procedural" and "'nosuchhost.invalid' does not resolve" in choice.reason
+    finally:
+        choice.source.close()
+
+
+def test_carla_filter_that_matches_no_car_is_one_line(monkeypatch):
+    import game.startup.sources as carla_source
+
+    from game.startup.sources import make_source
+
+    def no_car(**options):  # what CarlaSource raises for --filter walker.* (was a traceback)
+        raise ValueError(f"--filter {options['vehicle_filter']!r} matches no 4-wheeled vehicle blueprint")
+
+    monkeypatch.setattr(carla_source, "CarlaSource", no_car)
+    with pytest.raises(LaunchError, match=r"--filter 'walker\.\*' matches no 4-wheeled"):
+        make_source(parse_args(["--source", "carla", "--filter", "walker.*"]), (64, 32))
+
+
+def test_missing_replay_names_the_folder_once(headless_env, capsys):
+    assert main(parse_args(["--headless", "--replay", "nope"])) == 2
+    err = one_line_error(capsys, "--replay nope: not a session")
+    assert err.count("nope") == 1  # was "--replay nope: nope: not a session"
+
+
+def test_replay_is_resampled_to_res(make_app):
+    app = make_app("--headless", "--frames", "2", "--record", "sessions")
+    app.run()
+    (session,) = Path("sessions").iterdir()
+    # --res used to be ignored by a replay
+    replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--res", "128x64")
+    assert replay.size == (128, 64) and "resampled to 128x64" in replay.source_reason
+    assert replay.run() == 0 and replay.rendered.shape == (64, 128, 3)
