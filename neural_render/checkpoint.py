@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
 
-from carla_bridge.core.files import replace_with_default_mode
+from carla_bridge.core.files import atomic_path
 from neural_render.model import PRESETS, GeneratorConfig, Vid2VidGenerator
 
 FORMAT = "neural-drive-generator"
@@ -42,9 +41,8 @@ def save_generator(model: Vid2VidGenerator, path: str | Path, meta: dict | None 
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION,
                 "config": json.dumps(model.config.to_dict()), "meta": json.dumps(meta or {}, default=str)}
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
-    replace_with_default_mode(tmp, path)  # never leave a half-written checkpoint under the real name
+    with atomic_path(path) as tmp:  # never a half-written checkpoint under the real name
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from carla_bridge.core.files import write_atomic
+from carla_bridge.core.files import cache_folder, write_atomic
 from carla_bridge.core.values import is_real
 
 if os.name == "nt":
@@ -40,8 +40,8 @@ log = logging.getLogger("carla_bridge.client.recovery")
 
 
 def note_folder() -> Path:
-    """$NEURAL_DRIVE_CACHE/carla-settings, by default ~/.cache/neural-drive/carla-settings."""
-    return Path(os.environ.get("NEURAL_DRIVE_CACHE", Path.home() / ".cache" / "neural-drive")) / "carla-settings"
+    """carla-settings/ in the project's cache folder."""
+    return cache_folder() / "carla-settings"
 
 
 def settings_fields(settings: Any) -> dict[str, Any]:

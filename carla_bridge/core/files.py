@@ -14,9 +14,18 @@ before it starts, so a bad path fails at once and not after the work.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
+
+
+def cache_folder() -> Path:
+    """What the project keeps between runs (exported ONNX files, TensorRT engines, the CARLA settings
+    notes): $NEURAL_DRIVE_CACHE, by default ~/.cache/neural-drive."""
+    return Path(os.environ.get("NEURAL_DRIVE_CACHE", Path.home() / ".cache" / "neural-drive"))
 
 
 def current_umask() -> int:
@@ -44,20 +53,41 @@ def replace_with_default_mode(tmp: str | Path, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, renamed at the end: a
-    reader never sees half a file, and a failure leaves neither a partial file nor the temporary one."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder for the block to write (a library that wants a file name:
+    torch.onnx.export, safetensors). Renamed onto ``path``, with the default mode of a new file, when
+    the block ends without an error; removed otherwise. A reader never sees half a file, and a failure
+    leaves neither a partial file nor the temporary one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        yield Path(tmp)
         replace_with_default_mode(tmp, path)  # not mkstemp's 0600
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "wb", durable: bool = False) -> Iterator[IO]:
+    """``atomic_path`` opened for writing (``mode`` "wb" or "w", text in UTF-8). ``durable`` syncs the
+    data to the disk before the rename, for a file that must survive a power cut whole (session.json)."""
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as handle:
+        yield handle
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` whole or not at all (``atomic_file``)."""
+    with atomic_file(path) as handle:
+        handle.write(data)
+    return Path(path)
+
 
 def folder_write_problem(folder: str | Path) -> str | None:
     """None when a file can be created in ``folder`` (made first, with its parents, if missing);

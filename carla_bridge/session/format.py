@@ -26,7 +26,6 @@ import base64
 import hashlib
 import importlib.metadata
 import json
-import os
 import struct
 import subprocess
 import tomllib
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from carla_bridge.core.files import atomic_file
 from carla_bridge.core.values import is_int, is_real
 
 FORMAT_VERSION = 1
@@ -76,18 +76,10 @@ def frame_file(directory: Path, kind: str, position: int) -> Path:
 
 
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to ``path`` through a temporary file and os.replace, so readers never see half a file."""
-    tmp = Path(path).with_name(Path(path).name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # e.g. the disk is full: the previous file stays whole, no half-written .tmp
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write JSON to ``path`` whole, synced to the disk: a crash or a full disk leaves the previous file."""
+    with atomic_file(path, "w", durable=True) as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
 
 
 def project_version() -> str:

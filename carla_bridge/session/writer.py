@@ -1,7 +1,7 @@
 """The writer thread: every disk operation of a recording, off the drive's thread.
 
 Per frame, in this order, so that a crash leaves a readable session:
-  1. each lossless file is written to ``name.tmp`` and renamed into place (a reader never sees half a PNG);
+  1. each lossless file is written whole (carla_bridge.core.files.atomic_file: a reader never sees half a PNG);
   2. the render/engine images go to their ffmpeg pipes (lossy viewing copies; may be cut by a crash);
   3. the frames.jsonl line is appended with one write() call.
 So a line exists only when its files are complete: after kill -9 the session is readable up to its last
@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from carla_bridge.core.files import atomic_file
 from carla_bridge.session.format import (
-    ENGINE_MP4, FRAMES_JSONL, RENDER_MP4, encode_grey_png, frame_file, render_digest,
+    ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, encode_grey_png, frame_file, render_digest,
 )
 from carla_bridge.session.video import VideoStream
 
@@ -155,16 +156,13 @@ class SessionWriter(threading.Thread):
 
     def _write_files(self, packet: FramePacket) -> None:
         for kind, array in packet.arrays.items():
-            path = frame_file(self.directory, kind, packet.position)
-            tmp = path.with_name(path.name + ".tmp")
-            if kind == "labels":
-                tmp.write_bytes(encode_grey_png(array))
-            elif path.suffix == ".png":
-                Image.fromarray(array).save(tmp, format="PNG", compress_level=1)
-            else:
-                with open(tmp, "wb") as handle:
+            with atomic_file(frame_file(self.directory, kind, packet.position)) as handle:  # never half a PNG
+                if kind == "labels":
+                    handle.write(encode_grey_png(array))
+                elif FRAME_FILES[kind][1] == ".png":
+                    Image.fromarray(array).save(handle, format="PNG", compress_level=1)
+                else:
                     np.save(handle, array, allow_pickle=False)
-            os.replace(tmp, path)
         record = packet.record
         if packet.render is not None:
             record["render"] = render_digest(packet.render)

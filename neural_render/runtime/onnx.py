@@ -26,7 +26,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from carla_bridge.core.files import folder_write_problem
+from carla_bridge.core.files import atomic_path, cache_folder, folder_write_problem
 from neural_render.model import FORWARD_REVISION, RenderStep, Vid2VidGenerator, build_generator, example_inputs
 from neural_render.runtime.common import DTYPES
 
@@ -39,11 +39,6 @@ UNSTAMPED = "it carries no export stamp (exported by an older version, or not by
 log = logging.getLogger("neural_render.runtime")
 
 
-def cache_dir() -> Path:
-    """$NEURAL_DRIVE_CACHE or ~/.cache/neural-drive (exported ONNX files and TensorRT engines)."""
-    return Path(os.environ.get("NEURAL_DRIVE_CACHE", Path.home() / ".cache" / "neural-drive"))
-
-
 class CacheError(ValueError):
     """The export cache folder cannot take a file. A ValueError because that is what every tool's
     one-line error path catches (bench, export, and the launcher's backend start): a cache variable
@@ -51,9 +46,9 @@ class CacheError(ValueError):
 
 
 def cache_problem(directory: str | Path | None = None) -> str | None:
-    """None when the cache folder (``directory``, else cache_dir()) can take a new file; otherwise one
+    """None when the cache folder (``directory``, else cache_folder()) can take a new file; otherwise one
     line naming where the folder came from, the path and what to do."""
-    folder = Path(directory) if directory else cache_dir()
+    folder = Path(directory) if directory else cache_folder()
     problem = folder_write_problem(folder)
     if problem is None:
         return None
@@ -79,23 +74,16 @@ def export_onnx(model: Vid2VidGenerator, path: str | Path, width: int, height: i
     """Export `RenderStep(model)` at a static (width, height) to `path` (ONNX opset 17), stamped; returns
     it. The size and precision are the caller's, checked where they entered (Renderer, export CLI)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # Export a CPU copy so the caller's model (maybe on CUDA, maybe compiled) is left alone.
     step = RenderStep(build_generator(model.config).to(DTYPES[precision])).eval()
     step.model.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
     args = example_inputs(step.model.config, width, height, dtype=DTYPES[precision], seed=0)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-            torch.onnx.export(step, args, str(tmp), dynamo=False, opset_version=OPSET,
-                              input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                              do_constant_folding=True)
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(step, args, str(tmp), dynamo=False, opset_version=OPSET,
+                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), do_constant_folding=True)
         _stamp(tmp, stamp or export_stamp(model, width, height, precision))
         check_graph(tmp)
-        os.replace(tmp, path)  # atomic: a reader never sees a half-written file
-    finally:  # a failed export leaves no .tmp<pid> file behind in the cache
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -167,7 +155,7 @@ def cached_onnx(model: Vid2VidGenerator, width: int, height: int, precision: str
     digest = model_hash(model)
     stamp = export_stamp(model, width, height, precision, digest)
     key = f"{model.config.name}-{width}x{height}-{precision}-{digest[:16]}"
-    path = Path(directory or cache_dir()) / f"{key}.onnx"
+    path = Path(directory or cache_folder()) / f"{key}.onnx"
     stale = None
     if path.exists():
         stale = stamp_problem(path, stamp)

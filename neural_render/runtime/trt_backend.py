@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from carla_bridge.core.files import cache_folder, write_atomic
 from neural_render.model import Vid2VidGenerator
 from neural_render.runtime.buffers import DeviceHistory
 from neural_render.runtime.common import Stage, log
-from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES, cache_dir, cached_onnx
+from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES, cached_onnx
 
 
 def import_tensorrt():
@@ -96,7 +97,7 @@ class TensorRTBackend:
         graph_precision = precision if trt_major(trt) >= 11 else "fp32"
         onnx_path = cached_onnx(model, width, height, graph_precision, directory)
         onnx_bytes = onnx_path.read_bytes()
-        root = Path(directory or cache_dir()) / "trt"
+        root = Path(directory or cache_folder()) / "trt"
         key = engine_key(onnx_bytes, trt.__version__, self.device_name, size, precision)
         self.engine_path = root / f"{key[:24]}.engine"
         self.engine = self._load_or_build(onnx_bytes, root / f"timing-{trt.__version__}.cache")
@@ -126,10 +127,7 @@ class TensorRTBackend:
             self.engine_path.unlink(missing_ok=True)
         log.info("tensorrt: building engine (%s), this takes a minute once per model/GPU/shape", self.precision)
         data = build_engine(trt, onnx_bytes, self.precision, timing_cache)
-        self.engine_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.engine_path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(self.engine_path)
+        write_atomic(self.engine_path, data)
         engine = runtime.deserialize_cuda_engine(data)
         if engine is None:
             raise RuntimeError("TensorRT could not deserialize the engine it just built")

@@ -1,4 +1,5 @@
-"""folder_write_problem answers by writing, so it also catches what permission bits do not show."""
+"""Atomic writes leave the old file or the new one, never half of either; folder_write_problem answers by
+writing, so it also catches what permission bits do not show."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from carla_bridge.core.files import file_write_problem, folder_write_problem
+from carla_bridge.core.files import (atomic_file, atomic_path, current_umask, file_write_problem, folder_write_problem,
+                                     write_atomic)
 
 
 def test_a_writable_folder_is_made_and_left_clean(tmp_path):
@@ -43,3 +45,25 @@ def test_a_file_output_names_its_folder(tmp_path):
     (tmp_path / "file").write_text("x")
     assert file_write_problem(tmp_path / "file" / "out.json") == (
         f"its folder {tmp_path / 'file'}: {tmp_path / 'file'} is a file, not a folder")
+
+
+def test_an_atomic_write_replaces_the_file_whole_with_the_default_mode(tmp_path):
+    target = tmp_path / "out" / "report.json"
+    write_atomic(target, b"first")
+    with atomic_file(target, "w", durable=True) as handle:
+        handle.write("second")
+        assert target.read_bytes() == b"first"  # the old file stays whole until the block ends
+    assert target.read_text() == "second"
+    assert target.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not mkstemp's 0600
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.json"]
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "model.onnx"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="export failed"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("export failed")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]

@@ -16,13 +16,13 @@ def test_a_full_disk_leaves_no_half_written_report_and_names_the_file(tmp_path, 
     from game.profiler.report import write_report
 
     write_report(profiler, tmp_path, META, quiet=True)  # a previous, complete report
+    import builtins
+
     import carla_bridge.core.files
 
-    real_fdopen = carla_bridge.core.files.os.fdopen
-
     class FullDisk:  # the disk fills up half way through the file
-        def __init__(self, fd, *args, **kwargs):
-            self.handle = real_fdopen(fd, *args, **kwargs)
+        def __init__(self, path, *args, **kwargs):
+            self.handle = builtins.open(path, *args, **kwargs)
 
         def __enter__(self):
             return self
@@ -34,7 +34,7 @@ def test_a_full_disk_leaves_no_half_written_report_and_names_the_file(tmp_path, 
             self.handle.write(data[: len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(carla_bridge.core.files.os, "fdopen", FullDisk)
+    monkeypatch.setattr(carla_bridge.core.files, "open", FullDisk, raising=False)  # where atomic_file opens
     with pytest.raises(OSError, match=r"report\.json.*No space left on device.*another --report"):
         write_report(profiler, tmp_path, META, quiet=True)
     monkeypatch.undo()

@@ -116,7 +116,7 @@ def test_streamed_trace_holds_the_same_events_as_the_old_writer(tmp_path):
     assert _event_multiset(written) == _event_multiset(reference)
     assert written["displayTimeUnit"] == "ms" and written["otherData"] == META
     assert any("(overlap 1)" in str(event["args"]) for event in written["traceEvents"])
-    assert not list(tmp_path.glob("*.partial"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trace.json"]  # no temporary left
 
 
 def test_an_error_half_way_through_the_trace_leaves_the_previous_one_whole(tmp_path, monkeypatch):
