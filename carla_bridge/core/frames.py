@@ -8,12 +8,14 @@ Coordinates follow CARLA (Unreal): metres, x forward, y right, z up (left-handed
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from carla_bridge.core.labels import check_labels
+from carla_bridge.core.values import is_int
 
 
 @dataclass(frozen=True)
@@ -179,13 +181,28 @@ class SourceBase:
         pass
 
 
-def parse_resolution(text: str, flag: str = "--res") -> tuple[int, int]:
-    """Parse 'WIDTHxHEIGHT' into (width, height); raise ValueError naming the flag otherwise."""
-    try:
-        width_text, height_text = text.lower().split("x")
-        width, height = int(width_text), int(height_text)
-    except (ValueError, AttributeError):
-        raise ValueError(f"{flag} must look like WIDTHxHEIGHT (e.g. 512x256), got {text!r}") from None
-    if not (16 <= width <= 8192 and 16 <= height <= 8192):
-        raise ValueError(f"{flag} sides must lie in 16..8192 pixels, got {width}x{height}")
+CAMERA_SIDES = (16, 8192)  # the width and height a source renders: what CARLA's cameras take too
+
+
+def parse_size(value: str | tuple[int, int], flag: str = "--res",
+               sides: tuple[int, int] | None = None) -> tuple[int, int]:
+    """'256x128' or (256, 128) -> (width, height): whole positive numbers (a bool is no number, and
+    64.5 is not rounded to 64), each within ``sides`` when given. ValueError naming ``flag`` otherwise."""
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value)
+        if not match:
+            raise ValueError(f"{flag} must look like WIDTHxHEIGHT (e.g. 512x256), got {value!r}")
+        width, height = int(match.group(1)), int(match.group(2))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_whole, value)):
+        width, height = (int(side) for side in value)
+    else:
+        raise ValueError(f"{flag} {value!r}: expected (width, height) as two whole numbers, e.g. (256, 128)")
+    if sides is None and min(width, height) < 1:
+        raise ValueError(f"{flag} sides must be positive, got {width}x{height}")
+    if sides is not None and not (sides[0] <= min(width, height) and max(width, height) <= sides[1]):
+        raise ValueError(f"{flag} sides must lie in {sides[0]}..{sides[1]} pixels, got {width}x{height}")
     return width, height
+
+
+def _whole(side: object) -> bool:
+    return is_int(side) or (isinstance(side, float) and side.is_integer())

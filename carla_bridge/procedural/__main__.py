@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from carla_bridge.core import cli
 from carla_bridge.core.files import figure_problem, write_atomic
-from carla_bridge.core.frames import Control, parse_resolution
+from carla_bridge.core.frames import CAMERA_SIDES, Control, parse_size
 from carla_bridge.core.labels import colorize
 from carla_bridge.procedural import ProceduralWorld, WorldConfig
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="numba threads (default: all the cores numba sees)")
     args = parser.parse_args(argv)
     try:
-        width, height = parse_resolution(args.res)
+        width, height = parse_size(args.res, sides=CAMERA_SIDES)
     except ValueError as exc:
         parser.error(str(exc))
     if not args.benchmark and not args.strip:

@@ -12,7 +12,7 @@ import signal
 import sys
 
 from carla_bridge.core import cli
-from carla_bridge.core.frames import parse_resolution
+from carla_bridge.core.frames import CAMERA_SIDES, parse_size
 from carla_bridge.procedural.config import MAX_ACTORS
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        size = parse_resolution(args.res)
+        size = parse_size(args.res, sides=CAMERA_SIDES)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

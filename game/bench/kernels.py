@@ -15,13 +15,13 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from carla_bridge.core.frames import parse_size
 from carla_bridge.core import cli
 from game.bench.generator import device_and_compile_problem
 from game.bench.timing import print_result
 from game.bench.workloads import frame_pool
 from neural_render.model import PRESETS, build_generator
 from neural_render.runtime import Renderer
-from neural_render.runtime.common import parse_size
 
 
 def _self_device_us(event) -> float:

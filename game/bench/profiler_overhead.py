@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from carla_bridge.core.frames import Control, parse_resolution
+from carla_bridge.core.frames import CAMERA_SIDES, Control, parse_size
 from carla_bridge.procedural import ProceduralWorld, WorldConfig
 from game.bench.timing import print_result
 from game.bench.workloads import StandInRenderer, frame_pool
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", action="store_true", help="use the fixed synthetic workload")
     args = parser.parse_args(argv)
     try:
-        size = parse_resolution(args.res)
+        size = parse_size(args.res, sides=CAMERA_SIDES)
         if args.block < 1:
             raise ValueError(f"--block must be >= 1, got {args.block}")
         result = measure(args.frames, size, args.block, args.preset, force_synthetic=args.synthetic,

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from carla_bridge.core import cli
-from carla_bridge.core.frames import Control, parse_resolution
+from carla_bridge.core.frames import CAMERA_SIDES, Control, parse_size
 from carla_bridge.core.files import folder_write_problem
 from carla_bridge.procedural import ProceduralWorld, WorldConfig
 from carla_bridge.session.recorder import SessionRecorder
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     # Flags are checked before any frame: an --out that can hold no session would otherwise print the
     # overhead figures of a loop that recorded nothing.
     try:
-        size = parse_resolution(args.res)
+        size = parse_size(args.res, sides=CAMERA_SIDES)
     except ValueError as exc:
         parser.error(str(exc))
     _check_renderer_flag(parser, args.renderer)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from carla_bridge.core.frames import parse_size
 from carla_bridge.core import cli
 from carla_bridge.core.files import file_write_problem
 from game.bench.generator import add_preset_flag, bench_path, print_table
@@ -36,7 +37,6 @@ from game.bench.timing import print_result
 from game.profiler.machine import machine_info
 from neural_render.checkpoint import load_generator
 from neural_render.model import PRESETS
-from neural_render.runtime.common import parse_size
 from neural_render.runtime.select import available_backends, cuda_device_problem
 
 DEFAULT_PRESET = "gpu"  # the GPU measurement; with --model, the checkpoint's own

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from carla_bridge.core.frames import parse_resolution
+from carla_bridge.core.frames import CAMERA_SIDES, parse_size
 from game.keys.bindings import bindings_text
 from carla_bridge.core import cli
 
@@ -80,7 +80,7 @@ class GameConfig:
 def _resolution(flag: str):
     def parse(text: str) -> tuple[int, int]:
         try:
-            return parse_resolution(text, flag)
+            return parse_size(text, flag, CAMERA_SIDES)
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 

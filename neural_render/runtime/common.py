@@ -1,11 +1,10 @@
-"""What the Renderer and every backend share: the names of precisions, backends and stages, size
-parsing, the checks a frame passes where it enters the Renderer, the Backend interface, stage timing."""
+"""What the Renderer and every backend share: the names of precisions, backends and stages, the checks a
+frame passes where it enters the Renderer, the Backend interface, stage timing."""
 
 from __future__ import annotations
 
 import logging
 import numbers
-import re
 import time
 from typing import Protocol
 
@@ -18,28 +17,6 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 STAGES = ("preprocess", "upload", "inference", "download")  # Renderer.last_timings, in order
-
-
-def parse_size(text: str | tuple[int, int], flag: str = "--res") -> tuple[int, int]:
-    """'256x128' or (256, 128) -> (width, height)."""
-    if isinstance(text, (tuple, list)) and len(text) == 2:
-        width, height = (_whole(v, flag, text) for v in text)
-    else:
-        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
-        if not m:
-            raise ValueError(f"{flag} '{text}': expected WIDTHxHEIGHT, e.g. 256x128")
-        width, height = int(m.group(1)), int(m.group(2))
-    if width <= 0 or height <= 0:
-        raise ValueError(f"{flag} '{text}': width and height must be positive")
-    return width, height
-
-
-def _whole(value: object, flag: str, text: object) -> int:
-    """One side of a (width, height) pair as an int: a whole number, never a bool, never rounded
-    (int(64.5) quietly gave a 64-pixel renderer; int('a') an error that did not name the size)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not float(value).is_integer():
-        raise ValueError(f"{flag} {text!r}: expected (width, height) as two whole numbers, e.g. (256, 128)")
-    return int(value)
 
 
 def precision_note(flag: str, asked: str, ran: str, backend: str, device: str) -> str | None:

@@ -32,7 +32,7 @@ def _interrupted_at_start_up() -> int:
 
 try:  # torch loads here: seconds
     from carla_bridge.core import cli
-    from carla_bridge.core.frames import parse_resolution
+    from carla_bridge.core.frames import CAMERA_SIDES, parse_size
     from carla_bridge.core.numba_threads import prefer_one_numba_thread
     from neural_render.runtime.select import cuda_device_problem
     from neural_render.train.config import (PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, continue_config,
@@ -152,7 +152,7 @@ def _overrides(args: argparse.Namespace) -> dict:
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
     if args.res:
-        overrides["res"] = parse_resolution(args.res)
+        overrides["res"] = parse_size(args.res, sides=CAMERA_SIDES)
     if args.lr is not None:
         if not args.lr > 0:
             raise ValueError(f"--lr must be positive, got {args.lr}")

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from carla_bridge.core.frames import Control, EgoState, SceneFrame, Transform, parse_resolution
+from carla_bridge.core.frames import CAMERA_SIDES, Control, EgoState, SceneFrame, Transform, parse_size
 from carla_bridge.core.labels import LABELS, NUM_LABELS, PALETTE, TAG, check_labels, colorize
 
 
@@ -86,9 +86,19 @@ def test_control_and_ego_round_trip_through_dicts():
     assert ego.speed_kmh == pytest.approx(18.0)
 
 
-def test_parse_resolution():
-    assert parse_resolution("512x256") == (512, 256)
-    with pytest.raises(ValueError, match="--res"):
-        parse_resolution("512")
-    with pytest.raises(ValueError, match="16..8192"):
-        parse_resolution("8x8")
+def test_a_camera_size_flag():
+    assert parse_size("512x256", sides=CAMERA_SIDES) == (512, 256)
+    with pytest.raises(ValueError, match="--res must look like WIDTHxHEIGHT"):
+        parse_size("512", sides=CAMERA_SIDES)
+    with pytest.raises(ValueError, match=r"--res sides must lie in 16\.\.8192 pixels, got 8x8"):
+        parse_size("8x8", sides=CAMERA_SIDES)
+
+
+@pytest.mark.parametrize("size, said", [
+    ((64.5, 32), "two whole numbers"), ((True, 32), "two whole numbers"), (("64", "32"), "two whole numbers"),
+    ((64, 32, 1), "two whole numbers"), ((0, 32), "sides must be positive"), ("0x32", "sides must be positive"),
+])
+def test_a_size_is_two_whole_positive_numbers(size, said):
+    assert parse_size((np.int64(64), 32.0), "size") == (64, 32)
+    with pytest.raises(ValueError, match=f"^size .*{said}"):
+        parse_size(size, "size")

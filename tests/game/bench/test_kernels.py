@@ -10,7 +10,7 @@ from game.bench.kernels import main
 
 
 @pytest.mark.parametrize("argv, said", [
-    (["--res", "abc"], "--res 'abc': expected WIDTHxHEIGHT"),
+    (["--res", "abc"], "--res must look like WIDTHxHEIGHT (e.g. 512x256), got 'abc'"),
     (["--res", "60x32"], "size 60x32"),
     (["--device", "tpu"], "argument --device: must be cpu, cuda or cuda:N"),
     (["--top", "0"], "argument --top: must be at least 1"),

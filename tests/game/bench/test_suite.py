@@ -106,7 +106,8 @@ def test_max_autotune_runs_last_after_the_profile_is_saved(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("argv, said", [
-    (["--res", "64x32", "abc"], "--res 'abc': expected WIDTHxHEIGHT"),  # an error row per path, exit 0
+    # an error row per path, exit 0
+    (["--res", "64x32", "abc"], "--res must look like WIDTHxHEIGHT (e.g. 512x256), got 'abc'"),
     (["--res", "60x32"], "size 60x32"),
     (["--budget-s", "nan"], "argument --budget-s: must be 0 or more, got nan"),  # never ran out
     (["--budget-s", "-1"], "argument --budget-s: must be 0 or more"),
