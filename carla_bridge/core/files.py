@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -26,6 +27,17 @@ def cache_folder() -> Path:
     """What the project keeps between runs (exported ONNX files, TensorRT engines, the CARLA settings
     notes): $NEURAL_DRIVE_CACHE, by default ~/.cache/neural-drive."""
     return Path(os.environ.get("NEURAL_DRIVE_CACHE", Path.home() / ".cache" / "neural-drive"))
+
+
+def stamped_folder(root: str | Path) -> Path:
+    """A fresh name under ``root`` for a run's output, by the time it starts: root/20250101-120000 (the
+    names sort by time), root/20250101-120000-2 when that one exists."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = Path(root) / stamp, 1
+    while path.exists():
+        n += 1
+        path = Path(root) / f"{stamp}-{n}"
+    return path
 
 
 def current_umask() -> int:

@@ -11,11 +11,11 @@ overhead: game/bench/recording.py.
 
 from carla_bridge.session.format import FORMAT_VERSION, SessionFormatError, digest_thumb, render_digest
 from carla_bridge.session.reader import SessionIndex, load_frame, open_session
-from carla_bridge.session.recorder import SessionRecorder, default_session_dir
+from carla_bridge.session.recorder import SessionRecorder
 from carla_bridge.session.replay import ReplaySource, SessionEnded, resize_frame
 
 __all__ = [
     "FORMAT_VERSION", "ReplaySource", "SessionEnded", "SessionFormatError", "SessionIndex",
-    "SessionRecorder", "default_session_dir", "digest_thumb", "load_frame", "open_session",
+    "SessionRecorder", "digest_thumb", "load_frame", "open_session",
     "render_digest", "resize_frame",
 ]

@@ -34,17 +34,6 @@ from carla_bridge.session.format import (
 )
 from carla_bridge.session.writer import FramePacket, SessionWriter, describe_os_error
 
-def default_session_dir(root: str | Path = "sessions") -> Path:
-    """A fresh timestamped folder name under ``root`` for the R key (e.g. sessions/20250101-120000)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = Path(root) / stamp
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path(root) / f"{stamp}-{suffix}"
-    return path
-
-
 def _timings_ms(timings: dict[str, Any]) -> dict[str, float]:
     """Stage timings in ms; a (start_ns, end_ns) pair (Renderer.last_timings style) becomes its length.
     Anything else is left out: a malformed timing must not stop a recording."""

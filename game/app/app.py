@@ -23,6 +23,7 @@ from time import perf_counter_ns
 
 import pygame
 
+from carla_bridge.core.files import stamped_folder
 from carla_bridge.core.frames import SourceLost
 from carla_bridge.core.labels import colorize
 from carla_bridge.session import SessionEnded, SessionFormatError
@@ -35,7 +36,6 @@ from game.profiler.hooks import hud_lines as profiler_hud_lines
 from game.profiler.profiler import Profiler
 from game.profiler.report import write_report
 from game.startup.cli import GameConfig, LaunchError
-from game.startup.outputs import stamped
 from game.startup.rendering import (check_size, default_resolution, load_model, make_renderer, next_backend,
                                     resolve_device, warn_if_memory_short)
 from game.startup.sources import make_source
@@ -389,7 +389,7 @@ class App:
             meta = {**self.session_meta(), "resolution": list(self.size),
                     "frames_requested": self.frames_goal, "ended_by": ended_by}
             # write_report prints the table and where the files went; no second line here
-            write_report(self.profiler, self.config.report or stamped("reports"), meta)
+            write_report(self.profiler, self.config.report or stamped_folder("reports"), meta)
 
 
 def _finished(end: BaseException) -> bool:

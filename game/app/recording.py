@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from carla_bridge.core.files import stamped_folder
 from carla_bridge.session import SessionRecorder
 from game.view.hud import HUD
 
@@ -36,7 +37,7 @@ class Recording:
             self.start(meta)
 
     def start(self, meta: dict) -> None:
-        path = _new_session_dir(self.root or Path("sessions"))
+        path = stamped_folder(self.root or "sessions")
         self.recorder = SessionRecorder(path, meta, size=self.size, record_rgb=self.record_rgb, video=True)
         if self.recorder.error:
             self.error = self.recorder.error  # the exit status says so (App.run)
@@ -111,12 +112,3 @@ def _wait_for_writer(recorder, stopping: Callable[[], bool], timeout_s: float = 
     while (queued - recorder.frames_written > HEADLESS_BACKLOG_FRAMES and recorder.error is None
            and not stopping() and time.perf_counter() < deadline):
         time.sleep(0.002)
-
-
-def _new_session_dir(root: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = root / stamp, 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{n}"
-    return path

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 
+from carla_bridge.core.files import stamped_folder
 from carla_bridge.session import SessionFormatError
 from game.app.app import App
 from game.signals import TERMINATED_AT_START_UP, interrupt_name, interruption_in, raise_terminated
@@ -25,7 +26,7 @@ from game.app.timing import warmup_frames
 from game.export import export_session
 from game.profiler.compare import run_comparison
 from game.startup.cli import GameConfig, LaunchError
-from game.startup.outputs import check_outputs, remove_empty, stamped
+from game.startup.outputs import check_outputs, remove_empty
 from game.startup.rendering import COMPILE_WAIT, check_size, default_resolution, load_model, make_renderer, resolve_device
 from game.startup.sources import make_source
 
@@ -132,7 +133,7 @@ def run_backend_comparison(config: GameConfig) -> int:
     if config.compile and frames < 2:  # compare_backends measures at least one frame: it would be the compile
         raise LaunchError(f"--frames {frames} --compile: the first frame only compiles, so nothing would be "
                           f"measured; pass --frames 2 or more (the compile is left out of the figures)")
-    report_dir = config.report or stamped("reports")  # the default --help promises
+    report_dir = config.report or stamped_folder("reports")  # the default --help promises
     if config.compile:  # the torch row starts with the compile: say so, or the console sits silent
         print(f"--compile: {COMPILE_WAIT}")
     try:

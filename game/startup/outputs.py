@@ -9,7 +9,6 @@ previous run's result is refused unless --overwrite, so nothing saved is replace
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from game.startup.cli import GameConfig, LaunchError
@@ -29,11 +28,6 @@ def check_outputs(config: GameConfig) -> list[Path]:
         remove_empty(created)
         raise
     return created
-
-
-def stamped(root: str) -> Path:
-    """root/YYYYMMDD-HHMMSS: the folder a report goes to when --report names none."""
-    return Path(root) / time.strftime("%Y%m%d-%H%M%S")
 
 
 def remove_empty(folders: list[Path]) -> None:

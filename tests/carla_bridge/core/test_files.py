@@ -4,12 +4,13 @@ writing, so it also catches what permission bits do not show."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
 from carla_bridge.core.files import (atomic_file, atomic_path, current_umask, file_write_problem, folder_write_problem,
-                                     write_atomic)
+                                     stamped_folder, write_atomic)
 
 
 def test_a_writable_folder_is_made_and_left_clean(tmp_path):
@@ -67,3 +68,12 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
             raise RuntimeError("export failed")
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_a_stamped_folder_is_fresh_and_sorts_by_time(tmp_path):
+    first = stamped_folder(tmp_path)
+    assert re.fullmatch(r"\d{8}-\d{6}", first.name) and first.parent == tmp_path
+    first.mkdir()
+    second = stamped_folder(tmp_path)
+    assert second.name in (f"{first.name}-2", ) or second.name > first.name  # the same second, or a later one
+    assert not second.exists()
