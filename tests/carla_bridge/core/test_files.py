@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -70,10 +71,12 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
 
-def test_a_stamped_folder_is_fresh_and_sorts_by_time(tmp_path):
-    first = stamped_folder(tmp_path)
-    assert re.fullmatch(r"\d{8}-\d{6}", first.name) and first.parent == tmp_path
-    first.mkdir()
-    second = stamped_folder(tmp_path)
-    assert second.name in (f"{first.name}-2", ) or second.name > first.name  # the same second, or a later one
-    assert not second.exists()
+def test_a_stamped_folder_is_fresh_and_sorts_by_time(tmp_path, monkeypatch):
+    assert re.fullmatch(r"\d{8}-\d{6}", stamped_folder(tmp_path).name)
+    monkeypatch.setattr(time, "strftime", lambda _format: "20250101-120000")  # three runs in one second
+    names = []
+    for _ in range(3):
+        folder = stamped_folder(tmp_path)
+        folder.mkdir()
+        names.append(folder.name)
+    assert names == ["20250101-120000", "20250101-120000-2", "20250101-120000-3"]
