@@ -21,6 +21,7 @@ import time
 from collections import deque
 from typing import Any
 
+from game.profiler import cuda
 from game.profiler.stats import percentile
 from neural_render.runtime import STAGES as RENDERER_STAGES
 
@@ -70,11 +71,11 @@ class _Stage:
 
     def __enter__(self) -> _Stage:
         profiler = self._profiler
-        cuda = profiler._cuda
-        if cuda is not None:
+        timer = profiler._cuda
+        if timer is not None:
             stages = profiler.cuda_stages
             sampled = profiler._frame % profiler.cuda_every == 0
-            self._event = cuda.start(self._name, sampled and (stages is None or self._name in stages))
+            self._event = timer.start(self._name, sampled and (stages is None or self._name in stages))
         else:
             self._event = None
         self._start = _perf_ns()
@@ -135,9 +136,7 @@ class Profiler:
         self.hud_cache: tuple[Any, list[str]] | None = None  # hooks.hud_lines: (key, lines) last formatted
         self._cuda = None
         if self.enabled and self.use_cuda:
-            from game.profiler.cuda import CudaTimer  # imports torch: only on this path
-
-            timer = CudaTimer()
+            timer = cuda.CudaTimer()
             self._cuda = timer if timer.available else None
 
     # ----------------------------------------------------------------- recording (hot path)
