@@ -15,7 +15,7 @@ import socket
 import struct
 import threading
 
-from carla_bridge.standin.rpc import _close, make_listener
+from carla_bridge.standin.tcp import TcpServer, close_socket
 
 log = logging.getLogger("carla_bridge.standin.streaming")
 
@@ -32,36 +32,24 @@ def encode_token(stream_id: int, port: int, host: str = "127.0.0.1") -> bytes:
     return _TOKEN.pack(stream_id, port, PROTOCOL_TCP, ADDRESS_IPV4, address)
 
 
-class StreamServer:
+class StreamServer(TcpServer):
     """Accept stream subscriptions on ``host:port`` and publish payloads to a stream's subscribers."""
 
+    name = "stream"
+
     def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self._listener = make_listener(host, port)
+        super().__init__(host, port)
         self._subscribers: dict[int, list[socket.socket]] = {}
         self._expected: set[int] = set()  # streams a client asked a token for and has not joined yet
-        self._lock = threading.Lock()
         self._joined = threading.Condition(self._lock)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._accept_loop, name="standin-stream-accept", daemon=True)
 
     def token(self, stream_id: int) -> bytes:
         return encode_token(stream_id, self.port, self.host)
 
-    def start(self) -> StreamServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            sockets = [s for subs in self._subscribers.values() for s in subs]
-            self._subscribers.clear()
-        for sock in sockets:
-            _close(sock)
-        if self._thread.ident is not None:  # started: a server whose other port was in use never was
-            self._thread.join(timeout=2.0)
-        _close(self._listener)
+    def _take_open_sockets(self) -> list[socket.socket]:
+        sockets = [s for subs in self._subscribers.values() for s in subs]
+        self._subscribers.clear()
+        return sockets
 
     def expect(self, stream_id: int) -> None:
         """A client resolved this stream's token: it is about to subscribe (see wait_for_subscriber)."""
@@ -88,7 +76,7 @@ class StreamServer:
             sockets = self._subscribers.pop(stream_id, [])
             self._expected.discard(stream_id)
         for sock in sockets:
-            _close(sock)
+            close_socket(sock)
 
     def publish(self, stream_id: int, payload: bytes) -> int:
         """Send one frame to every subscriber of ``stream_id``; returns how many got it."""
@@ -106,21 +94,11 @@ class StreamServer:
                     subs = self._subscribers.get(stream_id, [])
                     if sock in subs:
                         subs.remove(sock)
-                _close(sock)
+                close_socket(sock)
         return delivered
 
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                conn, address = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._subscribe, args=(conn, address), daemon=True).start()
-
-    def _subscribe(self, conn: socket.socket, address: tuple) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def _connected(self, conn: socket.socket, address: tuple) -> None:
+        """A subscription: the stream id, then the frames of that stream until either side closes."""
         conn.settimeout(SEND_TIMEOUT_S)
         header = b""
         try:
@@ -133,13 +111,13 @@ class StreamServer:
             pass
         if len(header) < 4:
             log.warning("stream connection from %s:%s sent no stream id; closed", *address)
-            _close(conn)
+            close_socket(conn)
             return
         (stream_id,) = struct.unpack("<I", header)
         log.debug("stream %d: subscriber %s:%s", stream_id, *address)
         with self._lock:
             if self._stopping.is_set():
-                _close(conn)
+                close_socket(conn)
                 return
             self._subscribers.setdefault(stream_id, []).append(conn)
             self._expected.discard(stream_id)
