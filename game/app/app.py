@@ -67,10 +67,9 @@ class App:
     def _setup(self, config: GameConfig) -> None:
         self.pending = self.source.reset(config.seed)  # cut=True: shown by the first tick
         self.size = self.pending.size  # a replay fixes its own size
-        # --res resamples a replay: a size the model cannot take is then the flag's fault, not the session's
-        flag = f"--replay {config.replay}" if config.replay and not config.res else "--res"
-        check_size(self.model, self.size, flag)
         if config.source == "replay":  # its size is known only now; a live source's was checked before it started
+            # --res resamples a replay: a size the model cannot take is then the flag's fault, not the session's
+            check_size(self.model, self.size, "--res" if config.res else f"--replay {config.replay}")
             warn_if_memory_short(self.size, self.device)
         self.renderer = make_renderer(self.model.model, config.backend, config.device, config.precision, self.size,
                                       config.compile)
