@@ -29,7 +29,7 @@ from carla_bridge.core.numba_threads import prefer_one_numba_thread
 from carla_bridge.core.cli import json_line
 from neural_render.checkpoint import load_generator
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
-from neural_render.train.png import write_png
+from carla_bridge.core.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
 from neural_render.train.splits import SPLITS, split_seeds
 

@@ -26,10 +26,8 @@ import base64
 import hashlib
 import importlib.metadata
 import json
-import struct
 import subprocess
 import tomllib
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -151,25 +149,6 @@ def digest_thumb(digest: dict[str, Any]) -> np.ndarray:
     """Decode the thumbnail of a render_digest back to a uint8 array."""
     raw = base64.b64decode(digest["thumb"])
     return np.frombuffer(raw, dtype=np.uint8).reshape(digest["thumb_shape"])
-
-
-def encode_grey_png(array: np.ndarray, level: int = 1) -> bytes:
-    """(H, W) uint8 -> PNG bytes (8-bit greyscale, filter 0, zlib ``level``), per the PNG spec (RFC 2083).
-
-    Label maps are large flat regions, which zlib alone compresses to a few kB; this is ~5x less CPU
-    than Pillow's encoder with its per-row filter search, and it runs in the writer thread every tick.
-    """
-    height, width = array.shape
-    rows = np.empty((height, width + 1), dtype=np.uint8)
-    rows[:, 0] = 0  # filter type "None" for every scanline
-    rows[:, 1:] = array
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, greyscale, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + chunk(b"IEND", b""))
 
 
 def check_meta(meta: Any, where: Path) -> dict[str, Any]:

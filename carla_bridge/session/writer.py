@@ -33,8 +33,9 @@ import numpy as np
 from PIL import Image
 
 from carla_bridge.core.files import atomic_file
+from carla_bridge.core.png import encode_png
 from carla_bridge.session.format import (
-    ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, encode_grey_png, frame_file, render_digest,
+    ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, frame_file, render_digest,
 )
 from carla_bridge.session.video import VideoStream
 
@@ -158,7 +159,7 @@ class SessionWriter(threading.Thread):
         for kind, array in packet.arrays.items():
             with atomic_file(frame_file(self.directory, kind, packet.position)) as handle:  # never half a PNG
                 if kind == "labels":
-                    handle.write(encode_grey_png(array))
+                    handle.write(encode_png(array))
                 elif FRAME_FILES[kind][1] == ".png":
                     Image.fromarray(array).save(handle, format="PNG", compress_level=1)
                 else:

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from carla_bridge.session import digest_thumb, render_digest
-from carla_bridge.session.format import encode_grey_png
+from carla_bridge.core.png import encode_png
 
 
 def test_render_digest_thumbnail():
@@ -22,6 +22,6 @@ def test_render_digest_thumbnail():
 @pytest.mark.parametrize("shape", [(48, 96), (7, 13), (1, 1)])
 def test_grey_png_encoder_round_trips(tmp_path, shape):
     labels = np.random.default_rng(1).integers(0, 29, shape, dtype=np.uint8)
-    (tmp_path / "l.png").write_bytes(encode_grey_png(labels))
+    (tmp_path / "l.png").write_bytes(encode_png(labels))
     with Image.open(tmp_path / "l.png") as image:
         assert image.mode == "L" and np.array_equal(np.asarray(image), labels)
