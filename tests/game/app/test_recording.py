@@ -3,17 +3,14 @@ run waits for the writer, a recording damaged at its close is said, an empty one
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 pygame = pytest.importorskip("pygame")
 
-from support.game import headless_env, make_app, post_key, recorded, tiny_model_path  # noqa: E402,F401 (fixtures)
+from support.game import headless_env, make_app, post_key, tiny_model_path  # noqa: E402,F401 (fixtures)
 
 DISK_FULL = ("session.json could not be updated at close: the disk is full: free some space or record to "
              "another disk; frames.jsonl still holds every complete frame")

@@ -4,10 +4,7 @@ interrupted renderer start-up: each ends in one line (or none) that names the re
 from __future__ import annotations
 
 import json
-import os
 import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest

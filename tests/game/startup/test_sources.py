@@ -3,7 +3,6 @@ car, a missing replay, and a replay resampled to --res."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time

@@ -3,10 +3,6 @@ indicator fit and keep clear of each other."""
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
