@@ -1,6 +1,6 @@
 """Long profiled runs: the report of a 100,000-frame session (~7 minutes at 250 fps) must not need
 hundreds of MB at exit (every trace event as a dict plus one 94 MB JSON string would be ~0.6 GB more),
-and the streamed trace.json must hold the very events the old all-in-memory writer produced."""
+and the streamed trace.json must hold the very events a plain all-in-memory writer produces."""
 
 import json
 import os
@@ -23,9 +23,9 @@ META = {"backend": "torch", "device": "cpu", "precision": "fp32", "model": "tiny
         "source": "synthetic"}
 
 
-# ----------------------------------------------------------------- the reference: the old writer
+# ------------------------------------------------------- the reference: an all-in-memory writer
 def _reference_lanes(events):
-    """The old trace.py lane assignment, kept verbatim as the reference."""
+    """Lane assignment written the plain way (a stack of open spans per lane), as the reference."""
     stacks = []
     lane_of = [0] * len(events)
     for start, end, order in sorted(events, key=lambda e: (e[0], -e[1], e[2])):
@@ -43,7 +43,7 @@ def _reference_lanes(events):
 
 
 def _reference_trace(profiler, meta):
-    """The old trace.py build_trace (every event as a dict, all in memory), kept as the reference."""
+    """build_trace written the plain way (every event as a dict, all in memory), as the reference."""
     pid = os.getpid()
     spans = list(profiler.spans)
     for index, (begin, end) in enumerate(zip(profiler.frame_begin_ns, profiler.frame_end_ns)):
@@ -107,7 +107,7 @@ def _awkward_session(clock):
 
 
 # ----------------------------------------------------------------- tests
-def test_streamed_trace_holds_the_same_events_as_the_old_writer(tmp_path):
+def test_streamed_trace_holds_the_same_events_as_an_all_in_memory_writer(tmp_path):
     with FakeClock() as clock:
         profiler = _awkward_session(clock)
     path = write_trace(profiler, tmp_path / "trace.json", META)
@@ -189,10 +189,10 @@ print(report["frames"]["measured"], grown // 1024)
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads ru_maxrss in KiB, as Linux reports it")
 def test_a_100k_frame_report_needs_little_memory_at_exit(tmp_path):
-    # A fresh process, so the peak RSS is this report's alone. Measured on a 2-core box: the old
-    # writer grew the peak by ~630 MB (collect's dicts ~100 MB, the trace's dicts and string ~530 MB);
-    # now ~85 MB, most of it matplotlib drawing 100,000 points. 250 MB leaves room for other
-    # allocators and still fails the old code.
+    # A fresh process, so the peak RSS is this report's alone. Measured on a 2-core box: an
+    # all-in-memory writer grows the peak by ~630 MB (collect's dicts ~100 MB, the trace's dicts and
+    # string ~530 MB); the streamed one by ~85 MB, most of it matplotlib drawing 100,000 points. 250 MB
+    # leaves room for other allocators and still fails an all-in-memory writer.
     frames = 100_000
     result = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(tmp_path), str(frames)], cwd=ROOT,
                             capture_output=True, text=True, timeout=120,

@@ -73,9 +73,10 @@ def test_a_line_based_server_is_told_from_carla_at_once(headless_env):
     try:
         started = time.monotonic()
         reason = not_carla_reason("127.0.0.1", web.port, timeout_s=5.0)
-        # it waited for a line end the probe never sent: 2 s of probe, then 10 s of client time-out
+        # the probe's msgid 10 is the line end the server waits for, so it answers at once; without it the
+        # probe would wait out its time-out, and then the CARLA client its own (2 s, then 10 s)
         assert reason == "it answered 'HTTP/1.0 400 Bad request syntax', not a msgpack-rpc reply"
-        assert time.monotonic() - started < 3.0  # the old probe waited out its whole 5 s
+        assert time.monotonic() - started < 3.0  # not the probe's 5 s time-out waited out
     finally:
         web.close()
 
@@ -99,7 +100,7 @@ def test_carla_filter_that_matches_no_car_is_one_line(monkeypatch):
 
     from game.startup.sources import make_source
 
-    def no_car(**options):  # what CarlaSource raises for --filter walker.* (was a traceback)
+    def no_car(**options):  # what CarlaSource raises for --filter walker.*: a launch error, not a traceback
         raise ValueError(f"--filter {options['vehicle_filter']!r} matches no 4-wheeled vehicle blueprint")
 
     monkeypatch.setattr(carla_source, "CarlaSource", no_car)
@@ -117,7 +118,7 @@ def test_replay_is_resampled_to_res(make_app):
     app = make_app("--headless", "--frames", "2", "--record", "sessions")
     app.run()
     (session,) = Path("sessions").iterdir()
-    # --res used to be ignored by a replay
+    # a replay honours --res: it resamples the recorded frames
     replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--res", "128x64")
     assert replay.size == (128, 64) and "resampled to 128x64" in replay.source_reason
     assert replay.run() == 0 and replay.rendered.shape == (64, 128, 3)
