@@ -3,32 +3,15 @@ the real carla client; with nothing listening it falls back to the procedural wo
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 pygame = pytest.importorskip("pygame")
+from support.carla import free_port_pair  # noqa: E402
 from support.game import headless_env, make_app, tiny_model_path  # noqa: E402,F401
 
 
-def _free_port_pair() -> int:
-    """A port p with p and p + 1 free (CARLA streams on port + 1)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port < 65535:
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    pytest.skip("no free pair of TCP ports")
-
-
 def test_auto_falls_back_to_procedural_when_nothing_answers(make_app):
-    port = _free_port_pair()
+    port, _ = free_port_pair()  # p and p + 1 free: nothing answers there
     app = make_app("--headless", "--source", "auto", "--port", str(port))
     assert app.source_name == "procedural"
     assert app.source_reason == f"procedural world (no CARLA server answered at 127.0.0.1:{port})"
