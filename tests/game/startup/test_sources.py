@@ -1,5 +1,7 @@
 """The source factory (game.startup.sources): a server that is not CARLA, a bad host, a --filter with no
-car, a missing replay, and a replay resampled to --res."""
+car, a missing replay, a replay resampled to --res; and --source auto, which finds a CARLA server (our
+wire-protocol stand-in, so no Unreal) and drives it through the real carla client, or with nothing
+listening falls back to the procedural world and says why."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ pygame = pytest.importorskip("pygame")
 
 from game.startup.cli import LaunchError, parse_args  # noqa: E402
 from game.startup.main import main  # noqa: E402
+from support.carla import free_port_pair  # noqa: E402
 from support.game import RES, headless_env, make_app, one_line_error, tiny_model_path  # noqa: E402,F401 (fixtures)
 
 
@@ -122,3 +125,29 @@ def test_replay_is_resampled_to_res(make_app):
     replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--res", "128x64")
     assert replay.size == (128, 64) and "resampled to 128x64" in replay.source_reason
     assert replay.run() == 0 and replay.rendered.shape == (64, 128, 3)
+
+
+def test_auto_falls_back_to_procedural_when_nothing_answers(make_app):
+    port, _ = free_port_pair()  # p and p + 1 free: nothing answers there
+    app = make_app("--headless", "--source", "auto", "--port", str(port))
+    assert app.source_name == "procedural"
+    assert app.source_reason == f"procedural world (no CARLA server answered at 127.0.0.1:{port})"
+
+
+@pytest.mark.carla
+def test_auto_drives_the_carla_standin(make_app):
+    # The stand-in runs in its own process, as people run it (the CARLA part's test helper).
+    from support.carla import StandinProcess, require_carla
+
+    require_carla()
+    server = StandinProcess("--seed", "0", "--pedestrians", "0")
+    try:
+        app = make_app("--headless", "--source", "auto", "--port", str(server.port),
+                       "--tm-port", str(server.tm_port))
+        assert app.source_name == "carla" and "CARLA at" in app.source_reason
+        for _ in range(3):
+            assert app.tick()
+        assert app.frame.labels.shape == (32, 64) and app.rendered.shape == (32, 64, 3)
+        app.close()  # restores the server's settings and destroys the ego before the server stops
+    finally:
+        assert server.stop() == 0
