@@ -1,5 +1,5 @@
 """--help of the neural_render tools shows every default that means something, and no internal
-tracker references (a QA pass found `perf_suite --help` citing "(issue 10)")."""
+tracker references such as "(issue 10)": a user cannot look those up."""
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ agrees with PyTorch on it. After retraining, print new values with
 """
 
 import numpy as np
-import pytest
 
 from neural_render.checkpoint import default_model_path, load_generator
 

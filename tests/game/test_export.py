@@ -141,8 +141,9 @@ class _InterruptedRenderer:
 
 @pytest.mark.parametrize("failure", ["corrupt frame", "ctrl+c"])
 def test_a_failed_export_keeps_the_previous_one_and_its_frames_apart(session, tmp_path, failure):
-    # A QA pass: a corrupt session file replaced a good out.mp4 with a 3-frame one (--overwrite), the old
-    # PNGs were deleted before the first render, and a 3-frame file sat at the final path.
+    # A corrupt session file (or Ctrl+C) mid-export leaves the previous out.mp4 and its PNGs as they
+    # were; the frames exported before it are kept apart (out.partial.mp4, frames/partial-export), never
+    # at the final path.
     import shutil
 
     damaged = tmp_path / "damaged"
@@ -186,8 +187,9 @@ def _copy_session(session, tmp_path):
     lambda mp4: mp4.write_bytes(mp4.read_bytes()[:500]),  # cut inside its header
 ])
 def test_a_damaged_engine_mp4_costs_the_engine_column_not_the_export(session, tmp_path, capsys, damage):
-    # A QA pass: "export failed: Could not load meta information" and ~17 lines of ffmpeg's log, rc 2,
-    # the file not named; the lossless session files were fine and a drive replay worked.
+    # The session's lossless files are enough to export, as they are to replay a drive: a damaged
+    # engine.mp4 costs its column and one warning line naming it, not the export (nor ffmpeg's "Could
+    # not load meta information" and ~17 lines of its log).
     damaged = _copy_session(session, tmp_path)
     damage(damaged / "engine.mp4")
     result = export_session(damaged, _renderer(_model(0)), out_mp4=tmp_path / "out.mp4", progress=False)
@@ -225,8 +227,8 @@ def test_an_engine_mp4_damaged_midway_leaves_the_column_blank_from_there(session
 
 
 def test_an_engine_mp4_cut_short_keeps_the_frame_width(session, tmp_path, monkeypatch):
-    # A video cut by a crash ends early: the column used to vanish there, and the mp4 stream refused
-    # the narrower frame ("frame size changed").
+    # A video cut by a crash ends early: the column stays (blank past its end) and every frame keeps its
+    # width, since the mp4 stream refuses a narrower frame ("frame size changed").
     import imageio_ffmpeg
 
     real = imageio_ffmpeg.read_frames

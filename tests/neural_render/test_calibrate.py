@@ -113,7 +113,7 @@ def test_cli_refuses_to_overwrite_or_to_calibrate_twice(checkpoint, tmp_path, ca
 
 @pytest.mark.parametrize("out", [
     "{tmp}/file/calibrated.safetensors",
-    # root passes os.access there, yet the file system refuses: the save used to fail after measuring
+    # root passes os.access there, yet the file system refuses: a trial write finds it before measuring
     pytest.param("/sys/calibrated.safetensors",
                  marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys")),
 ])

@@ -148,7 +148,8 @@ def _misfit_message(path) -> str:
 
 
 def test_a_missing_tensor_is_named(saved, tmp_path):
-    """The error used to end at 'Error(s) in loading state_dict for Vid2VidGenerator:', keys cut off."""
+    """The error names the missing keys, rather than ending at torch's 'Error(s) in loading state_dict
+    for Vid2VidGenerator:' with the keys cut off."""
     keys = list(saved[0].state_dict())
     message = _misfit_message(_resaved(saved[1], tmp_path, lambda s: [s.pop(keys[0]), s.pop(keys[1])]))
     assert f"missing '{keys[0]}' (and 1 more)" in message, message

@@ -39,7 +39,8 @@ def test_cli_check_prints_json_last(tmp_path, capsys):
 
 
 def test_cli_checks_an_fp16_export_against_fp32_torch(tmp_path, capsys):
-    """ORT used to refuse the fp32 inputs --check fed an fp16 graph (InvalidArgument)."""
+    """--check feeds an fp16 graph fp16 inputs (ORT refuses fp32 ones with InvalidArgument) and compares
+    the result with fp32 torch."""
     model = save_generator(tiny_generator_with_flow(), tmp_path / "tiny.safetensors")
     out = tmp_path / "half.onnx"
     argv = ["--preset", "tiny", "--model", str(model), "--res", f"{W}x{H}", "--precision", "fp16", "--check"]
@@ -77,7 +78,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, needle):
 
 
 def test_cli_takes_the_preset_from_the_checkpoint(tmp_path, capsys):
-    """--preset used to default to cpu, so a 'tiny' checkpoint was refused for a preset nobody asked for."""
+    """Without --preset the checkpoint's own preset is used, so a 'tiny' checkpoint is not refused for a
+    preset nobody asked for."""
     model = save_generator(tiny_generator_with_flow(), tmp_path / "tiny.safetensors")
     out = tmp_path / "own.onnx"
     assert main(["--model", str(model), "--res", f"{W}x{H}", "--out", str(out)]) == 0

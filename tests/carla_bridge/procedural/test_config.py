@@ -11,7 +11,7 @@ SMALL = dict(width=32, height=16, n_vehicles=0, n_pedestrians=0)
 NAN, INF = float("nan"), float("inf")
 
 
-def test_bad_config_values_name_the_field():
+def test_bad_sizes_weather_and_camera_name_the_field():
     for kwargs, field in (({"width": 0}, "width"), ({"height": 100000}, "height"), ({"fov": 0.0}, "fov"),
                           ({"fov": float("nan")}, "fov"), ({"width": 64.5}, "width"), ({"delta_s": -1.0}, "delta_s"),
                           ({"weather": 99}, "weather"), ({"camera": Transform(pitch=10.0)}, "pitch")):

@@ -120,8 +120,8 @@ def test_a_drive_without_seed_records_the_seed_its_world_used(headless_env, tiny
 
 
 def test_a_headless_recording_that_fails_ends_the_run_as_failed(make_app, monkeypatch, capsys):
-    """No one reads the notice of a headless run: it used to drive on to --frames and exit 0, so a
-    script took a session cut short by a full disk as recorded."""
+    """No one reads the notice of a headless run, so a recording that fails (a full disk) fails the
+    run: otherwise a script would take the session cut short as recorded."""
     from carla_bridge.session import SessionRecorder
 
     real_add = SessionRecorder.add
@@ -191,7 +191,7 @@ def test_a_size_memory_cannot_hold_is_a_one_line_launch_error(monkeypatch):
         raise MemoryError("size 16384x8192: not enough memory to render at this size (...); use a smaller size")
 
     monkeypatch.setattr(game.startup.rendering, "Renderer", no_memory)
-    with pytest.raises(LaunchError, match="not enough memory.*use a smaller size"):  # was a traceback
+    with pytest.raises(LaunchError, match="not enough memory.*use a smaller size"):  # a launch error, not a traceback
         make_renderer(None, "torch", "cpu", "fp32", (16384, 8192))
 
 
@@ -221,7 +221,7 @@ def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, co
     app.source.close = lambda: (closed.append("source"), source_close())
     assert app.run() == code
     err = capfd.readouterr().err
-    if presses == 1:  # one more Ctrl+C only says what is being finished (it used to abandon the teardown)
+    if presses == 1:  # one more Ctrl+C only says what is being finished; the teardown goes on
         assert closed == ["recording", "source"] and "still closing" in err
     else:
         assert "teardown abandoned" in err

@@ -64,7 +64,7 @@ def test_default_model_missing_falls_back_to_untrained(headless_env, monkeypatch
     assert app.model.untrained and app.model.preset == "tiny"
     assert app.run() == 0
     err = capsys.readouterr().err
-    # The retrain command is the one for this preset (it used to name cpu for every preset).
+    # The retrain command is the one for this preset, not the cpu preset's.
     assert "UNTRAINED" in err and retrain_command("tiny") in err and "--preset cpu" not in err
 
 
@@ -93,7 +93,7 @@ def test_bad_model_path_is_a_clear_error(headless_env, capsys, content):
     # A missing file gets the train command; a damaged one the checkpoint's own advice, said once.
     advice = RETRAIN_COMMAND if content is None else "corrupt or truncated: copy or re-train it"
     assert "--model" in err and str(path) in err and advice in err and err.count("neural_render.train") == 1
-    assert err.count("\n") == 1  # one line (the retrain command used to sit on lines of its own)
+    assert err.count("\n") == 1  # one line: the retrain command is on it, not on lines of its own
 
 
 def test_resolution_the_model_cannot_take_names_res(headless_env, tiny_model_path, capsys):
@@ -162,7 +162,7 @@ def test_backend_all_keeps_a_previous_comparison_and_defaults_its_report_folder(
     (stamped,) = (headless_env / "reports").iterdir()
     saved = (stamped / "comparison.json").read_text()
     assert f"report: {stamped.relative_to(headless_env)}" in capsys.readouterr().out
-    # The same --report again used to replace comparison.json silently.
+    # The same --report again is refused without --overwrite; comparison.json stays as it was.
     assert main(parse_args([*args, "--report", str(stamped)])) == 2
     assert "--overwrite" in capsys.readouterr().err and (stamped / "comparison.json").read_text() == saved
 
@@ -171,7 +171,7 @@ def test_backend_all_refuses_the_flags_it_cannot_honour(headless_env, tiny_model
     code = main(parse_args(["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES,
                             "--frames", "4", "--record", "sessions", "--threaded"]))
     assert code == 2 and "--record, --threaded do not apply" in capsys.readouterr().err
-    assert not (headless_env / "sessions").exists()  # its folder used to be made anyway
+    assert not (headless_env / "sessions").exists()  # a refused run makes no folder
 
 
 def test_a_short_profile_still_measures_frames(make_app, headless_env):
@@ -208,7 +208,8 @@ def test_a_lost_source_ends_the_drive_and_the_session_says_why(make_app, headles
 
 
 def test_a_profile_stopped_before_its_frames_says_so_and_fails(make_app, headless_env):
-    """SIGTERM (a CI timeout) after 3 of 50 --frames used to exit 0 with a report that read as done."""
+    """SIGTERM (a CI timeout) after 3 of 50 --frames fails the run, and the report says it was cut
+    short, so it does not read as done."""
     import json
     import signal
 

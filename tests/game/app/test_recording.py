@@ -3,17 +3,14 @@ run waits for the writer, a recording damaged at its close is said, an empty one
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 pygame = pytest.importorskip("pygame")
 
-from support.game import headless_env, make_app, post_key, recorded, tiny_model_path  # noqa: E402,F401 (fixtures)
+from support.game import headless_env, make_app, post_key, tiny_model_path  # noqa: E402,F401 (fixtures)
 
 DISK_FULL = ("session.json could not be updated at close: the disk is full: free some space or record to "
              "another disk; frames.jsonl still holds every complete frame")
@@ -86,15 +83,15 @@ def test_headless_recording_waits_for_the_writer(make_app):
     app = make_app("--headless")
     app.recording.recorder = disk = SlowDisk()
     assert app.tick()
-    # The tick came back only once the backlog was down to the limit (it used to outrun the writer
-    # until the recorder gave up: "the writer fell 8 MB behind").
+    # The tick comes back only once the backlog is down to the limit: a headless drive waits for the
+    # writer rather than outrun it until the recorder gives up ("the writer fell 8 MB behind").
     assert disk.frames_queued - disk.written == HEADLESS_BACKLOG_FRAMES
 
 
 def test_a_recording_damaged_at_exit_fails_the_headless_run(make_app, capsys):
     app = make_app("--headless", "--record", "rec", "--frames", "3")
     app.recording.recorder = _DamagedAtClose(app.recording.recorder)
-    assert app.run() == 1  # it used to say "recorded 3 frames" and exit 0
+    assert app.run() == 1  # not "recorded 3 frames" and exit 0
     err = capsys.readouterr().err
     assert "with an error" in err and "disk is full" in err
 
@@ -119,7 +116,7 @@ def test_r_twice_within_one_tick_leaves_no_empty_session(make_app, headless_env)
     post_key(pygame.K_r)
     assert app.tick()
     assert app.recording.recorder is None and "cancelled" in app.hud.notice.text
-    assert not (headless_env / "sessions").exists()  # it used to hold a 0-frame session replay refused
+    assert not (headless_env / "sessions").exists()  # no 0-frame session left behind: replay refuses one
     post_key(pygame.K_r)
     assert app.tick()
     post_key(pygame.K_r)

@@ -18,8 +18,6 @@ from game.bench.kernels import main
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
 ])
 def test_perf_profile_flag_errors(argv, said, capsys):
-    from game.bench.kernels import main
-
     with pytest.raises(SystemExit) as exit_info:
         main(["--preset", "tiny", "--res", "64x32", "--frames", "1", *argv])
     assert exit_info.value.code == 2 and said in capsys.readouterr().err

@@ -1,7 +1,6 @@
 """Backend comparison (`--profile --backend all`): identical frames through every backend, one table."""
 
 import json
-import sys
 
 import pytest
 

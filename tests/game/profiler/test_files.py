@@ -13,7 +13,6 @@ def test_a_full_disk_leaves_no_half_written_report_and_names_the_file(tmp_path, 
     import errno
 
     profiler = scripted_session(clock, warmup=1, frames=4)
-    from game.profiler.report import write_report
 
     write_report(profiler, tmp_path, META, quiet=True)  # a previous, complete report
     import builtins

@@ -1,5 +1,5 @@
 """The profiler's CUDA path on a real GPU: CUDA events give device times, NVTX ranges do not fail.
-Skipped without CUDA (CPU-only torch builds take the fallback path tested in game.profiler.test_report)."""
+Skipped without CUDA (CPU-only torch builds take the fallback path tested in test_cuda.py)."""
 
 import pytest
 

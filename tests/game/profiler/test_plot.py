@@ -7,9 +7,6 @@ from support.profiler_clock import scripted_session
 
 
 def test_plot_labels_every_axis_and_draws_end_to_end_like_the_stack(clock):
-    from game.profiler.plot import latency_figure
-    from game.profiler.report import collect
-
     data = collect(scripted_session(clock, warmup=1, frames=8))
     figure = latency_figure(data["frames"], data["stage_ms"], data["e2e_ms"], "t")
     for axes in figure.axes:

@@ -1,8 +1,11 @@
-"""Chrome trace: valid JSON in Trace Event format, one named track per thread, well nested per track."""
+"""Chrome trace: valid JSON in Trace Event format, one named track per thread, well nested per track;
+streamed to the file, it holds the very events a plain all-in-memory writer produces, and a write that
+fails half way leaves the previous trace.json whole."""
 
 import json
+import os
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
@@ -10,8 +13,10 @@ import pytest
 from game.profiler.profiler import Profiler
 from game.profiler.report import write_report
 from support.profiler_clock import FakeClock, scripted_session
-from game.profiler.trace import _assign_lanes, build_trace
+from game.profiler.trace import FRAME_EVENT, _assign_lanes, build_trace, write_trace
 
+META = {"backend": "torch", "device": "cpu", "precision": "fp32", "model": "tiny", "resolution": "64x32",
+        "source": "synthetic"}
 EPS_US = 0.002  # ts/dur are rounded to 1 ns (0.001 us) each
 
 
@@ -102,3 +107,123 @@ def test_lane_assignment_nests_adjacent_and_equal_spans():
 
 def test_empty_profiler_gives_an_empty_trace():
     assert build_trace(Profiler())["traceEvents"] == []
+
+
+# ------------------------------------------------------- the reference: an all-in-memory writer
+def _reference_lanes(events):
+    """Lane assignment written the plain way (a stack of open spans per lane), as the reference."""
+    stacks = []
+    lane_of = [0] * len(events)
+    for start, end, order in sorted(events, key=lambda e: (e[0], -e[1], e[2])):
+        for lane, stack in enumerate(stacks):
+            while stack and stack[-1] <= start:
+                stack.pop()
+            if not stack or end <= stack[-1]:
+                stack.append(end)
+                lane_of[order] = lane
+                break
+        else:
+            stacks.append([end])
+            lane_of[order] = len(stacks) - 1
+    return lane_of
+
+
+def _reference_trace(profiler, meta):
+    """build_trace written the plain way (every event as a dict, all in memory), as the reference."""
+    pid = os.getpid()
+    spans = list(profiler.spans)
+    for index, (begin, end) in enumerate(zip(profiler.frame_begin_ns, profiler.frame_end_ns)):
+        if end is not None:
+            spans.append((FRAME_EVENT, begin, end, profiler.frame_thread, index))
+    if not spans:
+        return {"traceEvents": [], "displayTimeUnit": "ms", "otherData": meta}
+    t0 = min(span[1] for span in spans)
+    by_thread = {}
+    for i, span in enumerate(spans):
+        by_thread.setdefault(span[3], []).append(i)
+    idents = sorted(by_thread, key=lambda ident: (ident != profiler.frame_thread, by_thread[ident][0]))
+    events = [{"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": "neural-drive"}}]
+    next_tid = 1
+    for ident in idents:
+        members = by_thread[ident]
+        lanes = _reference_lanes([(spans[i][1], spans[i][2], k) for k, i in enumerate(members)])
+        base_name = profiler.thread_names.get(ident, f"thread {ident}")
+        lane_tids = {}
+        for lane in sorted(set(lanes)):
+            tid = lane_tids[lane] = next_tid
+            next_tid += 1
+            name = base_name if lane == 0 else f"{base_name} (overlap {lane})"
+            events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}})
+            events.append({"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid,
+                           "args": {"sort_index": tid}})
+        for k, i in enumerate(members):
+            name, start, end, _ident, frame = spans[i]
+            events.append({
+                "ph": "X", "name": name, "cat": "frame" if name == FRAME_EVENT else "stage",
+                "pid": pid, "tid": lane_tids[lanes[k]],
+                "ts": round((start - t0) / 1000.0, 3), "dur": round((end - start) / 1000.0, 3),
+                "args": {"frame": frame, "warmup": frame < profiler.warmup_frames},
+            })
+    return {"traceEvents": events, "displayTimeUnit": "ms", "otherData": meta}
+
+
+def _event_multiset(trace):
+    return Counter(json.dumps(event, sort_keys=True) for event in trace["traceEvents"])
+
+
+def _awkward_session(clock):
+    """A scripted session plus everything the trace treats specially: a span before the first frame,
+    spans from another thread, a partial overlap (overlap track), a non-ASCII name, an unfinished frame."""
+    from game.profiler.profiler import Profiler
+
+    profiler = Profiler(warmup_frames=3)
+    profiler.add_span("setup", clock.now, clock.now + 2_000)  # frame -1
+    scripted_session(clock, frames=40, profiler=profiler)
+
+    def writer():
+        profiler.add_span("record", clock.now - 400_000, clock.now)
+
+    thread = threading.Thread(target=writer, name="session-writer")
+    thread.start()
+    thread.join()
+    profiler.add_span("upload", clock.now - 3_000_000, clock.now - 1_000_000)
+    profiler.add_span("inférence", clock.now - 2_000_000, clock.now + 1)  # ends after upload: overlaps
+    profiler.begin_frame()  # never ended
+    return profiler
+
+
+# ----------------------------------------------------------------- the streamed writer
+def test_streamed_trace_holds_the_same_events_as_an_all_in_memory_writer(tmp_path):
+    with FakeClock() as clock:
+        profiler = _awkward_session(clock)
+    path = write_trace(profiler, tmp_path / "trace.json", META)
+    written = json.loads(path.read_text(encoding="utf-8"))  # valid JSON, as a whole
+    reference = _reference_trace(profiler, META)
+    assert _event_multiset(written) == _event_multiset(reference)
+    assert written["displayTimeUnit"] == "ms" and written["otherData"] == META
+    assert any("(overlap 1)" in str(event["args"]) for event in written["traceEvents"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trace.json"]  # no temporary left
+
+
+def test_an_error_half_way_through_the_trace_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    import errno
+
+    import game.profiler.trace as trace
+
+    with FakeClock() as clock:
+        profiler = scripted_session(clock, warmup=1, frames=200)
+    path = write_trace(profiler, tmp_path / "trace.json", META)
+    previous = path.read_text()
+    real, written = trace._complete_event, []
+
+    def full_disk(*args):  # the disk fills up after a few hundred events have gone to the file
+        if len(written) == 300:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(trace, "_complete_event", full_disk)
+    with pytest.raises(OSError, match=r"trace\.json.*No space left on device.*another --report"):
+        write_trace(profiler, path, META)
+    assert path.read_text() == previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trace.json"]  # no half-written .partial

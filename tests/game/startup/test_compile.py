@@ -105,8 +105,8 @@ def test_the_drive_shows_and_records_that_it_runs_compiled(make_app, compile_cal
 
 
 def test_a_stop_signal_while_the_first_frame_compiles_stops_at_once(make_app, capsys):
-    """QA: SIGTERM (or Ctrl+C) during the 19 s first-frame compile waited for the compile to end; with
-    docker stop's 10 s grace the SIGKILL that followed left a half-written recording."""
+    """SIGTERM (or Ctrl+C) during the first-frame compile (19 s on a CPU) stops at once: docker stop
+    gives 10 s of grace before its SIGKILL, which would leave a half-written recording."""
     import os
     import signal
     import time
@@ -130,7 +130,8 @@ def test_a_stop_signal_while_the_first_frame_compiles_stops_at_once(make_app, ca
 
 
 def test_a_compiled_drive_never_measures_its_compile(make_app):
-    """QA: `--frames 1 --compile --profile` reported the 19 s compile as the latency (0.1 fps, compiled)."""
+    """`--frames 1 --compile --profile` warms up past the compile (19 s on a CPU), so the report's latency
+    is the compiled model's, not the compile's (which would read as 0.1 fps)."""
     from game.app.timing import warmup_frames
 
     assert warmup_frames(1) == 0 and warmup_frames(1, compiled=True) == 1
@@ -140,8 +141,8 @@ def test_a_compiled_drive_never_measures_its_compile(make_app):
 
 
 def test_auto_picking_onnxruntime_says_how_to_compile(tiny, tmp_path, monkeypatch, capsys):
-    """QA: `--compile` with the default --backend auto on a CPU ran onnxruntime; the note did not say how
-    to get what was asked."""
+    """`--compile` with the default --backend auto on a CPU runs onnxruntime, and the note says how to get
+    a compiled torch model instead."""
     from game.startup.rendering import make_renderer
 
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
@@ -152,7 +153,8 @@ def test_auto_picking_onnxruntime_says_how_to_compile(tiny, tmp_path, monkeypatc
 
 
 def test_the_comparison_table_names_the_rows_that_ran_compiled():
-    """QA: "fastest: onnxruntime (... 1.8x faster than torch)" did not say that torch ran compiled."""
+    """The comparison table and its "fastest: ..." line say which rows ran compiled ("2.0x faster than
+    torch compiled")."""
     from game.profiler.table import comparison_table
 
     timing = dict(device="cpu", precision="fp32", frames=5, p95=0, p99=0, mean=0, fps=0, error=None, cut_short=None)
@@ -163,7 +165,8 @@ def test_the_comparison_table_names_the_rows_that_ran_compiled():
 
 
 def test_a_failed_compile_is_warned_in_one_whole_line(tiny, caplog):
-    """QA: the warning cut inductor's message at 200 characters, mid-word and across lines."""
+    """The warning is one line: inductor's first line, shortened at a word end ("word ..."), never
+    mid-word, and none of the lines after it."""
     renderer = Renderer(tiny, backend="torch", device="cpu", size=SIZE, compile=True)
     words = " ".join(["word"] * 60)
 
@@ -179,7 +182,8 @@ def test_a_failed_compile_is_warned_in_one_whole_line(tiny, caplog):
 
 def test_the_backend_comparison_announces_the_compile(headless_env, tiny_model_path, tmp_path, compile_calls,
                                                      capsys):
-    """QA: `--profile --backend all --compile` sat silent for the whole compile (29 s on this CPU)."""
+    """`--profile --backend all --compile` says it is compiling before the compile (29 s on the CPU
+    measured), so the run does not sit silent."""
     from game.startup.main import main
 
     argv = ["--profile", "--backend", "all", "--headless", "--frames", "2", "--compile", "--model",
@@ -191,7 +195,8 @@ def test_the_backend_comparison_announces_the_compile(headless_env, tiny_model_p
 
 
 def test_a_one_frame_comparison_with_compile_is_refused(headless_env, tiny_model_path, capsys):
-    """Review: compare_backends measures at least one frame, so `--frames 1` measured the compile itself."""
+    """compare_backends measures at least one frame, so with `--frames 1` it would measure the compile
+    itself: refused, with the --frames to give."""
     from game.startup.main import main
 
     argv = ["--profile", "--backend", "all", "--headless", "--frames", "1", "--compile", "--model",
@@ -202,7 +207,8 @@ def test_a_one_frame_comparison_with_compile_is_refused(headless_env, tiny_model
 
 
 def test_a_recording_says_whether_it_ran_compiled_at_its_end(make_app, tmp_path, caplog):
-    """Review: session.json took 'compiled' at the start, before a compile that then failed and ran eager."""
+    """session.json takes 'compiled' at the recording's end, so a compile that fails and runs eager is
+    recorded as eager."""
     import json
 
     app = make_app("--headless", "--frames", "2", "--compile", "--record", str(tmp_path / "sessions"))

@@ -4,10 +4,7 @@ interrupted renderer start-up: each ends in one line (or none) that names the re
 from __future__ import annotations
 
 import json
-import os
 import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +78,8 @@ def test_sigterm_during_start_up_closes_the_open_source(headless_env, monkeypatc
 
 def test_a_recording_cancelled_before_its_first_frame_leaves_no_record_folder(headless_env, tiny_model_path,
                                                                               monkeypatch, tmp_path):
-    """QA: the session folder was removed, but the --record DIR that the run had made stayed, empty."""
+    """Ctrl+C before the first frame removes the --record DIR the run made, with its empty session folder;
+    a DIR that was there before stays."""
     from game.app.app import App
 
     def interrupted(app, frame, times):  # Ctrl+C inside the first render, before any frame is recorded
@@ -100,7 +98,7 @@ def test_a_recording_cancelled_before_its_first_frame_leaves_no_record_folder(he
 
 @pytest.mark.parametrize("fps", ["fast", 0, -5])
 def test_a_damaged_fps_is_one_line_at_export(recorded, tiny_model_path, capsys, fps):
-    # It was a traceback (float('fast')) or "Broken pipe" with ffmpeg's raw lines and a leftover log.
+    # One line, not a traceback (float('fast')) or "Broken pipe" with ffmpeg's raw lines and a leftover log.
     meta = json.loads((recorded / "session.json").read_text())
     (recorded / "session.json").write_text(json.dumps({**meta, "fps": fps}))
     capsys.readouterr()

@@ -13,7 +13,7 @@ GIB = 2**30
 
 def test_a_size_beyond_the_available_memory_is_warned_about(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda: 20 * GIB)
-    text = memory.memory_warning((8192, 4096), "cpu")  # the QA pass's run, killed with no word (exit 137)
+    text = memory.memory_warning((8192, 4096), "cpu")  # without the warning, such a run is killed with no word (exit 137)
     assert text.startswith("warning: at 8192x4096 a drive on the CPU needs about 104 GiB of memory")
     assert "20.0 GiB is available" in text and "pick a smaller --res" in text
 

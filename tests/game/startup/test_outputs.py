@@ -4,9 +4,6 @@ naming its flag, found before the drive."""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 
 import pytest
 
@@ -14,7 +11,7 @@ pygame = pytest.importorskip("pygame")
 
 from game.startup.cli import parse_args  # noqa: E402
 from game.startup.main import main  # noqa: E402
-from support.game import RES, headless_env, make_app, one_line_error, recorded, tiny_model_path  # noqa: E402,F401 (fixtures)
+from support.game import RES, headless_env, one_line_error  # noqa: E402,F401 (fixtures)
 
 
 @pytest.mark.parametrize("flag, value", [

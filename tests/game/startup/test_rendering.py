@@ -3,10 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 
 import pytest
 

@@ -1,9 +1,10 @@
 """The source factory (game.startup.sources): a server that is not CARLA, a bad host, a --filter with no
-car, a missing replay, and a replay resampled to --res."""
+car, a missing replay, a replay resampled to --res; and --source auto, which finds a CARLA server (our
+wire-protocol stand-in, so no Unreal) and drives it through the real carla client, or with nothing
+listening falls back to the procedural world and says why."""
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ pygame = pytest.importorskip("pygame")
 
 from game.startup.cli import LaunchError, parse_args  # noqa: E402
 from game.startup.main import main  # noqa: E402
+from support.carla import free_port_pair  # noqa: E402
 from support.game import RES, headless_env, make_app, one_line_error, tiny_model_path  # noqa: E402,F401 (fixtures)
 
 
@@ -74,9 +76,10 @@ def test_a_line_based_server_is_told_from_carla_at_once(headless_env):
     try:
         started = time.monotonic()
         reason = not_carla_reason("127.0.0.1", web.port, timeout_s=5.0)
-        # it waited for a line end the probe never sent: 2 s of probe, then 10 s of client time-out
+        # the probe's msgid 10 is the line end the server waits for, so it answers at once; without it the
+        # probe would wait out its time-out, and then the CARLA client its own (2 s, then 10 s)
         assert reason == "it answered 'HTTP/1.0 400 Bad request syntax', not a msgpack-rpc reply"
-        assert time.monotonic() - started < 3.0  # the old probe waited out its whole 5 s
+        assert time.monotonic() - started < 3.0  # not the probe's 5 s time-out waited out
     finally:
         web.close()
 
@@ -100,7 +103,7 @@ def test_carla_filter_that_matches_no_car_is_one_line(monkeypatch):
 
     from game.startup.sources import make_source
 
-    def no_car(**options):  # what CarlaSource raises for --filter walker.* (was a traceback)
+    def no_car(**options):  # what CarlaSource raises for --filter walker.*: a launch error, not a traceback
         raise ValueError(f"--filter {options['vehicle_filter']!r} matches no 4-wheeled vehicle blueprint")
 
     monkeypatch.setattr(carla_source, "CarlaSource", no_car)
@@ -118,7 +121,33 @@ def test_replay_is_resampled_to_res(make_app):
     app = make_app("--headless", "--frames", "2", "--record", "sessions")
     app.run()
     (session,) = Path("sessions").iterdir()
-    # --res used to be ignored by a replay
+    # a replay honours --res: it resamples the recorded frames
     replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--res", "128x64")
     assert replay.size == (128, 64) and "resampled to 128x64" in replay.source_reason
     assert replay.run() == 0 and replay.rendered.shape == (64, 128, 3)
+
+
+def test_auto_falls_back_to_procedural_when_nothing_answers(make_app):
+    port, _ = free_port_pair()  # p and p + 1 free: nothing answers there
+    app = make_app("--headless", "--source", "auto", "--port", str(port))
+    assert app.source_name == "procedural"
+    assert app.source_reason == f"procedural world (no CARLA server answered at 127.0.0.1:{port})"
+
+
+@pytest.mark.carla
+def test_auto_drives_the_carla_standin(make_app):
+    # The stand-in runs in its own process, as people run it (the CARLA part's test helper).
+    from support.carla import StandinProcess, require_carla
+
+    require_carla()
+    server = StandinProcess("--seed", "0", "--pedestrians", "0")
+    try:
+        app = make_app("--headless", "--source", "auto", "--port", str(server.port),
+                       "--tm-port", str(server.tm_port))
+        assert app.source_name == "carla" and "CARLA at" in app.source_reason
+        for _ in range(3):
+            assert app.tick()
+        assert app.frame.labels.shape == (32, 64) and app.rendered.shape == (32, 64, 3)
+        app.close()  # restores the server's settings and destroys the ego before the server stops
+    finally:
+        assert server.stop() == 0

@@ -3,10 +3,6 @@ indicator fit and keep clear of each other."""
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -45,8 +41,8 @@ def test_hud_draws_in_the_smallest_window(headless_env):
 
 
 def test_hud_panel_stays_above_the_notices_in_the_2x2_layout(headless_env):
-    # At 1280x720 the info panel sits in the bottom-right 640x360 cell; its last rows used to run under
-    # the bottom-centred notice ("source: ...") that every start shows.
+    # At 1280x720 the info panel sits in the bottom-right 640x360 cell; its last rows stay above the
+    # bottom-centred notice ("source: ...") that every start shows.
     from game.view.hud import HUD, PANEL_WIDTH
 
     pygame.display.init()

@@ -129,7 +129,7 @@ def test_an_older_versions_export_in_a_read_only_cache_still_serves(model, tmp_p
     old.metadata_props.extend(kept)
     onnx.save(old, str(path))  # as an older version wrote it: no stamp
     monkeypatch.setattr(export, "cache_problem", lambda directory=None: "not writable (read-only file system)")
-    assert export.cached_onnx(model, W, H) == path  # was a CacheError
+    assert export.cached_onnx(model, W, H) == path  # used as it is, not a CacheError
     edited = onnx.load(str(path))
     edited.metadata_props.add(key=export.STAMP_PREFIX + "size", value="8x8")
     onnx.save(edited, str(path))  # a stamp that does not match is damage: still refused

@@ -1,9 +1,10 @@
 """The multi-process (torchrun) path of training, on the CPU with gloo and two processes: a run stopped
 by a signal on one rank and resumed equals an uninterrupted one, only rank 0 writes, a resume with
-another number of processes is said; and what a QA pass found broken there: a set-up problem met by one
-rank (tracebacks from the others, or a wait in their next collective), ranks that load different runs
-(a --out that is not shared), a non-finite loss on one rank, SIGTERM to a trainer's process group
-killing its data workers, Ctrl+C during start-up (a traceback per rank), every rank printing errors."""
+another number of processes is said; and the failures every rank must agree on: a set-up problem met
+by one rank (one line from rank 0, not tracebacks from the others nor a wait in their next collective),
+ranks that load different runs (a --out that is not shared), a non-finite loss on one rank, SIGTERM to
+a trainer's process group (its data workers survive it), Ctrl+C during start-up (not a traceback per
+rank), with errors printed by rank 0 alone."""
 
 from __future__ import annotations
 
@@ -188,15 +189,16 @@ def _failure_worker(rank: int, ports: list[int], root: str) -> None:
 def test_a_problem_on_one_rank_stops_every_rank_with_one_line(tmp_path):
     _run_ranks(_failure_worker, [_free_port() for _ in range(4)], str(tmp_path))
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD))
-    # Rank 0 used to train on into its first all-reduce and die there with a gloo traceback.
+    # Rank 0 stops too, rather than train on into its first all-reduce and die there with a gloo traceback.
     assert r0["main_rc"] == r1["main_rc"] == 2
     assert r0["main_err"].startswith("error: rank 1: --data-path") and r0["main_err"].count("\n") == 1
     assert r1["main_err"] == ""  # one line in all, from rank 0
     assert not (tmp_path / "run_data" / "log.jsonl").exists()  # nothing was trained
-    # Rank 1 used to start at step 0 with fresh weights beside rank 0's step 1: replicas drifting apart.
+    # Ranks that load different runs (rank 1 at step 0 with fresh weights beside rank 0's step 1) stop,
+    # rather than train replicas that drift apart.
     for r in (r0, r1):
         assert r["resume"].startswith("--resume: the ranks did not load the same run") and "rank 1 step 0" in r["resume"]
-    # Rank 1 used to raise alone and rank 0 to fail in the gradient all-reduce.
+    # A non-finite loss on rank 1 stops both ranks with the same message, before the gradient all-reduce.
     assert r0["nan"] == r1["nan"] == "step 0: loss is not finite on rank 1; lower --lr or use --amp off"
 
 
@@ -227,8 +229,8 @@ def test_any_failure_of_rank_0_s_writes_is_agreed_so_no_rank_waits(tmp_path, mon
 # -- SIGTERM to the process group, Ctrl+C during start-up, quiet ranks ----------------------------------
 def test_data_workers_outlive_a_sigterm_to_the_process_group(tmp_path):
     # torchrun forwards SIGTERM (and Ctrl+C) to each trainer's whole process group, as `kill -- -PGID`
-    # and batch schedulers do: it killed the data workers, and every rank ended in "DataLoader worker
-    # is killed by signal: Terminated" instead of finishing its step and saving.
+    # and batch schedulers do: data workers in that group would be killed, and every rank would end in
+    # "DataLoader worker is killed by signal: Terminated" instead of finishing its step and saving.
     from neural_render.train.data import build_loader
 
     cfg = _cfg(1, workers=1)

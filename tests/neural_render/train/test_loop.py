@@ -103,7 +103,7 @@ def test_cli_rejects_bad_arguments(capsys):
 
 
 @pytest.mark.parametrize("extra, needle", [
-    (["--seq-len", "0"], "--seq-len must be at least 1"),  # 0 used to mean "not given"
+    (["--seq-len", "0"], "--seq-len must be at least 1"),  # 0 is an error, not "not given"
     (["--lr", "0"], "--lr must be positive"),
     (["--res", "60x32"], "size 60x32"),
     (["--data", "replay", "--data-path", "{tmp}/nowhere"], "is not a folder"),
@@ -115,7 +115,7 @@ def test_cli_rejects_bad_arguments(capsys):
                  marks=pytest.mark.skipif(not os.path.isdir("/sys"), reason="needs Linux's /sys")),
 ])
 def test_cli_setup_errors_are_one_line_before_any_step(tmp_path, capsys, extra, needle):
-    """Setup problems used to end in tracebacks (or, for --seq-len 0, be ignored)."""
+    """Setup problems are one-line errors before any step, not tracebacks (and --seq-len 0 is one)."""
     train(_cfg(steps=1), tmp_path / "tiny_run", show_progress=False)
     (tmp_path / "file").write_text("a file where --out's parent folder should be")
     capsys.readouterr()
@@ -128,8 +128,9 @@ def test_cli_setup_errors_are_one_line_before_any_step(tmp_path, capsys, extra, 
 
 
 def test_a_folder_that_holds_a_run_is_kept_until_resume_or_overwrite(tmp_path, capsys):
-    """QA: a new run without --resume in a folder trained to step 6 restarted at 0, replaced the weights
-    and appended its steps after step 6 in log.jsonl."""
+    """A new run without --resume in a folder that holds a run is refused, and nothing there is replaced
+    (weights, log.jsonl, samples); with --overwrite it starts afresh, its steps not appended to the old
+    run's log."""
     out = tmp_path / "run"
     cfg = _cfg(steps=2)
     cfg.sample_every = 1
@@ -168,7 +169,8 @@ def test_resume_and_overwrite_exclude_each_other_and_resume_needs_a_state(tmp_pa
 
 
 def test_saved_files_get_the_mode_the_umask_gives(tmp_path):
-    """safetensors creates its files 0600: the weights and state were private under umask 022."""
+    """safetensors creates its files 0600; the weights and state get the umask's mode instead, as any
+    new file does."""
     old = os.umask(0o002)
     try:
         train(_cfg(steps=1), tmp_path, show_progress=False)

@@ -53,7 +53,7 @@ def _signal_at(monkeypatch, step: int, times: int, signum=signal.SIGINT):
     monkeypatch.setattr(Trainer, "train_step", step_and_signal)
 
 
-# -- 1: Ctrl+C ----------------------------------------------------------------------------------------
+# -- Ctrl+C -------------------------------------------------------------------------------------------
 def test_the_first_ctrl_c_says_at_once_that_it_stops_and_saves(tmp_path, monkeypatch, capsys):
     _signal_at(monkeypatch, 3, times=1)
     handler = signal.getsignal(signal.SIGINT)
@@ -87,7 +87,7 @@ def test_a_second_ctrl_c_before_the_first_checkpoint_keeps_the_log(tmp_path, mon
     assert not list(tmp_path.glob("*.tmp*"))
 
 
-# -- 2: a GAN recipe on clips shorter than the temporal discriminator's K frames --------------------------
+# -- a GAN recipe on clips shorter than the temporal discriminator's K frames --------------------------
 def test_a_temporal_discriminator_alone_waits_for_clips_of_k_frames(tmp_path):
     cfg = _cfg("vid2vid", steps=3)
     cfg.weights.gan = cfg.weights.feature_matching = 0.0  # no image D: only the temporal one (K = 3)
@@ -189,7 +189,7 @@ def test_an_explicit_vgg_weight_of_zero_is_kept_with_vgg_weights(tmp_path):
     assert json.loads((out / "config.json").read_text())["weights"]["vgg"] == 0
 
 
-# -- 8: nothing timed -----------------------------------------------------------------------------------
+# -- nothing timed --------------------------------------------------------------------------------------
 def test_frames_per_s_is_null_when_no_step_was_timed(tmp_path, capsys):
     train(_cfg(steps=2), tmp_path, show_progress=False)
     train(_cfg(steps=3), tmp_path, resume=True, show_progress=False)  # its one step is untimed
@@ -200,10 +200,10 @@ def test_frames_per_s_is_null_when_no_step_was_timed(tmp_path, capsys):
     assert summary["frames_per_s"] is None and summary["frames_timed"] == 0
 
 
-# -- 10: a --resume keeps the run's settings -------------------------------------------------------------
+# -- a --resume keeps the run's settings -------------------------------------------------------------
 def test_resume_keeps_the_settings_of_the_run_for_flags_not_given(tmp_path, capsys):
-    """QA: resuming a fine-tune with only --resume --steps N went back to the preset's --lr, no decay and
-    the recipe's loss weights, undoing the README's fine-tune example."""
+    """Resuming a fine-tune with only --resume --steps N keeps its --lr, decay and loss weights rather
+    than the preset's, as the README's fine-tune example needs."""
     fine_tune = ["--lr", "1e-4", "--lr-decay-steps", "5", "--loss-weight", "warp=10", "--time-limit", "30"]
     assert train_main(_argv(tmp_path, "--steps", "1", *fine_tune)) == 0
     capsys.readouterr()

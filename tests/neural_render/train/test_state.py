@@ -36,8 +36,8 @@ def test_a_kill_between_the_renames_never_pairs_new_weights_with_an_old_step(tmp
                                          (["--loss-weight", "warp=10", "--loss-weight", "mask=2.5"],
                                           "--loss-weight mask=10 warp=3 -> mask=2.5 warp=10")])
 def test_resume_with_another_size_batch_clip_length_or_loss_weight_is_said_and_recorded(tmp_path, capsys, extra, said):
-    # Deliberate (vid2vid grows clips and resolution; a GPU takes a bigger batch), so allowed; but it
-    # used to happen without a word, and config.json then no longer said how the weights were trained.
+    # Deliberate (vid2vid grows clips and resolution; a GPU takes a bigger batch), so allowed; but said,
+    # and recorded in config.json, so that it still says how the weights were trained.
     from neural_render.train.__main__ import main
 
     base = ["--preset", "tiny", "--steps", "1", "--out", str(tmp_path), "--no-progress", "--sample-every", "0"]
@@ -90,4 +90,4 @@ def test_the_step_a_run_stops_at_is_logged_between_log_intervals(tmp_path):
     cfg.log_every = 10
     train(cfg, tmp_path, show_progress=False)
     (record,) = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert record["step"] == 1 and "loss_g" in record  # log.jsonl used to end before the stop, empty here
+    assert record["step"] == 1 and "loss_g" in record  # the step it stopped at, between log intervals
