@@ -14,7 +14,7 @@ WINDOW = "384x128"  # three 64x32 panes scaled 2x in a row: 128x64 each, letterb
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
-    """A freshly initialised `tiny` generator written through the checkpoint API (contract 2)."""
+    """A freshly initialised `tiny` generator written through the checkpoint API."""
     torch = pytest.importorskip("torch")
     from neural_render.checkpoint import save_generator
     from neural_render.model import build_generator

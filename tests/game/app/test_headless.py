@@ -123,7 +123,6 @@ def test_record_then_replay_ends_cleanly(make_app, headless_env):
 
 
 def test_profile_writes_a_report(make_app, headless_env):
-    pytest.importorskip("game.profiler")
     app = make_app("--headless", "--frames", "12", "--profile", "--report", "report")
     assert app.profiler.enabled
     assert app.run() == 0
@@ -131,7 +130,6 @@ def test_profile_writes_a_report(make_app, headless_env):
 
 
 def test_export_renders_a_recorded_session(make_app, headless_env, tiny_model_path):
-    pytest.importorskip("game.export", reason="game/export.py (sessions part) is not in this checkout")
     app = make_app("--headless", "--frames", "4", "--record", "sessions")
     app.run()
     (session,) = Path("sessions").iterdir()
@@ -142,7 +140,6 @@ def test_export_renders_a_recorded_session(make_app, headless_env, tiny_model_pa
 
 
 def test_profile_backend_all_compares_backends(headless_env, tiny_model_path):
-    pytest.importorskip("game.profiler")
     code = main(parse_args(["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES,
                             "--frames", "4", "--device", "cpu", "--report", "compare"]))
     assert code == 0 and (headless_env / "compare" / "comparison.json").exists()
@@ -155,7 +152,6 @@ def test_profile_backend_all_compares_backends(headless_env, tiny_model_path):
 
 def test_backend_all_keeps_a_previous_comparison_and_defaults_its_report_folder(headless_env, tiny_model_path,
                                                                                  capsys):
-    pytest.importorskip("game.profiler")
     args = ["--profile", "--backend", "all", "--model", str(tiny_model_path), "--res", RES, "--frames", "4",
             "--device", "cpu"]
     assert main(parse_args(args)) == 0  # no --report: reports/<timestamp>, as --help says
@@ -175,7 +171,6 @@ def test_backend_all_refuses_the_flags_it_cannot_honour(headless_env, tiny_model
 
 
 def test_a_short_profile_still_measures_frames(make_app, headless_env):
-    pytest.importorskip("game.profiler")
     app = make_app("--headless", "--frames", "3", "--profile", "--report", "short")
     assert app.run() == 0
     import json
@@ -213,7 +208,6 @@ def test_a_profile_stopped_before_its_frames_says_so_and_fails(make_app, headles
     import json
     import signal
 
-    pytest.importorskip("game.profiler")
     app = make_app("--headless", "--frames", "50", "--profile", "--report", "cut")
     for _ in range(3):
         assert app.tick()
@@ -224,7 +218,6 @@ def test_a_profile_stopped_before_its_frames_says_so_and_fails(make_app, headles
 
 
 def test_backend_all_fails_when_no_backend_could_be_measured(headless_env, tiny_model_path, monkeypatch, capsys):
-    pytest.importorskip("game.profiler")
     import game.profiler.compare
 
     def broken(*args, **kwargs):
@@ -237,7 +230,6 @@ def test_backend_all_fails_when_no_backend_could_be_measured(headless_env, tiny_
 
 
 def test_backend_all_names_the_report_a_full_disk_stopped(headless_env, tiny_model_path, monkeypatch, capsys):
-    pytest.importorskip("game.profiler")
     import errno
 
     import game.profiler.compare
@@ -281,7 +273,6 @@ def test_a_second_ctrl_c_in_a_profiled_run_also_exits_130(make_app, headless_env
 
     from game.app.app import App
 
-    pytest.importorskip("game.profiler")
     app = make_app("--headless", "--frames", "50", "--profile", "--report", "twice")
     real_tick, ticks = App.tick, []
 
@@ -301,7 +292,6 @@ def test_a_second_ctrl_c_in_a_profiled_run_also_exits_130(make_app, headless_env
 def test_a_replay_shorter_than_its_frames_is_done_not_cut_short(make_app, headless_env):
     import json
 
-    pytest.importorskip("game.profiler")
     assert make_app("--headless", "--frames", "5", "--record", "sessions").run() == 0
     (session,) = Path("sessions").iterdir()
     replay = make_app("--headless", "--source", "replay", "--replay", str(session), "--frames", "100", "--profile",

@@ -8,6 +8,8 @@ from carla_bridge.core.frames import Control
 from game.bench.workloads import synthetic_frame
 from game.profiler.compare import compare_backends, comparison_frames
 from game.signals import Terminated
+from neural_render.model import build_generator
+from neural_render.runtime import available_backends
 from support.profiler import install_fake_runtime
 
 SIZE = (64, 32)
@@ -60,25 +62,11 @@ def test_comparison_frames_from_a_recorded_session(tmp_path):
 
 
 def test_comparison_frames_generated_by_the_procedural_world():
-    procedural = pytest.importorskip("carla_bridge.procedural")
-    if not hasattr(procedural, "ProceduralWorld"):
-        pytest.skip("carla_bridge.procedural.ProceduralWorld has not landed yet")
     frames = comparison_frames(SIZE, 3, seed=1)
     assert len(frames) == 3 and frames[0].cut and frames[0].labels.shape == (SIZE[1], SIZE[0])
 
 
-def _real_runtime():
-    try:
-        from neural_render.runtime import Renderer, available_backends  # noqa: F401
-    except ImportError as error:
-        pytest.skip(f"neural_render.runtime (Renderer) has not landed yet: {error}")
-
-
 def test_compare_cpu_backends_with_a_tiny_model(tmp_path, capsys):
-    _real_runtime()
-    from neural_render.model import build_generator
-    from neural_render.runtime import available_backends
-
     backends = [b for b in ("torch", "onnxruntime") if b in available_backends("cpu")]
     if not backends:
         pytest.skip("neither the torch nor the onnxruntime backend is available on the CPU")

@@ -12,6 +12,9 @@ pytestmark = [
 from game.profiler.hooks import timed_render  # noqa: E402
 from game.profiler.profiler import Profiler  # noqa: E402
 from game.profiler.report import write_report  # noqa: E402
+from game.bench.workloads import synthetic_frame  # noqa: E402
+from neural_render.model import build_generator  # noqa: E402
+from neural_render.runtime import Renderer  # noqa: E402
 
 SIZE = (128, 64)
 
@@ -39,13 +42,6 @@ def test_cuda_events_measure_device_time(tmp_path):
 
 
 def test_renderer_on_cuda_is_profiled_with_device_time(tmp_path):
-    try:
-        from neural_render.model import build_generator
-        from neural_render.runtime import Renderer
-    except ImportError as error:
-        pytest.skip(f"neural_render.runtime (Renderer) has not landed yet: {error}")
-    from game.bench.workloads import synthetic_frame
-
     renderer = Renderer(build_generator("tiny").eval(), backend="torch", device="cuda", size=SIZE)
     profiler = Profiler(warmup_frames=2, use_cuda=True)  # default: device time on every 4th frame
     for i in range(10):
