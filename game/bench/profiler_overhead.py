@@ -107,7 +107,7 @@ def measure(frames: int, size: tuple[int, int], block: int, preset: str, warmup:
     off = [t for enabled, ts in blocks if not enabled for t in ts]
     pair_ratios = []
     for k in range(0, len(blocks) - 1, 2):
-        (e1, t1), (e2, t2) = blocks[k], blocks[k + 1]
+        (e1, t1), (_, t2) = blocks[k], blocks[k + 1]
         on_t, off_t = (t1, t2) if e1 else (t2, t1)
         pair_ratios.append(np.median(on_t) / np.median(off_t) - 1.0)
     median_off_ms = float(np.median(off)) / 1e6

@@ -9,7 +9,6 @@ device. `last_timings` holds perf_counter_ns (start, end) of each stage for the 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np

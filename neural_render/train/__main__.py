@@ -220,8 +220,8 @@ def _main(argv: list[str] | None, speak: bool) -> int:
     if problem:
         parser.error(f"--device {cfg.device}{kept}: {problem}")
     if cfg.weights.vgg > 0 and not cfg.vgg_weights:  # else the term is left out without a word
-        parser.error(f"--loss-weight vgg needs --vgg-weights FILE (local VGG19 weights, .safetensors); "
-                     f"without it there is no perceptual loss to weigh")
+        parser.error("--loss-weight vgg needs --vgg-weights FILE (local VGG19 weights, .safetensors); "
+                     "without it there is no perceptual loss to weigh")
     try:
         train(cfg, args.out, resume=args.resume, show_progress=not args.no_progress, threads=args.threads,
               overwrite=args.overwrite)

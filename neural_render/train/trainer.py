@@ -81,7 +81,7 @@ class Trainer:
         return d
 
     def train_step(self, batch: Clip) -> dict[str, float]:
-        cfg, w = self.cfg, self.cfg.weights
+        cfg = self.cfg
         d = self._to_device(batch)
         b, t_len = d["labels"].shape[:2]
         self._set_learning_rates()
