@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 
 from carla_bridge.core import cli
-from carla_bridge.core.numba_threads import prefer_one_numba_thread
 from carla_bridge.core.cli import finite_or_null, json_line
 from carla_bridge.core.files import file_write_problem
+from carla_bridge.core.numba_threads import prefer_one_numba_thread
 from neural_render.checkpoint import load_generator, read_metadata, save_generator
 from neural_render.evaluate import add_drive_options, apply_drive_options, evaluate_model
 from neural_render.model import MASK_LOGIT, Vid2VidGenerator

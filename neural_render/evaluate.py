@@ -22,14 +22,14 @@ import numpy as np
 import torch
 
 from carla_bridge.core import cli
+from carla_bridge.core.cli import json_line
 from carla_bridge.core.files import figure_problem
 from carla_bridge.core.frames import Control, parse_size
 from carla_bridge.core.labels import colorize
 from carla_bridge.core.numba_threads import prefer_one_numba_thread
-from carla_bridge.core.cli import json_line
+from carla_bridge.core.png import write_png
 from neural_render.checkpoint import load_generator
 from neural_render.metrics import mean, occlusion_mask, psnr, ssim, warping_error
-from carla_bridge.core.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
 from neural_render.train.splits import SPLITS, split_seeds
 

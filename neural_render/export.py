@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from carla_bridge.core.frames import parse_size
 from carla_bridge.core.files import file_write_problem
+from carla_bridge.core.frames import parse_size
 from neural_render.checkpoint import load_generator
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator
 from neural_render.runtime.onnx import EXPORT_PRECISIONS, cache_problem, cached_onnx, check_graph, export_onnx

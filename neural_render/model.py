@@ -32,7 +32,6 @@ import torch.nn.functional as F
 
 from neural_render.warp import in_view, sample_coords, warp
 
-
 # Bump when the forward's maths change for the same weights: cached exports (ONNX, TensorRT engines) are
 # keyed by it (neural_render.runtime.onnx.model_hash), so a user's cache is rebuilt instead of running the
 # old graph. 2: the fusion mask is 0 where the flow leaves the previous frame (in_view).

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from game.bench.generator import main as bench
-from neural_render.evaluate import main as evaluate
 from game.bench.suite import main as perf_suite
+from neural_render.evaluate import main as evaluate
 from neural_render.train.__main__ import main as train
 
 

@@ -9,9 +9,8 @@ import numpy as np
 
 from carla_bridge.core.frames import Transform
 from carla_bridge.core.values import is_int, is_real
-from carla_bridge.procedural.kernel import (
-    W_AMB, W_CLOUD, W_FOG, W_FOGD, W_HORIZON, W_SIZE, W_SUN, W_SUNCOL, W_WET, W_ZENITH,
-)
+from carla_bridge.procedural.kernel import (W_AMB, W_CLOUD, W_FOG, W_FOGD, W_HORIZON, W_SIZE, W_SUN, W_SUNCOL, W_WET,
+                                            W_ZENITH)
 
 MAX_ACTORS = 500  # vehicles, and pedestrians, a world may hold (command lines check their flags against it;
 #                   n_vehicles is also limited by the town: one spawn point each, checked when the world is built)

@@ -9,9 +9,7 @@ import math
 import numpy as np
 from numba import njit
 
-from carla_bridge.procedural.materials import (
-    G_CROSSWALK, G_CURB, G_JUNCTION, G_LINE, G_ROAD, G_SIDEWALK,
-)
+from carla_bridge.procedural.materials import G_CROSSWALK, G_CURB, G_JUNCTION, G_LINE, G_ROAD, G_SIDEWALK
 from carla_bridge.procedural.town import HALF_ROAD, SIDEWALK, Town
 
 RES = 0.1

@@ -18,9 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from carla_bridge.procedural.materials import (
-    M_BUILDING, M_CAR_BODY, ground_albedo, noise, solid_albedo,
-)
+from carla_bridge.procedural.materials import M_BUILDING, M_CAR_BODY, ground_albedo, noise, solid_albedo
 
 # Prism table columns (float64, one row per solid).
 (P_KIND, P_CX, P_CY, P_HX, P_HY, P_COS, P_SIN, P_Z0, P_Z1, P_LABEL, P_MAT, P_R, P_G, P_B, P_OBJ,

@@ -12,17 +12,15 @@ import numpy as np
 
 from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 from carla_bridge.core.values import is_int, is_real
-from carla_bridge.procedural.config import (
-    WEATHER_NAMES, WEATHERS, WorldConfig, check_camera, check_seed, check_transform,
-)
+from carla_bridge.procedural.config import (WEATHER_NAMES, WEATHERS, WorldConfig, check_camera, check_seed,
+                                            check_transform)
 from carla_bridge.procedural.crowd import Crowd
 from carla_bridge.procedural.ground import build_ground
 from carla_bridge.procedural.junctions import right_of_way
-from carla_bridge.procedural.kernel import P_CX, P_CY, P_HX, P_HY, P_COLS, render_kernel
+from carla_bridge.procedural.kernel import P_COLS, P_CX, P_CY, P_HX, P_HY, render_kernel
 from carla_bridge.procedural.materials import GROUND_LABELS, make_noise_table
-from carla_bridge.procedural.scenery import (
-    CAR_COLORS, build_grid, build_scenery, pedestrian_template, place, vehicle_template,
-)
+from carla_bridge.procedural.scenery import (CAR_COLORS, build_grid, build_scenery, pedestrian_template, place,
+                                             vehicle_template)
 from carla_bridge.procedural.town import Town
 from carla_bridge.procedural.vehicles import Vehicle, autopilot, integrate, new_contacts
 

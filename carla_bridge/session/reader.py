@@ -18,9 +18,8 @@ from PIL import Image
 from carla_bridge.core.frames import Control, EgoState, SceneFrame
 from carla_bridge.core.labels import NUM_LABELS
 from carla_bridge.core.values import is_int, is_real
-from carla_bridge.session.format import (
-    FRAME_FILES, FRAMES_JSONL, SESSION_JSON, SessionFormatError, check_meta, frame_file,
-)
+from carla_bridge.session.format import (FRAME_FILES, FRAMES_JSONL, SESSION_JSON, SessionFormatError, check_meta,
+                                         frame_file)
 
 REQUIRED_RECORD_KEYS = ("position", "index", "time_s", "ego", "control", "cut", "files")
 NPY_MAGIC = b"\x93NUMPY"  # the first bytes of every .npy file (numpy.lib.format)

@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 
 from carla_bridge.core.frames import Control, SceneFrame
-from carla_bridge.session.format import (
-    FORMAT_VERSION, FRAME_FILES, FRAMES_JSONL, RESERVED_KEYS, SESSION_JSON, atomic_write_json,
-    file_sha256, git_commit, project_version,
-)
+from carla_bridge.session.format import (FORMAT_VERSION, FRAME_FILES, FRAMES_JSONL, RESERVED_KEYS, SESSION_JSON,
+                                         atomic_write_json, file_sha256, git_commit, project_version)
 from carla_bridge.session.writer import FramePacket, SessionWriter, describe_os_error
+
 
 def _timings_ms(timings: dict[str, Any]) -> dict[str, float]:
     """Stage timings in ms; a (start_ns, end_ns) pair (Renderer.last_timings style) becomes its length.

@@ -34,9 +34,7 @@ from PIL import Image
 
 from carla_bridge.core.files import atomic_file
 from carla_bridge.core.png import encode_png
-from carla_bridge.session.format import (
-    ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, frame_file, render_digest,
-)
+from carla_bridge.session.format import ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, frame_file, render_digest
 from carla_bridge.session.video import VideoStream
 
 

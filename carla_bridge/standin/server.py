@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+
 from carla_bridge.procedural import ProceduralWorld, WorldConfig
 from carla_bridge.standin.methods import MethodTable
 from carla_bridge.standin.rpc import RpcServer

@@ -28,13 +28,13 @@ from carla_bridge.core.frames import SourceLost
 from carla_bridge.core.labels import colorize
 from carla_bridge.session import SessionEnded, SessionFormatError
 from game.app.recording import Recording
-from game.signals import SIGNAL_NAMES, StopSignals, interrupt_name
 from game.app.status import hud_lines, session_meta
 from game.app.timing import FrameStats, Pacer, StageTimes, warmup_frames
 from game.keys.keyboard import KeyboardController
 from game.profiler.hooks import hud_lines as profiler_hud_lines
 from game.profiler.profiler import Profiler
 from game.profiler.report import write_report
+from game.signals import SIGNAL_NAMES, StopSignals, interrupt_name
 from game.startup.cli import GameConfig, LaunchError
 from game.startup.rendering import (check_size, default_resolution, load_model, make_renderer, next_backend,
                                     resolve_device, warn_if_memory_short)

@@ -3,8 +3,8 @@ App passes in (drawing is game.view.hud's job)."""
 
 from __future__ import annotations
 
-from neural_render.model import FORWARD_REVISION
 from game.view.layout import LAYOUTS
+from neural_render.model import FORWARD_REVISION
 
 
 def hud_lines(frame, rates: tuple[float, float, float], timings: dict[str, float], *, source_name: str,

@@ -20,16 +20,16 @@ import sys
 import numpy as np
 import torch
 
-from carla_bridge.core.frames import parse_size
 from carla_bridge.core import cli
+from carla_bridge.core.frames import parse_size
 from game.bench.timing import print_result, summary, time_cuda, time_host
 from game.bench.workloads import frame_pool
 from neural_render.checkpoint import load_generator
 from neural_render.export import DEFAULT_PRESET
-from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES
 from neural_render.model import PRESETS, Vid2VidGenerator, build_generator, count_flops, count_params
 from neural_render.runtime import Renderer
 from neural_render.runtime.common import compile_note, precision_note
+from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES
 from neural_render.runtime.select import cuda_device_problem, resolve_backend
 from neural_render.runtime.torch_backend import TorchBackend
 

@@ -15,8 +15,8 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from carla_bridge.core.frames import parse_size
 from carla_bridge.core import cli
+from carla_bridge.core.frames import parse_size
 from game.bench.generator import device_and_compile_problem
 from game.bench.timing import print_result
 from game.bench.workloads import frame_pool

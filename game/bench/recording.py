@@ -31,8 +31,8 @@ import torch
 from tqdm import tqdm
 
 from carla_bridge.core import cli
-from carla_bridge.core.frames import CAMERA_SIDES, Control, parse_size
 from carla_bridge.core.files import folder_write_problem
+from carla_bridge.core.frames import CAMERA_SIDES, Control, parse_size
 from carla_bridge.procedural import ProceduralWorld, WorldConfig
 from carla_bridge.session.recorder import SessionRecorder
 from game.bench.timing import print_result

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import torch
 
-from carla_bridge.core.frames import parse_size
 from carla_bridge.core import cli
 from carla_bridge.core.files import file_write_problem
+from carla_bridge.core.frames import parse_size
 from game.bench.generator import add_preset_flag, bench_path, print_table
 from game.bench.kernels import print_profile, profile_renderer
 from game.bench.timing import print_result

@@ -21,13 +21,13 @@ import numpy as np
 
 from carla_bridge.core.frames import Control
 from carla_bridge.session import ReplaySource, SessionEnded
-from game.signals import interrupt_name, interruption_in
 from game.profiler.files import write_text_safely
 from game.profiler.hooks import timed_render
 from game.profiler.machine import machine_info
 from game.profiler.profiler import Profiler
 from game.profiler.report import build_report, write_report
 from game.profiler.table import comparison_table
+from game.signals import interrupt_name, interruption_in
 from neural_render import runtime
 
 COMPARISON_FILE = "comparison.json"

@@ -15,9 +15,9 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from carla_bridge.core import cli
 from carla_bridge.core.frames import CAMERA_SIDES, parse_size
 from game.keys.bindings import bindings_text
-from carla_bridge.core import cli
 
 SOURCES = ("auto", "procedural", "carla", "replay")
 # neural_render.runtime's BACKENDS and PRECISIONS, plus auto and all, written out: importing the runtime

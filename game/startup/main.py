@@ -21,13 +21,14 @@ import threading
 from carla_bridge.core.files import stamped_folder
 from carla_bridge.session import SessionFormatError
 from game.app.app import App
-from game.signals import TERMINATED_AT_START_UP, interrupt_name, interruption_in, raise_terminated
 from game.app.timing import warmup_frames
 from game.export import export_session
 from game.profiler.compare import run_comparison
+from game.signals import TERMINATED_AT_START_UP, interrupt_name, interruption_in, raise_terminated
 from game.startup.cli import GameConfig, LaunchError
 from game.startup.outputs import check_outputs, remove_empty
-from game.startup.rendering import COMPILE_WAIT, check_size, default_resolution, load_model, make_renderer, resolve_device
+from game.startup.rendering import (COMPILE_WAIT, check_size, default_resolution, load_model, make_renderer,
+                                    resolve_device)
 from game.startup.sources import make_source
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from game.startup.cli import GameConfig, LaunchError
+from carla_bridge.core.files import folder_write_problem
 from game.export import FRAME_GLOB
 from game.profiler.compare import COMPARISON_FILE
 from game.profiler.report import REPORT_FILE
-from carla_bridge.core.files import folder_write_problem
+from game.startup.cli import GameConfig, LaunchError
 
 
 def check_outputs(config: GameConfig) -> list[Path]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from carla_bridge.core.net import carla_server_answers, host_problem
 from carla_bridge.client.source import CarlaConnectionError, CarlaSource
 from carla_bridge.core.frames import Source
+from carla_bridge.core.net import carla_server_answers, host_problem
 from carla_bridge.procedural import ProceduralWorld, WorldConfig
 from carla_bridge.session import ReplaySource, SessionFormatError
 from game.startup.cli import GameConfig, LaunchError

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from carla_bridge.core.frames import parse_size
-
 from neural_render.checkpoint import load_generator
 from neural_render.model import Vid2VidGenerator
 from neural_render.runtime.common import PRECISIONS, Stage, check_frame_cut, check_inputs

@@ -116,5 +116,6 @@ def create_backend(backend: str, model: Vid2VidGenerator, size: tuple[int, int],
         from neural_render.runtime.ort_backend import OrtBackend
         return OrtBackend(model, size, device, precision)
     from neural_render.runtime.trt_backend import TensorRTBackend
+
     # TensorRT has no bf16 path here: any reduced precision means fp16.
     return TensorRTBackend(model, size, device, "fp32" if precision == "fp32" else "fp16", cuda_graph=bool(compile))

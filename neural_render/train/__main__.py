@@ -35,8 +35,7 @@ try:  # torch loads here: seconds
     from carla_bridge.core.frames import CAMERA_SIDES, parse_size
     from carla_bridge.core.numba_threads import prefer_one_numba_thread
     from neural_render.runtime.select import cuda_device_problem
-    from neural_render.train.config import (PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, continue_config,
-                                            resolve)
+    from neural_render.train.config import PRESET_DEFAULTS, RECIPES, LossWeights, TrainConfig, continue_config, resolve
     from neural_render.train.loop import TrainSetupError, train
     from neural_render.train.state import check_same_network, read_saved_config
 except KeyboardInterrupt:

@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from carla_bridge.core.labels import colorize
 from carla_bridge.core.files import folder_write_problem
+from carla_bridge.core.labels import colorize
+from carla_bridge.core.png import write_png
 from neural_render.checkpoint import RUN_WEIGHTS_FILE
 from neural_render.train.config import TrainConfig
 from neural_render.train.data import build_loader
 from neural_render.train.ddp import DistInfo, any_rank, cleanup, gather, init_distributed
-from carla_bridge.core.png import write_png
 from neural_render.train.rollout import Rollout, to_uint8
-from neural_render.train.run_folder import (RUN_EVIDENCE, clear_previous_run, describe_changes,
-                                            record_resume_changes, refuse_previous_run, resume_changes, trim_log)
+from neural_render.train.run_folder import (RUN_EVIDENCE, clear_previous_run, describe_changes, record_resume_changes,
+                                            refuse_previous_run, resume_changes, trim_log)
 from neural_render.train.state import has_state, load_state, save_state
 from neural_render.train.trainer import Trainer
 

@@ -9,13 +9,13 @@ import stat
 
 import pytest
 import torch
-from support.runtime import tiny_generator_with_flow
 
 from neural_render.calibrate import choose_offset, main, with_mask_offset
 from neural_render.checkpoint import load_generator, read_metadata, save_generator
 from neural_render.model import example_inputs
 from neural_render.train.splits import EVAL_SEED_BASE, VALIDATION_SEED_BASE, split_seeds
 from neural_render.warp import in_view
+from support.runtime import tiny_generator_with_flow
 
 
 def test_offset_lowers_the_mask_logit_and_nothing_else():

@@ -7,8 +7,7 @@ import stat
 import pytest
 import torch
 
-from neural_render.checkpoint import (DEFAULT_MODEL_PATH, CheckpointError, load_generator, read_metadata,
-                                      save_generator)
+from neural_render.checkpoint import DEFAULT_MODEL_PATH, CheckpointError, load_generator, read_metadata, save_generator
 from neural_render.model import build_generator, example_inputs
 
 
@@ -84,8 +83,8 @@ def test_not_a_generator(tmp_path):
 
 
 def test_wrong_weights_for_config(saved, tmp_path):
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
     _, path = saved
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata()

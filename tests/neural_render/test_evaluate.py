@@ -7,11 +7,11 @@ import json
 import os
 
 import pytest
-from support.runtime import tiny_generator_with_flow
 
 import neural_render.evaluate as evaluate
 from neural_render.checkpoint import save_generator
 from neural_render.evaluate import main
+from support.runtime import tiny_generator_with_flow
 
 
 @pytest.fixture()

@@ -6,12 +6,12 @@ import json
 import os
 
 import pytest
-from support.runtime import tiny_generator_with_flow
 
 from neural_render.checkpoint import save_generator
 from neural_render.export import PARITY_TOLERANCE, check_parity, main
 from neural_render.model import build_generator
 from neural_render.runtime.onnx import CacheError, cached_onnx, check_graph, export_onnx
+from support.runtime import tiny_generator_with_flow
 
 W, H = 64, 32
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from neural_render.model import (PRESETS, GeneratorConfig, Vid2VidGenerator, build_generator, count_flops,
-                                 count_params, example_inputs, one_hot)
+from neural_render.model import (PRESETS, GeneratorConfig, Vid2VidGenerator, build_generator, count_flops, count_params,
+                                 example_inputs, one_hot)
 
 W, H = 64, 32
 

@@ -17,8 +17,8 @@ import time
 import pytest
 
 from carla_bridge.core.frames import Control
-from support.carla import (REPO, StandinProcess, client, finish, require_carla, standin,  # noqa: F401
-                           start_client, wait_for)
+from support.carla import (REPO, StandinProcess, client, finish, require_carla, standin, start_client,  # noqa: F401
+                           wait_for)
 
 pytestmark = pytest.mark.carla
 

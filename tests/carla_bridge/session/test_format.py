@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carla_bridge.session import digest_thumb, render_digest
 from carla_bridge.core.png import encode_png
+from carla_bridge.session import digest_thumb, render_digest
 
 
 def test_render_digest_thumbnail():

@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 from carla_bridge.core.frames import Control, SceneFrame
-from carla_bridge.session import FORMAT_VERSION, ReplaySource, SessionRecorder, render_digest
+from carla_bridge.session import FORMAT_VERSION, ReplaySource, SessionRecorder
 from carla_bridge.session import recorder as recorder_module
+from carla_bridge.session import render_digest
 from game.bench.workloads import synthetic_frame
 from support.disk import slow_disk
 from support.sessions import SIZE, control_at, drive, lines_written, record_session, render_of

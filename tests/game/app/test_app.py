@@ -183,7 +183,6 @@ def test_a_sigterm_a_library_swallowed_during_start_up_still_ends_the_drive(make
 
 def test_a_size_memory_cannot_hold_is_a_one_line_launch_error(monkeypatch):
     import game.startup.rendering
-
     from game.startup.cli import LaunchError
     from game.startup.rendering import make_renderer
 

@@ -15,9 +15,8 @@ from carla_bridge.core.labels import colorize  # noqa: E402
 from game.app.app import App  # noqa: E402
 from game.startup.cli import RETRAIN_COMMAND, parse_args, retrain_command  # noqa: E402
 from game.startup.main import main  # noqa: E402
-from support.game import (  # noqa: E402,F401
-    RES, WINDOW, headless_env, load_png, make_app, post_key, tiny_model_path, upscale,
-)
+from support.game import (RES, WINDOW, headless_env, load_png, make_app, post_key, tiny_model_path,  # noqa: E402,F401
+                          upscale)
 
 
 def _top_half(image: np.ndarray, rect) -> np.ndarray:
@@ -248,6 +247,7 @@ def test_backend_all_names_the_report_a_full_disk_stopped(headless_env, tiny_mod
 def test_a_barely_trained_checkpoint_is_said_like_an_untrained_one(headless_env, capsys, step, banner):
     """A run saved after a few steps rendered noise under its own name, with no word of warning."""
     import torch
+
     from neural_render.checkpoint import save_generator
     from neural_render.model import build_generator
 

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from game.bench.generator import bench_path, main
-from neural_render.runtime.common import compile_note
 from neural_render.checkpoint import save_generator
 from neural_render.model import build_generator
+from neural_render.runtime.common import compile_note
 
 KEYS = {"fps", "p50_ms", "p95_ms", "p99_ms", "params_m", "gflops", "backend", "device", "preset", "res"}
 

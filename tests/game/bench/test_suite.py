@@ -128,9 +128,9 @@ def test_perf_suite_takes_the_checkpoints_preset(tmp_path):
     """Without --preset the 'gpu' default met a 'cpu' or 'tiny' checkpoint: an error row on every path."""
     import argparse
 
+    from game.bench.suite import _flag_problem
     from neural_render.checkpoint import save_generator
     from neural_render.model import build_generator
-    from game.bench.suite import _flag_problem
 
     model = save_generator(build_generator("tiny"), tmp_path / "tiny.safetensors")
     args = argparse.Namespace(device="cpu", model=str(model), preset=None, res=["64x32"])

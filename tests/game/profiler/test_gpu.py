@@ -9,10 +9,10 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
 
+from game.bench.workloads import synthetic_frame  # noqa: E402
 from game.profiler.hooks import timed_render  # noqa: E402
 from game.profiler.profiler import Profiler  # noqa: E402
 from game.profiler.report import write_report  # noqa: E402
-from game.bench.workloads import synthetic_frame  # noqa: E402
 from neural_render.model import build_generator  # noqa: E402
 from neural_render.runtime import Renderer  # noqa: E402
 

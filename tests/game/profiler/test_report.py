@@ -8,10 +8,9 @@ import json
 import os
 import subprocess
 import sys
-
-import numpy as np
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from game.profiler.hooks import hud_lines, timed_render
@@ -19,8 +18,8 @@ from game.profiler.profiler import END_TO_END, Profiler
 from game.profiler.report import build_report, write_report
 from game.profiler.stats import summarize
 from game.profiler.table import stage_table
-from support.profiler_clock import FakeClock, scripted_session
 from support.profiler import META, clock  # noqa: F401 (clock is a fixture)
+from support.profiler_clock import FakeClock, scripted_session
 
 ROOT = Path(__file__).resolve().parents[3]
 

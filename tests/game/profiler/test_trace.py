@@ -12,8 +12,8 @@ import pytest
 
 from game.profiler.profiler import Profiler
 from game.profiler.report import write_report
-from support.profiler_clock import FakeClock, scripted_session
 from game.profiler.trace import FRAME_EVENT, _assign_lanes, build_trace, write_trace
+from support.profiler_clock import FakeClock, scripted_session
 
 META = {"backend": "torch", "device": "cpu", "precision": "fp32", "model": "tiny", "resolution": "64x32",
         "source": "synthetic"}

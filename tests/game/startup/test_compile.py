@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from game.startup.cli import parse_args
-from support.game import headless_env, make_app, tiny_model_path  # noqa: F401  (fixtures)
 from neural_render.model import build_generator
 from neural_render.runtime import Renderer
+from support.game import headless_env, make_app, tiny_model_path  # noqa: F401  (fixtures)
 
 SIZE = (64, 32)
 

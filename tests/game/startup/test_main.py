@@ -14,7 +14,8 @@ pygame = pytest.importorskip("pygame")
 from game.signals import Terminated  # noqa: E402
 from game.startup.cli import parse_args  # noqa: E402
 from game.startup.main import main  # noqa: E402
-from support.game import RES, headless_env, make_app, model_flags, one_line_error, recorded, tiny_model_path  # noqa: E402,F401 (fixtures)
+from support.game import (RES, headless_env, make_app, model_flags, one_line_error,  # noqa: E402,F401 (fixtures)
+                          recorded, tiny_model_path)
 
 
 @pytest.mark.parametrize("flags, said", [

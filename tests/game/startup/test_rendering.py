@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 pygame = pytest.importorskip("pygame")
@@ -43,7 +42,6 @@ def test_model_folder_and_preset_mismatch(tmp_path, tiny_model_path):
 
 def test_precision_the_backend_cannot_run_is_said(monkeypatch, capsys):
     import game.startup.rendering as runtime
-
     from game.startup.rendering import make_renderer
 
     class Fp32Only:  # like onnxruntime on the CPU, which runs fp32 whatever is asked

@@ -100,7 +100,6 @@ def test_a_host_that_does_not_resolve_is_named(headless_env, capsys):
 
 def test_carla_filter_that_matches_no_car_is_one_line(monkeypatch):
     import game.startup.sources as carla_source
-
     from game.startup.sources import make_source
 
     def no_car(**options):  # what CarlaSource raises for --filter walker.*: a launch error, not a traceback

@@ -3,7 +3,6 @@ indicator fit and keep clear of each other."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from support.runtime import tiny_generator_with_flow
-
 from neural_render.runtime import Renderer
+from support.runtime import tiny_generator_with_flow
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

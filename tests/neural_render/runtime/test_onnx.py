@@ -2,17 +2,16 @@
 bilinear/border/align_corners GridSample, named I/O, static shapes, fp16 for strongly typed TensorRT)
 and its cache, which trusts an entry only when its stamp says it is these weights at this size."""
 
-import onnx
 import numpy as np
+import onnx
 import pytest
 from onnx import numpy_helper
-
-from support.runtime import random_frame, tiny_generator_with_flow
 
 import neural_render.runtime.onnx as export
 from neural_render.model import build_generator
 from neural_render.runtime import Renderer
 from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES, cached_onnx, check_graph, export_onnx, model_hash
+from support.runtime import random_frame, tiny_generator_with_flow
 
 W, H = 64, 32
 

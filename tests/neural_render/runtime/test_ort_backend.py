@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from support.runtime import random_frame, tiny_generator_with_flow
-
 from neural_render.runtime.ort_backend import OrtBackend
+from support.runtime import random_frame, tiny_generator_with_flow
 
 W, H = 64, 32
 

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from support.runtime import random_frame, tiny_generator_with_flow
-
 import neural_render.runtime.renderer as renderer_module
 from neural_render.checkpoint import CheckpointError, save_generator
 from neural_render.model import build_generator
 from neural_render.runtime import Renderer
+from support.runtime import random_frame, tiny_generator_with_flow
 
 W, H = 64, 32
 BACKENDS = ["torch", "onnxruntime"]

@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from carla_bridge.core.labels import NUM_LABELS
-from neural_render.train.augment import AugmentConfig, augment_clip, crop_clip, fit_crop, hflip_clip, noisy_labels, resize_clip
+from neural_render.train.augment import (AugmentConfig, augment_clip, crop_clip, fit_crop, hflip_clip, noisy_labels,
+                                         resize_clip)
 from neural_render.warp import warp
 
 
