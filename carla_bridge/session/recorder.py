@@ -74,7 +74,7 @@ class SessionRecorder:
         max_video_backlog: int = 30,
         crf: int = 18,
     ) -> None:
-        self.path = Path(directory)
+        self.path = Path(directory).absolute()  # where it was started, whatever the working folder later
         self.size = tuple(size)
         self.record_rgb, self.video = bool(record_rgb), bool(video)
         self.record_flow, self.record_depth = bool(record_flow), bool(record_depth)

@@ -43,6 +43,7 @@ class Recording:
             self.error = self.recorder.error  # the exit status says so (App.run)
             self.hud.notify(f"recording failed: {self.recorder.error}", color=RED, seconds=6.0)
             print(f"recording failed: {self.recorder.error}")
+            self.recorder.close()  # its writer, if one started, would otherwise live on until exit
             self.recorder = None
             return
         self.hud.notify(f"Recording to {path}")

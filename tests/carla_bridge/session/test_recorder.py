@@ -208,3 +208,17 @@ def test_ctrl_c_closes_the_session_with_every_frame(tmp_path):
     assert len(replay) == meta["frames"] >= 20
     # ffmpeg was not interrupted either: every frame is in the video unless dropped by the policy.
     assert meta["video"]["render"] + meta["video_frames_dropped"] == meta["frames"]
+
+
+def test_a_relative_folder_is_the_one_the_recording_started_in(tmp_path, monkeypatch):
+    """A recorder closed after the working folder changed (a test's chdir undone, an atexit close)
+    still finishes its own session, not a new one under the new working folder."""
+    (tmp_path / "start").mkdir()
+    (tmp_path / "later").mkdir()
+    monkeypatch.chdir(tmp_path / "start")
+    rec = SessionRecorder("rec", {}, size=SIZE, video=False)
+    drive(rec, 2)
+    monkeypatch.chdir(tmp_path / "later")
+    rec.close()
+    assert json.loads((tmp_path / "start" / "rec" / "session.json").read_text())["frames"] == 2
+    assert list((tmp_path / "later").iterdir()) == []

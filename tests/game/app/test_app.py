@@ -224,3 +224,16 @@ def test_ctrl_c_while_closing_finishes_the_teardown(make_app, capfd, presses, co
         assert closed == ["recording", "source"] and "still closing" in err
     else:
         assert "teardown abandoned" in err
+
+
+def test_a_recording_that_cannot_start_is_closed_at_once(make_app, monkeypatch):
+    """A recorder refused at the R key is closed there, not left with its writer running until exit."""
+    from carla_bridge.session import SessionRecorder
+
+    closed = []
+    real_close = SessionRecorder.close
+    monkeypatch.setattr(SessionRecorder, "error", property(lambda self: "recording not started in rec: no space"))
+    monkeypatch.setattr(SessionRecorder, "close", lambda self: closed.append(self) or real_close(self))
+    app = make_app("--headless", "--frames", "50", "--record", "rec")
+    assert app.run() == 1
+    assert len(closed) == 1 and closed[0]._closed
