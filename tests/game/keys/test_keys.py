@@ -104,7 +104,7 @@ def test_r_starts_and_stops_a_recording(make_app, headless_env):
     post_key(pygame.K_r)
     _ticks(app, 3)
     recorder = app.recording.recorder
-    assert recorder is not None and Path(recorder.path).parent == Path("sessions")
+    assert recorder is not None and Path(recorder.path).parent == headless_env / "sessions"  # the working folder's
     post_key(pygame.K_r)
     _ticks(app, 1)
     assert app.recording.recorder is None
