@@ -15,7 +15,10 @@ log = logging.getLogger("neural_render.runtime")
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "openvino")
+# The compute capabilities TensorRT-RTX builds for (its support matrix: Turing 7.5, Ampere 8.6, Ada 8.9,
+# Blackwell 12.0 / 12.1); not Hopper 9.0 nor the datacenter Ampere 8.0, which keep datacenter TensorRT.
+RTX_CAPABILITIES = ((7, 5), (8, 6), (8, 9), (12, 0), (12, 1))
 STAGES = ("preprocess", "upload", "inference", "download")  # Renderer.last_timings, in order
 
 
