@@ -35,9 +35,9 @@ def compile_note(flag: str, asked: bool | str, compiled: bool, backend: str) -> 
     that its speed is not read as a compiled one."""
     if not asked or compiled:
         return None
-    if backend == "onnxruntime":
+    if backend in ("onnxruntime", "openvino"):
         return (f"note: {flag} applies to the torch backend (and TensorRT's CUDA graphs) only; "
-                "onnxruntime runs uncompiled")
+                f"{backend} runs uncompiled")
     return f"note: {flag} did not take with {backend} (see the warning above); it runs uncompiled"
 
 
