@@ -306,8 +306,12 @@ class RenderStep(nn.Module):
     def forward(self, labels, prev_frames, flow, has_history, has_flow):
         image = self.model(labels, prev_frames, flow, has_history, has_flow).image
         next_frames = torch.cat([prev_frames[:, 1:], image.unsqueeze(1).to(prev_frames.dtype)], 1)
-        image_u8 = ((image.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-        return image, image_u8, next_frames, labels[:, 1:]
+        # uint8 only at the graph's edges: TensorRT (and TensorRT-RTX) take uint8 as a network input or
+        # output and as a Cast's output, never into another op, so the permute runs before the cast and
+        # the label planes are sliced as float (exact for ids 0..255) and cast back.
+        image_u8 = ((image.float() + 1.0) * 127.5).round().clamp(0, 255).permute(0, 2, 3, 1).to(torch.uint8)
+        next_labels = labels.float()[:, 1:].to(torch.uint8)
+        return image, image_u8, next_frames, next_labels
 
 
 def build_generator(preset: str | GeneratorConfig, **overrides) -> Vid2VidGenerator:

@@ -3,13 +3,18 @@
     python -m game.bench generator --preset cpu --res 256x128 --backend onnxruntime --frames 100
     python -m game.bench generator --preset gpu --res 1024x512 --backend torch --device cuda --dtype fp16 --compile
     python -m game.bench generator --model runs/tiny --res 64x32    # the checkpoint names its preset
+    python -m game.bench generator --model models/cpu.safetensors --res 256x128,512x256 --repeats 5 \\
+        --backend openvino,onnxruntime    # several paths in one run, in turns: medians and ratios
 
 Default mode times the model alone with its inputs already on the device (CUDA events on the GPU);
 `--end-to-end` times `Renderer.render` from host uint8 labels + float32 flow to a host uint8 frame.
 Prints a table and, as the LAST line, JSON {"fps", "p50_ms", "p95_ms", "p99_ms", "params_m", "gflops",
 "backend", "device", "preset", "res", "compile", "compiled", ...}, each saying what ran ("compiled" is
-false for onnxruntime, which --compile does not touch). `bench_path(...)` is the same as a function, so
-a script can compare several paths in one process. Needs only torch, numpy, onnx, onnxruntime (PYTHONPATH=.).
+false for onnxruntime, which --compile does not touch). --backend and --res take comma-separated lists:
+then the table has a row per path (the median of --repeats rounds, see comparison.py), a line per size
+gives each backend's speed against the first one, and the last line is {"rows": [...], "speedups":
+{res: {backend: x}}}.
+`bench_path(...)` is one path as a function. Needs only torch, numpy, onnx, onnxruntime (PYTHONPATH=.).
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ import torch
 
 from carla_bridge.core import cli
 from carla_bridge.core.frames import parse_size
+from game.bench.comparison import round_robin, speedup_lines, speedups
 from game.bench.timing import print_result, summary, time_cuda, time_host
 from game.bench.workloads import frame_pool
 from neural_render.checkpoint import load_generator
 from neural_render.export import DEFAULT_PRESET
 from neural_render.model import PRESETS, Vid2VidGenerator, build_generator, count_flops, count_params
 from neural_render.runtime import Renderer
-from neural_render.runtime.common import compile_note, precision_note
+from neural_render.runtime.buffers import HostHistory
+from neural_render.runtime.common import BACKENDS, compile_note, precision_note
 from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES
 from neural_render.runtime.select import cuda_device_problem, resolve_backend
 from neural_render.runtime.torch_backend import TorchBackend
@@ -64,19 +71,31 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
                               torch.cuda.synchronize), be.device_name, {"providers": be.session.get_providers(),
                                                                         "precision": be.precision,
                                                                         "compiled": be.compiled}
-        cfg = model.config
-        feeds = {"labels": np.zeros((1, cfg.k, height, width), np.uint8),
-                 "prev_frames": np.zeros((1, cfg.k - 1, 3, height, width), np.float32),
-                 "flow": np.zeros((1, 2, height, width), np.float32),
-                 "has_history": np.ones(1, np.float32), "has_flow": np.ones(1, np.float32)}
+        feeds = _zero_feeds(model, size)
         return (time_host(lambda: be.session.run(None, feeds), frames, warmup), be.device_name,
                 {"providers": be.session.get_providers(), "precision": be.precision, "compiled": be.compiled})
-    from neural_render.runtime.trt_backend import TensorRTBackend  # imports tensorrt: only for its rows
+    if backend == "openvino":
+        from neural_render.runtime.openvino_backend import OpenVINOBackend  # imports openvino: only for its rows
+        be = OpenVINOBackend(model, size, device, precision, threads=threads)
+        feeds = _zero_feeds(model, size)
+        return (time_host(lambda: be.request.infer(feeds), frames, warmup), be.device_name,
+                {"precision": be.precision, "compiled": be.compiled})
+    if backend == "tensorrt-rtx":
+        from neural_render.runtime.trt_rtx_backend import TensorRTRTXBackend as TensorRTBackend  # only for its rows
+    else:
+        from neural_render.runtime.trt_backend import TensorRTBackend  # imports tensorrt: only for its rows
     be = TensorRTBackend(model, size, device, precision if precision != "bf16" else "fp16", cuda_graph=bool(compile))
     be.history.upload(np.zeros((height, width), np.uint8), None, True)
     with torch.cuda.stream(be.stream):
         return time_cuda(be._execute, frames, warmup, be.stream), be.device_name, {"precision": be.precision,
                                                                                     "compiled": be.compiled}
+
+
+def _zero_feeds(model: Vid2VidGenerator, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The graph's inputs of a frame with history and flow, for the CPU backends' model-only timing."""
+    width, height = size
+    return HostHistory(model.config.k, width, height).feeds(np.zeros((height, width), np.uint8),
+                                                           np.zeros((height, width, 2), np.float32), True)
 
 
 def compile_mode_problem(mode: bool | str) -> str | None:
@@ -104,15 +123,18 @@ def device_and_compile_problem(device: str | None, mode: bool | str) -> str | No
     return compile_mode_problem(mode)
 
 
+CPU_GRAPH_BACKENDS = ("onnxruntime", "openvino")  # the ones --threads reaches in model-only timing
+
+
 def threads_note(threads: int | None, row: dict) -> str | None:
     """One line when --threads was given but the row's path does not take it (see the flag's help), so
     that the figures are not read as measured at that thread count."""
     if not threads:
         return None
-    if row["backend"] == "onnxruntime" and row["mode"] == "end-to-end":
-        return (f"note: --threads {threads} applies to onnxruntime model-only timing; the Renderer end to end "
-                "ran with ONNX Runtime's default threads")
-    if row["backend"] != "onnxruntime" and row["device"] != "cpu":
+    if row["backend"] in CPU_GRAPH_BACKENDS and row["mode"] == "end-to-end":
+        return (f"note: --threads {threads} applies to {row['backend']} model-only timing; the Renderer end to "
+                "end ran with the library's default threads")
+    if row["backend"] not in CPU_GRAPH_BACKENDS and row["device"] != "cpu":
         return f"note: --threads {threads} applies to CPU work only; the {row['backend']} row ran on {row['device']}"
     return None
 
@@ -204,9 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m game.bench generator", description=__doc__,
                                  formatter_class=cli.HelpFormatter)
     add_preset_flag(ap, DEFAULT_PRESET)
-    ap.add_argument("--res", default="256x128", help="WIDTHxHEIGHT")
-    ap.add_argument("--backend", default="onnxruntime", choices=["auto", "torch", "onnxruntime", "tensorrt"],
-                    help="inference backend")
+    ap.add_argument("--res", type=_listed, default=["256x128"], help="WIDTHxHEIGHT")
+    ap.add_argument("--backend", type=_backends, default=["onnxruntime"],
+                    help=f"inference backend ({', '.join(('auto', *BACKENDS))}), or several to compare in one "
+                         "run: openvino,onnxruntime (the first is the baseline)")
+    ap.add_argument("--repeats", type=cli.positive_int, default=1,
+                    help="rounds per path, in turns with the other paths; each row is the median of its rounds")
     ap.add_argument("--device", type=cli.device, default=None,
                     help="cpu, cuda or cuda:N (default: cuda when present)")
     ap.add_argument("--dtype", "--precision", dest="precision", default="fp32", choices=["fp32", "fp16", "bf16"],
@@ -224,17 +249,40 @@ def main(argv: list[str] | None = None) -> int:
     problem = device_and_compile_problem(args.device, args.compile)
     if problem:
         ap.error(problem)
+
+    def measure(res: str, backend: str) -> dict:
+        return bench_path(args.preset, res, backend, args.device, args.precision, args.compile, args.frames,
+                          args.warmup, args.model, args.end_to_end, threads=args.threads)
+    paths = [(res, backend) for res in args.res for backend in args.backend]
     try:
-        row = bench_path(args.preset, args.res, args.backend, args.device, args.precision, args.compile,
-                         args.frames, args.warmup, args.model, args.end_to_end, threads=args.threads)
+        rows = round_robin(paths, args.repeats, measure)
     except (ValueError, ImportError) as exc:  # bad --res / --model, a backend not installed here
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    notes = (precision_note("--dtype", args.precision, row["precision"], row["backend"], row["device"]),
-             compile_note("--compile", args.compile, row.get("compiled", False), row["backend"]),
-             threads_note(args.threads, row))
-    for note in filter(None, notes):
-        print(note, file=sys.stderr)
-    print_table([row])
-    print_result(row)
+    for row in rows:
+        notes = (precision_note("--dtype", args.precision, row["precision"], row["backend"], row["device"]),
+                 compile_note("--compile", args.compile, row.get("compiled", False), row["backend"]),
+                 threads_note(args.threads, row))
+        for note in dict.fromkeys(filter(None, notes)):
+            print(note, file=sys.stderr)
+    print_table(rows)
+    if len(rows) == 1:
+        print_result(rows[0])
+        return 0
+    for line in speedup_lines(rows):
+        print(line)
+    print_result({"rows": rows, "speedups": speedups(rows)})
     return 0
+
+
+def _listed(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _backends(text: str) -> list[str]:
+    names = _listed(text)
+    unknown = [name for name in names if name not in ("auto", *BACKENDS)]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown) or repr(text)}: choose from auto, {', '.join(BACKENDS)} "
+                                         "(several: comma-separated)")
+    return names

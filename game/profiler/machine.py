@@ -15,7 +15,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
-_PACKAGES = ("torch", "numpy", "triton", "onnxruntime-gpu", "onnxruntime", "tensorrt", "pygame")
+_PACKAGES = ("torch", "numpy", "triton", "onnxruntime-gpu", "onnxruntime", "tensorrt", "tensorrt-rtx-cu13",
+             "openvino", "pygame")
 
 
 def cpu_model() -> str:

@@ -23,7 +23,7 @@ SOURCES = ("auto", "procedural", "carla", "replay")
 # neural_render.runtime's BACKENDS and PRECISIONS, plus auto and all, written out: importing the runtime
 # imports torch, which made `launch.py --help` take 4.0 s instead of 0.55 s (2-core box).
 # tests/game/startup/test_cli.py checks that they match.
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "all")
+BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "torch", "onnxruntime", "openvino", "all")
 PRECISIONS = ("fp32", "fp16", "bf16")
 SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what pygame.image.save writes; others silently become TGA
 SIZE_FLAGS = ("--res", "--window")  # WIDTHxHEIGHT values
@@ -190,14 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "or an UNTRAINED model of --preset when none is shipped yet)")
     model.add_argument("--preset", default=None, help="generator preset: tiny, cpu, gpu (default: cpu)")
     model.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="inference backend (default: auto = tensorrt, else torch on CUDA, else onnxruntime); "
+                       help="inference backend (default: auto = tensorrt-rtx on an RTX card, tensorrt on other "
+                            "GPUs, else torch on CUDA; on the CPU openvino, else onnxruntime); "
                             "all (with --profile): compare every available backend on the same frames and exit")
     model.add_argument("--device", type=cli.device, default=None, help="cpu, cuda or cuda:N (default: auto)")
     model.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
     model.add_argument("--compile", action="store_true",
                        help="torch backend: torch.compile, with CUDA graphs on CUDA (end to end 3.0x faster than "
                             "eager, both fp16, for the gpu preset at 1024x512 on an H200, models/gpu.md); the first "
-                            "frames compile, tens of seconds. tensorrt: CUDA graphs. onnxruntime: nothing to compile")
+                            "frames compile, tens of seconds. tensorrt, tensorrt-rtx: CUDA graphs. onnxruntime, openvino: "
+                            "nothing to compile")
 
     sessions = parser.add_argument_group("sessions and profiling")
     sessions.add_argument("--record", type=Path, default=None, metavar="DIR",

@@ -161,8 +161,8 @@ def make_renderer(model, backend: str, device: str | None, precision: str, size:
     if note:
         print(note, file=sys.stderr)
     note = compile_note("--compile", compile, renderer.compiled, renderer.backend_name)
-    if note and backend == "auto" and renderer.backend_name == "onnxruntime":
-        # auto picks onnxruntime on the CPU; the note alone left the user guessing how to compile
+    if note and backend == "auto" and renderer.backend_name in ("openvino", "onnxruntime"):
+        # auto picks one of these on the CPU; the note alone left the user guessing how to compile
         note += " (--backend auto chose it; pass --backend torch to compile)"
     if note:
         print(note, file=sys.stderr)

@@ -82,3 +82,36 @@ class DeviceHistory:
         if self.cuda:
             torch.cuda.current_stream(self.device).synchronize()
         return self.host_image.numpy().copy()
+
+
+class HostHistory:
+    """History kept in host memory as numpy arrays, for the backends that run on the CPU from numpy
+    (ONNX Runtime's CPU provider, OpenVINO): a step's next_frames and next_labels outputs are the next
+    step's prev_frames and first K-1 label planes, with the same semantics as DeviceHistory."""
+
+    def __init__(self, k: int, width: int, height: int):
+        self.k, self.width, self.height = k, width, height
+        self.reset()
+
+    def reset(self) -> None:
+        k, height, width = self.k, self.height, self.width
+        self.labels = np.zeros((1, k, height, width), np.uint8)
+        self.frames = np.zeros((1, k - 1, 3, height, width), np.float32)
+        self.zero_flow = np.zeros((1, 2, height, width), np.float32)
+        self.next_labels = np.zeros((1, k - 1, height, width), np.uint8)
+
+    def feeds(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool) -> dict[str, np.ndarray]:
+        """The graph's inputs by name for this frame; no history -> every plane the current map, frames zero."""
+        if has_history:
+            self.labels[0, :-1] = self.next_labels[0]
+        else:
+            self.labels[0, :-1] = labels
+            self.frames[...] = 0.0
+        self.labels[0, -1] = labels
+        flow_in = self.zero_flow if flow is None else flow.transpose(2, 0, 1)[None].copy()
+        return {"labels": self.labels, "prev_frames": self.frames, "flow": flow_in,
+                "has_history": np.array([float(has_history)], np.float32),
+                "has_flow": np.array([0.0 if flow is None else 1.0], np.float32)}
+
+    def keep(self, next_frames: np.ndarray, next_labels: np.ndarray) -> None:
+        self.frames, self.next_labels = next_frames, next_labels

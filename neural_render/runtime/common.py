@@ -15,7 +15,10 @@ log = logging.getLogger("neural_render.runtime")
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "tensorrt-rtx", "openvino")
+# The compute capabilities TensorRT-RTX builds for (its support matrix: Turing 7.5, Ampere 8.6, Ada 8.9,
+# Blackwell 12.0 / 12.1); not Hopper 9.0 nor the datacenter Ampere 8.0, which keep datacenter TensorRT.
+RTX_CAPABILITIES = ((7, 5), (8, 6), (8, 9), (12, 0), (12, 1))
 STAGES = ("preprocess", "upload", "inference", "download")  # Renderer.last_timings, in order
 
 
@@ -32,9 +35,9 @@ def compile_note(flag: str, asked: bool | str, compiled: bool, backend: str) -> 
     that its speed is not read as a compiled one."""
     if not asked or compiled:
         return None
-    if backend == "onnxruntime":
+    if backend in ("onnxruntime", "openvino"):
         return (f"note: {flag} applies to the torch backend (and TensorRT's CUDA graphs) only; "
-                "onnxruntime runs uncompiled")
+                f"{backend} runs uncompiled")
     return f"note: {flag} did not take with {backend} (see the warning above); it runs uncompiled"
 
 

@@ -31,6 +31,10 @@ from neural_render.model import FORWARD_REVISION, RenderStep, Vid2VidGenerator, 
 from neural_render.runtime.common import DTYPES
 
 OPSET = 17
+# Bump when the exported graph changes while the forward's maths stay (model.FORWARD_REVISION counts
+# those): cached exports are keyed by it through model_hash. 2: uint8 only at the graph's edges, where
+# TensorRT's ONNX parser accepts it (RenderStep).
+EXPORT_REVISION = 2
 INPUT_NAMES = ("labels", "prev_frames", "flow", "has_history", "has_flow")
 OUTPUT_NAMES = ("image", "image_u8", "next_frames", "next_labels")
 EXPORT_PRECISIONS = ("fp32", "fp16")  # fp16: the graph strongly typed TensorRT builds
@@ -59,9 +63,9 @@ def cache_problem(directory: str | Path | None = None) -> str | None:
 
 
 def model_hash(model: Vid2VidGenerator) -> str:
-    """sha256 of the forward's revision, the config and every weight, so neither a retrained model nor a
-    changed network reuses a stale export."""
-    h = hashlib.sha256(f"forward {FORWARD_REVISION}".encode())
+    """sha256 of the forward's and the export's revisions, the config and every weight, so neither a
+    retrained model nor a changed network or graph reuses a stale export."""
+    h = hashlib.sha256(f"forward {FORWARD_REVISION} export {EXPORT_REVISION}".encode())
     h.update(json.dumps(model.config.to_dict(), sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import torch
 
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.buffers import DeviceHistory
+from neural_render.runtime.buffers import DeviceHistory, HostHistory
 from neural_render.runtime.common import Stage, log
 from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES, cached_onnx
 
@@ -77,35 +77,25 @@ class OrtBackend:
         self.binding = None
         if self.on_gpu:
             self._init_iobinding()
-        self.reset()
+        else:
+            self.host = HostHistory(self.k, width, height)
 
     # --- CPU / plain path: numpy in, numpy out, history as returned arrays --------------------------
     def reset(self) -> None:
         if self.binding is not None:
             self.history.reset()
-            return
-        self.labels = np.zeros((1, self.k, self.height, self.width), np.uint8)
-        self.frames = np.zeros((1, self.k - 1, 3, self.height, self.width), np.float32)
-        self.zero_flow = np.zeros((1, 2, self.height, self.width), np.float32)
-        self.next_labels = np.zeros((1, self.k - 1, self.height, self.width), np.uint8)
+        else:
+            self.host.reset()
 
     def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
              timings: dict[str, tuple[int, int]]) -> np.ndarray:
         if self.binding is not None:
             return self._step_bound(labels, flow, has_history, timings)
         with Stage(timings, "upload"):  # host memory is the device here: just lay the inputs out
-            if has_history:
-                self.labels[0, :-1] = self.next_labels[0]
-            else:
-                self.labels[0, :-1] = labels
-                self.frames[...] = 0.0
-            self.labels[0, -1] = labels
-            flow_in = self.zero_flow if flow is None else flow.transpose(2, 0, 1)[None].copy()
-            feeds = {"labels": self.labels, "prev_frames": self.frames, "flow": flow_in,
-                     "has_history": np.array([float(has_history)], np.float32),
-                     "has_flow": np.array([0.0 if flow is None else 1.0], np.float32)}
+            feeds = self.host.feeds(labels, flow, has_history)
         with Stage(timings, "inference"):
-            _, image_u8, self.frames, self.next_labels = self.session.run(None, feeds)
+            _, image_u8, next_frames, next_labels = self.session.run(None, feeds)
+            self.host.keep(next_frames, next_labels)
         with Stage(timings, "download"):
             return image_u8[0]
 

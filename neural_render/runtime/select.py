@@ -1,4 +1,6 @@
-"""Which backends can run here, and `auto`: tensorrt, then torch on CUDA, then onnxruntime on CPU."""
+"""Which backends can run here, and `auto`: on an RTX card (RTX_CAPABILITIES) tensorrt-rtx, else
+tensorrt; then torch on CUDA; on the CPU openvino when installed (faster than ONNX Runtime there: see
+the README's CPU table), else onnxruntime."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import re
 import torch
 
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import BACKENDS, log
+from neural_render.runtime.common import BACKENDS, RTX_CAPABILITIES, log
 from neural_render.runtime.torch_backend import TorchBackend
 
 
@@ -37,11 +39,24 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+MODULES = {"tensorrt-rtx": "tensorrt_rtx"}  # the backends whose package is not named like them
+GPU_ONLY = ("tensorrt", "tensorrt-rtx")
+
+
+def _rtx_card() -> bool:
+    """Whether cuda:0 is a GPU TensorRT-RTX builds for (decided by compute capability)."""
+    return _cuda() and torch.cuda.get_device_capability(0) in RTX_CAPABILITIES
+
+
 def unavailable_reason(backend: str, device: str | None) -> str:
     """Why ``backend`` is not in available_backends(device), in a few words."""
-    if not _has(backend):
+    if not _has(MODULES.get(backend, backend)):
         return "not installed"
-    return "needs a CUDA GPU" if backend == "tensorrt" or str(device).startswith("cuda") else "unavailable"
+    if backend == "tensorrt-rtx" and _cuda():
+        return "needs an RTX GPU (compute capability 7.5-12.0)"
+    if backend == "openvino":
+        return "runs on the CPU only"
+    return "needs a CUDA GPU" if backend in GPU_ONLY or str(device).startswith("cuda") else "unavailable"
 
 
 def available_backends(device: str | None = None) -> list[str]:
@@ -62,21 +77,29 @@ def available_backends(device: str | None = None) -> list[str]:
                 out.append("onnxruntime")
     if device != "cpu" and cuda and _has("tensorrt"):
         out.append("tensorrt")
+    if device != "cpu" and _rtx_card() and _has("tensorrt_rtx"):
+        out.append("tensorrt-rtx")
+    if not want_cuda and _has("openvino"):
+        out.append("openvino")
     return out
 
 
 def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[str, str]:
-    """(backend, device) for a request; `auto` prefers tensorrt, then torch on CUDA, then ORT on CPU."""
+    """(backend, device) for a request; `auto` as the module docstring says."""
     if backend not in ("auto", *BACKENDS):
         raise ValueError(f"backend '{backend}': choose auto, {', '.join(BACKENDS)}")
     if backend == "auto":
-        if device != "cpu" and "tensorrt" in available_backends("cuda"):
-            return "tensorrt", "cuda"
+        gpu = available_backends("cuda") if device != "cpu" else []
+        for fastest in ("tensorrt-rtx", "tensorrt"):  # RTX only lists itself on an RTX card
+            if fastest in gpu:
+                return fastest, "cuda"
         if device != "cpu" and _cuda():
             return "torch", device or "cuda"
-        return "onnxruntime", "cpu"
-    if backend == "tensorrt":
+        return ("openvino" if _has("openvino") else "onnxruntime"), "cpu"
+    if backend in GPU_ONLY:
         return backend, device or "cuda"
+    if backend == "openvino":
+        return backend, "cpu"
     if device is None:
         device = "cuda" if _cuda() else "cpu"
     return backend, device
@@ -103,19 +126,29 @@ def library_device(device: object) -> str | None:
 def create_backend(backend: str, model: Vid2VidGenerator, size: tuple[int, int], device: str | None,
                    precision: str, compile: bool | str = False):
     device = library_device(device)
-    if backend == "tensorrt" and device == "cpu":
-        raise ValueError("backend 'tensorrt' runs on a CUDA GPU only: use device='cuda', or backend "
-                         "'onnxruntime' / 'torch' on the CPU")
+    if backend in GPU_ONLY and device == "cpu":
+        raise ValueError(f"backend '{backend}' runs on a CUDA GPU only: use device='cuda', or backend "
+                         "'openvino' / 'onnxruntime' / 'torch' on the CPU")
+    if backend == "openvino" and device not in (None, "cpu"):
+        raise ValueError(f"backend 'openvino' runs on the CPU here: use device='cpu' (or None), or backend "
+                         f"'tensorrt-rtx' / 'torch' on '{device}'")
     name, device = resolve_backend(backend, device)
     log.info("runtime: backend %s on %s (%s)", name, device, precision)
     if name == "torch":
         return TorchBackend(model, size, device, precision, compile=compile)
-    # Imported when chosen: these two load onnx (1.6 s measured on the 2-core box) and onnxruntime or
-    # tensorrt, optional packages a torch run never needs.
+    # Imported when chosen: these load onnx (1.6 s measured on the 2-core box) and onnxruntime, openvino
+    # or tensorrt, optional packages a torch run never needs.
     if name == "onnxruntime":
         from neural_render.runtime.ort_backend import OrtBackend
         return OrtBackend(model, size, device, precision)
+    if name == "openvino":
+        from neural_render.runtime.openvino_backend import OpenVINOBackend
+        return OpenVINOBackend(model, size, device, precision)
+    # The TensorRT exports have no bf16 path: any reduced precision means fp16.
+    reduced = "fp32" if precision == "fp32" else "fp16"
+    if name == "tensorrt-rtx":
+        from neural_render.runtime.trt_rtx_backend import TensorRTRTXBackend
+        return TensorRTRTXBackend(model, size, device, reduced, cuda_graph=bool(compile))
     from neural_render.runtime.trt_backend import TensorRTBackend
 
-    # TensorRT has no bf16 path here: any reduced precision means fp16.
-    return TensorRTBackend(model, size, device, "fp32" if precision == "fp32" else "fp16", cuda_graph=bool(compile))
+    return TensorRTBackend(model, size, device, reduced, cuda_graph=bool(compile))

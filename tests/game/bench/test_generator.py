@@ -167,3 +167,22 @@ def test_bench_says_when_threads_did_not_apply(tmp_path, monkeypatch, capsys):
     assert main(["--preset", "tiny", "--res", "64x32", "--frames", "2", "--warmup", "0", "--end-to-end",
                  "--backend", "onnxruntime", "--threads", "1"]) == 0
     assert "note: --threads 1 applies to onnxruntime model-only timing" in capsys.readouterr().err
+
+
+def test_several_backends_and_sizes_in_one_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    assert main(["--preset", "tiny", "--res", "64x32,128x64", "--backend", "openvino,onnxruntime", "--frames", "2",
+                 "--warmup", "0", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert [(row["res"], row["backend"]) for row in result["rows"]] == [
+        ("64x32", "openvino"), ("64x32", "onnxruntime"), ("128x64", "openvino"), ("128x64", "onnxruntime")]
+    assert all(row["rounds"] == 2 and len(row["p50_ms_rounds"]) == 2 for row in result["rows"])
+    assert set(result["speedups"]) == {"64x32", "128x64"} and result["speedups"]["64x32"]["openvino"] == 1.0
+    assert sum(line.startswith("at 64x32: ") for line in out) == 1
+
+
+def test_an_unknown_backend_in_a_list_is_a_flag_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--preset", "tiny", "--res", "64x32", "--backend", "openvino,onnx"])
+    assert exit_info.value.code == 2 and "argument --backend: onnx: choose from auto" in capsys.readouterr().err

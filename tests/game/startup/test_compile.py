@@ -140,15 +140,17 @@ def test_a_compiled_drive_never_measures_its_compile(make_app):
     assert app.profiler.warmup_frames == 1
 
 
-def test_auto_picking_onnxruntime_says_how_to_compile(tiny, tmp_path, monkeypatch, capsys):
-    """`--compile` with the default --backend auto on a CPU runs onnxruntime, and the note says how to get
-    a compiled torch model instead."""
+def test_auto_picking_a_cpu_graph_backend_says_how_to_compile(tiny, tmp_path, monkeypatch, capsys):
+    """`--compile` with the default --backend auto on a CPU runs openvino (onnxruntime without it), and
+    the note says how to get a compiled torch model instead."""
     from game.startup.rendering import make_renderer
+    from neural_render.runtime import resolve_backend
 
     monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    chosen, _ = resolve_backend("auto", "cpu")
     renderer = make_renderer(tiny, "auto", "cpu", "fp32", SIZE, compile=True)
-    assert renderer.backend_name == "onnxruntime" and renderer.compiled is False
-    assert capsys.readouterr().err.endswith("onnxruntime runs uncompiled (--backend auto chose it; pass --backend "
+    assert renderer.backend_name == chosen and chosen in ("openvino", "onnxruntime") and renderer.compiled is False
+    assert capsys.readouterr().err.endswith(f"{chosen} runs uncompiled (--backend auto chose it; pass --backend "
                                             "torch to compile)\n")
 
 

@@ -52,6 +52,28 @@ def test_graph_attributes(exported):
     assert check_graph(path)["opset"] == 17
 
 
+def test_uint8_only_at_the_graphs_edges(exported):
+    """TensorRT's ONNX parser takes uint8 as a graph input or output and as a Cast's output, nothing
+    else: a uint8 Transpose or Slice inside the graph failed every TensorRT build."""
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(exported[1])))
+    types = {v.name: v.type.tensor_type.elem_type for v in [*m.graph.input, *m.graph.value_info, *m.graph.output]}
+    outputs = {o.name for o in m.graph.output}
+    uint8 = onnx.TensorProto.UINT8
+    for node in m.graph.node:
+        if any(types.get(name) == uint8 for name in node.input):
+            assert node.op_type == "Cast", f"{node.name} ({node.op_type}) takes a uint8 tensor"
+        for name in node.output:
+            if types.get(name) == uint8:
+                assert node.op_type == "Cast" and name in outputs, f"{node.name} makes uint8 {name} inside the graph"
+
+
+def test_a_changed_export_revision_is_exported_again(exported, tmp_path, monkeypatch):
+    model, _ = exported
+    before = cached_onnx(model, W, H, directory=tmp_path)
+    monkeypatch.setattr(export, "EXPORT_REVISION", export.EXPORT_REVISION + 1)
+    assert cached_onnx(model, W, H, directory=tmp_path) != before
+
+
 def test_cache_reuses_and_repairs(exported, tmp_path):
     model, _ = exported
     p1 = cached_onnx(model, W, H, directory=tmp_path)
