@@ -49,12 +49,18 @@ def require_carla():
 class StandinProcess:
     """``python -m carla_bridge.standin`` on free ports; ``stop()`` sends SIGTERM and checks the exit."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, nofile: int | None = None) -> None:
+        """``nofile``: the process's soft limit of open file descriptors (RLIMIT_NOFILE), when set."""
         self.port, self.tm_port = free_port_pair()
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        limit = []
+        if nofile is not None:
+            if not shutil.which("prlimit"):
+                pytest.skip("prlimit (util-linux) is not installed")
+            limit = ["prlimit", f"--nofile={nofile}:"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "carla_bridge.standin", "--port", str(self.port), "--log-level", "INFO", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+            [*limit, sys.executable, "-m", "carla_bridge.standin", "--port", str(self.port), "--log-level", "INFO",
+             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
         self.log: list[str] = []
         self.expected_errors: list[str] = []  # substrings of ERROR lines a test provoked on purpose
         self._stderr = threading.Thread(target=self._drain, daemon=True)
@@ -230,3 +236,11 @@ def finish(process: subprocess.Popen, server: StandinProcess, timeout_s: float,
         return process.communicate(stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the client did not exit within {timeout_s:g} s:\n" + diagnose(process, server))
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS in /proc/PID/status), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
