@@ -155,3 +155,39 @@ def test_a_signal_with_clients_connected_exits_0_without_a_traceback(signum):
         server.kill()
     assert server.process.returncode == 0, "".join(server.log[-30:])
     assert not [line for line in server.log if "Traceback" in line], "".join(server.log[-60:])
+
+
+def test_three_streaming_clients_each_get_every_frame_in_order():
+    """Three carla clients, a camera listening on each, one of them ticking the synchronous world:
+    every camera gets every tick's frame, in order."""
+    carla = require_carla()
+    server = StandinProcess("--pedestrians", "0")
+    ticks = 15
+    try:
+        clients = [carla.Client("127.0.0.1", server.port) for _ in range(3)]
+        worlds = []
+        for c in clients:
+            c.set_timeout(10.0)
+            worlds.append(c.get_world())
+        settings = worlds[0].get_settings()
+        settings.synchronous_mode, settings.fixed_delta_seconds = True, 0.05
+        worlds[0].apply_settings(settings)
+        received: list[queue.Queue] = []
+        cameras = []  # a sensor object that goes out of scope stops listening
+        for i, world in enumerate(worlds):
+            camera_bp = world.get_blueprint_library().find("sensor.camera.semantic_segmentation")
+            camera_bp.set_attribute("image_size_x", "32")
+            camera_bp.set_attribute("image_size_y", "16")
+            camera = world.spawn_actor(camera_bp, carla.Transform(carla.Location(x=5.0 * i, z=2.0)))
+            frames: queue.Queue = queue.Queue()
+            camera.listen(lambda image, frames=frames: frames.put(image.frame))
+            received.append(frames)
+            cameras.append(camera)
+        first = worlds[0].tick()  # each camera's first frame comes with the first tick after listen
+        sent = [first] + [worlds[0].tick() for _ in range(ticks - 1)]
+        assert sent == list(range(first, first + ticks))
+        for i, frames in enumerate(received):
+            got = [frames.get(timeout=10.0) for _ in range(ticks)]
+            assert got == sent, f"client {i}: frames {got}, ticks {sent}"
+    finally:
+        _stopped_cleanly(server)
