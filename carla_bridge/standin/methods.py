@@ -2,9 +2,10 @@
 
 Every call arrives as ``(method, [metadata, *args])`` (CARLA prefixes rpc::Metadata: ``[False]`` for a
 call the client waits on, ``[True]`` for fire-and-forget). Handlers return CARLA Response values
-(protocol.ok / ok_void / error). An unknown method is logged at ERROR level with its arguments and
-answered with an error Response: the client raises RuntimeError naming it, instead of hanging (or, in
-a Traffic Manager thread, aborting without a word, which is why the log line must be loud).
+(protocol.ok / ok_void / error). An unknown method is logged at ERROR level with its arguments, the
+first time it is called, and answered with an error Response: the client raises RuntimeError naming
+it, instead of hanging (or, in a Traffic Manager thread, aborting without a word, which is why the log
+line must be loud). Names and arguments are logged shortened (logtext.shorten).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from carla_bridge.core.net import carla_server_answers
 from carla_bridge.procedural.opendrive import town_to_opendrive
 from carla_bridge.standin import protocol
 from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, blueprint_library, vehicle_extent
+from carla_bridge.standin.logtext import shorten
 from carla_bridge.standin.protocol import control_from_rpc, ok, ok_void, transform_from_rpc, transform_to_rpc
+from carla_bridge.standin.unknown import UnknownCalls
 from carla_bridge.standin.world import EPISODE_STREAM, SpawnError, StandinWorld
 
 log = logging.getLogger("carla_bridge.standin.methods")
@@ -53,28 +56,26 @@ class MethodTable:
     def __init__(self, world: StandinWorld) -> None:
         self.world = world
         self.traffic_managers: dict[int, list] = {}  # TM port -> [ip, port] (rpc TM registry)
-        self.unknown_calls: list[str] = []  # for tests and the shutdown summary
+        self.unknown_calls = UnknownCalls()  # for tests and the shutdown summary
 
     def __call__(self, method: str, params: list) -> Any:
         handler: Callable | None = getattr(self, f"h_{method}", None)
         args = params[1:] if params and _is_metadata(params[0]) else params
-        log.debug("rpc %s%r", method, tuple(args)[:4])
+        log.debug("rpc %s%s", shorten(method), shorten(args))
         if handler is None:
             if method in ACCEPTED_NO_OP:
-                log.debug("accepted without effect: %s%r", method, tuple(args))
+                log.debug("accepted without effect: %s%s", method, shorten(args))
                 return ok_void()
-            self.unknown_calls.append(method)
-            log.error("UNKNOWN RPC %r called with %r: answered with an error; add a handler in %s",
-                      method, args, __name__)
-            return protocol.error(f"CARLA stand-in: RPC '{method}' is not implemented")
+            name = self.unknown_calls.record(method, args, handlers_in=__name__)
+            return protocol.error(f"CARLA stand-in: RPC '{name}' is not implemented")
         try:
             return handler(*args)
         except ActorNotFound as error:
-            log.info("rpc %s%r: %s", method, tuple(args), error)
+            log.info("rpc %s%s: %s", method, shorten(args), error)
             return protocol.error(str(error))
         except Exception as error:  # answer as CARLA does (a Response error), never drop the call
-            log.warning("rpc %s%r failed: %s: %s", method, tuple(args), type(error).__name__, error)
-            return protocol.error(f"{method}: {error}")
+            log.warning("rpc %s%s failed: %s: %s", method, shorten(args), type(error).__name__, shorten(str(error)))
+            return protocol.error(f"{method}: {shorten(str(error), 200)}")
 
     # ------------------------------------------------------------------ episode and settings
     def h_version(self) -> list:

@@ -4,6 +4,10 @@ A request is ``[0, msgid, method, params]`` and is answered with ``[1, msgid, er
 notification ``[2, method, params]`` gets no answer. One thread serves each client connection, so a
 slow call on one connection (a tick that renders) never blocks another's (the Traffic Manager's).
 This module knows nothing about CARLA: it hands ``(method, params)`` to a dispatch function.
+
+Messages are checked here, where they enter: a request whose method is no string or whose params are
+no list is answered with an error; bytes that are no msgpack, or a message that is no request or
+notification, end the connection (nothing in it can be answered). The log shows wire values shortened.
 """
 
 from __future__ import annotations
@@ -15,11 +19,17 @@ from typing import Any
 
 import msgpack
 
-from carla_bridge.standin.tcp import TcpServer, close_socket
+from carla_bridge.standin.logtext import shorten
+from carla_bridge.standin.tcp import TcpServer
 
 log = logging.getLogger("carla_bridge.standin.rpc")
 
 REQUEST, RESPONSE, NOTIFY = 0, 1, 2
+MAX_MESSAGE_BYTES = 64 << 20  # the largest message a CARLA client sends (a spawn batch) is a few MB
+
+
+class ProtocolViolation(ValueError):
+    """The peer does not speak msgpack-rpc: its connection is closed."""
 
 Dispatch = Callable[[str, list], Any]
 
@@ -32,20 +42,10 @@ class RpcServer(TcpServer):
     def __init__(self, host: str, port: int, dispatch: Dispatch) -> None:
         super().__init__(host, port)
         self._dispatch = dispatch
-        self._connections: set[socket.socket] = set()
-
-    def _take_open_sockets(self) -> set[socket.socket]:
-        connections, self._connections = self._connections, set()
-        return connections
 
     def _connected(self, conn: socket.socket, address: tuple) -> None:
         conn.settimeout(None)  # a client may sit idle between calls for as long as it likes
-        with self._lock:
-            self._connections.add(conn)
-        self._serve(conn, address)
-
-    def _serve(self, conn: socket.socket, address: tuple) -> None:
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=64 << 20)
+        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=MAX_MESSAGE_BYTES)
         log.debug("rpc client connected from %s:%s", *address)
         try:
             while not self._stopping.is_set():
@@ -57,31 +57,39 @@ class RpcServer(TcpServer):
                     reply = self._handle(message)
                     if reply is not None:
                         conn.sendall(reply)
+        except (msgpack.UnpackException, ValueError) as error:  # FormatError, BufferFull, ProtocolViolation
+            log.warning("rpc client %s:%s closed: it sent no msgpack-rpc (%s)", *address,
+                        shorten(str(error) or type(error).__name__))
         except OSError:
             pass  # the client went away or stop() closed the socket
         finally:
-            with self._lock:
-                self._connections.discard(conn)
-            close_socket(conn)
+            self._close(conn)
             log.debug("rpc client %s:%s disconnected", *address)
 
     def _handle(self, message: Any) -> bytes | None:
-        if not isinstance(message, list) or not message:
-            log.error("malformed msgpack-rpc message dropped: %r", message)
-            return None
-        if message[0] == NOTIFY and len(message) == 3:
-            self._call(message[1], message[2])
-            return None
-        if message[0] != REQUEST or len(message) != 4:
-            log.error("unexpected msgpack-rpc message dropped: %r", message)
-            return None
+        """The reply to one message (None for a notification); raises ProtocolViolation."""
+        if isinstance(message, list) and len(message) == 3 and message[0] == NOTIFY:
+            _, method, params = message
+            if isinstance(method, str) and isinstance(params, list):
+                self._call(method, params)
+                return None
+        if not (isinstance(message, list) and len(message) == 4 and message[0] == REQUEST
+                and isinstance(message[1], int)):
+            raise ProtocolViolation(f"neither a request nor a notification: {shorten(message)}")
         _, msgid, method, params = message
-        error, result = self._call(method, params)
+        if not isinstance(method, str):
+            error, result = f"the method name must be a string, got {shorten(method)}", None
+            log.warning("rpc request refused: %s", error)
+        elif not isinstance(params, list):
+            error, result = f"{shorten(method)}: the parameters must be a list, got {shorten(params)}", None
+            log.warning("rpc request refused: %s", error)
+        else:
+            error, result = self._call(method, params)
         return msgpack.packb([RESPONSE, msgid, error, result], use_bin_type=True)
 
     def _call(self, method: str, params: list) -> tuple[Any, Any]:
         try:
-            return None, self._dispatch(method, list(params))
+            return None, self._dispatch(method, params)
         except Exception as error:  # a handler bug must answer, not kill the connection
-            log.exception("rpc %s failed", method)
-            return f"{method}: {type(error).__name__}: {error}", None
+            log.exception("rpc %s failed", shorten(method))
+            return f"{shorten(method)}: {type(error).__name__}: {shorten(str(error), 200)}", None

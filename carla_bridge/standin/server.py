@@ -14,7 +14,7 @@ from carla_bridge.procedural import ProceduralWorld, WorldConfig
 from carla_bridge.standin.methods import MethodTable
 from carla_bridge.standin.rpc import RpcServer
 from carla_bridge.standin.streaming import StreamServer
-from carla_bridge.standin.world import StandinWorld
+from carla_bridge.standin.world import EPISODE_STREAM, StandinWorld
 
 log = logging.getLogger("carla_bridge.standin")
 
@@ -49,7 +49,7 @@ class StandinServer:
         self.host, self.port = host, port
         procedural = world if world is not None else make_procedural_world(seed, size, pedestrians)
         warm_up(procedural)
-        self.streams = StreamServer(host, port + 1)
+        self.streams = StreamServer(host, port + 1, exists=self._stream_exists)
         try:
             self.world = StandinWorld(procedural, self.streams)
             self.methods = MethodTable(self.world)
@@ -79,8 +79,12 @@ class StandinServer:
         if self._ticker.is_alive():
             self._ticker.join(timeout=2.0)
         if self.methods.unknown_calls:
-            log.error("unknown RPCs were called: %s", sorted(set(self.methods.unknown_calls)))
+            log.error("unknown RPCs were called: %s", self.methods.unknown_calls.summary())
         log.info("CARLA stand-in stopped at frame %d", self.world.frame)
+
+    def _stream_exists(self, stream_id: int) -> bool:
+        """The episode's stream and live sensors' (called only once start() has run: self.world is set)."""
+        return stream_id == EPISODE_STREAM or any(a.stream_id == stream_id for a in self.world.actors.all())
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until stop() (returns True) or the timeout (False)."""

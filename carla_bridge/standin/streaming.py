@@ -5,7 +5,8 @@ client where to connect: ``<I stream_id, H port, B protocol (1 = TCP), B address
 16-byte address>``. The client connects, sends the 4-byte little-endian stream id, then reads frames
 ``[u32 size][payload]`` (LibCarla/source/carla/streaming/detail/tcp). Subscriptions are asynchronous,
 so a frame published before the client's subscription arrives is simply not seen: clients pair
-frames by id with a timeout.
+frames by id with a timeout. A subscription to a stream that does not exist (a made-up id, a destroyed
+sensor's) is closed at once: nothing would ever be published on it, and it would hold a descriptor.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import logging
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
-from carla_bridge.standin.tcp import TcpServer, close_socket
+from carla_bridge.standin.tcp import TcpServer
 
 log = logging.getLogger("carla_bridge.standin.streaming")
 
@@ -33,23 +35,21 @@ def encode_token(stream_id: int, port: int, host: str = "127.0.0.1") -> bytes:
 
 
 class StreamServer(TcpServer):
-    """Accept stream subscriptions on ``host:port`` and publish payloads to a stream's subscribers."""
+    """Accept stream subscriptions on ``host:port`` and publish payloads to a stream's subscribers;
+    ``exists(stream_id)`` says which streams there are (the episode's, its sensors')."""
 
     name = "stream"
+    max_connections = 256  # every camera of every client, and each client's episode stream
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, exists: Callable[[int], bool]) -> None:
         super().__init__(host, port)
+        self._exists = exists
         self._subscribers: dict[int, list[socket.socket]] = {}
         self._expected: set[int] = set()  # streams a client asked a token for and has not joined yet
         self._joined = threading.Condition(self._lock)
 
     def token(self, stream_id: int) -> bytes:
         return encode_token(stream_id, self.port, self.host)
-
-    def _take_open_sockets(self) -> list[socket.socket]:
-        sockets = [s for subs in self._subscribers.values() for s in subs]
-        self._subscribers.clear()
-        return sockets
 
     def expect(self, stream_id: int) -> None:
         """A client resolved this stream's token: it is about to subscribe (see wait_for_subscriber)."""
@@ -76,7 +76,7 @@ class StreamServer(TcpServer):
             sockets = self._subscribers.pop(stream_id, [])
             self._expected.discard(stream_id)
         for sock in sockets:
-            close_socket(sock)
+            self._close(sock)
 
     def publish(self, stream_id: int, payload: bytes) -> int:
         """Send one frame to every subscriber of ``stream_id``; returns how many got it."""
@@ -94,7 +94,7 @@ class StreamServer(TcpServer):
                     subs = self._subscribers.get(stream_id, [])
                     if sock in subs:
                         subs.remove(sock)
-                close_socket(sock)
+                self._close(sock)
         return delivered
 
     def _connected(self, conn: socket.socket, address: tuple) -> None:
@@ -111,14 +111,20 @@ class StreamServer(TcpServer):
             pass
         if len(header) < 4:
             log.warning("stream connection from %s:%s sent no stream id; closed", *address)
-            close_socket(conn)
+            self._close(conn)
             return
         (stream_id,) = struct.unpack("<I", header)
-        log.debug("stream %d: subscriber %s:%s", stream_id, *address)
-        with self._lock:
+        with self._lock:  # close_stream() cannot run between the check and the subscription
             if self._stopping.is_set():
-                close_socket(conn)
-                return
-            self._subscribers.setdefault(stream_id, []).append(conn)
-            self._expected.discard(stream_id)
-            self._joined.notify_all()
+                return  # stop() closed it
+            exists = self._exists(stream_id)
+            if exists:
+                self._subscribers.setdefault(stream_id, []).append(conn)
+                self._expected.discard(stream_id)
+                self._joined.notify_all()
+        if not exists:
+            log.info("stream connection from %s:%s asked for stream %d, which does not exist; closed",
+                     *address, stream_id)
+            self._close(conn)
+            return
+        log.debug("stream %d: subscriber %s:%s", stream_id, *address)

@@ -5,6 +5,7 @@ own (``start_client``), so the test process survives whatever happens to it (kil
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -49,12 +50,18 @@ def require_carla():
 class StandinProcess:
     """``python -m carla_bridge.standin`` on free ports; ``stop()`` sends SIGTERM and checks the exit."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, nofile: int | None = None) -> None:
+        """``nofile``: the process's soft limit of open file descriptors (RLIMIT_NOFILE), when set."""
         self.port, self.tm_port = free_port_pair()
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        limit = []
+        if nofile is not None:
+            if not shutil.which("prlimit"):
+                pytest.skip("prlimit (util-linux) is not installed")
+            limit = ["prlimit", f"--nofile={nofile}:"]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "carla_bridge.standin", "--port", str(self.port), "--log-level", "INFO", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+            [*limit, sys.executable, "-m", "carla_bridge.standin", "--port", str(self.port), "--log-level", "INFO",
+             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
         self.log: list[str] = []
         self.expected_errors: list[str] = []  # substrings of ERROR lines a test provoked on purpose
         self._stderr = threading.Thread(target=self._drain, daemon=True)
@@ -230,3 +237,40 @@ def finish(process: subprocess.Popen, server: StandinProcess, timeout_s: float,
         return process.communicate(stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the client did not exit within {timeout_s:g} s:\n" + diagnose(process, server))
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS in /proc/PID/status), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def launch_drive(port: int, tm_port: int, model: Path, record: Path | None, *flags: str) -> subprocess.Popen:
+    """``python launch.py --source carla --headless`` at 127.0.0.1:``port`` (tiny model on the cpu,
+    recording to ``record`` when given), in a process of its own."""
+    from support.game import RES
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(PYTHONPATH=str(REPO), SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    argv = [sys.executable, str(REPO / "launch.py"), "--source", "carla", "--port", str(port), "--tm-port",
+            str(tm_port), "--headless", "--res", RES, "--model", str(model), "--backend", "torch",
+            "--device", "cpu", *(["--record", str(record)] if record else []), *flags]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+
+
+def recorded_frames(record: Path) -> list[dict]:
+    """The frames.jsonl lines of the one session under ``record`` so far ([] before it exists)."""
+    lines = list(record.glob("*/frames.jsonl"))
+    if not lines:
+        return []
+    return [json.loads(line) for line in lines[0].read_text().splitlines() if line.strip()]
+
+
+def wait_for_frames(game: subprocess.Popen, record: Path, count: int, timeout_s: float = 60.0) -> None:
+    """Until the drive has recorded ``count`` frames; fails the test if it ends or stalls first."""
+    deadline = time.monotonic() + timeout_s
+    while len(recorded_frames(record)) < count and time.monotonic() < deadline and game.poll() is None:
+        time.sleep(0.1)
+    assert len(recorded_frames(record)) >= count, f"the game recorded {len(recorded_frames(record))} of {count} frames"

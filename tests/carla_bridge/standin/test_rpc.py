@@ -10,6 +10,7 @@ msgpack = pytest.importorskip("msgpack")
 
 from carla_bridge.standin.rpc import RpcServer  # noqa: E402
 from support.carla import free_port_pair  # noqa: E402
+from support.msgpack_rpc import RawRpc  # noqa: E402
 
 
 def _call(sock: socket.socket, unpacker, message: list):
@@ -41,5 +42,25 @@ def test_rpc_framing_answers_requests_by_msgid_and_skips_notifications():
             kind, msgid, error, result = _call(sock, unpacker, [0, 8, "boom", []])
             assert (kind, msgid, result) == (1, 8, None) and "handler bug" in error
         assert calls[0] == ("note", [1])
+    finally:
+        server.stop()
+
+
+def test_requests_are_checked_where_they_enter_and_a_non_msgpack_peer_is_closed():
+    calls = []
+    port, _ = free_port_pair()
+    server = RpcServer("127.0.0.1", port, lambda method, params: calls.append(method) or [[1, "ok"]]).start()
+    try:
+        with RawRpc(port) as rpc:
+            _, _, error, _ = rpc.request(["a", "list"], [])
+            assert error == "the method name must be a string, got ['a', 'list']"
+            _, _, error, _ = rpc.request("get", 5)
+            assert error == "get: the parameters must be a list, got 5"
+            assert rpc.request("version", [[False]])[2:] == [None, [[1, "ok"]]]
+        for garbage in (b"\xc1", msgpack.packb("just a string"), msgpack.packb([0, "id", "m", []])):
+            with RawRpc(port, timeout_s=3.0) as rpc:
+                rpc.send(garbage)
+                assert rpc.closed_by_server()
+        assert calls == ["version"]
     finally:
         server.stop()

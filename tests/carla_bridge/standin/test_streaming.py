@@ -25,7 +25,7 @@ def test_token_layout_and_streaming_delivers_framed_payloads():
     assert len(token) == 24 and struct.unpack_from("<IHBB", token) == (5, 2001, 1, 1)
     assert decode_token(token) == (5, 2001, "127.0.0.1")
     port, _ = free_port_pair()
-    streams = StreamServer("127.0.0.1", port).start()
+    streams = StreamServer("127.0.0.1", port, exists=lambda stream_id: stream_id == 5).start()
     try:
         streams.expect(5)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sub:
