@@ -38,13 +38,13 @@ class RpcServer(TcpServer):
     """Serve msgpack-rpc on ``host:port`` in background threads until :meth:`stop`."""
 
     name = "rpc"
+    connection_timeout = None  # a client may sit idle between calls for as long as it likes
 
     def __init__(self, host: str, port: int, dispatch: Dispatch) -> None:
         super().__init__(host, port)
         self._dispatch = dispatch
 
     def _connected(self, conn: socket.socket, address: tuple) -> None:
-        conn.settimeout(None)  # a client may sit idle between calls for as long as it likes
         unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=MAX_MESSAGE_BYTES)
         log.debug("rpc client connected from %s:%s", *address)
         try:

@@ -40,6 +40,7 @@ class StreamServer(TcpServer):
 
     name = "stream"
     max_connections = 256  # every camera of every client, and each client's episode stream
+    connection_timeout = SEND_TIMEOUT_S
 
     def __init__(self, host: str, port: int, exists: Callable[[int], bool]) -> None:
         super().__init__(host, port)
@@ -99,7 +100,6 @@ class StreamServer(TcpServer):
 
     def _connected(self, conn: socket.socket, address: tuple) -> None:
         """A subscription: the stream id, then the frames of that stream until either side closes."""
-        conn.settimeout(SEND_TIMEOUT_S)
         header = b""
         try:
             while len(header) < 4:

@@ -76,6 +76,8 @@ class TcpServer:
 
     name = "tcp"
     max_connections = 128
+    connection_timeout: float | None = None
+    """Seconds a blocking call on a connection may wait (None: forever)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -132,6 +134,9 @@ class TcpServer:
                 time.sleep(ACCEPT_BACKOFF_S)
                 continue
             failing.succeeded()
+            # Set up before stop() can see the connection: it may close it from another thread at once.
+            conn.settimeout(self.connection_timeout)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 if self._stopping.is_set():
                     close_socket(conn)
@@ -144,6 +149,5 @@ class TcpServer:
                 full.failed(f"closed one from {address[0]}:{address[1]}")
                 continue
             full.succeeded()
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._connected, args=(conn, address),
                              name=f"standin-{self.name}-{address[1]}", daemon=True).start()
