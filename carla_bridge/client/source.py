@@ -348,13 +348,6 @@ class CarlaSource(SourceBase):
             return
         reachable = not self._server_lost and carla_server_answers(self.host, self.port, timeout_s=self._patience)
         self.client.set_timeout(TEARDOWN_TIMEOUT_S if reachable else GONE_TIMEOUT_S)
-        if self._ego is not None and reachable and self._tm is not None:  # the TM, not _autopilot: a Ctrl+C
-            # can land between set_autopilot() and the flag. Unregister and let the TM see one tick while
-            # the car exists, or its thread asks for a destroyed car's bounding box and aborts the process.
-            _quietly("autopilot off", self._ego.set_autopilot, False, self.tm_port)
-            self._autopilot = False
-            if self.sync:
-                _quietly("autopilot-off tick", self.world.tick, TEARDOWN_TIMEOUT_S)
         for name, sensor in self._sensors.items():
             _quietly(f"stop {name} camera", sensor.stop)
         if not reachable:

@@ -158,7 +158,12 @@ class MethodTable:
         return ok([self._actor(r) for r in records if r is not None])
 
     def h_get_actor_bounding_box(self, actor_id: int) -> list:
-        return ok(self._actor(self._record(actor_id))[3])
+        """CarlaServer.cpp answers a default (all-zero) BoundingBox for an actor that is gone, never an
+        error: libcarla's Traffic Manager thread asks for just-destroyed cars and aborts on an error."""
+        record = self.world.actors.get(int(actor_id))
+        if record is None:
+            return ok(protocol.bounding_box_to_rpc((0.0, 0.0, 0.0), 0.0, 0))
+        return ok(self._actor(record)[3])
 
     def h_get_actor_component_world_transform(self, actor_id: int, name: str) -> list:
         return ok(transform_to_rpc(self.world.world_pose(self._record(actor_id))))

@@ -1,0 +1,35 @@
+"""Where the stand-in must answer as a real CARLA 0.9.16 server does (issue 25), checked through the
+real ``carla`` client: each test names the CARLA source it follows."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.carla import client, require_carla, standin  # noqa: F401
+from support.carla_examples import TUTORIAL, run_example
+
+pytestmark = pytest.mark.carla
+
+
+def _spawn_car(client, index: int = 0):
+    carla = require_carla()
+    world = client.get_world()
+    blueprint = world.get_blueprint_library().find("vehicle.audi.a2")
+    return carla, world, world.spawn_actor(blueprint, world.get_map().get_spawn_points()[index])
+
+
+def test_the_bounding_box_of_a_destroyed_actor_is_empty(client):
+    # CarlaServer.cpp, get_actor_bounding_box: `if (!CarlaActor) return cr::BoundingBox();`
+    carla, _, car = _spawn_car(client)
+    assert car.bounding_box.extent.x > 0.0
+    client.apply_batch_sync([carla.command.DestroyActor(car.id)])  # the handle does not know it is gone
+    box = car.bounding_box
+    assert (box.extent.x, box.extent.y, box.extent.z, box.location.z) == (0.0, 0.0, 0.0, 0.0)
+
+
+@pytest.mark.slow
+def test_tutorial_teardown_with_autopilot_cars_exits_cleanly_every_time(standin):
+    # PythonAPI/examples/tutorial.py: the cars are destroyed while the Traffic Manager still drives them.
+    for run in range(20):
+        result = run_example(TUTORIAL, standin, str(standin.tm_port), "0.5")
+        assert result.returncode == 0, f"run {run + 1} of 20: exit {result.returncode}\n{result.stderr[-2000:]}"
