@@ -160,11 +160,13 @@ class StandinWorld:
 
     def destroy(self, actor_id: int) -> bool:
         with self.lock:
+            for child in self.actors.children(actor_id):
+                # ActorDispatcher.cpp destroys only the actor (and its controller); Unreal detaches the
+                # attached actors, which stay where they were, with no parent.
+                child.transform, child.parent_id = self.world_pose(child), 0
             record = self.actors.remove(actor_id)
             if record is None:
                 return False
-            for child in self.actors.children(actor_id):
-                self.destroy(child.actor_id)  # CARLA destroys attached sensors with their parent
             if record.world_id is not None:
                 self._release_vehicle(record.world_id)
                 self._velocity.pop(record.world_id, None)

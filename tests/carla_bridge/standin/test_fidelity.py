@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from support.carla import client, require_carla, standin  # noqa: F401
-from support.carla_examples import TUTORIAL, run_example
+from support.carla_examples import SYNCHRONOUS_MODE, TUTORIAL, run_example
 
 pytestmark = pytest.mark.carla
 
@@ -33,3 +33,27 @@ def test_tutorial_teardown_with_autopilot_cars_exits_cleanly_every_time(standin)
     for run in range(20):
         result = run_example(TUTORIAL, standin, str(standin.tm_port), "0.5")
         assert result.returncode == 0, f"run {run + 1} of 20: exit {result.returncode}\n{result.stderr[-2000:]}"
+
+
+def test_destroying_a_car_detaches_its_camera_which_stays_where_it_was(client, standin):
+    # ActorDispatcher.cpp, DestroyActor: only the actor and its controller go; Unreal detaches the
+    # attached actors, keeping their world transform.
+    carla, world, car = _spawn_car(client, index=3)
+    camera_bp = world.get_blueprint_library().find("sensor.camera.depth")
+    camera = world.spawn_actor(camera_bp, carla.Transform(carla.Location(x=1.5, z=2.4)), attach_to=car)
+    world.wait_for_tick(5.0)
+    before = camera.get_transform().location
+    assert car.destroy()
+    world.wait_for_tick(5.0)
+    fresh = carla.Client("127.0.0.1", standin.port)  # this client caches the camera's parent
+    fresh.set_timeout(5.0)
+    survivor = fresh.get_world().get_actors([camera.id])
+    assert [a.id for a in survivor] == [camera.id] and survivor[0].parent is None
+    assert survivor[0].get_transform().location.distance(before) < 0.5
+    assert camera.destroy()
+
+
+def test_synchronous_mode_example_ends_without_a_failed_destroy(standin):
+    result = run_example(SYNCHRONOUS_MODE, standin)
+    assert result.returncode == 0 and "DONE" in result.stdout, result.stderr[-2000:]
+    assert "failed to destroy" not in result.stderr, result.stderr[-2000:]
