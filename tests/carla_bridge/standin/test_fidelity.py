@@ -7,6 +7,7 @@ import pytest
 
 from support.carla import client, require_carla, standin  # noqa: F401
 from support.carla_examples import SYNCHRONOUS_MODE, TUTORIAL, run_example
+from support.msgpack_rpc import RawRpc
 
 pytestmark = pytest.mark.carla
 
@@ -57,3 +58,24 @@ def test_synchronous_mode_example_ends_without_a_failed_destroy(standin):
     result = run_example(SYNCHRONOUS_MODE, standin)
     assert result.returncode == 0 and "DONE" in result.stdout, result.stderr[-2000:]
     assert "failed to destroy" not in result.stderr, result.stderr[-2000:]
+
+
+def test_any_positive_fixed_delta_is_taken_and_a_refused_one_changes_nothing(client, standin):
+    # lidar_to_camera.py and no_rendering_mode.py tick with 3.0 s; the server takes any positive value.
+    world = client.get_world()
+    original = world.get_settings()
+    settings = world.get_settings()
+    try:
+        settings.synchronous_mode, settings.fixed_delta_seconds = True, 3.0
+        world.apply_settings(settings)
+        before = world.get_snapshot().timestamp.elapsed_seconds
+        world.tick()
+        assert world.get_snapshot().timestamp.elapsed_seconds - before == pytest.approx(3.0)
+        # The carla client sends None for a dt <= 0; a raw client can send anything.
+        wire = [True, False, [True, -1.0], True, 0.01, 10, 0.0, False, 3000.0, 2000.0, True]
+        reply = RawRpc(standin.port).request("set_episode_settings", [[False], wire])
+        assert "fixed_delta_seconds must be a positive number" in str(reply[3]), reply
+        assert world.get_settings().fixed_delta_seconds == pytest.approx(3.0)
+        world.tick()  # time still runs
+    finally:
+        world.apply_settings(original)
