@@ -25,7 +25,7 @@ from carla_bridge.core.net import carla_server_answers, host_problem, not_carla_
 log = logging.getLogger("carla_bridge.client.source")
 
 CAMERAS = {  # camera name: its blueprint, the SceneFrame field it fills, the decoder of its bytes
-    "semantic": ("sensor.camera.semantic_segmentation", "labels", codec.decode_semantic),
+    "semantic": ("sensor.camera.semantic_segmentation", "labels", None),  # decoded and counted in _advance
     "flow": ("sensor.camera.optical_flow", "flow", codec.decode_flow),
     "depth": ("sensor.camera.depth", "depth", codec.decode_depth),
     "rgb": ("sensor.camera.rgb", "rgb", codec.decode_rgb),
@@ -96,6 +96,7 @@ class CarlaSource(SourceBase):
         self._restored = False  # they are back on the server: the note can go
         self._note: DriveNote | None = None
         self._index, self._time0 = -1, None
+        self.unknown_tag_pixels = 0  # semantic pixels whose tag CARLA's table lacks, drawn as Unlabeled
         try:
             import carla  # the optional extra: only a CARLA drive needs it
         except ImportError as error:
@@ -276,7 +277,13 @@ class CarlaSource(SourceBase):
         self._index += 1
         if self._time0 is None or cut and self._index == 0:
             self._time0 = data["semantic"].timestamp
-        arrays = {CAMERAS[name][1]: CAMERAS[name][2](image.raw_data, *self.size) for name, image in data.items()}
+        arrays = {CAMERAS[name][1]: CAMERAS[name][2](image.raw_data, *self.size) for name, image in data.items()
+                  if name != "semantic"}
+        arrays["labels"], unknown = codec.decode_semantic(data["semantic"].raw_data, *self.size)
+        if unknown and not self.unknown_tag_pixels:
+            log.warning("the semantic camera at %s sends tags outside CARLA's 0..28 (a custom asset?): "
+                        "drawn as Unlabeled, counted in unknown_tag_pixels", self.where)
+        self.unknown_tag_pixels += unknown
         return SceneFrame(index=self._index, time_s=float(data["semantic"].timestamp - self._time0), cut=cut,
                           ego=ego, **arrays)
 
