@@ -20,7 +20,7 @@ from typing import Any
 from carla_bridge.client import codec
 from carla_bridge.client.recovery import DriveNote, ServerBusy, destroy_actors
 from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
-from carla_bridge.core.net import carla_server_answers, host_problem, not_carla_reason
+from carla_bridge.core.net import ConnectionWatch, carla_server_answers, host_problem, not_carla_reason
 
 log = logging.getLogger("carla_bridge.client.source")
 
@@ -47,10 +47,9 @@ class CarlaConnectionError(SourceLost):
 
 def make_camera_queue() -> queue.SimpleQueue:
     """The queue a camera's ``listen`` callback fills (libcarla's streaming thread) and ``step`` drains:
-    ``queue.SimpleQueue``, whose put never blocks. With ``queue.Queue``, a Ctrl+C that lands while the
-    main thread waits for its mutex can leave the mutex locked (CPython bpo-29988); the next camera
-    frame's ``put`` then blocks libcarla's streaming thread, which destroying the client joins: the
-    program hangs after Ctrl+C (tests/carla_bridge/client/test_teardown.py reproduces it)."""
+    ``queue.SimpleQueue``, whose put never blocks. With ``queue.Queue``, a Ctrl+C while the main thread
+    waits for its mutex can leave it locked (CPython bpo-29988); the next frame's ``put`` then blocks
+    libcarla's streaming thread, which destroying the client joins: a hang after Ctrl+C (test_teardown)."""
     return queue.SimpleQueue()
 
 
@@ -91,7 +90,7 @@ class CarlaSource(SourceBase):
         self._server_hung = False  # an RPC timed out while the port still accepts: the server is hung
         self._sensors: dict[str, Any] = {}  # by camera name, as are their queues
         self._queues: dict[str, queue.SimpleQueue] = {}
-        self.client = self.world = self._ego = self._tm = None  # libcarla objects
+        self.client = self.world = self._ego = self._tm = self._watch = None  # libcarla objects, the watch
         self._original_settings: Any = None  # the settings to restore, from the moment the note has them
         self._restored = False  # they are back on the server: the note can go
         self._note: DriveNote | None = None
@@ -120,6 +119,7 @@ class CarlaSource(SourceBase):
         if not_carla := not_carla_reason(self.host, self.port, timeout_s=self._patience):
             raise CarlaConnectionError(f"the server at {self.where} is not CARLA ({not_carla}): check --host "
                                        f"and --port, or drive the built-in world with --source procedural")
+        self._watch = ConnectionWatch(self.host, self.port, timeout_s=self._patience)
         self.client = self._carla.Client(self.host, self.port)
         self.client.set_timeout(self.timeout_s)
         try:
@@ -263,9 +263,8 @@ class CarlaSource(SourceBase):
             raise self._lost(error) from None
 
     def _advance(self, cut: bool) -> SceneFrame:
-        if self._autopilot and not carla_server_answers(self.host, self.port, timeout_s=self._patience):
-            # world.tick() runs the TM's thread, where an RPC time-out aborts the process: probe first.
-            raise self._lost("it no longer accepts connections")
+        if self._autopilot and self._watch.closed():  # tick() runs the TM, which aborts on an RPC time-out
+            raise self._lost("it closed its connection")
         try:
             # libcarla 0.9.16 limitation: with the TM on, a synchronous tick() waits without a time-out in
             # TrafficManagerLocal::SynchronousTick and can miss its wake-up (~1 in 250 runs on 2 loaded cores).
@@ -345,6 +344,8 @@ class CarlaSource(SourceBase):
             self._queues.clear()
             self._ego = self._tm = self.world = self.client = None
             gc.collect()
+            if self._watch is not None:
+                self._watch.close()
         finally:
             self._close_lock.release()
 

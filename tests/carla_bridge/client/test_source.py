@@ -97,6 +97,19 @@ def test_traffic_manager_autopilot_drives_along_the_road(source):
     assert not manual.ego.control.autopilot and manual.ego.control.brake == 1.0
 
 
+def test_autopilot_ticks_open_no_connection_of_their_own(source, monkeypatch):
+    # A TCP probe per tick is about 20 connections a second to a real server's RPC port; the source
+    # probes only once an RPC failed, to tell a dead server from a hung one.
+    from carla_bridge.client import source as source_module
+
+    probes = []
+    monkeypatch.setattr(source_module, "carla_server_answers", lambda *a, **k: probes.append(a) or True)
+    source.reset()
+    for _ in range(5):
+        source.step(Control(autopilot=True))
+    assert probes == []
+
+
 def test_respawn_and_weather(source, client):
     first = source.reset().ego.transform
     frame = source.respawn()
