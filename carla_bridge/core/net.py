@@ -2,7 +2,7 @@
 
 ``host_problem``: why the host name cannot be used (it does not resolve), or None.
 ``carla_server_answers``: does anything accept TCP connections there (the source's liveness probe,
-the game's ``--source auto`` probe, the stand-in's check of a registered Traffic Manager).
+the game's ``--source auto`` probe).
 ``not_carla_reason``: does what answers speak CARLA's msgpack-rpc. libcarla cannot survive a peer
 that answers anything else: an HTTP server's "400 Bad Request" makes it throw std::bad_cast from its
 I/O thread and the whole process aborts (exit 134, no Python error), so a source asks once, before it

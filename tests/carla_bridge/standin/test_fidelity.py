@@ -79,3 +79,16 @@ def test_any_positive_fixed_delta_is_taken_and_a_refused_one_changes_nothing(cli
         world.tick()  # time still runs
     finally:
         world.apply_settings(original)
+
+
+def test_the_traffic_manager_registry_keeps_the_first_entry_and_never_probes(standin):
+    # CarlaServer.cpp: is_ looks up, add refuses a port already listed, destroy says whether it removed.
+    rpc, port = RawRpc(standin.port), 65001  # nothing listens there: a dead TM, to a prober
+    call = lambda method, *args: rpc.request(method, [[False], *args])[3][0]  # noqa: E731
+    assert call("add_traffic_manager_running", ["10.0.0.1", port]) == [1, True]
+    assert call("add_traffic_manager_running", ["10.0.0.2", port]) == [1, False]
+    assert call("is_traffic_manager_running", port) == [1, True]
+    assert call("get_traffic_manager_running", port) == [1, ["10.0.0.1", port]]
+    assert call("destroy_traffic_manager", port) == [1, True]
+    assert call("destroy_traffic_manager", port) == [1, False]
+    assert call("is_traffic_manager_running", port) == [1, False]
