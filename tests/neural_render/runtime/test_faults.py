@@ -1,20 +1,81 @@
-"""Fault suite (README, Reliability): a damaged ONNX cache under a real headless drive on ONNX Runtime."""
+"""Fault suite (README, Reliability): a Renderer misused as a library user might (two threads at once,
+after close, bad frames), and a damaged ONNX cache under a real headless drive on ONNX Runtime."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neural_render.checkpoint import load_generator
+from neural_render.runtime import Renderer
 from neural_render.runtime.onnx import cached_onnx, export_stamp, stamp_problem
 from support.game import RES, tiny_model_path  # noqa: F401 (fixture)
+from support.runtime import random_frame, tiny_generator_with_flow
 
 REPO = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.fault
+SIZE = (64, 32)
+ONE_PER_THREAD = "in use by another thread: use one Renderer per thread"
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_two_threads_on_one_renderer_get_their_own_frames_or_the_clear_error(backend, tmp_path, monkeypatch):
+    """Two threads render through one Renderer as fast as they can, every frame a cut (so each frame's
+    right image is known on its own): a frame that comes back is that thread's own, never the other's;
+    a refused one is the clear error. Nothing else is raised."""
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    model = tiny_generator_with_flow()
+    shared, reference = (Renderer(model, backend=backend, device="cpu", size=SIZE) for _ in range(2))
+    frames = {seed: random_frame(seed, SIZE, cut=True) for seed in range(2)}
+    expected = {seed: reference.render(f) for seed, f in frames.items()}
+    wrong, refused, other = [], [], []
+    start = threading.Barrier(2)
+
+    def drive(seed: int) -> None:
+        start.wait()
+        for _ in range(150):
+            try:
+                image = shared.render(frames[seed])
+            except RuntimeError as error:
+                (refused if ONE_PER_THREAD in str(error) else other).append(error)
+                continue
+            if not np.array_equal(image, expected[seed]):
+                wrong.append(seed)
+
+    threads = [threading.Thread(target=drive, args=(seed,)) for seed in frames]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not wrong and not other, (len(wrong), other[:1])
+    assert shared.frames_rendered + len(refused) == 300
+
+
+def test_a_closed_renderer_and_bad_frames_are_clear_errors(tmp_path, monkeypatch):
+    renderer = Renderer(tiny_generator_with_flow(), backend="onnxruntime", device="cpu", size=SIZE)
+    good = random_frame(0, SIZE)
+    bad_frames = {
+        "size": types.SimpleNamespace(labels=good.labels[:16], flow=None, cut=False),
+        "dtype": types.SimpleNamespace(labels=good.labels.astype(np.int32), flow=None, cut=False),
+        "label id": types.SimpleNamespace(labels=np.full_like(good.labels, 200), flow=None, cut=False),
+        "flow dtype": types.SimpleNamespace(labels=good.labels, flow=good.flow.astype(np.float64), cut=False),
+    }
+    for kind, bad in bad_frames.items():
+        with pytest.raises(ValueError) as caught:
+            renderer.render(bad)
+        assert "\n" not in str(caught.value) and len(str(caught.value)) < 400, (kind, caught.value)
+    assert renderer.render(good).shape == (SIZE[1], SIZE[0], 3)  # the bad frames left it working
+    renderer.close()
+    for use in (lambda: renderer.render(good), renderer.reset):
+        with pytest.raises(RuntimeError, match="is closed: build a new Renderer"):
+            use()
 
 
 def _drive(model: Path, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
