@@ -27,9 +27,10 @@ class Renderer:
     "Use it from your own simulator". ``precision`` is a request: ``renderer.precision`` says what runs
     (onnxruntime on the CPU runs fp32). One Renderer keeps one drive's history (and its backend one set
     of input/output buffers), so call it from one thread at a time (any thread): a render() or reset()
-    while another thread's runs is a RuntimeError, not a wrong frame. Build one per camera or thread. ``close()`` (or a ``with`` block) drops the
-    backend without waiting for the garbage collector (on CUDA torch keeps the freed memory in its
-    cache for the next Renderer; torch.cuda.empty_cache() returns it to the driver)."""
+    while another thread's runs is a RuntimeError, not a wrong frame. Build one per camera or thread.
+    ``close()`` (or a ``with`` block) drops the backend without waiting for the garbage collector (on
+    CUDA torch keeps the freed memory in its cache for the next Renderer; torch.cuda.empty_cache()
+    returns it to the driver)."""
 
     def __init__(self, model: Vid2VidGenerator | str | Path, backend: str = "auto", device: str | None = None,
                  precision: str = "fp32", size: tuple[int, int] = (256, 128), compile: bool | str = False,
