@@ -52,7 +52,7 @@ class App:
         self.config = config
         self.model = load_model(config)
         self.device = resolve_device(config)
-        requested = config.res or default_resolution(self.model.preset, self.device)
+        requested = config.res or default_resolution(self.model, self.device)
         if config.source != "replay":
             check_size(self.model, requested, "--res")
             warn_if_memory_short(requested, self.device)
