@@ -39,11 +39,14 @@ def test_failing_writer_stops_recording_and_keeps_complete_frames(tmp_path, monk
     rec = SessionRecorder(tmp_path / "full", {}, size=SIZE)
     drive(rec, 20)
     rec.close()
-    assert rec.error and "disk is full" in rec.error and "recording stopped at frame" in rec.error
-    assert 0 < rec.frames_written < 20
+    assert rec.error and rec.error.startswith("disk full after 4 frames: frame 4 does not fit in ")
+    assert rec.frames_written == 4
     meta = json.loads((tmp_path / "full" / "session.json").read_text())
-    assert meta["error"] == rec.error and meta["frames"] == rec.frames_written
-    assert len(ReplaySource(tmp_path / "full")) == rec.frames_written
+    assert meta["error"] == rec.error and meta["frames"] == 4 and meta["ended_by"] == "disk full"
+    assert meta["closed"] is True
+    assert len(ReplaySource(tmp_path / "full")) == 4
+    assert sorted(p.name for p in (tmp_path / "full" / "labels").iterdir())[-1] == "000003.png"  # not frame 4's
+    assert not list((tmp_path / "full").glob(".*"))  # no temporary file, no reserve left
 
 
 def test_real_full_disk_on_a_tiny_tmpfs():
@@ -51,7 +54,7 @@ def test_real_full_disk_on_a_tiny_tmpfs():
         rec = SessionRecorder(mount / "s", {}, size=SIZE, record_rgb=True)
         drive(rec, 200)  # ~40 kB per frame: fills 256 kB within a few frames
         rec.close()
-        assert rec.error and "disk is full" in rec.error
+        assert rec.error and rec.error.startswith("disk full after ")
         replay = ReplaySource(mount / "s")
         assert 0 < len(replay) < 200
         for i, frame in enumerate(replay):
