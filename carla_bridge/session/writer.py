@@ -114,7 +114,7 @@ class SessionWriter(threading.Thread):
             if video else {}
         )
         self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._lines_end = 0  # frames.jsonl's length after its last whole line
+        self._lines_end = os.lseek(self._fd, 0, os.SEEK_END)  # frames.jsonl's length after its last whole line
 
     def put(self, packet: FramePacket | None) -> None:
         """Queue a private copy of ``packet``; None ends the thread after the packets before it."""
