@@ -11,7 +11,7 @@ import sys
 
 from tqdm import tqdm
 
-from carla_bridge.session.format import SessionFormatError
+from carla_bridge.session.format import DISK_FULL, SessionFormatError
 from carla_bridge.session.reader import load_frame, open_session
 
 
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                 "project_version", "git_commit", "started_at", "ended_at", "ended_by", "error"):
         if meta.get(key) is not None:
             print(f"  {key}: {meta[key]}")
+    if meta.get("ended_by") == DISK_FULL:
+        print(f"  {DISK_FULL} after {len(records)} frames: the recording stopped there; every frame before "
+              "it is kept")
     if not meta.get("closed"):
         print("  not closed: the recording was cut off (crash or kill); frames up to the last line are kept")
     for note in index.notes:

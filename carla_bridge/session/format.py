@@ -5,7 +5,9 @@ A session is a folder:
     session.json        format_version (int), project_version, git_commit, started_at, size [w, h], fps,
                         record {rgb, flow, depth, video, writer}, plus the caller's meta (model, model_sha256,
                         backend, device, precision, source, source_settings, seed). Written at the start
-                        and rewritten atomically at close with frames, ended_at, closed, error, ended_by.
+                        and rewritten atomically at close with frames, ended_at, closed, error, ended_by
+                        (why the recording ended before it was stopped: "disk full", "source lost: ...").
+    .session.json.reserve  room kept for that rewrite while recording (recorder.py); gone at the close.
     frames.jsonl        one JSON object per tick (FrameRecord), appended and flushed only after every
                         file of that tick is in place, so it is the source of truth after a crash.
     labels/000000.png   8-bit grey PNG of tag ids (lossless).
@@ -41,6 +43,8 @@ SESSION_JSON = "session.json"
 FRAMES_JSONL = "frames.jsonl"
 RENDER_MP4 = "render.mp4"
 ENGINE_MP4 = "engine.mp4"
+CLOSE_RESERVE = ".session.json.reserve"
+DISK_FULL = "disk full"  # session.json's ended_by when the disk filled up while recording
 # Per-frame files: kind -> (folder, suffix). The record's "files" list names the kinds present.
 FRAME_FILES: dict[str, tuple[str, str]] = {
     "labels": ("labels", ".png"),

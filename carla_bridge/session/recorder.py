@@ -12,6 +12,9 @@ Back-pressure policy (the drive must never stall on the disk, and lossless data 
   leaving holes; everything recorded before that point is a valid session.
 - Disk errors (full disk, unwritable folder) likewise stop the recording with ``error`` set; ``add`` never
   raises, so the drive goes on. The game shows ``error`` on its HUD.
+- A full disk must not cost the close: the closing session.json (closed, frames, why it ended) needs room
+  when there is none left, so the start sets that room aside in a reserve file (CLOSE_RESERVE) and the
+  close deletes it just before rewriting session.json.
 
 The frames are trusted: the Renderer checked each one where it entered, at the size this recorder was
 made for (ARCHITECTURE.md, "One tick of the drive").
@@ -20,6 +23,7 @@ made for (ARCHITECTURE.md, "One tick of the drive").
 from __future__ import annotations
 
 import atexit
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,9 +32,15 @@ from typing import Any
 import numpy as np
 
 from carla_bridge.core.frames import Control, SceneFrame
-from carla_bridge.session.format import (FORMAT_VERSION, FRAME_FILES, FRAMES_JSONL, RESERVED_KEYS, SESSION_JSON,
-                                         atomic_write_json, file_sha256, git_commit, project_version)
+from carla_bridge.session.format import (CLOSE_RESERVE, FORMAT_VERSION, FRAME_FILES, FRAMES_JSONL, RESERVED_KEYS,
+                                         SESSION_JSON, atomic_write_json, file_sha256, git_commit, project_version)
 from carla_bridge.session.writer import FramePacket, SessionWriter, describe_os_error
+
+# The room kept for the closing session.json: it is 1-2 kB (its error and notes lines are a few hundred
+# characters each), and its atomic rewrite holds a second copy until the rename; 64 KiB covers that with
+# the file system's block rounding many times over. Random bytes: a compressing file system (btrfs, ZFS)
+# would store zeros in almost nothing.
+CLOSE_RESERVE_BYTES = 64 * 1024
 
 
 def _timings_ms(timings: dict[str, Any]) -> dict[str, float]:
@@ -87,6 +97,7 @@ class SessionRecorder:
         self._start_error: str | None = None
         self._drive_error: str | None = None  # set by add(); frames queued before it are still written
         self._writer: SessionWriter | None = None
+        self._reserve: Path | None = None  # CLOSE_RESERVE, once _start made it
         # Why the drive ended when it was not by choice (the CARLA server lost, say), for session.json:
         # "error" is about the recording itself, which stays whole then.
         self.ended_by: str | None = None
@@ -96,6 +107,7 @@ class SessionRecorder:
             self._start(crf)
         except OSError as exc:
             self._start_error = f"recording not started in {self.path}: {describe_os_error(exc)} ({exc})"
+            self._release_reserve()
             self._remove_empty_made()
         if self._writer is not None:
             atexit.register(self.close)
@@ -142,9 +154,10 @@ class SessionRecorder:
         if writer is None:
             return
         video = writer.finish()
+        self._release_reserve()  # after the videos: a failed mp4 is removed and frees its room too
         self.meta.update(
             frames=writer.frames_written, ended_at=_now_iso(), closed=True, error=self.error,
-            ended_by=self.ended_by,
+            ended_by=writer.stopped_by or self.ended_by,  # a full disk ended it before the drive did
             video=video, video_frames_dropped=self.video_frames_dropped, notes=list(writer.notes),
         )
         try:
@@ -205,10 +218,19 @@ class SessionRecorder:
             if not folder.exists():
                 self._made.append(folder)
             folder.mkdir(exist_ok=True)
-        # Written before the writer starts: an unwritable folder fails here, with nothing to stop.
+        # Written before the writer starts: an unwritable folder or a full disk fails here, with nothing
+        # to stop.
+        self._reserve = self.path / CLOSE_RESERVE
+        with open(self._reserve, "wb") as reserve:
+            reserve.write(os.urandom(CLOSE_RESERVE_BYTES))
         atomic_write_json(self.path / SESSION_JSON, self.meta)
         self._writer = SessionWriter(self.path, self.fps, self.video, crf)
         self._writer.start()
+
+    def _release_reserve(self) -> None:
+        reserve, self._reserve = self._reserve, None
+        if reserve is not None:
+            reserve.unlink(missing_ok=True)
 
     def _remove_empty_made(self) -> None:
         """After a failed start (a full disk) or a discarded empty recording, remove the folders _start made

@@ -7,8 +7,9 @@ Per frame, in this order, so that a crash leaves a readable session:
 So a line exists only when its files are complete: after kill -9 the session is readable up to its last
 line, and a half-written last line (killed inside write) is skipped by the reader. Frames still in the
 queue at a kill are lost; those before them are whole.
-A write error on a lossless file stops the recording (``error`` says where and why); a video error only
-stops that video (noted in session.json) because the lossless files are the source of truth.
+A write error on a lossless file stops the recording (``error`` says where and why, ``stopped_by`` says
+"disk full" when it was) and removes what that frame left; a video error only stops that video (noted in
+session.json) because the lossless files are the source of truth.
 
 A thread, not a writer process: it shares the GIL with the drive, yet a process fed through shared
 memory measured costlier for the drive on a 2-core box (512x256, cheap render loop, median of 3 runs:
@@ -34,7 +35,8 @@ from PIL import Image
 
 from carla_bridge.core.files import atomic_file
 from carla_bridge.core.png import encode_png
-from carla_bridge.session.format import ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, frame_file, render_digest
+from carla_bridge.session.format import (DISK_FULL, ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, frame_file,
+                                         render_digest)
 from carla_bridge.session.video import VideoStream
 
 
@@ -70,19 +72,22 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def describe_os_error(exc: OSError, directory: Path | None = None) -> str:
-    """Say why a write failed and what to do, for recorder.error."""
-    code = exc.errno
-    if code is None and directory is not None:  # numpy reports a short write without an errno
+def is_disk_full(exc: OSError, directory: Path | None = None) -> bool:
+    """Whether a write failed for want of space (a full disk or quota)."""
+    if exc.errno is None and directory is not None:  # numpy reports a short write without an errno
         try:
             stat = os.statvfs(directory)
-            if stat.f_bavail * stat.f_frsize < (1 << 20):
-                code = errno.ENOSPC
+            return stat.f_bavail * stat.f_frsize < (1 << 20)
         except OSError:
-            pass
-    if code in (errno.ENOSPC, errno.EDQUOT):
+            return False
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def describe_os_error(exc: OSError, directory: Path | None = None) -> str:
+    """Say why a write failed and what to do, for recorder.error."""
+    if is_disk_full(exc, directory):
         return "the disk is full: free some space or record to another disk"
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "the folder is not writable: choose another with --record DIR"
     return str(exc)
 
@@ -99,6 +104,7 @@ class SessionWriter(threading.Thread):
         self.pending_bytes = 0
         self.pending_video = 0
         self.error: str | None = None
+        self.stopped_by: str | None = None  # DISK_FULL when the disk filled up, for session.json's ended_by
         self.notes: list[str] = []
         self.queue: queue.SimpleQueue[FramePacket | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -108,6 +114,7 @@ class SessionWriter(threading.Thread):
             if video else {}
         )
         self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._lines_end = os.lseek(self._fd, 0, os.SEEK_END)  # frames.jsonl's length after its last whole line
 
     def put(self, packet: FramePacket | None) -> None:
         """Queue a private copy of ``packet``; None ends the thread after the packets before it."""
@@ -119,10 +126,11 @@ class SessionWriter(threading.Thread):
         self.queue.put(packet)
 
     def finish(self) -> dict[str, int]:
-        """Flush the queue, stop the thread; return the frames per video stream."""
+        """Flush the queue, stop the thread; return the frames per video stream kept (_close removes one
+        that failed)."""
         self.put(None)
         self.join()
-        return {name: s.frames for name, s in self.streams.items() if s.frames}
+        return {name: s.frames for name, s in self.streams.items() if s.frames and s.error is None}
 
     def run(self) -> None:
         # The thread itself keeps normal priority: it takes the GIL between C calls, and a niced thread
@@ -145,13 +153,27 @@ class SessionWriter(threading.Thread):
         try:
             self._write_files(packet)
         except OSError as exc:
-            self.error = (
-                f"recording stopped at frame {packet.position}: cannot write in {self.directory}: "
-                f"{describe_os_error(exc, self.directory)} ({exc.strerror or exc}); "
-                f"the {self.frames_written} frames before it are complete"
-            )
+            self._discard(packet)
+            why = exc.strerror or exc
+            if is_disk_full(exc, self.directory):
+                self.stopped_by = DISK_FULL
+                self.error = (f"{DISK_FULL} after {self.frames_written} frames: frame {packet.position} does not "
+                              f"fit in {self.directory} ({why}); the frames before it are complete: free some "
+                              "space or record to another disk")
+            else:
+                self.error = (f"recording stopped at frame {packet.position}: cannot write in {self.directory}: "
+                              f"{describe_os_error(exc, self.directory)} ({why}); "
+                              f"the {self.frames_written} frames before it are complete")
         except Exception as exc:  # a bug must not kill the drive either; say what happened
+            self._discard(packet)
             self.error = f"recording stopped at frame {packet.position}: {exc!r}"
+
+    def _discard(self, packet: FramePacket) -> None:
+        """Remove what a frame that failed left: the files that landed (no line lists them) and a line
+        written in part. Removing never needs room, so this works on a full disk."""
+        for kind in packet.arrays:
+            frame_file(self.directory, kind, packet.position).unlink(missing_ok=True)
+        os.ftruncate(self._fd, self._lines_end)
 
     def _write_files(self, packet: FramePacket) -> None:
         for kind, array in packet.arrays.items():
@@ -174,14 +196,19 @@ class SessionWriter(threading.Thread):
         view = memoryview(line)
         while view:  # one write() in practice; loop in case the kernel takes part of it
             view = view[os.write(self._fd, view):]
+        self._lines_end += len(line)
         self.frames_written += 1
 
     def _close(self) -> None:
-        """Finalize the videos (their errors go to ``notes``) and make frames.jsonl durable."""
+        """Finalize the videos (their errors go to ``notes``) and make frames.jsonl durable. An mp4 that
+        ffmpeg could not finish (a full disk) does not play: it is removed, which also frees its room
+        for the closing session.json, and the note says how to make it again from the lossless frames."""
         for stream in self.streams.values():
             stream.close()
             if stream.error:
-                self.notes.append(stream.error)
+                stream.path.unlink(missing_ok=True)
+                self.notes.append(f"{stream.path.name} removed: {stream.error}; make a video from the lossless "
+                                  f"frames with launch.py --replay {self.directory} --export OUT.mp4")
         try:
             os.fsync(self._fd)
         except OSError:
