@@ -34,7 +34,8 @@ from PIL import Image
 
 from carla_bridge.core.files import atomic_file
 from carla_bridge.core.png import encode_png
-from carla_bridge.session.format import ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, frame_file, render_digest
+from carla_bridge.session.format import (ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, SESSION_JSON,
+                                         atomic_write_json, frame_file, render_digest)
 from carla_bridge.session.video import VideoStream
 
 
@@ -87,13 +88,14 @@ def describe_os_error(exc: OSError, directory: Path | None = None) -> str:
     return str(exc)
 
 
-class SessionWriter(threading.Thread):
-    """Consumes FramePackets from an unbounded queue and writes them in the order above; the recorder
-    bounds the queue by bytes (recorder.py). The drive thread reads ``frames_written``, ``error``,
-    ``pending_bytes`` and ``pending_video`` as plain attributes."""
+class PacketWriter(threading.Thread):
+    """Consumes FramePackets from an unbounded queue and writes them, one at a time, in a subclass's
+    ``_write_files``; the recorder bounds the queue by bytes (recorder.py). The drive thread reads
+    ``frames_written``, ``error``, ``pending_bytes`` and ``pending_video`` as plain attributes.
+    ``directory`` is where the session goes (a write error names it)."""
 
-    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18) -> None:
-        super().__init__(name=f"session-writer:{directory.name}", daemon=True)
+    def __init__(self, directory: Path, name: str) -> None:
+        super().__init__(name=f"session-writer:{name}", daemon=True)
         self.directory = directory
         self.frames_written = 0
         self.pending_bytes = 0
@@ -102,12 +104,6 @@ class SessionWriter(threading.Thread):
         self.notes: list[str] = []
         self.queue: queue.SimpleQueue[FramePacket | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self.streams = (
-            {"render": VideoStream(directory / RENDER_MP4, fps, crf),
-             "engine": VideoStream(directory / ENGINE_MP4, fps, crf)}
-            if video else {}
-        )
-        self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def put(self, packet: FramePacket | None) -> None:
         """Queue a private copy of ``packet``; None ends the thread after the packets before it."""
@@ -122,7 +118,7 @@ class SessionWriter(threading.Thread):
         """Flush the queue, stop the thread; return the frames per video stream."""
         self.put(None)
         self.join()
-        return {name: s.frames for name, s in self.streams.items() if s.frames}
+        return {}
 
     def run(self) -> None:
         # The thread itself keeps normal priority: it takes the GIL between C calls, and a niced thread
@@ -152,6 +148,36 @@ class SessionWriter(threading.Thread):
             )
         except Exception as exc:  # a bug must not kill the drive either; say what happened
             self.error = f"recording stopped at frame {packet.position}: {exc!r}"
+
+    def _write_files(self, packet: FramePacket) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """After the last packet, in the thread."""
+
+    def save_meta(self, meta: dict[str, Any]) -> None:
+        """Store the session's meta as updated at the close (after ``finish``)."""
+        raise NotImplementedError
+
+
+class SessionWriter(PacketWriter):
+    """The folder format's writer: files, then the ffmpeg pipes, then the frames.jsonl line."""
+
+    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18) -> None:
+        super().__init__(directory, directory.name)
+        self.streams = (
+            {"render": VideoStream(directory / RENDER_MP4, fps, crf),
+             "engine": VideoStream(directory / ENGINE_MP4, fps, crf)}
+            if video else {}
+        )
+        self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def finish(self) -> dict[str, int]:
+        super().finish()
+        return {name: s.frames for name, s in self.streams.items() if s.frames}
+
+    def save_meta(self, meta: dict[str, Any]) -> None:
+        atomic_write_json(self.directory / SESSION_JSON, meta)
 
     def _write_files(self, packet: FramePacket) -> None:
         for kind, array in packet.arrays.items():
