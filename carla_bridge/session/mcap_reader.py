@@ -179,5 +179,5 @@ def _ticks(path: Path, metadata: dict[str, dict[str, str]], notes: list[str]) ->
             if not at_end:
                 raise SessionFormatError(f"{path}: damaged at byte {handle.tell()} ({type(exc).__name__}: "
                                          f"{exc}); {DAMAGED_FIX}") from None
-            notes.append(f"{path.name} ends inside a record at byte {handle.tell()} (the recording was cut off "
-                         "there: a kill or a crash); the ticks before it are kept, the unfinished chunk is lost")
+            notes.append(f"{path.name} ends at byte {handle.tell()} without its summary (the recording was cut "
+                         "off: a kill or a crash); the ticks up to its last complete chunk are kept")
