@@ -133,3 +133,17 @@ def test_r_then_esc_within_one_tick_leaves_no_empty_session(make_app, headless_e
     post_key(pygame.K_ESCAPE)
     assert app.run() == 0
     assert not (headless_env / "sessions").exists()  # the close kept the 0-frame session
+
+
+def test_a_live_port_in_use_is_a_launch_error_naming_the_flag():
+    from carla_bridge.session.live import LiveView
+    from game.app.recording import start_live
+    from game.startup.cli import LaunchError
+
+    taken = LiveView(port=0)
+    try:
+        with pytest.raises(LaunchError, match=f"--live-port {taken.port}: cannot serve on 127.0.0.1"):
+            start_live("foxglove", taken.port)
+    finally:
+        taken.close()
+    assert start_live(None, 8765) is None
