@@ -5,7 +5,6 @@ WebSocket client on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import signal
 import subprocess
@@ -13,6 +12,7 @@ import time
 
 import pytest
 
+from support.foxglove_ws import SUBPROTOCOL, data_message, subscribe_all
 from support.game import tiny_model_path  # noqa: F401
 from test_launch import LAUNCH, _drive_flags, _env
 
@@ -75,19 +75,12 @@ def test_the_live_view_serves_a_real_websocket_client(tiny_model_path, tmp_path)
 
 
 async def _one_tick(websockets, url: str) -> set[str]:
-    """Subscribe to every advertised channel; return the topics of the messages until a /frame."""
-    async with websockets.connect(url, subprotocols=["foxglove.sdk.v1"]) as client:
-        channels: dict[int, str] = {}
-        while "/frame" not in channels.values():
-            message = json.loads(await asyncio.wait_for(client.recv(), 30))
-            if message["op"] == "advertise":
-                channels.update({channel["id"]: channel["topic"] for channel in message["channels"]})
-        ids = list(channels)
-        await client.send(json.dumps({"op": "subscribe", "subscriptions": [
-            {"id": number, "channelId": channel} for number, channel in enumerate(ids)]}))
+    """The topics of one whole tick: the messages after a /frame up to the next (a client may join mid-tick)."""
+    async with websockets.connect(url, subprotocols=[SUBPROTOCOL]) as client:
+        topics = await subscribe_all(client)
         got: list[str] = []
-        while "/frame" not in got or len(got) < 2:
-            message = await asyncio.wait_for(client.recv(), 30)
-            if isinstance(message, bytes) and message[0] == 1:  # messageData: op, subscription id, time, payload
-                got.append(channels[ids[int.from_bytes(message[1:5], "little")]])
-        return set(got)
+        while got.count("/frame") < 2:
+            data = data_message(await asyncio.wait_for(client.recv(), 30), topics)
+            if data:
+                got.append(data[0])
+        return set(got[got.index("/frame") + 1:])

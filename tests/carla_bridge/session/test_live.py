@@ -12,6 +12,7 @@ from carla_bridge.core.frames import Control
 from carla_bridge.session.live import LiveView
 from carla_bridge.session.mcap_format import STREAMS
 from game.bench.workloads import synthetic_frame
+from support.foxglove_ws import SUBPROTOCOL, data_message, subscribe_all
 from support.sessions import SIZE
 
 websockets = pytest.importorskip("websockets")
@@ -25,32 +26,20 @@ def live():
 
 
 async def _receive_one_tick(live: LiveView) -> dict[str, bytes]:
-    async with websockets.connect(live.url, subprotocols=["foxglove.sdk.v1"]) as client:
-        channels: dict[int, str] = {}
-        while len(channels) < len(STREAMS):
-            message = json.loads(await asyncio.wait_for(client.recv(), 10))
-            if message["op"] == "advertise":
-                channels.update({channel["id"]: channel["topic"] for channel in message["channels"]})
-        ids = list(channels)
-        await client.send(json.dumps({"op": "subscribe", "subscriptions": [
-            {"id": number, "channelId": channel} for number, channel in enumerate(ids)]}))
+    async with websockets.connect(live.url, subprotocols=[SUBPROTOCOL]) as client:
+        topics = await subscribe_all(client, len(STREAMS))
         frame = synthetic_frame(4, SIZE)
         got: dict[str, bytes] = {}
         while "/frame" not in got:
             live.publish(frame, Control(throttle=0.5), frame.rgb, {"inference": 3.0})  # until subscribed
             try:
-                message = await asyncio.wait_for(client.recv(), 0.5)
+                while True:
+                    data = data_message(await asyncio.wait_for(client.recv(), 0.3), topics)
+                    if data:
+                        got[data[0]] = data[1]
             except TimeoutError:
                 continue
-            while True:
-                if isinstance(message, bytes) and message[0] == 1:  # messageData
-                    got[channels[ids[int.from_bytes(message[1:5], "little")]]] = message[13:]
-                try:
-                    message = await asyncio.wait_for(client.recv(), 0.2)
-                except TimeoutError:
-                    break
         return got
-
 
 def test_a_client_receives_a_tick_on_127_0_0_1(live):
     assert live.url.startswith("ws://127.0.0.1:")
