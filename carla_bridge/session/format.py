@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import subprocess
 import tomllib
@@ -45,6 +46,7 @@ RENDER_MP4 = "render.mp4"
 ENGINE_MP4 = "engine.mp4"
 CLOSE_RESERVE = ".session.json.reserve"
 DISK_FULL = "disk full"  # session.json's ended_by when the disk filled up while recording
+MCAP_SUFFIX = ".mcap"  # a session in one MCAP file (mcap_format.py) rather than a folder
 # Per-frame files: kind -> (folder, suffix). The record's "files" list names the kinds present.
 FRAME_FILES: dict[str, tuple[str, str]] = {
     "labels": ("labels", ".png"),
@@ -61,6 +63,18 @@ RESERVED_KEYS = (
 THUMB_W, THUMB_H = 16, 8
 # The checkout this file is in (carla_bridge/session/format.py), for its git commit and pyproject.toml.
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# What MCAP sessions need (mcap_format.py): the `mcap` extra of pyproject.toml.
+MCAP_MODULES = ("mcap", "foxglove", "google.protobuf")
+MCAP_INSTALL = "pip install 'neural-drive[mcap]' (the mcap, foxglove-sdk and protobuf packages)"
+
+
+def mcap_problem() -> str | None:
+    """None when MCAP sessions can be written and read here; otherwise what is missing and how to get it."""
+    missing = [name for name in MCAP_MODULES if importlib.util.find_spec(name.split(".")[0]) is None
+               or importlib.util.find_spec(name) is None]
+    return None if not missing else f"MCAP sessions need {', '.join(missing)}: {MCAP_INSTALL}"
 
 
 class SessionFormatError(ValueError):

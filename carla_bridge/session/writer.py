@@ -35,8 +35,8 @@ from PIL import Image
 
 from carla_bridge.core.files import atomic_file
 from carla_bridge.core.png import encode_png
-from carla_bridge.session.format import (DISK_FULL, ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, frame_file,
-                                         render_digest)
+from carla_bridge.session.format import (DISK_FULL, ENGINE_MP4, FRAME_FILES, FRAMES_JSONL, RENDER_MP4, SESSION_JSON,
+                                         atomic_write_json, frame_file, render_digest)
 from carla_bridge.session.video import VideoStream
 
 
@@ -92,13 +92,14 @@ def describe_os_error(exc: OSError, directory: Path | None = None) -> str:
     return str(exc)
 
 
-class SessionWriter(threading.Thread):
-    """Consumes FramePackets from an unbounded queue and writes them in the order above; the recorder
-    bounds the queue by bytes (recorder.py). The drive thread reads ``frames_written``, ``error``,
-    ``pending_bytes`` and ``pending_video`` as plain attributes."""
+class PacketWriter(threading.Thread):
+    """Consumes FramePackets from an unbounded queue and writes them, one at a time, in a subclass's
+    ``_write_files``; the recorder bounds the queue by bytes (recorder.py). The drive thread reads
+    ``frames_written``, ``error``, ``pending_bytes`` and ``pending_video`` as plain attributes.
+    ``directory`` is where the session goes (a write error names it)."""
 
-    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18) -> None:
-        super().__init__(name=f"session-writer:{directory.name}", daemon=True)
+    def __init__(self, directory: Path, name: str) -> None:
+        super().__init__(name=f"session-writer:{name}", daemon=True)
         self.directory = directory
         self.frames_written = 0
         self.pending_bytes = 0
@@ -108,13 +109,6 @@ class SessionWriter(threading.Thread):
         self.notes: list[str] = []
         self.queue: queue.SimpleQueue[FramePacket | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self.streams = (
-            {"render": VideoStream(directory / RENDER_MP4, fps, crf),
-             "engine": VideoStream(directory / ENGINE_MP4, fps, crf)}
-            if video else {}
-        )
-        self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._lines_end = os.lseek(self._fd, 0, os.SEEK_END)  # frames.jsonl's length after its last whole line
 
     def put(self, packet: FramePacket | None) -> None:
         """Queue a private copy of ``packet``; None ends the thread after the packets before it."""
@@ -126,11 +120,10 @@ class SessionWriter(threading.Thread):
         self.queue.put(packet)
 
     def finish(self) -> dict[str, int]:
-        """Flush the queue, stop the thread; return the frames per video stream kept (_close removes one
-        that failed)."""
+        """Flush the queue, stop the thread; return the frames per video stream (none here)."""
         self.put(None)
         self.join()
-        return {name: s.frames for name, s in self.streams.items() if s.frames and s.error is None}
+        return {}
 
     def run(self) -> None:
         # The thread itself keeps normal priority: it takes the GIL between C calls, and a niced thread
@@ -169,11 +162,47 @@ class SessionWriter(threading.Thread):
             self.error = f"recording stopped at frame {packet.position}: {exc!r}"
 
     def _discard(self, packet: FramePacket) -> None:
-        """Remove what a frame that failed left: the files that landed (no line lists them) and a line
-        written in part. Removing never needs room, so this works on a full disk."""
+        """Remove what a frame that failed left, where the format can (the folder's files and line)."""
+
+    def _write_files(self, packet: FramePacket) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """After the last packet, in the thread."""
+
+    def save_meta(self, meta: dict[str, Any]) -> None:
+        """Store the session's meta as updated at the close (after ``finish``)."""
+        raise NotImplementedError
+
+
+class SessionWriter(PacketWriter):
+    """The folder format's writer: files, then the ffmpeg pipes, then the frames.jsonl line."""
+
+    def __init__(self, directory: Path, fps: float, video: bool, crf: int = 18) -> None:
+        super().__init__(directory, directory.name)
+        self.streams = (
+            {"render": VideoStream(directory / RENDER_MP4, fps, crf),
+             "engine": VideoStream(directory / ENGINE_MP4, fps, crf)}
+            if video else {}
+        )
+        self._fd = os.open(directory / FRAMES_JSONL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._lines_end = os.lseek(self._fd, 0, os.SEEK_END)  # frames.jsonl's length after its last whole line
+
+    def finish(self) -> dict[str, int]:
+        """Flush the queue, stop the thread; return the frames per video stream kept (_close removes one
+        that failed)."""
+        super().finish()
+        return {name: s.frames for name, s in self.streams.items() if s.frames and s.error is None}
+
+    def _discard(self, packet: FramePacket) -> None:
+        """The files of a failed frame that landed (no line lists them) and a line written in part.
+        Removing never needs room, so this works on a full disk."""
         for kind in packet.arrays:
             frame_file(self.directory, kind, packet.position).unlink(missing_ok=True)
         os.ftruncate(self._fd, self._lines_end)
+
+    def save_meta(self, meta: dict[str, Any]) -> None:
+        atomic_write_json(self.directory / SESSION_JSON, meta)
 
     def _write_files(self, packet: FramePacket) -> None:
         for kind, array in packet.arrays.items():

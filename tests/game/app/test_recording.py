@@ -157,3 +157,17 @@ def test_a_full_disk_stops_the_recording_and_the_drive_goes_on(make_app, monkeyp
     (session,) = Path("sessions").iterdir()
     meta = json.loads((session / "session.json").read_text())
     assert meta["closed"] is True and meta["ended_by"] == "disk full" and meta["frames"] == 2
+
+
+def test_a_live_port_in_use_is_a_launch_error_naming_the_flag():
+    from carla_bridge.session.live import LiveView
+    from game.app.recording import start_live
+    from game.startup.cli import LaunchError
+
+    taken = LiveView(port=0)
+    try:
+        with pytest.raises(LaunchError, match=f"--live-port {taken.port}: cannot serve on 127.0.0.1"):
+            start_live("foxglove", taken.port)
+    finally:
+        taken.close()
+    assert start_live(None, 8765) is None
