@@ -200,10 +200,11 @@ def main(argv: list[str] | None = None) -> int:
         **({"by_format": summaries} if len(formats) > 1 else {}),
     }
     for name, summary in summaries.items():
+        writers = "process + writer + ffmpeg" if name == "folder" and not args.no_video else "process + writer"
         print(f"{name}: median frame {median_base:.2f} ms without recording, {summary['median_ms_record']:.2f} ms "
               f"with (thread writer, {render_kind} renderer); paired "
               f"overhead {summary['overhead_pct']:+.1f} %; CPU per frame {result['cpu_ms_per_frame_base']:.2f} -> "
-              f"{summary['cpu_ms_per_frame_record']:.2f} ms (process + writer + ffmpeg); add() "
+              f"{summary['cpu_ms_per_frame_record']:.2f} ms ({writers}); add() "
               f"{summary['add_ms_median']:.2f} ms median")
     print_result(result)
     return 0

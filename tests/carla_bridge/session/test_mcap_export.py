@@ -47,6 +47,7 @@ def test_the_mcap_package_reads_it_through_its_summary_and_index(exported):
         reader = make_reader(handle)
         summary = reader.get_summary()
         assert summary is not None and summary.chunk_indexes, "chunked and indexed"
+        assert {index.compression for index in summary.chunk_indexes} == {"zstd"}  # offline: the smaller file
         topics = {channel.topic: summary.schemas[channel.schema_id].name for channel in summary.channels.values()}
         assert topics["/labels/ids"] == topics["/flow"] == "foxglove.RawImage"
         assert topics["/ego"] == "foxglove.FrameTransform"

@@ -40,6 +40,14 @@ def test_the_render_is_a_channel(tmp_path):
     assert len(renders) == 2 and json.loads(closing["closed"]) is True
 
 
+def test_a_drive_records_lz4_chunks_and_an_export_zstd(tmp_path):
+    """LZ4 on the drive (its CPU comes from the renderer), zstd offline: mcap_writer.py says why."""
+    out = tmp_path / "run.mcap"
+    record_session(out, n=2, record_format="mcap")
+    with open(out, "rb") as handle:
+        assert {index.compression for index in make_reader(handle).get_summary().chunk_indexes} == {"lz4"}
+
+
 def test_an_unclosed_file_loses_at_most_its_unfinished_chunk(tmp_path):
     out = tmp_path / "run.mcap"
     rec = SessionRecorder(out, {}, size=SIZE, record_format="mcap")
