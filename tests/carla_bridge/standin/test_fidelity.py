@@ -3,6 +3,9 @@ real ``carla`` client: each test names the CARLA source it follows."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
+
 import pytest
 
 from support.carla import client, require_carla, standin  # noqa: F401
@@ -92,3 +95,67 @@ def test_the_traffic_manager_registry_keeps_the_first_entry_and_never_probes(sta
     assert call("destroy_traffic_manager", port) == [1, True]
     assert call("destroy_traffic_manager", port) == [1, False]
     assert call("is_traffic_manager_running", port) == [1, False]
+
+
+def _synchronous(world, delta_s: float):
+    """Switch ``world`` to synchronous mode at ``delta_s``; returns the settings to restore."""
+    original, settings = world.get_settings(), world.get_settings()
+    settings.synchronous_mode, settings.fixed_delta_seconds = True, delta_s
+    world.apply_settings(settings)
+    return original
+
+
+def test_applying_settings_does_not_tick(client):
+    # CarlaServer.cpp, set_episode_settings: ApplySettings, then `return FCarlaEngine::GetFrameCounter()`.
+    # libcarla's World::ApplySettings ticks by itself, only while a fixed delta is not yet in the snapshots.
+    world = client.get_world()
+    original = _synchronous(world, 0.05)
+    try:
+        frame = world.tick()
+        settings = world.get_settings()
+        settings.fixed_delta_seconds = 0.1
+        assert world.apply_settings(settings) == frame
+        assert world.get_snapshot().timestamp.delta_seconds == pytest.approx(0.1)
+        frame = world.get_snapshot().frame
+        settings.fixed_delta_seconds = None  # a variable step: the client does not tick either
+        assert world.apply_settings(settings) == frame
+        assert world.get_snapshot().frame == frame
+    finally:
+        world.apply_settings(original)
+
+
+def test_a_camera_captures_once_per_sensor_tick(client):
+    # Sensor.cpp, ASensor::Set: sensor_tick becomes the actor's tick interval in simulation time.
+    carla = require_carla()
+    world = client.get_world()
+    original = _synchronous(world, 0.05)
+    camera_bp = world.get_blueprint_library().find("sensor.camera.semantic_segmentation")
+    for name, value in (("image_size_x", "32"), ("image_size_y", "16"), ("sensor_tick", "0.1")):
+        camera_bp.set_attribute(name, value)
+    camera = world.spawn_actor(camera_bp, carla.Transform(carla.Location(z=2.0)))
+    frames: queue.Queue = queue.Queue()
+    camera.listen(lambda image: frames.put(image.frame))
+    try:
+        ticks = [world.tick() for _ in range(7)]
+        received = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                received.append(frames.get(timeout=1.0))
+    finally:
+        camera.stop()
+        camera.destroy()
+        world.apply_settings(original)
+    assert len(received) >= 3 and set(received) <= set(ticks), (received, ticks)
+    assert {b - a for a, b in zip(received, received[1:])} == {2}, received  # every other 0.05 s tick
+
+
+def test_a_foggy_day_finds_the_foggy_preset(client, standin):
+    # The stand-in maps a client's weather to the procedural preset whose name describes it best.
+    carla = require_carla()
+    world = client.get_world()
+    world.set_weather(carla.WeatherParameters(cloudiness=10.0, fog_density=60.0, sun_altitude_angle=45.0))
+    world.wait_for_tick(5.0)
+    assert any("weather -> FoggyMorning" in line for line in standin.log), standin.log[-5:]
+    world.set_weather(carla.WeatherParameters.ClearNoon)
+    world.wait_for_tick(5.0)
+    assert "weather -> ClearNoon" in [line for line in standin.log if "weather ->" in line][-1]
