@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from carla_bridge.client.codec import carla_flow_to_backward_pixels
+from carla_bridge.client.codec import CARLA_FLOW_NO_VELOCITY, carla_flow_to_backward_pixels
 from carla_bridge.core.cli import positive_float, positive_int
 from carla_bridge.core.frames import CAMERA_SIDES, parse_size
 from carla_bridge.core.net import carla_server_answers, host_problem
@@ -48,7 +48,6 @@ FIX = {
     "scale 2, y flipped": "set CARLA_FLOW_NDC_SPAN = 1.0 and negate CARLA_FLOW_SIGN[1] in carla_bridge/client/codec.py",
 }
 MIN_GAIN = 0.9  # a reading must beat the identity warp by 10 % to show the camera moved enough to tell
-NO_VELOCITY = -2.0  # what CARLA's flow camera writes where no velocity was written (a zero half float)
 
 
 def backward_warp(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +72,7 @@ def warp_errors(previous: np.ndarray, current: np.ndarray, carla_flow: np.ndarra
     (the camera's raw (H, W, 2) values) under each reading and under no flow at all, over the pixels
     every reading keeps inside the image and where the camera wrote a velocity."""
     base = carla_flow_to_backward_pixels(carla_flow)
-    written = ~np.all(carla_flow == NO_VELOCITY, axis=-1)
+    written = ~np.all(carla_flow == CARLA_FLOW_NO_VELOCITY, axis=-1)  # the sky: flow 0 for every reading
     warped, keep = {STILL: previous.astype(np.float32)}, written
     for name, (scale, sign_x, sign_y) in READINGS.items():
         warped[name], inside = backward_warp(previous, base * np.array([sign_x, sign_y], np.float32) * scale)

@@ -23,6 +23,7 @@ import time
 
 from carla_bridge.client import codec as carla_codec
 from carla_bridge.core.frames import Control, Transform
+from carla_bridge.core.labels import TAG
 from carla_bridge.core.values import is_real
 from carla_bridge.procedural import GBuffer, ProceduralWorld
 from carla_bridge.procedural.config import check_camera
@@ -343,7 +344,8 @@ def _encode(type_id: str, gbuffer: GBuffer) -> bytes:
     if type_id == "sensor.camera.depth":
         return carla_codec.encode_depth(gbuffer.depth)
     if type_id == "sensor.camera.optical_flow":
-        return carla_codec.encode_flow(gbuffer.flow)
+        # The sky writes no velocity in Unreal: CARLA sends (-2, -2) there (carla_bridge/client/codec.py).
+        return carla_codec.encode_flow(gbuffer.flow, written=gbuffer.labels != TAG["Sky"])
     return carla_codec.encode_rgb(gbuffer.rgb)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from carla_bridge import check_flow
-from carla_bridge.client.codec import backward_pixels_to_carla_flow
+from carla_bridge.client.codec import CARLA_FLOW_NO_VELOCITY, backward_pixels_to_carla_flow
 from support.carla import free_port_pair, require_carla, standin  # noqa: F401
 
 SHIFT_PX = 3.0
@@ -61,7 +61,7 @@ def test_a_camera_that_did_not_move_is_inconclusive():
 
 def test_pixels_without_velocity_are_left_out():
     previous, current, carla_flow = _pair()
-    carla_flow[:, :20] = check_flow.NO_VELOCITY  # the sky of a real CARLA: (-2, -2)
+    carla_flow[:, :20] = CARLA_FLOW_NO_VELOCITY  # the sky of a real CARLA: (-2, -2)
     errors = check_flow.warp_errors(previous, current, carla_flow)
     assert errors[check_flow.OURS] < 0.2 * errors[check_flow.STILL]
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import queue
 
+import numpy as np
 import pytest
 
+from carla_bridge.client.codec import decode_semantic
+from carla_bridge.core.labels import TAG
 from support.carla import client, require_carla, standin  # noqa: F401
 from support.carla_examples import SYNCHRONOUS_MODE, TUTORIAL, run_example
 from support.msgpack_rpc import RawRpc
@@ -159,3 +162,45 @@ def test_a_foggy_day_finds_the_foggy_preset(client, standin):
     world.set_weather(carla.WeatherParameters.ClearNoon)
     world.wait_for_tick(5.0)
     assert "weather -> ClearNoon" in [line for line in standin.log if "weather ->" in line][-1]
+
+
+def _image_of(images: queue.Queue, frame: int):
+    """synchronous_mode.py's pattern: drain a camera's queue up to the image of ``frame``."""
+    while (image := images.get(timeout=5.0)).frame < frame:
+        pass
+    return image
+
+
+def test_optical_flow_arrives_through_half_floats_with_minus_two_in_the_sky(client):
+    # OpticalFlowCamera.cpp sends (E - 0.5) * 4 of a half-float E; Unreal's clear value 0 (no velocity
+    # written, the sky) arrives as (-2, -2) (carla_bridge/client/codec.py).
+    carla, world, car = _spawn_car(client, index=5)
+    original = _synchronous(world, 0.05)
+    library, mount = world.get_blueprint_library(), carla.Transform(carla.Location(x=1.6, z=1.7))
+    queues, cameras = {}, []
+    for kind in ("optical_flow", "semantic_segmentation"):
+        blueprint = library.find(f"sensor.camera.{kind}")
+        blueprint.set_attribute("image_size_x", "64")
+        blueprint.set_attribute("image_size_y", "32")
+        cameras.append(world.spawn_actor(blueprint, mount, attach_to=car))
+        queues[kind] = queue.Queue()
+        cameras[-1].listen(queues[kind].put)
+    try:
+        car.apply_control(carla.VehicleControl(throttle=1.0, steer=0.3))
+        for _ in range(6):
+            frame = world.tick()
+        flow, labels = (_image_of(q, frame) for q in queues.values())
+    finally:
+        for camera in cameras:
+            camera.stop()
+            camera.destroy()
+        car.destroy()
+        world.apply_settings(original)
+    assert flow.frame == labels.frame == frame
+    values = np.frombuffer(flow.raw_data, np.float32).reshape(32, 64, 2)
+    sky = decode_semantic(labels.raw_data, 64, 32)[0] == TAG["Sky"]
+    assert sky.any() and (~sky).any()
+    assert np.all(values[sky] == -2.0)
+    moving = values[~sky]
+    assert np.abs(moving).max() > 0.01
+    np.testing.assert_array_equal((moving / 4 + 0.5).astype(np.float16).astype(np.float32), moving / 4 + 0.5)
