@@ -22,6 +22,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "carla_bridge.procedural": ("carla_bridge.core",),
     "carla_bridge.client": ("carla_bridge.core",),
     "carla_bridge.session": ("carla_bridge.core",),
+    "carla_bridge.check_flow": ("carla_bridge.core", "carla_bridge.client.codec"),
     "carla_bridge.standin": ("carla_bridge.core", "carla_bridge.procedural", "carla_bridge.client.codec"),
     "neural_render": ("carla_bridge.core",),
     "neural_render.warp": ("carla_bridge.core",),

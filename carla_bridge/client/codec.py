@@ -8,7 +8,8 @@ Formats (CARLA docs, ref_sensors):
 - semantic segmentation: BGRA uint8, the tag id in the red channel (byte 2 of each pixel); a tag
   outside 0..28 decodes as Unlabeled and is counted.
 - depth: BGRA uint8, normalized = (R + G*256 + B*256^2) / (256^3 - 1), metres = 1000 * normalized.
-- optical flow: 2 float32 per pixel (x, y), "in the range [-2, 2]".
+- optical flow: 2 float32 per pixel (x, y), "in the range [-2, 2]", which went through half floats
+  on their way (below).
 - rgb: BGRA uint8.
 
 Optical flow convention. Unreal's velocity buffer, which the CARLA optical-flow camera reads
@@ -19,7 +20,19 @@ value * size / 2, with the y axis flipped. Our convention is BACKWARD flow in pi
 (frames.SceneFrame.flow): where the surface point of pixel (x, y) was in the previous frame. Forward
 motion prev -> now in pixels is (+fx * W/2, -fy * H/2), so backward flow is (-fx * W/2, +fy * H/2).
 The upstream direction/sign convention is disputed (issue 4795), so the whole sign choice lives in
-CARLA_FLOW_SIGN below: if a CARLA build turns out to differ, change that one constant.
+CARLA_FLOW_SIGN below: if a CARLA build turns out to differ, change that one constant
+(`python -m carla_bridge.check_flow` tells, against a running server).
+
+How the values reach us. Unreal stores the velocity V (NDC) in its velocity buffer as 16-bit UNORM,
+E = V * 0.499 * 0.5 + 32767 / 65535 (Common.ush, EncodeVelocityToTexture; 0 is kept as the clear
+value: "no velocity written"); CARLA's VelocityMaterial copies E into a 16-bit float render target
+and OpticalFlowCamera.cpp sends (E - 0.5) * 4 as float32. So a value is 0.998 V (the decoder keeps
+that 0.2 % as it is, 0.02 px on a 10 px flow), in steps of about 0.002 where it is positive and 0.001
+where it is negative (half floats above and below 0.5; the "staircase" of carla issue 4795), and a
+pixel where nothing wrote a velocity (the sky) arrives as exactly (-2, -2). No real motion gives that
+(|V| <= 2 never encodes to 0), so the decoder reads it as what it is, no motion known, and gives that
+pixel flow 0: the warp then keeps the history there, as the procedural world's sky does. The encoder
+sends flow through the same steps, so the stand-in's flow is what a real server sends.
 """
 
 from __future__ import annotations
@@ -36,6 +49,12 @@ cancels the forward->backward negation) gives backward flow with y down. See the
 
 CARLA_FLOW_NDC_SPAN = 2.0
 """NDC units across one image side: a CARLA flow value of 2.0 is one full image width/height."""
+
+CARLA_FLOW_NO_VELOCITY = -2.0
+"""What CARLA's flow camera sends, on both axes, where no velocity was written (Unreal's clear value 0)."""
+
+VELOCITY_SCALE, VELOCITY_BIAS = 0.499 * 0.5, 32767.0 / 65535.0
+"""Unreal's EncodeVelocityToTexture (Common.ush): E = V * scale + bias, stored as 16-bit UNORM."""
 
 DEPTH_FAR_M = 1000.0
 """The CARLA depth camera's far plane: normalised depth 1.0 is 1000 m."""
@@ -113,14 +132,15 @@ def carla_flow_to_backward_pixels(carla_flow: np.ndarray) -> np.ndarray:
     """THE conversion: CARLA optical flow (H, W, 2) in [-2, 2] -> our backward flow in pixels.
 
     backward[..., 0] = CARLA_FLOW_SIGN[0] * fx * W / 2,  backward[..., 1] = CARLA_FLOW_SIGN[1] * fy * H / 2
-    (module docstring for why). Returns float32 (H, W, 2); non-finite values become 0 so the renderer's
-    NaN check never trips on an engine glitch.
+    (module docstring for why). Returns float32 (H, W, 2); a pixel without velocity (-2, -2) and
+    non-finite values become 0, so the renderer's NaN check never trips on an engine glitch.
     """
     carla_flow = np.asarray(carla_flow, dtype=np.float32)
     if carla_flow.ndim != 3 or carla_flow.shape[2] != 2:
         raise ValueError(f"CARLA optical flow must be (H, W, 2), got {carla_flow.shape}")
     height, width = carla_flow.shape[:2]
     flow = carla_flow * _flow_factors(width, height)
+    flow[np.all(carla_flow == CARLA_FLOW_NO_VELOCITY, axis=-1)] = 0.0
     return np.nan_to_num(flow, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
 
 
@@ -138,9 +158,21 @@ def decode_flow(raw, width: int, height: int) -> np.ndarray:
     return carla_flow_to_backward_pixels(_pixels(raw, width, height, 2, np.float32, "optical flow image"))
 
 
-def encode_flow(flow_px: np.ndarray) -> bytes:
-    """Backward flow in pixels -> the CARLA optical-flow camera's raw bytes (2 x float32 LE)."""
-    return backward_pixels_to_carla_flow(flow_px).astype("<f4").tobytes()
+def through_half_floats(carla_flow: np.ndarray, written: np.ndarray | None = None) -> np.ndarray:
+    """Exact CARLA flow values (H, W, 2) -> what CARLA's camera sends for them: Unreal's 16-bit UNORM
+    velocity, read as a half float, then OpticalFlowCamera.cpp's (E - 0.5) * 4; (-2, -2) where
+    ``written`` (H, W) bool is False (module docstring)."""
+    velocity = np.clip(np.asarray(carla_flow, dtype=np.float64), -2.0, 2.0)
+    unorm = np.rint((velocity * VELOCITY_SCALE + VELOCITY_BIAS) * 65535.0) / 65535.0
+    if written is not None:
+        unorm[~np.asarray(written, dtype=bool)] = 0.0
+    return ((unorm.astype(np.float16).astype(np.float32) - 0.5) * 4.0).astype(np.float32)
+
+
+def encode_flow(flow_px: np.ndarray, written: np.ndarray | None = None) -> bytes:
+    """Backward flow in pixels -> the CARLA optical-flow camera's raw bytes (2 x float32 LE), through
+    the engine's half floats, with no velocity where ``written`` (H, W) is False."""
+    return through_half_floats(backward_pixels_to_carla_flow(flow_px), written).astype("<f4").tobytes()
 
 
 # ----------------------------------------------------------------------------- rgb

@@ -142,6 +142,8 @@ class ActorRecord:
     stream_id: int | None = None  # sensors
     camera: tuple[int, int, float] | None = None  # cameras: (width, height, fov), checked at spawn
     prev_pose: Transform | None = None  # a camera's pose at the previous tick (for flow)
+    sensor_tick_s: float = 0.0  # the blueprint's sensor_tick: capture at most this often (0: every tick)
+    captured_s: float | None = None  # the simulation time of the camera's last frame
 
     @property
     def is_vehicle(self) -> bool:

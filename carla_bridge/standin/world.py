@@ -23,6 +23,7 @@ import time
 
 from carla_bridge.client import codec as carla_codec
 from carla_bridge.core.frames import Control, Transform
+from carla_bridge.core.labels import TAG
 from carla_bridge.core.values import is_real
 from carla_bridge.procedural import GBuffer, ProceduralWorld
 from carla_bridge.procedural.config import check_camera
@@ -60,9 +61,9 @@ def describe(parameters: list) -> set[str]:
     if altitude < 0.0:
         words |= {"night", "dark", "sunset", "dusk"}  # the nearest light a world without night has
     elif altitude < 20.0:
-        words |= {"sunset", "dusk", "evening", "dawn"}
+        words |= {"sunset", "dusk", "evening", "dawn", "morning"}
     else:
-        words |= {"noon", "day", "midday"}
+        words |= {"noon", "day", "midday", "morning"}  # so a foggy day finds FoggyMorning
     if p.get("precipitation", 0.0) > 20.0:
         words |= {"rain", "rainy", "wet"}
     elif p.get("wetness", 0.0) > 30.0 or p.get("precipitation_deposits", 0.0) > 30.0:
@@ -121,14 +122,15 @@ class StandinWorld:
         return float(fixed[1]) if fixed and fixed[0] else ASYNC_DELTA_S
 
     def apply_settings(self, settings: list) -> int:
-        """Take new episode settings, checked whole before any is stored (a refused one changes nothing),
-        and tick once so the client sees a frame carrying them."""
+        """Take new episode settings, checked whole before any is stored (a refused one changes nothing);
+        answers the current frame without ticking, as CarlaServer.cpp does (libcarla's
+        World::ApplySettings then ticks until the snapshots carry the new delta)."""
         _check_settings(settings)
         with self.lock:
             self.settings = list(settings) + DEFAULT_SETTINGS[len(settings):]
             log.info("settings: synchronous=%s fixed_delta_seconds=%s", self.synchronous,
                      self.delta_s if self.settings[2][0] else None)
-            return self.tick()
+            return self.frame
 
     def set_weather(self, parameters: list) -> None:
         with self.lock:
@@ -144,6 +146,7 @@ class StandinWorld:
             if parent_id and self.actors.get(parent_id) is None:
                 raise SpawnError(f"spawn failed: parent actor {parent_id} not found")
             world_id = camera = None
+            sensor_tick_s = 0.0
             if type_id.startswith("vehicle."):
                 try:
                     world_id = self._take_vehicle(transform)
@@ -151,12 +154,12 @@ class StandinWorld:
                     raise SpawnError(f"Spawn failed because of collision at spawn position ({error})") from None
                 self.world.apply_vehicle_control(world_id, Control())
             elif type_id in protocol.SENSOR_TYPE:
-                camera = _camera(attributes)
+                camera, sensor_tick_s = _camera(attributes), _sensor_tick(attributes)
             elif not type_id.startswith("sensor."):
                 raise SpawnError(f"spawn failed: the stand-in has no blueprint {type_id!r}")
             actor_id, stream_id = self.actors.new_ids(sensor=type_id in protocol.SENSOR_TYPE)
             record = ActorRecord(actor_id, type_id, description, attributes, parent_id, transform,
-                                 world_id=world_id, stream_id=stream_id, camera=camera)
+                                 world_id=world_id, stream_id=stream_id, camera=camera, sensor_tick_s=sensor_tick_s)
             log.info("spawned %s id=%d parent=%d at %s", type_id, actor_id, parent_id, transform)
             return self.actors.add(record)
 
@@ -235,9 +238,10 @@ class StandinWorld:
             if record.stream_id is None:
                 continue
             pose = self.world_pose(record)
-            if self.streams.wait_for_subscriber(record.stream_id, SUBSCRIBE_WAIT_S):
+            if self._capture_due(record) and self.streams.wait_for_subscriber(record.stream_id, SUBSCRIBE_WAIT_S):
                 groups.setdefault((pose, record.prev_pose, *record.camera), []).append(record)
-            record.prev_pose = pose
+                record.captured_s = self.elapsed_s
+            record.prev_pose = pose  # flow is the motion of the last tick, as CARLA's velocity buffer holds
         for (pose, prev_pose, width, height, fov), cameras in groups.items():
             kinds = {c.type_id for c in cameras}
             try:
@@ -251,6 +255,12 @@ class StandinWorld:
                 payload = protocol.image_payload(protocol.SENSOR_TYPE[camera.type_id], self.frame, self.elapsed_s,
                                                  pose, width, height, fov, _encode(camera.type_id, gbuffer))
                 self.streams.publish(camera.stream_id, payload)
+
+    def _capture_due(self, camera: ActorRecord) -> bool:
+        """Unreal ticks a sensor once its tick interval (sensor_tick) has passed in simulation time."""
+        if camera.captured_s is None:
+            return True
+        return self.elapsed_s - camera.captured_s >= camera.sensor_tick_s - 1e-6  # float sums of dt
 
     def episode_state(self) -> bytes:
         dynamics = []
@@ -316,13 +326,26 @@ def _camera(attributes: dict[str, str]) -> tuple[int, int, float]:
     return width, height, fov
 
 
+def _sensor_tick(attributes: dict[str, str]) -> float:
+    """A camera's sensor_tick in seconds (0: every tick); refused at spawn unless >= 0."""
+    try:
+        sensor_tick = float(attributes.get("sensor_tick", 0.0))
+    except ValueError:
+        sensor_tick = math.nan
+    if not (math.isfinite(sensor_tick) and sensor_tick >= 0.0):
+        raise SpawnError(f"spawn failed: sensor_tick must be a number of seconds >= 0, got "
+                         f"{attributes.get('sensor_tick')!r}")
+    return sensor_tick
+
+
 def _encode(type_id: str, gbuffer: GBuffer) -> bytes:
     if type_id == "sensor.camera.semantic_segmentation":
         return carla_codec.encode_semantic(gbuffer.labels)
     if type_id == "sensor.camera.depth":
         return carla_codec.encode_depth(gbuffer.depth)
     if type_id == "sensor.camera.optical_flow":
-        return carla_codec.encode_flow(gbuffer.flow)
+        # The sky writes no velocity in Unreal: CARLA sends (-2, -2) there (carla_bridge/client/codec.py).
+        return carla_codec.encode_flow(gbuffer.flow, written=gbuffer.labels != TAG["Sky"])
     return carla_codec.encode_rgb(gbuffer.rgb)
 
 

@@ -59,11 +59,12 @@ def test_flow_sign_constant_is_the_documented_convention():
     np.testing.assert_allclose(flow[0, 0], [-3.2, 1.6], rtol=1e-6)
 
 
-def test_flow_round_trip_and_non_finite_values():
-    flow = np.random.default_rng(1).normal(0, 5, (8, 12, 2)).astype(np.float32)
+def test_flow_round_trip_within_the_half_float_steps_and_non_finite_values():
+    flow = np.random.default_rng(1).normal(0, 1.5, (8, 12, 2)).astype(np.float32)  # within [-2, 2]
     raw = codec.encode_flow(flow)
     assert len(raw) == 8 * 12 * 2 * 4
-    np.testing.assert_allclose(codec.decode_flow(raw, 12, 8), flow, rtol=1e-6, atol=1e-5)
+    # 0.2 % gain, and at most half a step of 0.002 CARLA units: 0.006 px across 12 px, 0.004 px across 8
+    np.testing.assert_allclose(codec.decode_flow(raw, 12, 8), flow, rtol=0.0025, atol=0.0061)
     bad = np.full((2, 2, 2), np.nan, np.float32)
     assert np.all(codec.carla_flow_to_backward_pixels(bad) == 0.0)
     with pytest.raises(ValueError, match=r"\(H, W, 2\)"):
@@ -75,3 +76,29 @@ def test_rgb_round_trip_swaps_bgra():
     raw = codec.encode_rgb(rgb)
     assert raw[:3] == bytes(rgb[0, 0, ::-1]) and raw[3] == 255
     np.testing.assert_array_equal(codec.decode_rgb(raw, 7, 5), rgb)
+
+
+def test_flow_goes_through_unreal_s_half_floats_as_carla_sends_it():
+    # Common.ush EncodeVelocityToTexture (16-bit UNORM), a half-float render target, then
+    # OpticalFlowCamera.cpp: (E - 0.5) * 4.
+    exact = np.array([[[0.0, 1.0], [0.0101, -0.0101], [-1.0, 2.0]]], np.float32)
+    sent = codec.through_half_floats(exact)
+    on_grid = sent / 4.0 + 0.5
+    np.testing.assert_array_equal(on_grid.astype(np.float16).astype(np.float32), on_grid)  # half floats
+    np.testing.assert_allclose(sent[0, 0], [0.0, 0.998], atol=0.001)  # the 0.499 of the encoding
+    np.testing.assert_allclose(sent[0, 1], [0.998 * 0.0101, -0.998 * 0.0101], atol=0.00098)
+    levels = lambda low, high: len(np.unique(codec.through_half_floats(np.linspace(low, high, 101))))  # noqa: E731
+    assert levels(0.0, 0.01) == 6 and levels(-0.01, 0.0) == 11  # steps of 0.002 above 0, 0.001 below
+
+
+def test_a_pixel_without_velocity_is_sent_as_minus_two_and_decodes_to_no_motion():
+    flow = np.full((2, 3, 2), 0.5, np.float32)
+    written = np.array([[True, False, True], [True, True, True]])
+    raw = codec.encode_flow(flow, written)
+    carla = np.frombuffer(raw, np.float32).reshape(2, 3, 2)
+    np.testing.assert_array_equal(carla[0, 1], [codec.CARLA_FLOW_NO_VELOCITY] * 2)
+    decoded = codec.decode_flow(raw, 3, 2)
+    np.testing.assert_array_equal(decoded[0, 1], [0.0, 0.0])
+    np.testing.assert_allclose(decoded[written], 0.5, rtol=0.0025, atol=0.002)
+    one_axis = np.array([[[-2.0, 0.5]]], np.float32)  # a real motion of -2 on one axis only stays one
+    assert codec.carla_flow_to_backward_pixels(one_axis)[0, 0, 0] == pytest.approx(1.0)

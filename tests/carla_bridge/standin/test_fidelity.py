@@ -3,8 +3,14 @@ real ``carla`` client: each test names the CARLA source it follows."""
 
 from __future__ import annotations
 
+import contextlib
+import queue
+
+import numpy as np
 import pytest
 
+from carla_bridge.client.codec import decode_semantic
+from carla_bridge.core.labels import TAG
 from support.carla import client, require_carla, standin  # noqa: F401
 from support.carla_examples import SYNCHRONOUS_MODE, TUTORIAL, run_example
 from support.msgpack_rpc import RawRpc
@@ -92,3 +98,109 @@ def test_the_traffic_manager_registry_keeps_the_first_entry_and_never_probes(sta
     assert call("destroy_traffic_manager", port) == [1, True]
     assert call("destroy_traffic_manager", port) == [1, False]
     assert call("is_traffic_manager_running", port) == [1, False]
+
+
+def _synchronous(world, delta_s: float):
+    """Switch ``world`` to synchronous mode at ``delta_s``; returns the settings to restore."""
+    original, settings = world.get_settings(), world.get_settings()
+    settings.synchronous_mode, settings.fixed_delta_seconds = True, delta_s
+    world.apply_settings(settings)
+    return original
+
+
+def test_applying_settings_does_not_tick(client):
+    # CarlaServer.cpp, set_episode_settings: ApplySettings, then `return FCarlaEngine::GetFrameCounter()`.
+    # libcarla's World::ApplySettings ticks by itself, only while a fixed delta is not yet in the snapshots.
+    world = client.get_world()
+    original = _synchronous(world, 0.05)
+    try:
+        frame = world.tick()
+        settings = world.get_settings()
+        settings.fixed_delta_seconds = 0.1
+        assert world.apply_settings(settings) == frame
+        assert world.get_snapshot().timestamp.delta_seconds == pytest.approx(0.1)
+        frame = world.get_snapshot().frame
+        settings.fixed_delta_seconds = None  # a variable step: the client does not tick either
+        assert world.apply_settings(settings) == frame
+        assert world.get_snapshot().frame == frame
+    finally:
+        world.apply_settings(original)
+
+
+def test_a_camera_captures_once_per_sensor_tick(client):
+    # Sensor.cpp, ASensor::Set: sensor_tick becomes the actor's tick interval in simulation time.
+    carla = require_carla()
+    world = client.get_world()
+    original = _synchronous(world, 0.05)
+    camera_bp = world.get_blueprint_library().find("sensor.camera.semantic_segmentation")
+    for name, value in (("image_size_x", "32"), ("image_size_y", "16"), ("sensor_tick", "0.1")):
+        camera_bp.set_attribute(name, value)
+    camera = world.spawn_actor(camera_bp, carla.Transform(carla.Location(z=2.0)))
+    frames: queue.Queue = queue.Queue()
+    camera.listen(lambda image: frames.put(image.frame))
+    try:
+        ticks = [world.tick() for _ in range(7)]
+        received = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                received.append(frames.get(timeout=1.0))
+    finally:
+        camera.stop()
+        camera.destroy()
+        world.apply_settings(original)
+    assert len(received) >= 3 and set(received) <= set(ticks), (received, ticks)
+    assert {b - a for a, b in zip(received, received[1:])} == {2}, received  # every other 0.05 s tick
+
+
+def test_a_foggy_day_finds_the_foggy_preset(client, standin):
+    # The stand-in maps a client's weather to the procedural preset whose name describes it best.
+    carla = require_carla()
+    world = client.get_world()
+    world.set_weather(carla.WeatherParameters(cloudiness=10.0, fog_density=60.0, sun_altitude_angle=45.0))
+    world.wait_for_tick(5.0)
+    assert any("weather -> FoggyMorning" in line for line in standin.log), standin.log[-5:]
+    world.set_weather(carla.WeatherParameters.ClearNoon)
+    world.wait_for_tick(5.0)
+    assert "weather -> ClearNoon" in [line for line in standin.log if "weather ->" in line][-1]
+
+
+def _image_of(images: queue.Queue, frame: int):
+    """synchronous_mode.py's pattern: drain a camera's queue up to the image of ``frame``."""
+    while (image := images.get(timeout=5.0)).frame < frame:
+        pass
+    return image
+
+
+def test_optical_flow_arrives_through_half_floats_with_minus_two_in_the_sky(client):
+    # OpticalFlowCamera.cpp sends (E - 0.5) * 4 of a half-float E; Unreal's clear value 0 (no velocity
+    # written, the sky) arrives as (-2, -2) (carla_bridge/client/codec.py).
+    carla, world, car = _spawn_car(client, index=5)
+    original = _synchronous(world, 0.05)
+    library, mount = world.get_blueprint_library(), carla.Transform(carla.Location(x=1.6, z=1.7))
+    queues, cameras = {}, []
+    for kind in ("optical_flow", "semantic_segmentation"):
+        blueprint = library.find(f"sensor.camera.{kind}")
+        blueprint.set_attribute("image_size_x", "64")
+        blueprint.set_attribute("image_size_y", "32")
+        cameras.append(world.spawn_actor(blueprint, mount, attach_to=car))
+        queues[kind] = queue.Queue()
+        cameras[-1].listen(queues[kind].put)
+    try:
+        car.apply_control(carla.VehicleControl(throttle=1.0, steer=0.3))
+        for _ in range(6):
+            frame = world.tick()
+        flow, labels = (_image_of(q, frame) for q in queues.values())
+    finally:
+        for camera in cameras:
+            camera.stop()
+            camera.destroy()
+        car.destroy()
+        world.apply_settings(original)
+    assert flow.frame == labels.frame == frame
+    values = np.frombuffer(flow.raw_data, np.float32).reshape(32, 64, 2)
+    sky = decode_semantic(labels.raw_data, 64, 32)[0] == TAG["Sky"]
+    assert sky.any() and (~sky).any()
+    assert np.all(values[sky] == -2.0)
+    moving = values[~sky]
+    assert np.abs(moving).max() > 0.01
+    np.testing.assert_array_equal((moving / 4 + 0.5).astype(np.float16).astype(np.float32), moving / 4 + 0.5)

@@ -105,6 +105,9 @@ def test_spawned_car_camera_frames_and_destroy(client):
         camera.destroy()
         car.destroy()
         world.apply_settings(original)
+    # libcarla lists the actors of the latest episode state (Episode::GetActors), and
+    # set_episode_settings does not tick (CarlaServer.cpp): the destroys show from the next tick on.
+    world.wait_for_tick(5.0)
     assert [a.type_id for a in world.get_actors()] == ["spectator"]
 
 
