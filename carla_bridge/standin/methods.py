@@ -27,6 +27,7 @@ log = logging.getLogger("carla_bridge.standin.methods")
 CARLA_VERSION = "0.9.16"
 # rpc::Command variant indices (LibCarla/source/carla/rpc/Command.h) the stand-in executes.
 COMMAND_SPAWN, COMMAND_DESTROY, COMMAND_VEHICLE_CONTROL = 0, 1, 2
+WALKER_EXTENT = (0.187, 0.187, 0.93)  # half extents of CARLA's pedestrians
 # Calls that only change looks or physics details the procedural world does not model: accepted.
 ACCEPTED_NO_OP = (
     "set_actor_simulate_physics", "set_actor_enable_gravity", "set_vehicle_light_state",
@@ -34,6 +35,7 @@ ACCEPTED_NO_OP = (
     "disable_actor_constant_velocity", "set_actor_target_velocity", "set_actor_target_angular_velocity",
     "enable_sensor_for_ros", "disable_sensor_for_ros", "stop_sensor", "send", "set_pedestrians_cross_factor",
     "reset_all_traffic_lights",  # the procedural town has no traffic-light actors
+    "set_actor_collisions", "set_walker_state", "set_pedestrians_seed",  # walkers stand where they were put
 )
 
 
@@ -128,6 +130,8 @@ class MethodTable:
         if record.is_vehicle:
             extent = vehicle_extent(record.type_id)
             box, tags = protocol.bounding_box_to_rpc(extent, extent[2], record.actor_id), bytes([14])
+        elif record.is_walker:  # CARLA's pedestrian capsule, centred on the actor (tag 12: Pedestrian)
+            box, tags = protocol.bounding_box_to_rpc(WALKER_EXTENT, 0.0, record.actor_id), bytes([12])
         else:
             box, tags = protocol.bounding_box_to_rpc((0.0, 0.0, 0.0), 0.0, record.actor_id), b""
         return [record.actor_id, record.parent_id, record.description, box, tags, token]

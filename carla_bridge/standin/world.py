@@ -156,7 +156,7 @@ class StandinWorld:
                 self.world.apply_vehicle_control(world_id, Control())
             elif type_id in protocol.SENSOR_TYPE:
                 camera = _camera(attributes)
-            elif not type_id.startswith("sensor."):
+            elif not type_id.startswith(("sensor.", "walker.pedestrian.", "controller.ai.walker")):
                 raise SpawnError(f"spawn failed: the stand-in has no blueprint {type_id!r}")
             streamed = type_id.startswith("sensor.") and type_id not in CLIENT_SIDE
             actor_id, stream_id = self.actors.new_ids(sensor=streamed)
