@@ -87,6 +87,10 @@ def _vehicle_attributes() -> tuple[list, ...]:
     )
 
 
+# Cameras manual_control.py lists whose images the procedural renderer cannot make: they spawn and
+# stay silent (an instance, DVS or normals image needs what the world does not model).
+SILENT_CAMERAS = ("sensor.camera.instance_segmentation", "sensor.camera.dvs", "sensor.camera.normals")
+
 # Other sensors with their attributes and defaults as CARLA 0.9.16 lists them (docs: ref_sensors.md).
 SENSORS = {
     "sensor.lidar.ray_cast": (("channels", INT, "32"), ("range", FLOAT, "10.0"), ("points_per_second", INT, "56000"),
@@ -95,6 +99,10 @@ SENSORS = {
                               ("atmosphere_attenuation_rate", FLOAT, "0.004"), ("dropoff_general_rate", FLOAT, "0.45"),
                               ("dropoff_intensity_limit", FLOAT, "0.8"), ("dropoff_zero_intensity", FLOAT, "0.4"),
                               ("noise_stddev", FLOAT, "0.0")),
+    "sensor.lidar.ray_cast_semantic": (("channels", INT, "32"), ("range", FLOAT, "10.0"),
+                                       ("points_per_second", INT, "56000"), ("rotation_frequency", FLOAT, "10.0"),
+                                       ("upper_fov", FLOAT, "10.0"), ("lower_fov", FLOAT, "-30.0"),
+                                       ("horizontal_fov", FLOAT, "360.0")),
     "sensor.other.radar": (("horizontal_fov", FLOAT, "30.0"), ("vertical_fov", FLOAT, "30.0"), ("range", FLOAT, "100.0"),
                            ("points_per_second", INT, "1500")),
     "sensor.other.gnss": tuple((f"noise_{axis}_{kind}", FLOAT, "0.0") for axis in ("alt", "lat", "lon")
@@ -132,6 +140,7 @@ def _walker_attributes(number: int) -> tuple[list, ...]:
 def blueprint_library() -> list[Blueprint]:
     library = [Blueprint(1 + i, name, _vehicle_attributes()) for i, (name, _) in enumerate(VEHICLES)]
     library += [Blueprint(100 + i, name, _camera_attributes()) for i, name in enumerate(CAMERAS)]
+    library += [Blueprint(150 + i, name, _camera_attributes()) for i, name in enumerate(SILENT_CAMERAS)]
     library += [Blueprint(200 + i, name, _sensor_attributes(name)) for i, name in enumerate(SENSORS)]
     library += [Blueprint(300 + i, name, _walker_attributes(i + 1)) for i, name in enumerate(WALKERS)]
     library.append(Blueprint(400, WALKER_CONTROLLER, (_attribute("role_name", STRING, ""),)))

@@ -39,6 +39,21 @@ ACCEPTED_NO_OP = (
 )
 
 
+# Calls for what a procedural world cannot have: answered with an error naming why, logged once each.
+UNSUPPORTED = {
+    **dict.fromkeys(("start_recorder", "stop_recorder", "show_recorder_file_info", "show_recorder_collisions",
+                     "show_recorder_actors_blocked", "replay_file", "set_replayer_time_factor",
+                     "set_replayer_ignore_hero", "set_replayer_ignore_spectator", "stop_replayer"),
+                    "the recorder is not supported by the CARLA stand-in (it keeps no recording)"),
+    **dict.fromkeys(("enable_gbuffers", "disable_gbuffers", "is_gbuffer_enabled"),
+                    "G-buffer streams are not supported by the CARLA stand-in (it has no Unreal renderer)"),
+    "get_physics_control": "vehicle physics control is not supported by the CARLA stand-in (its cars follow a "
+                           "kinematic model, not Unreal's PhysX vehicle)",
+    "apply_physics_control": "vehicle physics control is not supported by the CARLA stand-in (its cars follow "
+                             "a kinematic model, not Unreal's PhysX vehicle)",
+}
+
+
 class ActorNotFound(KeyError):
     """An RPC named an actor that does not exist (any more): CARLA answers ActorNotFound."""
 
@@ -58,12 +73,18 @@ class MethodTable:
         self.world = world
         self.traffic_managers: dict[int, list] = {}  # TM port -> [ip, port] (rpc TM registry)
         self.unknown_calls = UnknownCalls()  # for tests and the shutdown summary
+        self.unsupported_logged: set[str] = set()
 
     def __call__(self, method: str, params: list) -> Any:
         handler: Callable | None = getattr(self, f"h_{method}", None)
         args = params[1:] if params and _is_metadata(params[0]) else params
         log.debug("rpc %s%s", shorten(method), shorten(args))
         if handler is None:
+            if method in UNSUPPORTED:
+                if method not in self.unsupported_logged:
+                    self.unsupported_logged.add(method)
+                    log.warning("unsupported RPC %s: %s", method, UNSUPPORTED[method])
+                return protocol.error(UNSUPPORTED[method])
             if method in ACCEPTED_NO_OP:
                 log.debug("accepted without effect: %s%s", method, shorten(args))
                 return ok_void()
@@ -123,6 +144,18 @@ class MethodTable:
 
     def h_get_vehicle_light_states(self) -> list:
         return ok([])
+
+    def h_get_vehicle_light_state(self, actor_id: int) -> list:
+        return ok([0])  # rpc::VehicleLightState [flags], NONE: the procedural cars have no lights
+
+    def h_get_all_level_BBs(self, tag: int) -> list:  # noqa: N802 (CARLA's RPC name)
+        return ok([])  # the procedural town's scenery is no Unreal level objects
+
+    def h_get_environment_objects(self, tag: int) -> list:
+        return ok([])
+
+    def h_get_available_maps(self) -> list:
+        return ok([self.world.map_name])
 
     # ------------------------------------------------------------------ actors
     def _actor(self, record: ActorRecord) -> list:

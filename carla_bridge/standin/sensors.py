@@ -33,8 +33,8 @@ MEASURED_TYPE = {
     "sensor.other.radar": 9,
     "sensor.lidar.ray_cast": 11,
 }
-# Sensors that have a stream but never send on it in a world without contacts or obstacles.
-SILENT_TYPE = {"sensor.other.collision": 0, "sensor.other.obstacle": 7}
+# Every other sensor has a stream and never sends on it: a collision or obstacle sensor in a world
+# without contacts or an obstacle trace, and the semantic lidar and cameras the renderer cannot make.
 # Handled by libcarla itself (client/LaneInvasionSensor.cpp): the server spawns it without a stream.
 CLIENT_SIDE = ("sensor.other.lane_invasion",)
 GRAVITY_MPS2 = 9.81

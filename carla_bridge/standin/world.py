@@ -28,7 +28,7 @@ from carla_bridge.procedural import GBuffer, ProceduralWorld
 from carla_bridge.procedural.config import check_camera
 from carla_bridge.standin import protocol
 from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, ActorRegistry, compose, description_attributes
-from carla_bridge.standin.sensors import CLIENT_SIDE, MEASURED_TYPE, SILENT_TYPE, Motion, SensorStates
+from carla_bridge.standin.sensors import CLIENT_SIDE, MEASURED_TYPE, Motion, SensorStates
 from carla_bridge.standin.streaming import StreamServer
 
 log = logging.getLogger("carla_bridge.standin.world")

@@ -119,3 +119,30 @@ def test_collision_and_lane_invasion_sensors_spawn_on_a_car_and_stay_silent(clie
         for sensor in sensors:
             sensor.destroy()
         car.destroy()
+
+
+@pytest.mark.carla
+def test_manual_control_start_up_calls_are_answered(client, standin):
+    # PythonAPI/examples/manual_control.py: every blueprint of its CameraManager list, the HUD's
+    # vehicle queries, and modify_vehicle_physics, which catches the error of an unsupported call.
+    carla = require_carla()
+    world = client.get_world()
+    library = world.get_blueprint_library()
+    for name in ("sensor.camera.rgb", "sensor.camera.depth", "sensor.camera.semantic_segmentation",
+                 "sensor.camera.instance_segmentation", "sensor.lidar.ray_cast", "sensor.camera.dvs",
+                 "sensor.camera.optical_flow", "sensor.camera.normals", "sensor.lidar.ray_cast_semantic",
+                 "sensor.other.radar", "sensor.other.gnss", "sensor.other.imu"):
+        library.find(name)
+    car = world.spawn_actor(library.find("vehicle.tesla.model3"), world.get_map().get_spawn_points()[6])
+    try:
+        assert car.get_light_state() == carla.VehicleLightState.NONE
+        assert world.get_level_bbs(carla.CityObjectLabel.TrafficLight) == []
+        assert client.get_available_maps() == [world.get_map().name]
+        for _ in range(2):
+            with pytest.raises(RuntimeError, match="physics control is not supported by the CARLA stand-in"):
+                car.get_physics_control()
+        with pytest.raises(RuntimeError, match="recorder is not supported"):
+            client.start_recorder("drive.log")
+    finally:
+        car.destroy()
+    assert sum("unsupported RPC get_physics_control" in line for line in standin.log) == 1  # logged once
