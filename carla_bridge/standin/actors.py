@@ -87,9 +87,63 @@ def _vehicle_attributes() -> tuple[list, ...]:
     )
 
 
+# Cameras manual_control.py lists whose images the procedural renderer cannot make: they spawn and
+# stay silent (an instance, DVS or normals image needs what the world does not model).
+SILENT_CAMERAS = ("sensor.camera.instance_segmentation", "sensor.camera.dvs", "sensor.camera.normals")
+
+# Other sensors with their attributes and defaults as CARLA 0.9.16 lists them (docs: ref_sensors.md).
+SENSORS = {
+    "sensor.lidar.ray_cast": (("channels", INT, "32"), ("range", FLOAT, "10.0"), ("points_per_second", INT, "56000"),
+                              ("rotation_frequency", FLOAT, "10.0"), ("upper_fov", FLOAT, "10.0"),
+                              ("lower_fov", FLOAT, "-30.0"), ("horizontal_fov", FLOAT, "360.0"),
+                              ("atmosphere_attenuation_rate", FLOAT, "0.004"), ("dropoff_general_rate", FLOAT, "0.45"),
+                              ("dropoff_intensity_limit", FLOAT, "0.8"), ("dropoff_zero_intensity", FLOAT, "0.4"),
+                              ("noise_stddev", FLOAT, "0.0")),
+    "sensor.lidar.ray_cast_semantic": (("channels", INT, "32"), ("range", FLOAT, "10.0"),
+                                       ("points_per_second", INT, "56000"), ("rotation_frequency", FLOAT, "10.0"),
+                                       ("upper_fov", FLOAT, "10.0"), ("lower_fov", FLOAT, "-30.0"),
+                                       ("horizontal_fov", FLOAT, "360.0")),
+    "sensor.other.radar": (("horizontal_fov", FLOAT, "30.0"), ("vertical_fov", FLOAT, "30.0"), ("range", FLOAT, "100.0"),
+                           ("points_per_second", INT, "1500")),
+    "sensor.other.gnss": tuple((f"noise_{axis}_{kind}", FLOAT, "0.0") for axis in ("alt", "lat", "lon")
+                               for kind in ("bias", "stddev")) + (("noise_seed", INT, "0"),),
+    "sensor.other.imu": tuple((f"noise_{what}_{axis}", FLOAT, "0.0") for what in ("accel_stddev", "gyro_bias", "gyro_stddev")
+                              for axis in "xyz") + (("noise_seed", INT, "0"),),
+    "sensor.other.collision": (),
+    "sensor.other.lane_invasion": (),
+    "sensor.other.obstacle": (("distance", FLOAT, "5"), ("hit_radius", FLOAT, "0.5"), ("only_dynamics", BOOL, "false"),
+                              ("debug_linetrace", BOOL, "false")),
+}
+# Pedestrians: generate_traffic.py filters "walker.pedestrian.*" of generation 2 and reads the speed
+# attribute's recommended values [default, walking, running] in m/s.
+WALKERS = tuple(f"walker.pedestrian.{n:04d}" for n in range(1, 9))
+WALKER_CONTROLLER = "controller.ai.walker"
+
+
+def _sensor_attributes(type_id: str) -> tuple[list, ...]:
+    common = (_attribute("sensor_tick", FLOAT, "0.0"), _attribute("role_name", STRING, "front"))
+    return tuple(_attribute(*a) for a in SENSORS[type_id]) + common
+
+
+def _walker_attributes(number: int) -> tuple[list, ...]:
+    return (
+        _attribute("role_name", STRING, "pedestrian"),
+        _attribute("is_invincible", BOOL, "true", ("true", "false")),
+        _attribute("speed", FLOAT, "1.4", ("1.4", "1.4", "2.8")),
+        _attribute("age", STRING, "child" if number % 4 == 0 else "adult", modifiable=False),
+        _attribute("gender", STRING, "female" if number % 2 else "male", modifiable=False),
+        _attribute("generation", INT, "2", modifiable=False),
+        _attribute("can_use_wheelchair", BOOL, "false", modifiable=False),
+    )
+
+
 def blueprint_library() -> list[Blueprint]:
     library = [Blueprint(1 + i, name, _vehicle_attributes()) for i, (name, _) in enumerate(VEHICLES)]
     library += [Blueprint(100 + i, name, _camera_attributes()) for i, name in enumerate(CAMERAS)]
+    library += [Blueprint(150 + i, name, _camera_attributes()) for i, name in enumerate(SILENT_CAMERAS)]
+    library += [Blueprint(200 + i, name, _sensor_attributes(name)) for i, name in enumerate(SENSORS)]
+    library += [Blueprint(300 + i, name, _walker_attributes(i + 1)) for i, name in enumerate(WALKERS)]
+    library.append(Blueprint(400, WALKER_CONTROLLER, (_attribute("role_name", STRING, ""),)))
     return library
 
 
@@ -148,6 +202,10 @@ class ActorRecord:
     @property
     def is_vehicle(self) -> bool:
         return self.type_id.startswith("vehicle.")
+
+    @property
+    def is_walker(self) -> bool:
+        return self.type_id.startswith("walker.")
 
 
 class ActorRegistry:

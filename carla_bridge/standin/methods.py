@@ -27,6 +27,7 @@ log = logging.getLogger("carla_bridge.standin.methods")
 CARLA_VERSION = "0.9.16"
 # rpc::Command variant indices (LibCarla/source/carla/rpc/Command.h) the stand-in executes.
 COMMAND_SPAWN, COMMAND_DESTROY, COMMAND_VEHICLE_CONTROL = 0, 1, 2
+WALKER_EXTENT = (0.187, 0.187, 0.93)  # half extents of CARLA's pedestrians
 # Calls that only change looks or physics details the procedural world does not model: accepted.
 ACCEPTED_NO_OP = (
     "set_actor_simulate_physics", "set_actor_enable_gravity", "set_vehicle_light_state",
@@ -34,7 +35,23 @@ ACCEPTED_NO_OP = (
     "disable_actor_constant_velocity", "set_actor_target_velocity", "set_actor_target_angular_velocity",
     "enable_sensor_for_ros", "disable_sensor_for_ros", "stop_sensor", "send", "set_pedestrians_cross_factor",
     "reset_all_traffic_lights",  # the procedural town has no traffic-light actors
+    "set_actor_collisions", "set_walker_state", "set_pedestrians_seed",  # walkers stand where they were put
 )
+
+
+# Calls for what a procedural world cannot have: answered with an error naming why, logged once each.
+UNSUPPORTED = {
+    **dict.fromkeys(("start_recorder", "stop_recorder", "show_recorder_file_info", "show_recorder_collisions",
+                     "show_recorder_actors_blocked", "replay_file", "set_replayer_time_factor",
+                     "set_replayer_ignore_hero", "set_replayer_ignore_spectator", "stop_replayer"),
+                    "the recorder is not supported by the CARLA stand-in (it keeps no recording)"),
+    **dict.fromkeys(("enable_gbuffers", "disable_gbuffers", "is_gbuffer_enabled"),
+                    "G-buffer streams are not supported by the CARLA stand-in (it has no Unreal renderer)"),
+    "get_physics_control": "vehicle physics control is not supported by the CARLA stand-in (its cars follow a "
+                           "kinematic model, not Unreal's PhysX vehicle)",
+    "apply_physics_control": "vehicle physics control is not supported by the CARLA stand-in (its cars follow "
+                             "a kinematic model, not Unreal's PhysX vehicle)",
+}
 
 
 class ActorNotFound(KeyError):
@@ -56,12 +73,18 @@ class MethodTable:
         self.world = world
         self.traffic_managers: dict[int, list] = {}  # TM port -> [ip, port] (rpc TM registry)
         self.unknown_calls = UnknownCalls()  # for tests and the shutdown summary
+        self.unsupported_logged: set[str] = set()
 
     def __call__(self, method: str, params: list) -> Any:
         handler: Callable | None = getattr(self, f"h_{method}", None)
         args = params[1:] if params and _is_metadata(params[0]) else params
         log.debug("rpc %s%s", shorten(method), shorten(args))
         if handler is None:
+            if method in UNSUPPORTED:
+                if method not in self.unsupported_logged:
+                    self.unsupported_logged.add(method)
+                    log.warning("unsupported RPC %s: %s", method, UNSUPPORTED[method])
+                return protocol.error(UNSUPPORTED[method])
             if method in ACCEPTED_NO_OP:
                 log.debug("accepted without effect: %s%s", method, shorten(args))
                 return ok_void()
@@ -122,12 +145,26 @@ class MethodTable:
     def h_get_vehicle_light_states(self) -> list:
         return ok([])
 
+    def h_get_vehicle_light_state(self, actor_id: int) -> list:
+        return ok([0])  # rpc::VehicleLightState [flags], NONE: the procedural cars have no lights
+
+    def h_get_all_level_BBs(self, tag: int) -> list:  # noqa: N802 (CARLA's RPC name)
+        return ok([])  # the procedural town's scenery is no Unreal level objects
+
+    def h_get_environment_objects(self, tag: int) -> list:
+        return ok([])
+
+    def h_get_available_maps(self) -> list:
+        return ok([self.world.map_name])
+
     # ------------------------------------------------------------------ actors
     def _actor(self, record: ActorRecord) -> list:
         token = self.world.streams.token(record.stream_id) if record.stream_id is not None else b""
         if record.is_vehicle:
             extent = vehicle_extent(record.type_id)
             box, tags = protocol.bounding_box_to_rpc(extent, extent[2], record.actor_id), bytes([14])
+        elif record.is_walker:  # CARLA's pedestrian capsule, centred on the actor (tag 12: Pedestrian)
+            box, tags = protocol.bounding_box_to_rpc(WALKER_EXTENT, 0.0, record.actor_id), bytes([12])
         else:
             box, tags = protocol.bounding_box_to_rpc((0.0, 0.0, 0.0), 0.0, record.actor_id), b""
         return [record.actor_id, record.parent_id, record.description, box, tags, token]

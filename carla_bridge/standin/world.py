@@ -29,6 +29,7 @@ from carla_bridge.procedural import GBuffer, ProceduralWorld
 from carla_bridge.procedural.config import check_camera
 from carla_bridge.standin import protocol
 from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, ActorRegistry, compose, description_attributes
+from carla_bridge.standin.sensors import CLIENT_SIDE, MEASURED_TYPE, Motion, SensorStates
 from carla_bridge.standin.streaming import StreamServer
 
 log = logging.getLogger("carla_bridge.standin.world")
@@ -38,6 +39,7 @@ ASYNC_DELTA_S = 0.05
 PARKING_OFFSET_M = 10_000.0  # where the procedural world's undestroyable ego waits, beyond any camera
 PROCEDURAL_MAX_STEP_S = 1.0  # the longest step ProceduralWorld.advance takes
 SUBSCRIBE_WAIT_S = 1.0  # how long a tick waits for a camera whose token was just resolved to subscribe
+MIN_CAMERA_Z_M = 0.01  # the lowest camera the procedural renderer draws (CARLA draws one at any height)
 # rpc::EpisodeSettings of CARLA 0.9.16 (11 fields): synchronous_mode, no_rendering_mode,
 # fixed_delta_seconds (optional), substepping, max_substep_delta_time, max_substeps,
 # max_culling_distance, deterministic_ragdolls, tile_stream_distance, actor_active_distance,
@@ -108,6 +110,8 @@ class StandinWorld:
         self.settings: list = list(DEFAULT_SETTINGS)
         self.weather: list = list(DEFAULT_WEATHER)
         self._velocity: dict[int, tuple[float, float, float]] = {}
+        self._acceleration: dict[int, tuple[float, float, float]] = {}
+        self.sensor_states = SensorStates()
         self._parked_ego = False
         self._park_ego()
 
@@ -155,9 +159,10 @@ class StandinWorld:
                 self.world.apply_vehicle_control(world_id, Control())
             elif type_id in protocol.SENSOR_TYPE:
                 camera, sensor_tick_s = _camera(attributes), _sensor_tick(attributes)
-            elif not type_id.startswith("sensor."):
+            elif not type_id.startswith(("sensor.", "walker.pedestrian.", "controller.ai.walker")):
                 raise SpawnError(f"spawn failed: the stand-in has no blueprint {type_id!r}")
-            actor_id, stream_id = self.actors.new_ids(sensor=type_id in protocol.SENSOR_TYPE)
+            streamed = type_id.startswith("sensor.") and type_id not in CLIENT_SIDE
+            actor_id, stream_id = self.actors.new_ids(sensor=streamed)
             record = ActorRecord(actor_id, type_id, description, attributes, parent_id, transform,
                                  world_id=world_id, stream_id=stream_id, camera=camera, sensor_tick_s=sensor_tick_s)
             log.info("spawned %s id=%d parent=%d at %s", type_id, actor_id, parent_id, transform)
@@ -175,8 +180,10 @@ class StandinWorld:
             if record.world_id is not None:
                 self._release_vehicle(record.world_id)
                 self._velocity.pop(record.world_id, None)
+                self._acceleration.pop(record.world_id, None)
             if record.stream_id is not None:
                 self.streams.close_stream(record.stream_id)
+                self.sensor_states.forget(actor_id)
             log.info("destroyed %s id=%d", record.type_id, actor_id)
             return True
 
@@ -229,13 +236,14 @@ class StandinWorld:
             self.frame += 1
             self.elapsed_s += dt
             self._publish_cameras()
+            self._publish_measurements(dt)
             self.streams.publish(EPISODE_STREAM, self.episode_state())
             return self.frame
 
     def _publish_cameras(self) -> None:
         groups: dict[tuple, list[ActorRecord]] = {}  # cameras at one pose and size share one render
         for record in self.actors.all():
-            if record.stream_id is None:
+            if record.camera is None:
                 continue
             pose = self.world_pose(record)
             if self._capture_due(record) and self.streams.wait_for_subscriber(record.stream_id, SUBSCRIBE_WAIT_S):
@@ -244,8 +252,9 @@ class StandinWorld:
             record.prev_pose = pose  # flow is the motion of the last tick, as CARLA's velocity buffer holds
         for (pose, prev_pose, width, height, fov), cameras in groups.items():
             kinds = {c.type_id for c in cameras}
+            drawn_from = Transform(pose.x, pose.y, max(pose.z, MIN_CAMERA_Z_M), pose.pitch, pose.yaw, pose.roll)
             try:
-                gbuffer = self.world.render_camera(pose, prev_pose, width, height, fov,
+                gbuffer = self.world.render_camera(drawn_from, prev_pose, width, height, fov,
                                                    rgb="sensor.camera.rgb" in kinds,
                                                    flow="sensor.camera.optical_flow" in kinds)
             except ValueError as error:  # one bad camera must not stop time for everyone
@@ -262,6 +271,31 @@ class StandinWorld:
             return True
         return self.elapsed_s - camera.captured_s >= camera.sensor_tick_s - 1e-6  # float sums of dt
 
+    def _publish_measurements(self, dt: float) -> None:
+        """Lidar, radar, GNSS and IMU frames of this tick (collision and obstacle sensors stay silent:
+        the procedural world has neither contacts nor an obstacle trace)."""
+        sensors = [r for r in self.actors.all() if r.type_id in MEASURED_TYPE]
+        if not sensors:
+            return
+        cars = {r.actor_id: self._motion(r) for r in self.actors.all() if r.world_id is not None}
+        for record in sensors:
+            if not self.streams.wait_for_subscriber(record.stream_id, SUBSCRIBE_WAIT_S):
+                continue
+            carrier = self.actors.get(record.parent_id) if record.parent_id else None
+            motion = self._motion(carrier) if carrier is not None else Motion(self.world_pose(record))
+            motion = Motion(self.world_pose(record), motion.velocity, motion.acceleration, motion.yaw_rate_rad_s)
+            others = [m for actor_id, m in cars.items() if actor_id != record.parent_id]
+            payload = self.sensor_states.payload(record.actor_id, record.type_id, record.attributes, self.frame,
+                                                 self.elapsed_s, dt, motion, others)
+            self.streams.publish(record.stream_id, payload)
+
+    def _motion(self, record: ActorRecord) -> Motion:
+        if record.world_id is None:
+            return Motion(self.world_pose(record))
+        state = self.world.vehicle_state(record.world_id)
+        return Motion(state.transform, self._velocity.get(record.world_id, (0.0, 0.0, 0.0)),
+                      self._acceleration.get(record.world_id, (0.0, 0.0, 0.0)))
+
     def episode_state(self) -> bytes:
         dynamics = []
         for record in self.actors.all():
@@ -276,6 +310,7 @@ class StandinWorld:
             previous = self._velocity.get(record.world_id, velocity)
             self._velocity[record.world_id] = velocity
             acceleration = tuple((v - p) / self.delta_s for v, p in zip(velocity, previous))
+            self._acceleration[record.world_id] = acceleration
             dynamics.append(protocol.ActorDynamics(record.actor_id, pose, velocity, (0.0, 0.0, 0.0),
                                                    acceleration, state.control))
         return protocol.episode_state_payload(self.frame, self.elapsed_s, self.episode_id, time.time(),
