@@ -10,6 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from support.carla import REPO, SERVER_START_TIMEOUT_S, StandinProcess, _read_line, free_port_pair
 
 
@@ -32,3 +34,12 @@ class ProxyProcess(StandinProcess):
         if not ready.startswith("READY"):
             self.kill()
             raise RuntimeError(f"the proxy did not start: {ready!r}\n" + "".join(self.log[-30:]))
+
+
+@pytest.fixture(scope="module")
+def proxy(standin, tiny_model_path):
+    """The proxy in front of the module's stand-in, rendering with the tiny model; it must stop cleanly."""
+    server = ProxyProcess(standin.port, tiny_model_path)
+    yield server
+    assert server.stop() == 0, "".join(server.log[-30:])
+    assert not server.errors(), "".join(server.errors())

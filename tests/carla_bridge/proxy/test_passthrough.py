@@ -12,17 +12,9 @@ import pytest
 
 from support.carla import StandinProcess, client, require_carla, standin  # noqa: F401
 from support.game import tiny_model_path  # noqa: F401
-from support.proxy import ProxyProcess
+from support.proxy import ProxyProcess, proxy  # noqa: F401
 
 pytestmark = pytest.mark.carla
-
-
-@pytest.fixture(scope="module")
-def proxy(standin, tiny_model_path):  # noqa: F811
-    server = ProxyProcess(standin.port, tiny_model_path)
-    yield server
-    assert server.stop() == 0, "".join(server.log[-30:])
-    assert not server.errors(), "".join(server.errors())
 
 
 @pytest.fixture
