@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import types
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from carla_bridge.standin.protocol import IMAGE_HEADER_BYTES, SENSOR_TYPE, image
 
 log = logging.getLogger("carla_bridge.proxy.neural")
 
+STATS_FRAMES = 1000  # the latest frames the added-latency figures are taken over
 RenderFactory = Callable[[int, int], Any]
 """(width, height) -> an object with render(frame) -> (H, W, 3) uint8, reset() and close()."""
 
@@ -40,9 +42,13 @@ class NeuralCamera:
         self._render_lock = threading.Lock()  # one render at a time: the renderer keeps one history
         self._published = threading.Condition()
         self.last_frame = -1  # the last frame id published (or skipped for a helper frame that was missing)
-        self.render_s = 0.0  # the last render's duration (the benchmark subtracts it)
+        self.render_s = 0.0  # the last render's duration
+        self.added_s: deque[float] = deque(maxlen=STATS_FRAMES)
+        """Per frame, what the proxy adds beyond the render: the decoding of both helper frames, the
+        pairing, the encoding and the send, from the second helper frame's arrival."""
 
     def on_payload(self, type_id: str, payload: bytes) -> None:
+        arrived = time.perf_counter()
         header = read_image_header(payload)
         pixels = memoryview(payload)[IMAGE_HEADER_BYTES:]
         if type_id == SEMANTIC:
@@ -50,16 +56,17 @@ class NeuralCamera:
         else:
             data = decode_flow(pixels, header.width, header.height)
         with self._lock:
-            entry = self._pending.setdefault(header.frame, {"header": header})
+            entry = self._pending.setdefault(header.frame, {"header": header, "decode_s": 0.0})
             entry[type_id] = data
             if SEMANTIC not in entry or FLOW not in entry:
+                entry["decode_s"] = time.perf_counter() - arrived  # the first half's, done on its own thread
                 return
             del self._pending[header.frame]
             for stale in [f for f in self._pending if f < header.frame]:  # its other half never came
                 del self._pending[stale]
-        self._render(entry)
+        self._render(entry, arrived)
 
-    def _render(self, entry: dict[str, Any]) -> None:
+    def _render(self, entry: dict[str, Any], arrived: float) -> None:
         header = entry["header"]
         with self._render_lock:
             if header.frame <= self.last_frame:
@@ -71,6 +78,7 @@ class NeuralCamera:
             payload = image_payload(SENSOR_TYPE["sensor.camera.rgb"], header.frame, header.timestamp, header.pose,
                                     self.width, self.height, self.fov, encode_rgb(np.asarray(image)))
             self._publish(self.stream_id, payload)
+            self.added_s.append(time.perf_counter() - arrived - self.render_s + entry["decode_s"])
         with self._published:
             self.last_frame = header.frame
             self._published.notify_all()
@@ -81,8 +89,14 @@ class NeuralCamera:
             return self._published.wait_for(lambda: self.last_frame >= frame, timeout=timeout_s)
 
     def close(self) -> None:
-        """Stop reading the helper streams and drop the renderer (the helpers are destroyed by the session)."""
+        """Stop reading the helper streams and drop the renderer (the helpers are destroyed by the session);
+        logs the added latency (``python -m game.bench proxy`` reads that line)."""
         for stream in self.streams:
             stream.close()
         with self._render_lock:
             self.renderer.close()
+            if self.added_s:
+                added = sorted(self.added_s)
+                log.info("neural camera %d: %d frames at %dx%d, added latency per frame beyond the render: "
+                         "median %.2f ms, p95 %.2f ms", self.actor_id, len(added), self.width, self.height,
+                         1e3 * added[len(added) // 2], 1e3 * added[int(0.95 * (len(added) - 1))])
