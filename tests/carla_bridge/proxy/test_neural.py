@@ -122,3 +122,19 @@ def test_the_helper_cameras_go_when_the_client_leaves(proxy, client):  # noqa: F
     actors = direct.get_actors()
     assert int(camera_id) in [a.id for a in actors]  # its own camera stays, as it would on CARLA
     client.apply_batch_sync([require_carla().command.DestroyActor(int(camera_id))])
+
+
+def test_a_size_the_model_cannot_render_is_refused_at_the_spawn_and_nothing_spawned(proxy, client):  # noqa: F811
+    carla = require_carla()
+    proxied = carla.Client("127.0.0.1", proxy.port)
+    proxied.set_timeout(10.0)
+    world = proxied.get_world()
+    blueprint = world.get_blueprint_library().find("sensor.camera.rgb")
+    blueprint.set_attribute("image_size_x", "63")
+    blueprint.set_attribute("image_size_y", "31")
+    with pytest.raises(RuntimeError, match=r"cannot render this rgb camera at 63x31: .*multiples of 8.*"
+                                           r"pick another image_size_x/image_size_y"):
+        world.spawn_actor(blueprint, carla.Transform(carla.Location(z=3.0)))
+    direct = client.get_world()
+    direct.wait_for_tick(5.0)
+    assert not [a for a in direct.get_actors() if a.type_id.startswith("sensor.camera.")]
