@@ -4,7 +4,8 @@ Starts the stand-in and ``python -m carla_bridge.proxy`` in front of it (process
 carla client holds the GIL while it waits), drives one synchronous car with N rgb cameras through the
 proxy for --ticks ticks, then prints each camera's figures as the proxy measured them (from the second
 helper frame's arrival to the neural frame's send, less the render: decode, pair, encode, send) and,
-for context, the client's wall time per tick with its neural frames.
+for context, the client's wall time per tick: with no camera, direct and through the proxy (the
+RPC forwarding and the episode-state relay), and with its neural frames.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         proxy = _start(["carla_bridge.proxy", "--port", str(args.port + 2), "--carla-port", str(args.port),
                         "--model", str(args.model), "--backend", "torch", "--device", "cpu"])
         try:
+            direct = _drive(args.port, size, 0, args.ticks)  # the RPC and episode-state relay, no camera
+            relayed = _drive(args.port + 2, size, 0, args.ticks)
             seconds = _drive(args.port + 2, size, args.cameras, args.ticks)
         finally:
             log = _stop(proxy)
@@ -112,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"proxy at {size[0]}x{size[1]}, {args.cameras} camera(s), {args.ticks} ticks, torch on the cpu")
     for line in FIGURES.findall(log):
         print(" ", line)
+    print(f"  client: a tick with no camera, median {1e3 * statistics.median(direct):.2f} ms direct, "
+          f"{1e3 * statistics.median(relayed):.2f} ms through the proxy")
     print(f"  client: world.tick() to its neural frames, median {1e3 * statistics.median(seconds):.1f} ms "
           f"(render included)")
     return 0
