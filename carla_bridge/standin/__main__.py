@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 
 from carla_bridge.core import cli
+from carla_bridge.core.serving import serve_until_signalled
 from carla_bridge.core.frames import CAMERA_SIDES, parse_size
 from carla_bridge.procedural.config import MAX_ACTORS
 
@@ -59,19 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
-    def on_signal(signum: int, _frame: object) -> None:
-        logging.getLogger("carla_bridge.standin").info("signal %d: shutting down", signum)
-        server.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    print(f"READY {server.host}:{server.port}", flush=True)
-    try:
-        while not server.wait(0.5):
-            pass
-    finally:
-        server.stop()
+    serve_until_signalled(server, logging.getLogger("carla_bridge.standin"))
     return 0
 
 

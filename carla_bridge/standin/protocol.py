@@ -97,6 +97,31 @@ def image_payload(sensor_type: int, frame: int, timestamp: float, pose: Transfor
 
 
 @dataclass(frozen=True)
+class ImageHeader:
+    """What precedes a camera frame's pixels (image_payload's fields)."""
+
+    sensor_type: int
+    frame: int
+    timestamp: float
+    pose: Transform
+    width: int
+    height: int
+    fov: float
+
+
+IMAGE_HEADER_BYTES = _HEADER.size + _IMAGE.size
+
+
+def read_image_header(payload: bytes) -> ImageHeader:
+    """The fields image_payload wrote; the pixels follow at IMAGE_HEADER_BYTES."""
+    if len(payload) < IMAGE_HEADER_BYTES:
+        raise ValueError(f"a camera frame holds at least {IMAGE_HEADER_BYTES} bytes, got {len(payload)}")
+    sensor_type, frame, timestamp, *pose = _HEADER.unpack_from(payload)
+    width, height, fov = _IMAGE.unpack_from(payload, _HEADER.size)
+    return ImageHeader(sensor_type, frame, timestamp, Transform(*pose), width, height, fov)
+
+
+@dataclass(frozen=True)
 class ActorDynamics:
     """What the episode state says about one actor each tick (the client reads transforms from it)."""
 

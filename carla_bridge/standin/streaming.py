@@ -34,6 +34,16 @@ def encode_token(stream_id: int, port: int, host: str = "127.0.0.1") -> bytes:
     return _TOKEN.pack(stream_id, port, PROTOCOL_TCP, ADDRESS_IPV4, address)
 
 
+def decode_token(token: bytes) -> tuple[int, int] | None:
+    """``(stream_id, port)`` of a TCP/IPv4 stream token; None for bytes that are no such token."""
+    if len(token) != _TOKEN.size:
+        return None
+    stream_id, port, protocol, address_type, _ = _TOKEN.unpack(token)
+    if (protocol, address_type) != (PROTOCOL_TCP, ADDRESS_IPV4):
+        return None
+    return stream_id, port
+
+
 class StreamServer(TcpServer):
     """Accept stream subscriptions on ``host:port`` and publish payloads to a stream's subscribers;
     ``exists(stream_id)`` says which streams there are (the episode's, its sensors')."""
@@ -98,8 +108,8 @@ class StreamServer(TcpServer):
                 self._close(sock)
         return delivered
 
-    def _connected(self, conn: socket.socket, address: tuple) -> None:
-        """A subscription: the stream id, then the frames of that stream until either side closes."""
+    def _read_stream_id(self, conn: socket.socket, address: tuple) -> int | None:
+        """The 4-byte stream id a subscriber sends first; None (and the connection closed) without it."""
         header = b""
         try:
             while len(header) < 4:
@@ -112,8 +122,16 @@ class StreamServer(TcpServer):
         if len(header) < 4:
             log.warning("stream connection from %s:%s sent no stream id; closed", *address)
             self._close(conn)
-            return
-        (stream_id,) = struct.unpack("<I", header)
+            return None
+        return struct.unpack("<I", header)[0]
+
+    def _connected(self, conn: socket.socket, address: tuple) -> None:
+        """A subscription: the stream id, then the frames of that stream until either side closes."""
+        stream_id = self._read_stream_id(conn, address)
+        if stream_id is not None:
+            self._subscribe(conn, address, stream_id)
+
+    def _subscribe(self, conn: socket.socket, address: tuple, stream_id: int) -> None:
         with self._lock:  # close_stream() cannot run between the check and the subscription
             if self._stopping.is_set():
                 return  # stop() closed it

@@ -16,6 +16,7 @@ TOOLS = {
     "kernels": ("game.bench.kernels", "torch.profiler over Renderer.render: the top operators"),
     "recording": ("game.bench.recording", "frame time of a headless loop with and without recording"),
     "profiler": ("game.bench.profiler_overhead", "frame time with the latency profiler on and off"),
+    "proxy": ("game.bench.proxy", "what the CARLA proxy adds per frame per neural camera beyond the render"),
 }
 
 
