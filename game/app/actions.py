@@ -27,7 +27,8 @@ def weather(app, step: int) -> None:
         app.hud.notify(f"the {app.source_name} source has no weather presets", color=RED)
         return
     app.weather = (app.weather + step) % len(names)
-    app.hud.notify(f"Weather: {app.source.set_weather(app.weather) or names[app.weather]}")
+    app.weather_name = app.source.set_weather(app.weather) or names[app.weather]  # the HUD keeps showing it
+    app.hud.notify(f"Weather: {app.weather_name}")
 
 
 def layout(app) -> None:

@@ -42,7 +42,7 @@ from game.startup.rendering import (check_size, default_resolution, load_model, 
 from game.startup.sources import make_source
 from game.view.display import DEFAULT_WINDOW, open_display, save_screenshot
 from game.view.hud import HUD
-from game.view.layout import draw_panes, free_cell
+from game.view.layout import draw_panes, hud_origin
 from neural_render.runtime import STAGES
 
 
@@ -93,6 +93,7 @@ class App:
         self.timings: dict[str, float] = {}
         self.rects: dict = {}
         self.layout = self.weather = self.ticks = 0
+        self.weather_name: str | None = None  # the preset C / Shift+C chose last, shown in the HUD
         self.backend_tried: str | None = None
         self.stop = StopSignals()
         self._announce(display_note)
@@ -251,10 +252,9 @@ class App:
         images = {"labels": colorize(frame.labels), "render": rendered}
         if frame.rgb is not None:
             images["engine"] = frame.rgb
-        self.rects = draw_panes(self.surface, self.layout, images)
-        spare = free_cell(self.layout, self.surface.get_size(), self.size, len(images))
+        self.rects = draw_panes(self.surface, self.layout, images, hud_cell=self.hud.show_info)
         self.hud.draw(self.surface, self.hud_lines(frame), self.model.banner(), self.recording.text(),
-                      origin=spare[:2] if spare else (0, 0))
+                      origin=hud_origin(self.layout, self.surface.get_size(), self.size, self.rects))
         pygame.display.flip()
         times.add("display", start, perf_counter_ns())
 
@@ -262,7 +262,8 @@ class App:
         return hud_lines(frame, self.stats.rates(), self.timings, source_name=self.source_name,
                          threaded=self.pool is not None, model_label=self.model.label, renderer=self.renderer,
                          size=self.size, layout=self.layout, autopilot=self.keyboard.autopilot,
-                         profiler=profiler_hud_lines(self.profiler) if self.config.profile else [])
+                         profiler=profiler_hud_lines(self.profiler) if self.config.profile else [],
+                         weather=self.weather_name)
 
     def session_meta(self) -> dict:
         """What a session records about this drive (the recorder adds versions, size and times)."""
