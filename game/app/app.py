@@ -36,7 +36,7 @@ from game.profiler.hooks import hud_lines as profiler_hud_lines
 from game.profiler.profiler import Profiler
 from game.profiler.report import write_report
 from game.signals import SIGNAL_NAMES, StopSignals, interrupt_name
-from game.startup.cli import GameConfig
+from game.startup.cli import GameConfig, error_line
 from game.startup.rendering import (check_size, default_resolution, load_model, make_renderer, resolve_device,
                                     warn_if_memory_short)
 from game.startup.sources import make_source
@@ -147,7 +147,7 @@ class App:
                 self.recording.recorder.ended_by = f"source lost: {error}"  # session.json says why it is short
             code = 1
         except self.bad_session_errors as error:  # a corrupt replay file: bad input; keep the recording
-            print(f"error: {error}", file=sys.stderr)
+            print(error_line(str(error)), file=sys.stderr)
             code = 2
         finally:
             if self.cut_short and code == 0:  # a script's --frames run that a signal ended early is not done
