@@ -87,6 +87,7 @@ class GameConfig:
     replay: Path | None = None
     export: Path | None = None
     export_frames: Path | None = None
+    export_size: tuple[int, int] | None = None
     profile: bool = False
     report: Path | None = None
     overwrite: bool = False
@@ -244,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="render the --replay session to a video and exit")
     sessions.add_argument("--export-frames", type=Path, default=None, metavar="DIR",
                           help="render the --replay session to PNG frames and exit")
+    sessions.add_argument("--export-size", type=_resolution("--export-size"), default=None, metavar="WIDTHxHEIGHT",
+                          help="scale the exported side-by-side frames to fit this box, in proportion "
+                               "(default: 1280 wide; the panes are rendered at --res either way)")
     sessions.add_argument("--overwrite", action="store_true",
                           help="replace an existing --export/--export-frames/--screenshot/--report output "
                                "(default: refuse, so nothing saved is lost)")
@@ -287,6 +291,8 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
     for flag, value in (("--export", args.export), ("--export-frames", args.export_frames)):
         if value is not None and args.replay is None:
             parser.error(f"argument {flag}: needs --replay DIR (the session to export)")
+    if args.export_size is not None and args.export is None and args.export_frames is None:
+        parser.error("argument --export-size: needs --export OUT.mp4 or --export-frames DIR (what it sizes)")
     if args.screenshot is not None and args.screenshot.suffix.lower() not in SCREENSHOT_SUFFIXES:
         parser.error(f"argument --screenshot: must end in {', '.join(SCREENSHOT_SUFFIXES)}, "
                      f"got {str(args.screenshot)!r}")

@@ -22,7 +22,7 @@ from carla_bridge.core.files import stamped_folder
 from carla_bridge.session import SessionFormatError
 from game.app.app import App
 from game.app.timing import warmup_frames
-from game.export import export_session
+from game.export import DEFAULT_EXPORT_FIT, export_session
 from game.profiler.compare import run_comparison
 from game.signals import TERMINATED_AT_START_UP, interrupt_name, interruption_in, raise_terminated
 from game.startup.cli import GameConfig, LaunchError, error_line
@@ -112,7 +112,8 @@ def run_export(config: GameConfig) -> int:
     elif model.barely_trained:
         print(f"warning: exporting with a {model.preset} model trained for only {model.steps} steps", file=sys.stderr)
     try:
-        export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
+        export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames,
+                       fit=config.export_size or DEFAULT_EXPORT_FIT)
     except (OSError, RuntimeError, SessionFormatError) as error:  # disk full, ffmpeg gone, a corrupt
         # session file: say so, no traceback, and where the frames rendered before it are
         if interruption_in(error) is not None:
