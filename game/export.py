@@ -43,6 +43,9 @@ from neural_render.model import FORWARD_REVISION
 # run to run (cuDNN autotuning, TensorRT tactics), which moves block means by a fraction of a level.
 DEFAULT_TOLERANCE = 2
 FRAME_NAME, FRAME_GLOB = "{:06d}.png", "[0-9]" * 6 + ".png"  # --export-frames: 000000.png, 000001.png, ...
+# launch.py's --export-size default: three 256x128 panes side by side are 768x142, a thumbnail on any
+# screen a video is watched on; 1280 wide is the smallest HD frame.
+DEFAULT_EXPORT_FIT = (1280, None)
 
 
 @dataclass
@@ -169,6 +172,21 @@ class EngineFrames:
             frames.close()
 
 
+def fitted_size(size: tuple[int, int], fit: tuple[int, int | None]) -> tuple[int, int]:
+    """The largest frame of ``size``'s aspect inside ``fit`` (width, height or None: any height), its
+    sides even, as H.264's 4:2:0 chroma needs."""
+    scale = min(fit[0] / size[0], fit[1] / size[1] if fit[1] else float("inf"))
+    return tuple(max(2, round(side * scale / 2) * 2) for side in size)
+
+
+def _scaled(image: np.ndarray, fit: tuple[int, int | None] | None) -> np.ndarray:
+    if fit is None or (size := fitted_size((image.shape[1], image.shape[0]), fit)) == image.shape[1::-1]:
+        return image
+    # Nearest when enlarging keeps the label map's class edges sharp; a box filter when shrinking.
+    grows = size[0] >= image.shape[1]
+    return np.asarray(Image.fromarray(image).resize(size, Image.NEAREST if grows else Image.BOX))
+
+
 def _replay_for(session_dir: str | Path, renderer: Any) -> ReplaySource:
     replay = ReplaySource(session_dir)
     size = tuple(renderer.size)
@@ -177,8 +195,9 @@ def _replay_for(session_dir: str | Path, renderer: Any) -> ReplaySource:
 
 def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path | None = None,
                    frames_dir: str | Path | None = None, caption: bool = True, fps: float | None = None,
-                   progress: bool = True) -> ExportResult:
-    """Render every recorded frame through ``renderer`` into a side-by-side mp4 and/or PNG frames.
+                   progress: bool = True, fit: tuple[int, int | None] | None = None) -> ExportResult:
+    """Render every recorded frame through ``renderer`` into a side-by-side mp4 and/or PNG frames,
+    scaled to ``fit`` (fitted_size) when given, else at the renderer's size.
 
     The session is resampled to the renderer's size when they differ (ReplaySource(size=...)).
     Outputs are written under partial names (see above) and moved into place only when every frame is
@@ -216,7 +235,7 @@ def export_session(session_dir: str | Path, renderer: Any, out_mp4: str | Path |
         try:
             for frame in tqdm(replay, total=len(replay), desc="export", unit="frame", disable=not progress):
                 rgb = frame.rgb if frame.rgb is not None else engine.get(replay.position)
-                image = side_by_side(frame.labels, renderer.render(frame), rgb, text, frame.index)
+                image = _scaled(side_by_side(frame.labels, renderer.render(frame), rgb, text, frame.index), fit)
                 size = (image.shape[1], image.shape[0])
                 if stream is not None and not stream.write(image):
                     raise RuntimeError(f"export to {out_mp4} failed: {stream.error or 'frame size changed'}")

@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from carla_bridge.core import cli
 from carla_bridge.core.cli import json_line
@@ -75,8 +76,10 @@ def _tensors(frame, device) -> dict[str, torch.Tensor | None]:
 
 @torch.no_grad()
 def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device, weather: int = 0,
-                  snapshots: dict[int, np.ndarray] | None = None, framewise: bool = True) -> dict[str, float]:
-    """Metrics of one held-out drive of ``frames`` frames. Frame indices given as keys of ``snapshots``
+                  snapshots: dict[int, np.ndarray] | None = None, framewise: bool = True,
+                  on_frame=lambda: None) -> dict[str, float]:
+    """Metrics of one held-out drive of ``frames`` frames; ``on_frame()`` after each (the progress bar).
+    Frame indices given as keys of ``snapshots``
     get a strip row (labels | recurrent render | engine rgb, uint8) stored under that key. Without
     ``framewise`` the frame-by-frame baseline is skipped (its metrics are NaN): half the work, for
     callers that only compare recurrent variants of one model."""
@@ -123,6 +126,7 @@ def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device
                 render = (y[0].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
                 snapshots[i] = np.concatenate([colorize(frame.labels), render, frame.rgb], axis=1)
             prev = {**cur, "y": y, "z": z}
+            on_frame()
     we, we_fw = mean(acc["we"]), mean(acc["we_fw"])
     swd = swd_summary(patches["y"], patches["real"])
     return {
@@ -166,15 +170,13 @@ def evaluate_model(model, width: int, height: int, frames: int, seeds: list[int]
     recurrent render | engine rgb), the picture of the README and model card; the caller writes it
     (strip_image) once the figures are out."""
     rows = []
-    try:
-        from tqdm import tqdm
-
-        iterator = tqdm(seeds, desc=desc, disable=not show_progress)
-    except ImportError:
-        iterator = seeds
-    for n, seed in enumerate(iterator):
-        rows.append((str(seed), evaluate_seed(model, seed, width, height, frames, torch.device(device), weather,
-                                              snapshots if n == 0 else None, framewise)))
+    # Counted in frames, not seeds: a seed takes minutes on a 2-core CPU, and a bar by seed sat at 0 %
+    # with no estimate until the first one ended.
+    with tqdm(total=len(seeds) * frames, desc=desc, unit="frame", disable=not show_progress) as bar:
+        for n, seed in enumerate(seeds):
+            bar.set_postfix_str(f"seed {seed} ({n + 1}/{len(seeds)})")
+            rows.append((str(seed), evaluate_seed(model, seed, width, height, frames, torch.device(device), weather,
+                                                  snapshots if n == 0 else None, framewise, bar.update)))
     summary = {c: mean([r[c] for _, r in rows]) for c in COLUMNS}
     # The ratio of the means, not the mean of the per-drive ratios: it is what the two error columns
     # above it give, and what calibrate's --max-warp-ratio rule and curve use (the mean of ratios gave

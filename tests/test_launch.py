@@ -38,6 +38,22 @@ def test_help_reads_well_and_lists_keys():
     assert "pygame" not in result.stdout.lower()  # no library banner
 
 
+def test_version_and_the_other_commands_are_in_reach():
+    import tomllib
+
+    from game.startup.cli import VERSION
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert VERSION == project["version"]
+    result = subprocess.run([*LAUNCH, "--version"], capture_output=True, text=True, timeout=60, env=_env())
+    assert result.returncode == 0 and result.stdout == f"launch.py (neural-drive) {VERSION}\n"
+    epilog = subprocess.run([*LAUNCH, "--help"], capture_output=True, text=True, timeout=60,
+                            env=_env()).stdout.split("other commands (each has --help):\n")[1]
+    for command in ("carla_bridge.standin", "neural_render.train", "neural_render.evaluate",
+                    "carla_bridge.session sessions/<stamp> --load"):
+        assert f"python -m {command}" in epilog
+
+
 def test_bad_flag_is_an_argparse_error():
     result = subprocess.run([*LAUNCH, "--window", "1x1"], capture_output=True, text=True, timeout=60, env=_env())
     assert result.returncode == 2 and "argument --window:" in result.stderr

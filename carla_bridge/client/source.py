@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from carla_bridge.client import codec
+from carla_bridge.client.blueprints import ego_blueprints
 from carla_bridge.client.recovery import DriveNote, ServerBusy, destroy_actors
 from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 from carla_bridge.core.net import ConnectionWatch, carla_server_answers, host_problem, not_carla_reason
@@ -93,6 +94,8 @@ class CarlaSource(SourceBase):
         self.client = self.world = self._ego = self._tm = self._watch = None  # libcarla objects, the watch
         self._original_settings: Any = None  # the settings to restore, from the moment the note has them
         self._restored = False  # they are back on the server: the note can go
+        self.teardown_failures: list[str] = []  # the close's steps that left the server changed
+        self.server_version = self.map_name = ""  # which server this drive took, for the console
         self._note: DriveNote | None = None
         self._index, self._time0 = -1, None
         self.unknown_tag_pixels = 0  # semantic pixels whose tag CARLA's table lacks, drawn as Unlabeled
@@ -124,7 +127,7 @@ class CarlaSource(SourceBase):
         self.client.set_timeout(self.timeout_s)
         try:
             self.world = self.client.get_world()
-            server_version = self.client.get_server_version()
+            self.server_version = server_version = self.client.get_server_version()
         except RuntimeError as error:
             raise CarlaConnectionError(f"the server at {self.where} does not answer as CARLA ({error}): "
                                        + START_HINT.format(port=self.port)) from None
@@ -142,10 +145,12 @@ class CarlaSource(SourceBase):
         """The ego at a free spawn point (the seed's, then the next ones) and its cameras, each listening
         into its own queue. Each actor is on the source and in the note the moment it exists."""
         library = self.world.get_blueprint_library()
-        blueprint = self._rng.choice(self._ego_candidates(library))
+        blueprint = self._rng.choice(ego_blueprints(library, self.vehicle_filter, self.generation, self.where))
         if blueprint.has_attribute("role_name"):
             blueprint.set_attribute("role_name", self.rolename)
-        self._spawn_points = points = list(self.world.get_map().get_spawn_points())
+        world_map = self.world.get_map()
+        self.map_name = world_map.name.rsplit("/", 1)[-1]  # "Carla/Maps/Town10HD_Opt" -> "Town10HD_Opt"
+        self._spawn_points = points = list(world_map.get_spawn_points())
         if not points:
             raise CarlaConnectionError(f"the map at {self.where} has no spawn points")
         first = self._rng.randrange(len(points))
@@ -170,26 +175,6 @@ class CarlaSource(SourceBase):
             self._sensors[name] = sensor
             self._queues[name] = make_camera_queue()
             sensor.listen(self._queues[name].put)
-
-    def _ego_candidates(self, library: Any) -> list:
-        """The ego's blueprints: 4-wheeled vehicle.* (a sensor or a walker has no controls) matching the
-        filter, of the generation (manual_control.py: a filter matching one blueprint ignores it)."""
-        wanted = {b.id for b in library.filter(self.vehicle_filter)}
-        vehicles = sorted((b for b in library.filter("vehicle.*") if b.id.startswith("vehicle.") and (
-            not b.has_attribute("number_of_wheels") or b.get_attribute("number_of_wheels").as_int() == 4)),
-            key=lambda b: b.id)
-        cars = [b for b in vehicles if b.id in wanted]
-        if not cars:
-            examples = ", ".join(b.id for b in vehicles[:3]) or "none here"
-            raise ValueError(f"--filter {self.vehicle_filter!r} matches no 4-wheeled vehicle blueprint on "
-                             f"{self.where}; try vehicle.* or one of {examples}")
-        if self.generation.lower() != "all" and len(cars) > 1:
-            cars = [b for b in cars if b.has_attribute("generation")
-                    and b.get_attribute("generation").as_int() == int(self.generation)]
-            if not cars:
-                raise ValueError(f"--filter {self.vehicle_filter!r} matches no generation {self.generation} "
-                                 f"vehicle on {self.where}; pass --generation All")
-        return cars
 
     def _traffic_manager(self) -> Any:
         """The Traffic Manager on tm_port, made on the first autopilot request (it runs threads here)."""
@@ -373,6 +358,12 @@ class CarlaSource(SourceBase):
             _quietly("traffic manager shut down", self._tm.shut_down)
         if self._original_settings is not None:
             self._restored = _quietly("restore world settings", self.world.apply_settings, self._original_settings)
+            if not self._restored:  # the server stays as this drive set it (synchronous: frozen for others)
+                failure = (f"could not restore the world settings of the CARLA server at {self.where}"
+                           + (f"; the next drive from this machine restores them from {self._note.path}"
+                              if self._note.written else ""))
+                log.error("CARLA teardown: %s", failure)
+                self.teardown_failures.append(failure)
 
     def _abandon(self) -> None:
         """Teardown for a hung server: each RPC would wait out its time-out, and one that times out in

@@ -150,10 +150,13 @@ class Source(Protocol):
     """Where frames come from: the procedural world, CARLA, the stand-in server, or a replay.
 
     ``reset`` starts an episode (the returned frame has ``cut=True``); ``step`` applies one control and
-    advances one tick. Sources are context managers and ``close`` is safe to call twice.
+    advances one tick. Sources are context managers and ``close`` is safe to call twice. After it,
+    ``teardown_failures`` lists what the close could not put back on a shared server (one line each),
+    so that the drive exits with an error instead of a warning that scrolls past.
     """
 
     name: str
+    teardown_failures: tuple[str, ...] | list[str]
 
     def reset(self, seed: int | None = None) -> SceneFrame: ...
 
@@ -170,6 +173,7 @@ class SourceBase:
     """Context-manager plumbing shared by the sources: ``with Source(...) as s:`` always closes."""
 
     name = "source"
+    teardown_failures: tuple[str, ...] = ()  # only a source that changes a server's state has any
 
     def __enter__(self):
         return self

@@ -27,6 +27,7 @@ from carla_bridge.core.files import stamped_folder
 from carla_bridge.core.frames import SourceLost
 from carla_bridge.core.labels import colorize
 from carla_bridge.session import SessionEnded, SessionFormatError
+from game.app.actions import KEY_ACTIONS, RED
 from game.app.recording import Recording, start_live
 from game.app.status import hud_lines, session_meta
 from game.app.timing import FrameStats, Pacer, StageTimes, warmup_frames
@@ -35,16 +36,14 @@ from game.profiler.hooks import hud_lines as profiler_hud_lines
 from game.profiler.profiler import Profiler
 from game.profiler.report import write_report
 from game.signals import SIGNAL_NAMES, StopSignals, interrupt_name
-from game.startup.cli import GameConfig, LaunchError
-from game.startup.rendering import (check_size, default_resolution, load_model, make_renderer, next_backend,
-                                    resolve_device, warn_if_memory_short)
+from game.startup.cli import GameConfig, error_line
+from game.startup.rendering import (check_size, default_resolution, load_model, make_renderer, resolve_device,
+                                    warn_if_memory_short)
 from game.startup.sources import make_source
 from game.view.display import DEFAULT_WINDOW, open_display, save_screenshot
 from game.view.hud import HUD
-from game.view.layout import LAYOUTS, draw_panes, free_cell
-from neural_render.runtime import STAGES, available_backends
-
-RED = (255, 90, 90)
+from game.view.layout import draw_panes, hud_origin
+from neural_render.runtime import STAGES
 
 
 class App:
@@ -94,6 +93,7 @@ class App:
         self.timings: dict[str, float] = {}
         self.rects: dict = {}
         self.layout = self.weather = self.ticks = 0
+        self.weather_name: str | None = None  # the preset C / Shift+C chose last, shown in the HUD
         self.backend_tried: str | None = None
         self.stop = StopSignals()
         self._announce(display_note)
@@ -102,7 +102,10 @@ class App:
 
     def _announce(self, display_note: str | None) -> None:
         renderer = self.renderer
-        print(f"source: {self.source_reason}")
+        if self.config.source == "auto" and self.source_name == "carla":  # a server it found, not one named
+            print(f"{'!' * 78}\n!! source: {self.source_reason}\n{'!' * 78}", file=sys.stderr, flush=True)
+        else:
+            print(f"source: {self.source_reason}")
         print(f"model: {self.model.label}; backend {renderer.backend_name} on {renderer.device_name} "
               f"({renderer.precision}{', compiled' if renderer.compiled else ''}), "
               f"{self.size[0]}x{self.size[1]}"
@@ -144,7 +147,7 @@ class App:
                 self.recording.recorder.ended_by = f"source lost: {error}"  # session.json says why it is short
             code = 1
         except self.bad_session_errors as error:  # a corrupt replay file: bad input; keep the recording
-            print(f"error: {error}", file=sys.stderr)
+            print(error_line(str(error)), file=sys.stderr)
             code = 2
         finally:
             if self.cut_short and code == 0:  # a script's --frames run that a signal ended early is not done
@@ -249,10 +252,9 @@ class App:
         images = {"labels": colorize(frame.labels), "render": rendered}
         if frame.rgb is not None:
             images["engine"] = frame.rgb
-        self.rects = draw_panes(self.surface, self.layout, images)
-        spare = free_cell(self.layout, self.surface.get_size(), self.size, len(images))
+        self.rects = draw_panes(self.surface, self.layout, images, hud_cell=self.hud.show_info)
         self.hud.draw(self.surface, self.hud_lines(frame), self.model.banner(), self.recording.text(),
-                      origin=spare[:2] if spare else (0, 0))
+                      origin=hud_origin(self.layout, self.surface.get_size(), self.size, self.rects))
         pygame.display.flip()
         times.add("display", start, perf_counter_ns())
 
@@ -260,81 +262,15 @@ class App:
         return hud_lines(frame, self.stats.rates(), self.timings, source_name=self.source_name,
                          threaded=self.pool is not None, model_label=self.model.label, renderer=self.renderer,
                          size=self.size, layout=self.layout, autopilot=self.keyboard.autopilot,
-                         profiler=profiler_hud_lines(self.profiler) if self.config.profile else [])
+                         profiler=profiler_hud_lines(self.profiler) if self.config.profile else [],
+                         weather=self.weather_name)
 
     def session_meta(self) -> dict:
         """What a session records about this drive (the recorder adds versions, size and times)."""
         return session_meta(self.source_name, self.config, self.source, self.model, self.renderer,
                             threaded=self.pool is not None)
 
-    # -- the one-shot keys (game.keys.keyboard names them); each says what it did in a notice ----------
-
-    def _respawn(self) -> None:
-        respawn = getattr(self.source, "respawn", None)  # a source may have no spawn points
-        if respawn is None:
-            self.hud.notify(f"the {self.source_name} source cannot respawn", color=RED)
-            return
-        self.pending = respawn()  # a cut frame, shown next instead of a step: the Renderer drops its history
-        self.pacer.restart()
-        self.hud.notify("Respawned (renderer history reset)")
-
-    def _weather(self, step: int) -> None:
-        names = getattr(self.source, "weather_names", None)  # a source may have no weather presets
-        if not names:
-            self.hud.notify(f"the {self.source_name} source has no weather presets", color=RED)
-            return
-        self.weather = (self.weather + step) % len(names)
-        self.hud.notify(f"Weather: {self.source.set_weather(self.weather) or names[self.weather]}")
-
-    def _layout(self) -> None:
-        self.layout = (self.layout + 1) % len(LAYOUTS)
-        self.hud.notify(f"Layout: {LAYOUTS[self.layout]}")
-
-    def _history(self) -> None:
-        self.renderer.history_enabled = not self.renderer.history_enabled
-        mode = "recurrent" if self.renderer.history_enabled else "frame-by-frame (expect flicker)"
-        self.hud.notify(f"Renderer: {mode}")
-
-    def _backend(self) -> None:
-        """Rebuild the Renderer on the next available backend; keep the old one when that fails."""
-        names = available_backends(self.config.device)
-        current = self.renderer.backend_name
-        if not [name for name in names if name != current]:
-            self.hud.notify(f"{current} is the only backend available here")
-            return
-        candidate = self.backend_tried = next_backend(names, current, self.backend_tried)
-        try:
-            renderer = make_renderer(self.model.model, candidate, self.config.device, self.config.precision,
-                                     self.size, self.config.compile)
-        except LaunchError as error:
-            self.hud.notify(f"backend {candidate} failed; staying on {current}", color=RED, seconds=5.0)
-            print(f"backend switch failed: {error}")
-            return
-        renderer.history_enabled = self.renderer.history_enabled
-        self.renderer.close()
-        self.renderer = renderer
-        compiled = ", compiled: its first frame compiles, tens of seconds" if renderer.compiled else ""
-        self.hud.notify(f"Backend: {renderer.backend_name} on {renderer.device_name} ({renderer.precision}{compiled})")
-
-    def _toggle_hud(self) -> None:
-        self.hud.show_info = not self.hud.show_info
-
-    def _toggle_help(self) -> None:
-        self.hud.show_help = not self.hud.show_help
-
-    _ACTIONS = {
-        "autopilot": lambda app: app.hud.notify(f"Autopilot {'On' if app.keyboard.autopilot else 'Off'}"),
-        "reverse": lambda app: app.hud.notify(f"Reverse {'On' if app.keyboard.reverse else 'Off'}"),
-        "respawn": _respawn,
-        "record": lambda app: app.recording.toggle(app.session_meta(), app.renderer.compiled),
-        "weather_next": lambda app: app._weather(+1),
-        "weather_prev": lambda app: app._weather(-1),
-        "layout": _layout,
-        "history": _history,
-        "backend": _backend,
-        "hud": _toggle_hud,
-        "help": _toggle_help,
-    }
+    _ACTIONS = KEY_ACTIONS  # the one-shot keys (game.keys.keyboard names them), in game.app.actions
 
     # -- the end ---------------------------------------------------------------------------------------
 
@@ -359,7 +295,7 @@ class App:
             return True
         self.stop.closing = True
         ok = True
-        for step in (self._join_worker, self._save_screenshot, self._finish_recording, self.source.close,
+        for step in (self._join_worker, self._save_screenshot, self._finish_recording, self._close_source,
                      self._write_report, self.renderer.close):
             try:
                 step()
@@ -373,6 +309,13 @@ class App:
     def _join_worker(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True)  # let a step in flight finish before its source closes
+
+    def _close_source(self) -> None:
+        """Close the source; what it could not put back on a shared server (CARLA's world settings) is
+        an error, in the exit status as well as the log."""
+        self.source.close()
+        if self.source.teardown_failures:
+            raise RuntimeError("; ".join(self.source.teardown_failures))
 
     def _save_screenshot(self) -> None:
         if self.config.screenshot is not None and self.frame is not None:

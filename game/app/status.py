@@ -9,9 +9,10 @@ from neural_render.model import FORWARD_REVISION
 
 def hud_lines(frame, rates: tuple[float, float, float], timings: dict[str, float], *, source_name: str,
               threaded: bool, model_label: str, renderer, size: tuple[int, int], layout: int,
-              autopilot: bool, profiler: list[str]) -> list:
+              autopilot: bool, profiler: list[str], weather: str | None = None) -> list:
     """The info panel's lines: text, or (label, value, low, high) for a bar. rates: FrameStats.rates();
-    timings: this tick's milliseconds per stage; profiler: its live p50 / p95 lines, if profiling."""
+    timings: this tick's milliseconds per stage; profiler: its live p50 / p95 lines, if profiling;
+    weather: the preset chosen last (C / Shift+C), which stays in view after its notice fades."""
     fps, tick_rate, sim_rate = rates
     control = frame.ego.control
     # A replay shows the recorded drive: its autopilot is the frame's, not the (unused) keyboard's
@@ -27,6 +28,7 @@ def hud_lines(frame, rates: tuple[float, float, float], timings: dict[str, float
         f"history   {'recurrent' if renderer.history_enabled else 'frame-by-frame'}",
         f"res       {size[0]}x{size[1]}",
         f"layout    {LAYOUTS[layout]}",
+        *([f"weather   {weather}"] if weather else []),
         "",
     ]
     for name in ("source", "render", "inference", "display", "record"):

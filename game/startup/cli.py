@@ -29,6 +29,18 @@ BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "torch", "onnxruntime", "openvin
 PRECISIONS = ("fp32", "fp16", "bf16")
 SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what pygame.image.save writes; others silently become TGA
 SIZE_FLAGS = ("--res", "--window")  # WIDTHxHEIGHT values
+VERSION = "0.1.0"  # pyproject.toml's project version, written out (tests/test_launch.py checks they match)
+OTHER_COMMANDS = (  # the project's other entry points, for --help's epilog (README lists them all)
+    "  python -m carla_bridge.standin --port 2000       a CARLA-compatible stand-in server to drive\n"
+    "  python -m neural_render.train --preset cpu --data procedural --steps 20000 --out runs/cpu\n"
+    "  python -m neural_render.evaluate --model models/cpu.safetensors --res 256x128 --seeds 5\n"
+    "  python -m carla_bridge.session sessions/<stamp> --load   check a recorded session\n"
+)
+
+
+def error_line(message: str) -> str:
+    """launch.py's one prefix for a problem it stops on, the one argparse gives a bad flag."""
+    return f"launch.py: error: {message}"
 
 
 def retrain_command(preset: str = "cpu") -> str:
@@ -75,6 +87,7 @@ class GameConfig:
     replay: Path | None = None
     export: Path | None = None
     export_frames: Path | None = None
+    export_size: tuple[int, int] | None = None
     profile: bool = False
     report: Path | None = None
     overwrite: bool = False
@@ -127,7 +140,7 @@ class _Parser(argparse.ArgumentParser):
     block that buries it."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (python launch.py --help lists every flag)\n")
+        self.exit(2, error_line(f"{message} (python launch.py --help lists every flag)\n"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,10 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
             "  python launch.py --headless --frames 200 --screenshot shot.png\n"
             "  python launch.py --record sessions               record from the start (R toggles)\n"
             "  python launch.py --replay sessions/<stamp> --export out.mp4\n"
-            "  python launch.py --profile --report reports/cpu --headless --frames 300\n"
+            "  python launch.py --profile --report reports/cpu --headless --frames 300\n\n"
+            "other commands (each has --help):\n" + OTHER_COMMANDS
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"launch.py (neural-drive) {VERSION}")
     world = parser.add_argument_group("world")
     world.add_argument("--source", choices=SOURCES, default="auto",
                        help="where frames come from; auto = CARLA at --host/--port if it answers, "
@@ -230,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="render the --replay session to a video and exit")
     sessions.add_argument("--export-frames", type=Path, default=None, metavar="DIR",
                           help="render the --replay session to PNG frames and exit")
+    sessions.add_argument("--export-size", type=_resolution("--export-size"), default=None, metavar="WIDTHxHEIGHT",
+                          help="scale the exported side-by-side frames to fit this box, in proportion "
+                               "(default: 1280 wide; the panes are rendered at --res either way)")
     sessions.add_argument("--overwrite", action="store_true",
                           help="replace an existing --export/--export-frames/--screenshot/--report output "
                                "(default: refuse, so nothing saved is lost)")
@@ -273,6 +291,8 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
     for flag, value in (("--export", args.export), ("--export-frames", args.export_frames)):
         if value is not None and args.replay is None:
             parser.error(f"argument {flag}: needs --replay DIR (the session to export)")
+    if args.export_size is not None and args.export is None and args.export_frames is None:
+        parser.error("argument --export-size: needs --export OUT.mp4 or --export-frames DIR (what it sizes)")
     if args.screenshot is not None and args.screenshot.suffix.lower() not in SCREENSHOT_SUFFIXES:
         parser.error(f"argument --screenshot: must end in {', '.join(SCREENSHOT_SUFFIXES)}, "
                      f"got {str(args.screenshot)!r}")

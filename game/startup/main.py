@@ -22,10 +22,10 @@ from carla_bridge.core.files import stamped_folder
 from carla_bridge.session import SessionFormatError
 from game.app.app import App
 from game.app.timing import warmup_frames
-from game.export import export_session
+from game.export import DEFAULT_EXPORT_FIT, export_session
 from game.profiler.compare import run_comparison
 from game.signals import TERMINATED_AT_START_UP, interrupt_name, interruption_in, raise_terminated
-from game.startup.cli import GameConfig, LaunchError
+from game.startup.cli import GameConfig, LaunchError, error_line
 from game.startup.outputs import check_outputs, remove_empty
 from game.startup.rendering import (COMPILE_WAIT, check_size, default_resolution, load_model, make_renderer,
                                     resolve_device)
@@ -83,7 +83,7 @@ def _main(config: GameConfig) -> int:
         app = App(config)
     except (LaunchError, *((SessionFormatError,) if config.replay else ())) as error:
         remove_empty(created)  # e.g. --record DIR made for a drive that never started
-        print(f"error: {error}", file=sys.stderr)  # e.g. a corrupt first frame of the --replay session
+        print(error_line(str(error)), file=sys.stderr)  # e.g. a corrupt first frame of the --replay session
         return 2
     except BaseException:  # Ctrl+C or SIGTERM while starting
         remove_empty(created)
@@ -112,7 +112,8 @@ def run_export(config: GameConfig) -> int:
     elif model.barely_trained:
         print(f"warning: exporting with a {model.preset} model trained for only {model.steps} steps", file=sys.stderr)
     try:
-        export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames)
+        export_session(config.replay, renderer, out_mp4=config.export, frames_dir=config.export_frames,
+                       fit=config.export_size or DEFAULT_EXPORT_FIT)
     except (OSError, RuntimeError, SessionFormatError) as error:  # disk full, ffmpeg gone, a corrupt
         # session file: say so, no traceback, and where the frames rendered before it are
         if interruption_in(error) is not None:
@@ -146,7 +147,7 @@ def run_backend_comparison(config: GameConfig) -> int:
     except OSError as error:  # the disk filled up, or the folder went away, while writing a report
         raise LaunchError(f"--report {report_dir}: {error}") from None
     if all(row.get("error") for row in rows):  # nothing measured: a script must not take it as done
-        print("error: no backend could be measured (see 'failed or not run' above)", file=sys.stderr)
+        print(error_line("no backend could be measured (see 'failed or not run' above)"), file=sys.stderr)
         return 1
     return 0
 

@@ -34,7 +34,8 @@ def make_source(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
     if config.source == "procedural":
         return SourceChoice(_procedural(config, size), "procedural", "procedural world (--source procedural)")
     if config.source == "carla":
-        return SourceChoice(_carla(config, size), "carla", f"CARLA at {config.host}:{config.port}")
+        source = _carla(config, size)
+        return SourceChoice(source, "carla", _took(source))
     return _auto(config, size)
 
 
@@ -47,10 +48,18 @@ def _auto(config: GameConfig, size: tuple[int, int]) -> SourceChoice:
         reason = f"procedural world (no CARLA server answered at {where})"
         return SourceChoice(_procedural(config, size), "procedural", reason)
     try:
-        return SourceChoice(_carla(config, size), "carla", f"CARLA at {where} (auto)")
+        source = _carla(config, size)
     except LaunchError as error:
         reason = f"procedural world (CARLA at {where} answered but failed: {error})"
         return SourceChoice(_procedural(config, size), "procedural", reason)
+    # On a shared host the server that answered may be someone else's: name it, and how not to take it.
+    return SourceChoice(source, "carla", f"{_took(source)}, taken by --source auto as the first server to answer "
+                                         f"(--source procedural drives the built-in world instead)")
+
+
+def _took(source: CarlaSource) -> str:
+    """Which server the drive took: address, version and map."""
+    return f"CARLA {source.server_version} at {source.where}, map {source.map_name}"
 
 
 def _procedural(config: GameConfig, size: tuple[int, int]) -> Source:

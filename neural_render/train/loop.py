@@ -44,14 +44,15 @@ class _Progress:
 
     def update(self, step: int, text: str) -> None:
         if self.bar is not None:
+            self.bar.set_postfix_str(text, refresh=False)  # drawn by the update: the last one is the final line
             self.bar.update(1)
-            self.bar.set_postfix_str(text, refresh=False)
         elif self.enabled and step % 10 == 0:
             print(f"[train] step {step} {text}", flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None  # closed once: the end of a run and its clean-up both close it
 
 
 def _tensorboard(out: Path, enabled: bool):
@@ -92,9 +93,11 @@ def _log(log_file, writer, step: int, fps: float | None, logs: dict) -> None:
                 writer.add_scalar(f"train/{k}", v, step)
 
 
-def _where(out: Path, step: int, steps: int) -> str:
-    """Where the weights are and the next command: a stopped run has to say it is unfinished."""
-    text = f"weights (step {step}): {out / RUN_WEIGHTS_FILE}; evaluate: python -m neural_render.evaluate --model {out}"
+def _where(out: Path, step: int, steps: int, res: tuple[int, int]) -> str:
+    """Where the weights are and the next command, at the run's own resolution (evaluate's default,
+    256x128, is four times the pixels of a tiny run); a stopped run has to say it is unfinished."""
+    text = (f"weights (step {step}): {out / RUN_WEIGHTS_FILE}; evaluate: python -m neural_render.evaluate "
+            f"--model {out} --res {res[0]}x{res[1]}")
     if step < steps:
         text += f"; stopped before --steps {steps}: add --resume to the same command to continue"
     return text
@@ -292,6 +295,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
         if dist.is_main and (trainer.step != stop.saved or not has_state(out)):
             save_state(trainer, out)
             stop.saved = trainer.step
+        progress.close()  # before the summary: an open bar's last line ran into it, and closing redrew it below
         if dist.is_main:
             summary = {"step": trainer.step, "frames_per_s": fps, "frames_timed": frames_done, "out": str(out)}
             if frames_done:
@@ -299,7 +303,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, show_prog
                       f"({cfg.preset} preset, {cfg.res[0]}x{cfg.res[1]}, batch {cfg.batch} x {dist.world_size} ranks)")
             else:  # --steps 0, a resume already at --steps, or a stop within the untimed warm-up steps
                 print(f"[train] no throughput: no step was timed (at step {trainer.step})")
-            print(f"[train] {_where(out, trainer.step, cfg.steps)}", flush=True)
+            print(f"[train] {_where(out, trainer.step, cfg.steps, cfg.res)}", flush=True)
             print(json.dumps(summary), flush=True)
     except BaseException:  # a crash, or a second Ctrl+C: its log and samples stay (they say what happened)
         if dist.is_main:

@@ -95,3 +95,12 @@ def test_the_json_holds_the_blur_aware_metrics_per_level_and_quarter(checkpoint,
     assert result["swd"] == pytest.approx(sum(result["swd_by_level"]) / 2, abs=1e-5)
     assert len(result["swd_by_quarter"]) == 4 and all(v > 0 for v in result["swd_by_quarter"])
     assert any(line.startswith("SWD by quarter") for line in out)
+
+
+def test_the_progress_bar_counts_frames_and_names_the_seed(capsys):
+    from neural_render.evaluate import evaluate_model
+
+    evaluate_model(tiny_generator_with_flow(), 64, 32, 3, [4, 5], framewise=False)
+    err = capsys.readouterr().err
+    # by frame, with tqdm's estimate of the time left ("<" before it), and which seed of how many runs
+    assert "6/6 [" in err and "<" in err and "seed 5 (2/2)" in err, err

@@ -91,10 +91,10 @@ def model_flags(tiny_model_path) -> list[str]:
 
 
 def one_line_error(capsys, *needles: str) -> str:
-    """The run's stderr, asserted to be one "error: ..." line holding every needle, with nothing driven."""
+    """The run's stderr, asserted to be one "launch.py: error: ..." line holding every needle, with nothing driven."""
     captured = capsys.readouterr()
     err = captured.err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert err.startswith("launch.py: error: ") and err.count("\n") == 1, err
     for needle in needles:
         assert needle in err, err
     assert "ticks" not in captured.out  # nothing ran

@@ -22,7 +22,7 @@ def test_launch_drives_carla_headless_for_40_frames(tiny_model_path, tmp_path):
                             "--autopilot")
         out, err = game.communicate(timeout=120)
         assert game.returncode == 0, err[-3000:]
-        assert f"CARLA at 127.0.0.1:{server.port}" in out and "recorded 40 frames" in out
+        assert f" at 127.0.0.1:{server.port}, map " in out and "recorded 40 frames" in out
         frames = recorded_frames(tmp_path / "rec")
         assert len(frames) == 40
         session = json.loads(next((tmp_path / "rec").glob("*/session.json")).read_text())

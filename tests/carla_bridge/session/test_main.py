@@ -20,7 +20,9 @@ from support.sessions import SIZE, drive, small_session
 def test_the_check_command(tmp_path, capsys):
     path = small_session(tmp_path, n=3)
     assert main([str(path), "--load"]) == 0
-    assert "3 frames, 96x48" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 frames, 96x48" in out and out.endswith("all 3 frames readable\n")  # the verdict, last
+    assert main([str(path)]) == 0 and "readable" not in capsys.readouterr().out  # nothing was read
     (path / "labels" / "000002.png").write_bytes(b"\x89PNG broken")
     assert main([str(path)]) == 0  # files are only opened with --load
     assert main([str(path), "--load"]) == 1

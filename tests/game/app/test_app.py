@@ -51,7 +51,7 @@ def test_a_corrupt_file_mid_replay_is_one_line_and_the_recording_is_closed(sessi
     _truncate(session / "labels" / "000002.png")
     argv = ["--headless", "--replay", str(session), "--record", "rec", *_model_flags(tiny_model_path)]
     assert main(parse_args(argv)) == 2
-    assert _error_line(capsys.readouterr().err) == f"error: {session}/labels/000002.png: cannot be read: " \
+    assert _error_line(capsys.readouterr().err) == f"launch.py: error: {session}/labels/000002.png: cannot be read: " \
                                                    "image file is truncated"
     (recording,) = Path("rec").iterdir()
     meta = json.loads((recording / "session.json").read_text())
@@ -64,7 +64,7 @@ def test_a_failed_export_keeps_the_previous_one_and_says_where_it_stopped(sessio
     argv = ["--replay", str(session), "--export", "out.mp4", "--overwrite", *_model_flags(tiny_model_path)]
     assert main(parse_args(argv)) == 2
     assert _error_line(capsys.readouterr().err) == (
-        f"error: export failed: {session}/labels/000002.png: cannot be read: image file is truncated; "
+        f"launch.py: error: export failed: {session}/labels/000002.png: cannot be read: image file is truncated; "
         "the 2 frames exported before it are in out.partial.mp4; out.mp4 is as before")
     assert Path("out.mp4").read_bytes() == b"last week's export" and Path("out.partial.mp4").is_file()
 

@@ -136,6 +136,11 @@ def test_export_renders_a_recorded_session(make_app, headless_env, tiny_model_pa
                             "--model", str(tiny_model_path), "--backend", "torch", "--device", "cpu"]))
     assert code == 0
     assert (headless_env / "out.mp4").stat().st_size > 0 and len(list(Path("frames").glob("*.png"))) == 4
+    # Three 64x32 panes under a 14 px caption are 192x46: exported 1280 wide, in proportion, even sides.
+    assert load_png(Path("frames") / "000000.png").shape == (306, 1280, 3)
+    code = main(parse_args(["--replay", str(session), "--export-frames", "small", "--export-size", "384x400",
+                            "--model", str(tiny_model_path), "--backend", "torch", "--device", "cpu"]))
+    assert code == 0 and load_png(Path("small") / "000000.png").shape == (92, 384, 3)  # 2x: the box's width
 
 
 def test_profile_backend_all_compares_backends(headless_env, tiny_model_path):

@@ -146,3 +146,11 @@ def test_mcap_and_live_flags(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         parse_args(["--record-format", "mcap"])
     assert "pip install 'neural-drive[mcap]'" in capsys.readouterr().err
+
+
+def test_export_size_needs_an_export(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--export-size", "1920x1080"])
+    assert "argument --export-size: needs --export OUT.mp4 or --export-frames DIR" in capsys.readouterr().err
+    config = parse_args(["--replay", "s", "--export", "o.mp4", "--export-size", "1920x1080"])
+    assert config.export_size == (1920, 1080)

@@ -106,7 +106,7 @@ def test_a_damaged_fps_is_one_line_at_export(recorded, tiny_model_path, capsys, 
     assert main(parse_args(["--replay", str(recorded), "--export", "out.mp4",
                             *model_flags(tiny_model_path)])) == 2
     err = capsys.readouterr().err
-    assert err == f"error: --replay {recorded / 'session.json'}: 'fps' must be a positive number, got {fps!r}\n"
+    assert err == f"launch.py: error: --replay {recorded / 'session.json'}: 'fps' must be a positive number, got {fps!r}\n"
     assert sorted(p.name for p in Path().iterdir()) == ["sessions"]  # no partial mp4, no ffmpeg log
 
 
@@ -129,7 +129,7 @@ def test_replay_res_the_model_cannot_take_blames_res(recorded, tiny_model_path, 
     assert main(parse_args(["--headless", "--replay", str(recorded), "--frames", "3", "--res", "60x36",
                             *model_flags(tiny_model_path)])) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --res: size 60x36: ") and err.count("\n") == 1, err
+    assert err.startswith("launch.py: error: --res: size 60x36: ") and err.count("\n") == 1, err
     assert "--replay" not in err and "resample the session" not in err
 
 
@@ -180,4 +180,4 @@ def test_a_real_error_during_start_up_is_not_taken_for_an_interruption(headless_
 
     monkeypatch.setattr(game.startup.rendering, "Renderer", broken)
     assert main(parse_args(["--headless", "--source", "procedural", "--preset", "tiny", "--res", RES])) == 2
-    assert "error: --backend auto --device auto --precision fp32: libonnxruntime.so" in capsys.readouterr().err
+    assert "launch.py: error: --backend auto --device auto --precision fp32: libonnxruntime.so" in capsys.readouterr().err

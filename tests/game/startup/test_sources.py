@@ -134,20 +134,45 @@ def test_auto_falls_back_to_procedural_when_nothing_answers(make_app):
 
 
 @pytest.mark.carla
-def test_auto_drives_the_carla_standin(make_app):
+def test_auto_drives_the_carla_standin_and_says_loudly_which_server(make_app, capsys, caplog):
     # The stand-in runs in its own process, as people run it (the CARLA part's test helper).
     from support.carla import StandinProcess, require_carla
 
-    require_carla()
+    carla = require_carla()
     server = StandinProcess("--seed", "0", "--pedestrians", "0")
     try:
         app = make_app("--headless", "--source", "auto", "--port", str(server.port),
                        "--tm-port", str(server.tm_port))
-        assert app.source_name == "carla" and "CARLA at" in app.source_reason
+        version = carla.Client("127.0.0.1", server.port).get_server_version()
+        assert app.source_name == "carla"
+        assert app.source_reason.startswith(f"CARLA {version} at 127.0.0.1:{server.port}, map {app.source.map_name}")
+        assert app.source.map_name and "/" not in app.source.map_name
+        assert f"!! source: {app.source_reason}" in capsys.readouterr().err  # framed, on stderr: not scrolled past
         for _ in range(3):
             assert app.tick()
         assert app.frame.labels.shape == (32, 64) and app.rendered.shape == (32, 64, 3)
         app.close()  # restores the server's settings and destroys the ego before the server stops
+        assert app.source.teardown_failures == []
+
+        # A restore that fails at teardown (someone else's server that refuses it) fails the run, and says so.
+        failing = make_app("--headless", "--frames", "2", "--source", "auto", "--port", str(server.port),
+                           "--tm-port", str(server.tm_port))
+        world = failing.source.world
+
+        class Refusing:  # libcarla objects take no new attributes: stand in front of the world
+            def __getattr__(self, name):
+                return getattr(world, name)
+
+            def apply_settings(self, settings):
+                raise RuntimeError("refused")
+
+        with caplog.at_level("ERROR", logger="carla_bridge"):
+            failing.source.world = Refusing()
+            assert failing.run() == 1
+        message = f"could not restore the world settings of the CARLA server at 127.0.0.1:{server.port}"
+        assert message in capsys.readouterr().err
+        assert any(message in record.getMessage() and record.levelname == "ERROR" for record in caplog.records)
+        world.apply_settings(carla.WorldSettings())  # put it back for the server's clean stop
     finally:
         assert server.stop() == 0
 

@@ -57,3 +57,30 @@ def test_free_cell_is_the_empty_grid_cell():
     assert free_cell(0, (1280, 720), (256, 128), 3) == (640, 360, 640, 360)  # 2x2 grid, bottom right
     assert free_cell(0, (384, 128), (64, 32), 3) is None  # a full row
     assert free_cell(1, (1280, 720), (256, 128), 3) is None  # render only
+
+
+@pytest.mark.parametrize("window", [(1280, 720), (300, 900), (1000, 1000)])
+def test_without_the_hud_the_render_pane_takes_the_empty_cell(window):
+    grid = pane_rects(0, window, (256, 128), NAMES)
+    featured = pane_rects(0, window, (256, 128), NAMES, hud_cell=False)
+    assert set(featured) == set(NAMES)
+    boxes = list(featured.values())
+    for i, a in enumerate(boxes):
+        assert _inside(a, window) and abs(a[2] / a[3] - 2.0) < 0.05
+        for b in boxes[i + 1:]:  # no two panes overlap
+            assert a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1]
+    if free_cell(0, window, (256, 128), 3) is not None:  # a grid with a hole: the render pane grows into it
+        assert featured["render"][2] > grid["render"][2]
+    else:
+        assert featured == grid
+    if window == (1280, 720):
+        assert featured["render"][2:] == (852, 426) and featured["engine"][2:] == (426, 213)
+
+
+def test_the_hud_starts_at_the_top_left_pane_not_in_the_letterbox_band():
+    from game.view.layout import hud_origin
+
+    only = pane_rects(1, (1280, 720), (64, 32), NAMES)
+    assert only["render"][1] == 40 and hud_origin(1, (1280, 720), (64, 32), only) == (0, 40)
+    grid = pane_rects(0, (1280, 720), (256, 128), NAMES)
+    assert hud_origin(0, (1280, 720), (256, 128), grid) == (640, 360)  # the empty cell

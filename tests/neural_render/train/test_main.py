@@ -242,3 +242,20 @@ def test_resume_of_a_run_whose_settings_this_version_cannot_read_is_one_line(tmp
     err = capsys.readouterr().err
     assert "saved settings do not fit this version" in err and "a_loss_since_removed" in err
     assert "Traceback" not in err
+
+
+def test_a_tiny_run_shows_its_bar_once_then_an_evaluate_command_at_its_resolution(tmp_path, capsys, monkeypatch):
+    import neural_render.train.loop as loop
+
+    printed_at_close = []
+    real_close = loop._Progress.close
+
+    def close(self):  # what stdout held when the bar was closed: an open bar ran into the closing lines
+        printed_at_close.append(capsys.readouterr().out)  # and was drawn again below them at its close
+        real_close(self)
+
+    monkeypatch.setattr(loop._Progress, "close", close)
+    train(_cfg(steps=2), tmp_path, show_progress=True)
+    out = "".join(printed_at_close) + capsys.readouterr().out
+    assert "[train] throughput" not in printed_at_close[0] and "[train] throughput" in out
+    assert f"evaluate --model {tmp_path} --res 64x32" in out  # evaluate's own default is 256x128
