@@ -41,6 +41,15 @@ def compile_note(flag: str, asked: bool | str, compiled: bool, backend: str) -> 
     return f"note: {flag} did not take with {backend} (see the warning above); it runs uncompiled"
 
 
+def frame_fields(frame: object) -> tuple[object, object, object]:
+    """(labels, flow, cut) of a SceneFrame-like object, or a ValueError saying what a frame must have."""
+    try:
+        return frame.labels, frame.flow, frame.cut
+    except AttributeError:
+        raise ValueError(f"frame: expected a SceneFrame (or any object with .labels, .flow and .cut "
+                         f"attributes), got {type(frame).__name__}; a dict: types.SimpleNamespace(**d)") from None
+
+
 def check_inputs(labels: object, flow: object, size: tuple[int, int], num_classes: int) -> None:
     """Raise ValueError naming the problem for anything a backend must never see: the one check of a
     frame, where it enters Renderer.render; the backends trust what passed."""

@@ -16,7 +16,7 @@ import numpy as np
 from carla_bridge.core.frames import parse_size
 from neural_render.checkpoint import load_generator
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import PRECISIONS, Stage, check_frame_cut, check_inputs
+from neural_render.runtime.common import PRECISIONS, Stage, check_frame_cut, check_inputs, frame_fields
 from neural_render.runtime.select import create_backend
 
 
@@ -103,11 +103,7 @@ class Renderer:
         backend = self._open_backend()
         timings: dict[str, tuple[int, int]] = {}
         with Stage(timings, "preprocess"):  # the frame enters here: checked once, then trusted
-            try:
-                labels, flow, cut = frame.labels, frame.flow, frame.cut
-            except AttributeError:
-                raise ValueError(f"frame: expected a SceneFrame (or any object with .labels, .flow and .cut "
-                                 f"attributes), got {type(frame).__name__}; a dict: types.SimpleNamespace(**d)") from None
+            labels, flow, cut = frame_fields(frame)
             check_inputs(labels, flow, self.size, self.config.num_classes)
             if check_frame_cut(cut):
                 self.reset()
