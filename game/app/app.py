@@ -72,7 +72,7 @@ class App:
             check_size(self.model, self.size, "--res" if config.res else f"--replay {config.replay}")
             warn_if_memory_short(self.size, self.device)
         self.renderer = make_renderer(self.model.model, config.backend, config.device, config.precision, self.size,
-                                      config.compile)
+                                      config.compile, config.server)
         self.surface, self.headless, display_note = open_display(config.window or DEFAULT_WINDOW, config.headless)
         self.draw = not self.headless or config.screenshot is not None  # headless draws only for a screenshot
         from_replay = self.source_name == "replay"

@@ -90,6 +90,27 @@ def check_frame_cut(cut: object) -> bool:
     raise ValueError(f"frame.cut must be a bool (True after a camera jump), got {type(cut).__name__} {cut!r:.40}")
 
 
+class HistorySwitch:
+    """``history_enabled`` of the Renderer and the RemoteRenderer: off, every frame is rendered from its
+    labels alone. ``_has_history`` says whether the next frame may use the history."""
+
+    _history_enabled = True
+    _has_history = False
+
+    @property
+    def history_enabled(self) -> bool:
+        return self._history_enabled
+
+    @history_enabled.setter
+    def history_enabled(self, value: bool) -> None:
+        value = bool(value)
+        if value != self._history_enabled:
+            # a change of the switch: turning it back on starts from a fresh frame, not a stale one.
+            # Writing the value it already has (a loop syncing a setting every tick) keeps the history.
+            self._has_history = False
+        self._history_enabled = value
+
+
 class Backend(Protocol):
     """One inference engine with its history on its device (see renderer.py for the step semantics)."""
 

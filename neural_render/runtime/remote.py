@@ -16,7 +16,7 @@ import uuid
 import numpy as np
 
 from carla_bridge.core.frames import parse_size
-from neural_render.runtime.common import check_frame_cut, check_inputs, frame_fields, log
+from neural_render.runtime.common import HistorySwitch, check_frame_cut, check_inputs, frame_fields, log
 
 MODEL_NAME = "neural_render"
 # inputs
@@ -36,7 +36,7 @@ def grpc_address(url: str) -> str:
     return address
 
 
-class RemoteRenderer:
+class RemoteRenderer(HistorySwitch):
     """Renders through the service with exactly the Renderer's API: ``render(frame)``, ``reset()``,
     ``close()`` and a ``with`` block. ``stream`` names this camera on the server (default: a fresh
     random id); two RemoteRenderers must not share one. The frame is checked here as the Renderer checks
@@ -45,6 +45,7 @@ class RemoteRenderer:
     and remote.wait (network and Triton's queue), laid end to end since only their lengths are known."""
 
     backend_name = "remote"
+    model_name = "remote"  # the server's model; the client does not load it
     precision = "fp32"  # what the server was started with is its own flag; the client cannot see it
     compiled = False
 
@@ -60,7 +61,9 @@ class RemoteRenderer:
         self.device_name = f"server {url}"
         self._grpc = grpcclient
         self._client = grpcclient.InferenceServerClient(grpc_address(url))
-        self._cut_next = True
+        self._call(lambda: self._client.is_model_ready(MODEL_NAME, client_timeout=timeout_s))
+        self._history_enabled = True
+        self._has_history = False  # the first frame goes with a cut: the server may know this stream id
         self.server_id: str | None = None
         self.server_restarts = 0
         self.last_batch_size = 0
@@ -70,7 +73,7 @@ class RemoteRenderer:
     def reset(self) -> None:
         """Drop the history: the next frame goes with a cut."""
         self._open_client()
-        self._cut_next = True
+        self._has_history = False
 
     def close(self) -> None:
         """Close the connection (the server drops the stream once it is idle). Idempotent."""
@@ -94,14 +97,10 @@ class RemoteRenderer:
         start = time.perf_counter_ns()
         labels, flow, cut = frame_fields(frame)
         check_inputs(labels, flow, self.size, self.num_classes)
-        cut = check_frame_cut(cut) or self._cut_next
+        cut = check_frame_cut(cut) or not (self._has_history and self._history_enabled)
         inputs = self._inputs(np.ascontiguousarray(labels), flow, cut)
         sent = time.perf_counter_ns()
-        try:
-            answer = client.infer(MODEL_NAME, inputs, client_timeout=self.timeout_s)
-        except self._grpc.InferenceServerException as error:
-            raise ConnectionError(f"render server {self.url} did not answer ({_first_line(error)}); start it with "
-                                  f"`python -m neural_render.serve` or check --server") from None
+        answer = self._call(lambda: client.infer(MODEL_NAME, inputs, client_timeout=self.timeout_s))
         done = time.perf_counter_ns()
         error = answer.as_numpy(ERROR)[0, 0].decode()
         if error:
@@ -111,9 +110,22 @@ class RemoteRenderer:
         self.last_batch_size = int(answer.as_numpy(BATCH_SIZE)[0, 0])
         self.last_timings = {"preprocess": (start, sent), "inference": (sent, done),
                              "remote.wait": (sent, done - compute_ns), "remote.compute": (done - compute_ns, done)}
-        self._cut_next = False
+        self._has_history = self._history_enabled
         self.frames_rendered += 1
         return answer.as_numpy(IMAGE)[0]
+
+    def _call(self, request):
+        """request() on the server; a ConnectionError naming the URL when it is down, not ready, or has
+        not answered within timeout_s (a server killed mid-frame must not hang the drive)."""
+        try:
+            answer = request()
+        except self._grpc.InferenceServerException as error:
+            raise ConnectionError(f"render server {self.url} did not answer ({_first_line(error)}); start it with "
+                                  "`python -m neural_render.serve`, or check the URL") from None
+        if answer is False:  # is_model_ready: the server answers but has not loaded the model (yet)
+            raise ConnectionError(f"render server {self.url} answers but its model '{MODEL_NAME}' is not ready; "
+                                  "wait for the server's 'serving' line, or check the URL")
+        return answer
 
     def _inputs(self, labels: np.ndarray, flow: np.ndarray | None, cut: bool) -> list:
         def tensor(name: str, array: np.ndarray, datatype: str):

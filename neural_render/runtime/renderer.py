@@ -16,11 +16,11 @@ import numpy as np
 from carla_bridge.core.frames import parse_size
 from neural_render.checkpoint import load_generator
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import PRECISIONS, Stage, check_frame_cut, check_inputs, frame_fields
+from neural_render.runtime.common import PRECISIONS, Stage, HistorySwitch, check_frame_cut, check_inputs, frame_fields
 from neural_render.runtime.select import create_backend
 
 
-class Renderer:
+class Renderer(HistorySwitch):
     """Labels (+ flow) of each tick in, the generated (H, W, 3) uint8 RGB frame out; see the README's
     "Use it from your own simulator". ``precision`` is a request: ``renderer.precision`` says what runs
     (onnxruntime on the CPU runs fp32). One Renderer keeps one drive's history, so call it from one
@@ -65,19 +65,6 @@ class Renderer:
         """Whether frames run compiled (torch.compile, or TensorRT's CUDA graphs); False once closed. A
         torch.compile that fails at the first frame falls back to eager, so read it after a render."""
         return self._backend is not None and self._backend.compiled
-
-    @property
-    def history_enabled(self) -> bool:
-        return self._history_enabled
-
-    @history_enabled.setter
-    def history_enabled(self, value: bool) -> None:
-        value = bool(value)
-        if value != self._history_enabled:
-            # a change of the switch: turning it back on starts from a fresh frame, not a stale one.
-            # Writing the value it already has (a loop syncing a setting every tick) keeps the history.
-            self._has_history = False
-        self._history_enabled = value
 
     def reset(self) -> None:
         """Drop the history: the next frame is rendered from its labels alone."""
