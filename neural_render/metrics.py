@@ -1,4 +1,5 @@
-"""Image and video quality metrics: PSNR, SSIM, and the warping error of Lai et al. (ECCV 2018).
+"""Image and video quality metrics: PSNR, SSIM, the warping error of Lai et al. (ECCV 2018), and the
+temporal residual error against the real video. The sliced Wasserstein distance is in neural_render.swd.
 
 All functions take torch tensors with images in [0, 1], shape (B, C, H, W), and need no pretrained
 weights. ``neural_render.warp.warp`` is the only warp used (flow convention in ARCHITECTURE.md: backward
@@ -105,6 +106,27 @@ def warping_error(
     if mask is None:
         mask = torch.ones_like(current[:, :1])
     diff = (current.float() - warp(previous.float(), flow)).pow(2).sum(1, keepdim=True)
+    return (diff * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0)
+
+
+def temporal_residual_error(
+    generated: torch.Tensor, generated_previous: torch.Tensor, real: torch.Tensor, real_previous: torch.Tensor,
+    flow: torch.Tensor, mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B,) mean |(y_t - W(y_{t-1})) - (g_t - W(g_{t-1}))| over the non-occluded pixels M and channels.
+
+    The residual y_t - W(y_{t-1}) is what changes in the real video once motion is undone by the exact
+    flow (shading, specular light, disocclusion noise); a generated video should change the same way. A
+    flickering video has residuals the real one lacks, and a frozen or blurred one lacks the real ones,
+    so neither scores well: the warping error alone rewards the second. In the spirit of tOF and tLP of
+    Chu et al., "Learning Temporal Coherence via Self-Supervision for GAN-based Video Generation"
+    (TecoGAN), ACM TOG 2020, which also compare a generated video's motion to the real one's.
+    """
+    if mask is None:
+        mask = torch.ones_like(generated[:, :1])
+    real_residual = real.float() - warp(real_previous.float(), flow)
+    generated_residual = generated.float() - warp(generated_previous.float(), flow)
+    diff = (real_residual - generated_residual).abs().mean(1, keepdim=True)
     return (diff * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1.0)
 
 

@@ -43,6 +43,27 @@ def _nearest_multiple(value: int, m: int) -> int:
     return max(m, (value + m // 2) // m * m)
 
 
+# The range of every integer field of GeneratorConfig. A config also comes from a checkpoint's metadata,
+# which is checked against these before any network is built: far above every preset (widths 256,
+# 3 blocks), far below a network that would not fit in memory at all. num_classes <= 256: labels are uint8.
+MAX_LEVELS = 8      # entries in widths / flow_widths (each one halves the resolution)
+MAX_WIDTH = 4096
+FIELD_RANGES: dict[str, tuple[int, int]] = {
+    "num_classes": (2, 256), "k": (2, 16), "widths": (1, MAX_WIDTH), "n_blocks": (0, 32),
+    "spade_hidden": (1, MAX_WIDTH), "flow_widths": (1, MAX_WIDTH), "n_flow_blocks": (0, 32),
+}  # and spade_kernel is 1 or 3, separable a bool, name a short string
+
+
+def _is_int_in(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _shown(value) -> str:
+    """repr of a value that came from a file, cut short: an error message must stay one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     name: str = "tiny"
@@ -57,14 +78,23 @@ class GeneratorConfig:
     separable: bool = False         # depthwise-separable 3x3 convs (CPU presets)
 
     def __post_init__(self) -> None:
-        if self.num_classes < 2 or self.k < 2:
-            raise ValueError(f"GeneratorConfig: num_classes >= 2 and k >= 2 needed, got {self.num_classes}, {self.k}")
-        if len(self.widths) < 1 or len(self.flow_widths) < 1:
-            raise ValueError("GeneratorConfig: widths and flow_widths need at least one level")
-        if self.spade_kernel not in (1, 3):
-            raise ValueError(f"GeneratorConfig.spade_kernel must be 1 or 3, got {self.spade_kernel}")
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        object.__setattr__(self, "flow_widths", tuple(int(w) for w in self.flow_widths))
+        for field, (low, high) in FIELD_RANGES.items():
+            value = getattr(self, field)
+            if field in ("widths", "flow_widths"):
+                if not isinstance(value, (tuple, list)) or not 1 <= len(value) <= MAX_LEVELS \
+                        or not all(_is_int_in(w, low, high) for w in value):
+                    raise ValueError(f"GeneratorConfig.{field}: 1..{MAX_LEVELS} integers, each in {low}..{high}; "
+                                     f"got {_shown(value)}")
+            elif not _is_int_in(value, low, high):
+                raise ValueError(f"GeneratorConfig.{field}: an integer in {low}..{high}, got {_shown(value)}")
+        if not _is_int_in(self.spade_kernel, 1, 3) or self.spade_kernel == 2:
+            raise ValueError(f"GeneratorConfig.spade_kernel: 1 or 3, got {_shown(self.spade_kernel)}")
+        if not isinstance(self.separable, bool):
+            raise ValueError(f"GeneratorConfig.separable: true or false, got {_shown(self.separable)}")
+        if not isinstance(self.name, str) or not 1 <= len(self.name) <= 64:
+            raise ValueError(f"GeneratorConfig.name: a string of 1..64 characters, got {_shown(self.name)}")
+        object.__setattr__(self, "widths", tuple(self.widths))
+        object.__setattr__(self, "flow_widths", tuple(self.flow_widths))
 
     @property
     def multiple(self) -> int:
@@ -325,6 +355,13 @@ def build_generator(preset: str | GeneratorConfig, **overrides) -> Vid2VidGenera
     if overrides:
         cfg = GeneratorConfig.from_dict({**cfg.to_dict(), **overrides})
     return Vid2VidGenerator(cfg)
+
+
+def state_shapes(config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in the state_dict of the network ``config`` builds, from a
+    weightless copy on the "meta" device: no memory for the weights, whatever the widths."""
+    with torch.device("meta"):
+        return {name: tuple(t.shape) for name, t in Vid2VidGenerator(config).state_dict().items()}
 
 
 def count_params(model: nn.Module) -> int:

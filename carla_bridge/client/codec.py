@@ -5,7 +5,8 @@ exact inverses and are what the stand-in server (carla_bridge/standin) sends, so
 the real ``carla`` client is lossless up to the formats' own quantisation.
 
 Formats (CARLA docs, ref_sensors):
-- semantic segmentation: BGRA uint8, the tag id in the red channel (byte 2 of each pixel).
+- semantic segmentation: BGRA uint8, the tag id in the red channel (byte 2 of each pixel); a tag
+  outside 0..28 decodes as Unlabeled and is counted.
 - depth: BGRA uint8, normalized = (R + G*256 + B*256^2) / (256^3 - 1), metres = 1000 * normalized.
 - optical flow: 2 float32 per pixel (x, y), "in the range [-2, 2]".
 - rgb: BGRA uint8.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from carla_bridge.core.labels import NUM_LABELS
+from carla_bridge.core.labels import NUM_LABELS, TAG
 
 CARLA_FLOW_SIGN: tuple[float, float] = (-1.0, 1.0)
 """Per-axis factor from CARLA's optical-flow value (scaled to pixels) to our backward flow (x, y).
@@ -57,15 +58,17 @@ def _pixels(raw: bytes | bytearray | memoryview | np.ndarray, width: int, height
 
 
 # ----------------------------------------------------------------------------- semantic segmentation
-def decode_semantic(raw, width: int, height: int) -> np.ndarray:
-    """BGRA bytes of ``sensor.camera.semantic_segmentation`` -> (H, W) uint8 tag ids (red channel)."""
+def decode_semantic(raw, width: int, height: int) -> tuple[np.ndarray, int]:
+    """BGRA bytes of ``sensor.camera.semantic_segmentation`` -> ((H, W) uint8 tag ids from the red
+    channel, how many pixels held a tag outside 0..28). A custom asset can carry a tag CARLA's table
+    lacks (CARLA's own ColorConverter.h wraps it, ``tag % 29``); here it becomes Unlabeled (0), so that
+    one stray pixel never ends a drive, and the count says it happened."""
     labels = np.ascontiguousarray(_pixels(raw, width, height, 4, np.uint8, "semantic image")[:, :, 2])
-    if labels.size and int(labels.max()) >= NUM_LABELS:
-        raise ValueError(
-            f"semantic image holds tag {int(labels.max())}, outside 0..{NUM_LABELS - 1}: "
-            "is the camera sensor.camera.semantic_segmentation with CARLA >= 0.9.14 tags?"
-        )
-    return labels
+    unknown = labels >= NUM_LABELS
+    count = int(np.count_nonzero(unknown))
+    if count:
+        labels[unknown] = TAG["Unlabeled"]
+    return labels, count
 
 
 def encode_semantic(labels: np.ndarray) -> bytes:

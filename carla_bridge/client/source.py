@@ -20,12 +20,12 @@ from typing import Any
 from carla_bridge.client import codec
 from carla_bridge.client.recovery import DriveNote, ServerBusy, destroy_actors
 from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
-from carla_bridge.core.net import carla_server_answers, host_problem, not_carla_reason
+from carla_bridge.core.net import ConnectionWatch, carla_server_answers, host_problem, not_carla_reason
 
 log = logging.getLogger("carla_bridge.client.source")
 
 CAMERAS = {  # camera name: its blueprint, the SceneFrame field it fills, the decoder of its bytes
-    "semantic": ("sensor.camera.semantic_segmentation", "labels", codec.decode_semantic),
+    "semantic": ("sensor.camera.semantic_segmentation", "labels", None),  # decoded and counted in _advance
     "flow": ("sensor.camera.optical_flow", "flow", codec.decode_flow),
     "depth": ("sensor.camera.depth", "depth", codec.decode_depth),
     "rgb": ("sensor.camera.rgb", "rgb", codec.decode_rgb),
@@ -47,10 +47,9 @@ class CarlaConnectionError(SourceLost):
 
 def make_camera_queue() -> queue.SimpleQueue:
     """The queue a camera's ``listen`` callback fills (libcarla's streaming thread) and ``step`` drains:
-    ``queue.SimpleQueue``, whose put never blocks. With ``queue.Queue``, a Ctrl+C that lands while the
-    main thread waits for its mutex can leave the mutex locked (CPython bpo-29988); the next camera
-    frame's ``put`` then blocks libcarla's streaming thread, which destroying the client joins: the
-    program hangs after Ctrl+C (tests/carla_bridge/client/test_teardown.py reproduces it)."""
+    ``queue.SimpleQueue``, whose put never blocks. With ``queue.Queue``, a Ctrl+C while the main thread
+    waits for its mutex can leave it locked (CPython bpo-29988); the next frame's ``put`` then blocks
+    libcarla's streaming thread, which destroying the client joins: a hang after Ctrl+C (test_teardown)."""
     return queue.SimpleQueue()
 
 
@@ -91,11 +90,12 @@ class CarlaSource(SourceBase):
         self._server_hung = False  # an RPC timed out while the port still accepts: the server is hung
         self._sensors: dict[str, Any] = {}  # by camera name, as are their queues
         self._queues: dict[str, queue.SimpleQueue] = {}
-        self.client = self.world = self._ego = self._tm = None  # libcarla objects
+        self.client = self.world = self._ego = self._tm = self._watch = None  # libcarla objects, the watch
         self._original_settings: Any = None  # the settings to restore, from the moment the note has them
         self._restored = False  # they are back on the server: the note can go
         self._note: DriveNote | None = None
         self._index, self._time0 = -1, None
+        self.unknown_tag_pixels = 0  # semantic pixels whose tag CARLA's table lacks, drawn as Unlabeled
         try:
             import carla  # the optional extra: only a CARLA drive needs it
         except ImportError as error:
@@ -119,6 +119,7 @@ class CarlaSource(SourceBase):
         if not_carla := not_carla_reason(self.host, self.port, timeout_s=self._patience):
             raise CarlaConnectionError(f"the server at {self.where} is not CARLA ({not_carla}): check --host "
                                        f"and --port, or drive the built-in world with --source procedural")
+        self._watch = ConnectionWatch(self.host, self.port, timeout_s=self._patience)
         self.client = self._carla.Client(self.host, self.port)
         self.client.set_timeout(self.timeout_s)
         try:
@@ -262,9 +263,8 @@ class CarlaSource(SourceBase):
             raise self._lost(error) from None
 
     def _advance(self, cut: bool) -> SceneFrame:
-        if self._autopilot and not carla_server_answers(self.host, self.port, timeout_s=self._patience):
-            # world.tick() runs the TM's thread, where an RPC time-out aborts the process: probe first.
-            raise self._lost("it no longer accepts connections")
+        if self._autopilot and self._watch.closed():  # tick() runs the TM, which aborts on an RPC time-out
+            raise self._lost("it closed its connection")
         try:
             # libcarla 0.9.16 limitation: with the TM on, a synchronous tick() waits without a time-out in
             # TrafficManagerLocal::SynchronousTick and can miss its wake-up (~1 in 250 runs on 2 loaded cores).
@@ -276,7 +276,13 @@ class CarlaSource(SourceBase):
         self._index += 1
         if self._time0 is None or cut and self._index == 0:
             self._time0 = data["semantic"].timestamp
-        arrays = {CAMERAS[name][1]: CAMERAS[name][2](image.raw_data, *self.size) for name, image in data.items()}
+        arrays = {CAMERAS[name][1]: CAMERAS[name][2](image.raw_data, *self.size) for name, image in data.items()
+                  if name != "semantic"}
+        arrays["labels"], unknown = codec.decode_semantic(data["semantic"].raw_data, *self.size)
+        if unknown and not self.unknown_tag_pixels:
+            log.warning("the semantic camera at %s sends tags outside CARLA's 0..28 (a custom asset?): "
+                        "drawn as Unlabeled, counted in unknown_tag_pixels", self.where)
+        self.unknown_tag_pixels += unknown
         return SceneFrame(index=self._index, time_s=float(data["semantic"].timestamp - self._time0), cut=cut,
                           ego=ego, **arrays)
 
@@ -338,6 +344,8 @@ class CarlaSource(SourceBase):
             self._queues.clear()
             self._ego = self._tm = self.world = self.client = None
             gc.collect()
+            if self._watch is not None:
+                self._watch.close()
         finally:
             self._close_lock.release()
 
@@ -348,13 +356,6 @@ class CarlaSource(SourceBase):
             return
         reachable = not self._server_lost and carla_server_answers(self.host, self.port, timeout_s=self._patience)
         self.client.set_timeout(TEARDOWN_TIMEOUT_S if reachable else GONE_TIMEOUT_S)
-        if self._ego is not None and reachable and self._tm is not None:  # the TM, not _autopilot: a Ctrl+C
-            # can land between set_autopilot() and the flag. Unregister and let the TM see one tick while
-            # the car exists, or its thread asks for a destroyed car's bounding box and aborts the process.
-            _quietly("autopilot off", self._ego.set_autopilot, False, self.tm_port)
-            self._autopilot = False
-            if self.sync:
-                _quietly("autopilot-off tick", self.world.tick, TEARDOWN_TIMEOUT_S)
         for name, sensor in self._sensors.items():
             _quietly(f"stop {name} camera", sensor.stop)
         if not reachable:

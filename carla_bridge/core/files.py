@@ -29,14 +29,14 @@ def cache_folder() -> Path:
     return Path(os.environ.get("NEURAL_DRIVE_CACHE", Path.home() / ".cache" / "neural-drive"))
 
 
-def stamped_folder(root: str | Path) -> Path:
+def stamped_folder(root: str | Path, suffix: str = "") -> Path:
     """A fresh name under ``root`` for a run's output, by the time it starts: root/20250101-120000 (the
-    names sort by time), root/20250101-120000-2 when that one exists."""
+    names sort by time), root/20250101-120000-2 when that one exists; ``suffix`` ends the name (.mcap)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path, n = Path(root) / stamp, 1
+    path, n = Path(root) / f"{stamp}{suffix}", 1
     while path.exists():
         n += 1
-        path = Path(root) / f"{stamp}-{n}"
+        path = Path(root) / f"{stamp}-{n}{suffix}"
     return path
 
 

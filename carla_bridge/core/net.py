@@ -2,15 +2,18 @@
 
 ``host_problem``: why the host name cannot be used (it does not resolve), or None.
 ``carla_server_answers``: does anything accept TCP connections there (the source's liveness probe,
-the game's ``--source auto`` probe, the stand-in's check of a registered Traffic Manager).
+the game's ``--source auto`` probe).
 ``not_carla_reason``: does what answers speak CARLA's msgpack-rpc. libcarla cannot survive a peer
 that answers anything else: an HTTP server's "400 Bad Request" makes it throw std::bad_cast from its
 I/O thread and the whole process aborts (exit 134, no Python error), so a source asks once, before it
 hands the address to ``carla.Client``.
+``ConnectionWatch``: one idle connection held open, which says, without opening another, whether
+the server's end closed it (the kernel of a killed server resets it).
 """
 
 from __future__ import annotations
 
+import select
 import socket
 
 # msgpack of the rpc request [0, 10, "version", []]: type request, msgid 10, CARLA's "version" method
@@ -57,3 +60,24 @@ def not_carla_reason(host: str, port: int, timeout_s: float = 2.0) -> str | None
         return None
     preview = reply.splitlines()[0][:40].decode("ascii", "replace")  # e.g. an HTTP status line
     return f"it answered {preview!r}, not a msgpack-rpc reply"
+
+
+class ConnectionWatch:
+    """One TCP connection to host:port, opened once and never written to: ``closed()`` asks the
+    kernel, at no cost to the server, whether the other end closed it. A hung (stopped) server keeps
+    it open: only a time-out tells that one."""
+
+    def __init__(self, host: str, port: int, timeout_s: float = 0.5) -> None:
+        self._connection = socket.create_connection((host, port), timeout=timeout_s)
+
+    def closed(self) -> bool:
+        readable, _, _ = select.select([self._connection], [], [], 0.0)
+        if not readable:
+            return False
+        try:
+            return self._connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:  # reset
+            return True
+
+    def close(self) -> None:
+        self._connection.close()

@@ -5,7 +5,9 @@ A session is a folder:
     session.json        format_version (int), project_version, git_commit, started_at, size [w, h], fps,
                         record {rgb, flow, depth, video, writer}, plus the caller's meta (model, model_sha256,
                         backend, device, precision, source, source_settings, seed). Written at the start
-                        and rewritten atomically at close with frames, ended_at, closed, error, ended_by.
+                        and rewritten atomically at close with frames, ended_at, closed, error, ended_by
+                        (why the recording ended before it was stopped: "disk full", "source lost: ...").
+    .session.json.reserve  room kept for that rewrite while recording (recorder.py); gone at the close.
     frames.jsonl        one JSON object per tick (FrameRecord), appended and flushed only after every
                         file of that tick is in place, so it is the source of truth after a crash.
     labels/000000.png   8-bit grey PNG of tag ids (lossless).
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import subprocess
 import tomllib
@@ -41,6 +44,9 @@ SESSION_JSON = "session.json"
 FRAMES_JSONL = "frames.jsonl"
 RENDER_MP4 = "render.mp4"
 ENGINE_MP4 = "engine.mp4"
+CLOSE_RESERVE = ".session.json.reserve"
+DISK_FULL = "disk full"  # session.json's ended_by when the disk filled up while recording
+MCAP_SUFFIX = ".mcap"  # a session in one MCAP file (mcap_format.py) rather than a folder
 # Per-frame files: kind -> (folder, suffix). The record's "files" list names the kinds present.
 FRAME_FILES: dict[str, tuple[str, str]] = {
     "labels": ("labels", ".png"),
@@ -57,6 +63,18 @@ RESERVED_KEYS = (
 THUMB_W, THUMB_H = 16, 8
 # The checkout this file is in (carla_bridge/session/format.py), for its git commit and pyproject.toml.
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# What MCAP sessions need (mcap_format.py): the `mcap` extra of pyproject.toml.
+MCAP_MODULES = ("mcap", "foxglove", "google.protobuf")
+MCAP_INSTALL = "pip install 'neural-drive[mcap]' (the mcap, foxglove-sdk and protobuf packages)"
+
+
+def mcap_problem() -> str | None:
+    """None when MCAP sessions can be written and read here; otherwise what is missing and how to get it."""
+    missing = [name for name in MCAP_MODULES if importlib.util.find_spec(name.split(".")[0]) is None
+               or importlib.util.find_spec(name) is None]
+    return None if not missing else f"MCAP sessions need {', '.join(missing)}: {MCAP_INSTALL}"
 
 
 class SessionFormatError(ValueError):

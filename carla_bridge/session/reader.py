@@ -40,6 +40,10 @@ class SessionIndex:
         width, height = self.meta["size"]
         return int(width), int(height)
 
+    def load(self, position: int) -> SceneFrame:
+        """The SceneFrame of frame ``position`` (load_frame)."""
+        return load_frame(self, position)
+
 
 def open_session(directory: str | Path) -> SessionIndex:
     """Validate and index a session folder; raise SessionFormatError naming what is wrong and where."""
@@ -71,7 +75,7 @@ def open_session(directory: str | Path) -> SessionIndex:
     index = SessionIndex(path=path, meta=meta, records=[])
     index.records = _read_records(lines_path, index.notes)
     _note_missing_records(index, lines_path)
-    for record in index.records:  # _record_problem checked each record's fields
+    for record in index.records:  # record_problem checked each record's fields
         for kind in record["files"]:
             file = frame_file(path, kind, record["position"])
             if not file.is_file():
@@ -126,7 +130,7 @@ def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
         missing = [k for k in REQUIRED_RECORD_KEYS if k not in record]
         if missing:
             raise SessionFormatError(f"{lines_path}:{number}: record lacks {', '.join(missing)}")
-        problem = _record_problem(record)
+        problem = record_problem(record)
         if problem:
             raise SessionFormatError(f"{lines_path}:{number}: {problem}; {DAMAGED_FIX}")
         if record["position"] != len(records):
@@ -138,7 +142,7 @@ def _read_records(lines_path: Path, notes: list[str]) -> list[dict[str, Any]]:
     return records
 
 
-def _record_problem(record: dict[str, Any]) -> str | None:
+def record_problem(record: dict[str, Any]) -> str | None:
     """What is wrong with the fields of one frames.jsonl record, or None. The recorder never writes a
     bad line, but an edited or damaged file may hold 'files': null or [], 'time_s': "abc", 'position':
     0.0 or a throttle of 5: the reader is the boundary, so the check command and the replay name the
@@ -190,7 +194,7 @@ def load_frame(index: SessionIndex, position: int) -> SceneFrame:
                 f"{file}: expected {expected[0]} {np.dtype(expected[1]).name} for a {width}x{height} "
                 f"session, got {array.shape} {array.dtype}"
             )
-        problem = _values_problem(kind, array)
+        problem = values_problem(kind, array)
         if problem:
             raise SessionFormatError(f"{file}: {problem}; {DAMAGED_FIX}")
         arrays[kind] = array
@@ -202,7 +206,7 @@ def load_frame(index: SessionIndex, position: int) -> SceneFrame:
     )
 
 
-def _values_problem(kind: str, array: np.ndarray) -> str | None:
+def values_problem(kind: str, array: np.ndarray) -> str | None:
     """Values no recording holds (the recorder writes frames the Renderer accepted): tag ids past the
     label set or non-finite flow. Checked here, where the data enters from disk, so that `--load` and the
     replay name the damaged file rather than the Renderer rejecting its frame."""

@@ -12,6 +12,9 @@ Back-pressure policy (the drive must never stall on the disk, and lossless data 
   leaving holes; everything recorded before that point is a valid session.
 - Disk errors (full disk, unwritable folder) likewise stop the recording with ``error`` set; ``add`` never
   raises, so the drive goes on. The game shows ``error`` on its HUD.
+- A full disk must not cost the close: the closing session.json (closed, frames, why it ended) needs room
+  when there is none left, so the start sets that room aside in a reserve file (CLOSE_RESERVE) and the
+  close deletes it just before rewriting session.json.
 
 The frames are trusted: the Renderer checked each one where it entered, at the size this recorder was
 made for (ARCHITECTURE.md, "One tick of the drive").
@@ -20,6 +23,7 @@ made for (ARCHITECTURE.md, "One tick of the drive").
 from __future__ import annotations
 
 import atexit
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,9 +32,15 @@ from typing import Any
 import numpy as np
 
 from carla_bridge.core.frames import Control, SceneFrame
-from carla_bridge.session.format import (FORMAT_VERSION, FRAME_FILES, FRAMES_JSONL, RESERVED_KEYS, SESSION_JSON,
-                                         atomic_write_json, file_sha256, git_commit, project_version)
-from carla_bridge.session.writer import FramePacket, SessionWriter, describe_os_error
+from carla_bridge.session.format import (CLOSE_RESERVE, FORMAT_VERSION, FRAME_FILES, FRAMES_JSONL, RESERVED_KEYS,
+                                         SESSION_JSON, atomic_write_json, file_sha256, git_commit, project_version)
+from carla_bridge.session.writer import FramePacket, PacketWriter, SessionWriter, describe_os_error
+
+# The room kept for the closing session.json: it is 1-2 kB (its error and notes lines are a few hundred
+# characters each), and its atomic rewrite holds a second copy until the rename; 64 KiB covers that with
+# the file system's block rounding many times over. Random bytes: a compressing file system (btrfs, ZFS)
+# would store zeros in almost nothing.
+CLOSE_RESERVE_BYTES = 64 * 1024
 
 
 def _timings_ms(timings: dict[str, Any]) -> dict[str, float]:
@@ -45,12 +55,25 @@ def _timings_ms(timings: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def tick_record(position: int, frame: SceneFrame, control: Control, timings: dict[str, Any],
+                files: list[str]) -> dict[str, Any]:
+    """The frames.jsonl record of a tick (format.py) before the writer adds its render digest."""
+    return {
+        "position": position, "index": int(frame.index), "time_s": float(frame.time_s),
+        "wall_time": time.time(), "ego": frame.ego.as_dict(), "control": control.as_dict(),
+        "autopilot": bool(control.autopilot), "cut": bool(frame.cut),
+        "timings_ms": _timings_ms(timings), "files": files,
+    }
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class SessionRecorder:
-    """Record ticks into a session folder (format: carla_bridge/session/format.py).
+    """Record ticks into a session folder (format: carla_bridge/session/format.py), or with
+    ``record_format="mcap"`` into one MCAP file at ``directory`` (mcap_format.py; no mp4s: its /render
+    and /engine channels are the viewing copies).
 
     meta: the caller's description (model, model_sha256 (computed from model_path/model when it names a
     file), backend, device, precision, source, source_settings, seed, delta_s...); stored in session.json.
@@ -73,11 +96,15 @@ class SessionRecorder:
         max_backlog_mb: float = 256.0,
         max_video_backlog: int = 30,
         crf: int = 18,
+        record_format: str = "folder",
     ) -> None:
         self.path = Path(directory).absolute()  # where it was started, whatever the working folder later
+        self.record_format = record_format
         self.size = tuple(size)
         self.record_rgb, self.video = bool(record_rgb), bool(video)
         self.record_flow, self.record_depth = bool(record_flow), bool(record_depth)
+        if record_format == "mcap":  # the engine image goes to the lossless /engine channel; no mp4 to drop frames of
+            self.record_rgb, self.video = self.record_rgb or self.video, False
         self.fps = float(fps or meta.get("fps") or (1.0 / meta["delta_s"] if meta.get("delta_s") else 20.0))
         self.max_backlog_bytes = int(max_backlog_mb * 2**20)
         self.max_video_backlog = int(max_video_backlog)
@@ -86,7 +113,8 @@ class SessionRecorder:
         self._closed = False
         self._start_error: str | None = None
         self._drive_error: str | None = None  # set by add(); frames queued before it are still written
-        self._writer: SessionWriter | None = None
+        self._writer: PacketWriter | None = None
+        self._reserve: Path | None = None  # CLOSE_RESERVE, once _start made it
         # Why the drive ended when it was not by choice (the CARLA server lost, say), for session.json:
         # "error" is about the recording itself, which stays whole then.
         self.ended_by: str | None = None
@@ -96,6 +124,7 @@ class SessionRecorder:
             self._start(crf)
         except OSError as exc:
             self._start_error = f"recording not started in {self.path}: {describe_os_error(exc)} ({exc})"
+            self._release_reserve()
             self._remove_empty_made()
         if self._writer is not None:
             atexit.register(self.close)
@@ -142,17 +171,18 @@ class SessionRecorder:
         if writer is None:
             return
         video = writer.finish()
+        self._release_reserve()  # after the videos: a failed mp4 is removed and frees its room too
         self.meta.update(
             frames=writer.frames_written, ended_at=_now_iso(), closed=True, error=self.error,
-            ended_by=self.ended_by,
+            ended_by=writer.stopped_by or self.ended_by,  # a full disk ended it before the drive did
             video=video, video_frames_dropped=self.video_frames_dropped, notes=list(writer.notes),
         )
         try:
-            atomic_write_json(self.path / SESSION_JSON, self.meta)
+            writer.save_meta(self.meta)
         except OSError as exc:
             writer.error = writer.error or (
-                f"session.json could not be updated at close: {describe_os_error(exc)}; "
-                "frames.jsonl still holds every complete frame"
+                f"the session's meta could not be updated at close: {describe_os_error(exc)}; "
+                "every complete frame before it is kept"
             )
 
     def discard_if_empty(self) -> bool:
@@ -164,6 +194,8 @@ class SessionRecorder:
         self.close()
         if self.frames_queued or self._writer is None:
             return False
+        if self.record_format == "mcap":
+            self.path.unlink(missing_ok=True)
         for name in (SESSION_JSON, FRAMES_JSONL):
             (self.path / name).unlink(missing_ok=True)
         self._remove_empty_made()
@@ -186,11 +218,14 @@ class SessionRecorder:
             format_version=FORMAT_VERSION, project_version=project_version(), git_commit=git_commit(),
             started_at=_now_iso(), size=list(self.size), fps=self.fps, closed=False,
             record={"rgb": self.record_rgb, "flow": self.record_flow, "depth": self.record_depth,
-                    "video": self.video, "writer": "thread"},
+                    "video": self.video, "writer": "thread", "format": self.record_format},
         )
         return meta
 
     def _start(self, crf: int) -> None:
+        if self.record_format == "mcap":
+            self._start_mcap()
+            return
         self._made = [p for p in (*reversed(self.path.parents), self.path) if not p.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
         if (self.path / SESSION_JSON).exists():
@@ -205,9 +240,29 @@ class SessionRecorder:
             if not folder.exists():
                 self._made.append(folder)
             folder.mkdir(exist_ok=True)
-        # Written before the writer starts: an unwritable folder fails here, with nothing to stop.
+        # Written before the writer starts: an unwritable folder or a full disk fails here, with nothing
+        # to stop.
+        self._reserve = self.path / CLOSE_RESERVE
+        with open(self._reserve, "wb") as reserve:
+            reserve.write(os.urandom(CLOSE_RESERVE_BYTES))
         atomic_write_json(self.path / SESSION_JSON, self.meta)
         self._writer = SessionWriter(self.path, self.fps, self.video, crf)
+        self._writer.start()
+
+    def _release_reserve(self) -> None:
+        reserve, self._reserve = self._reserve, None
+        if reserve is not None:
+            reserve.unlink(missing_ok=True)
+
+    def _start_mcap(self) -> None:
+        from carla_bridge.session.mcap_writer import McapSessionWriter  # an optional package: the mcap extra
+
+        self._made = [p for p in reversed(self.path.parents) if not p.exists()]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            self._start_error = f"recording not started: {self.path} already exists; choose a new file name"
+            return
+        self._writer = McapSessionWriter(self.path, self.meta)  # writes the meta: an unwritable folder fails here
         self._writer.start()
 
     def _remove_empty_made(self) -> None:
@@ -244,13 +299,7 @@ class SessionRecorder:
                 f"the writer fell {writer.pending_bytes / 2**20:.0f} MB behind (the disk is slower than the "
                 f"drive); recording stopped so the drive does not stall; frames before it are complete"
             )
-        record = {
-            "position": self.frames_queued, "index": int(frame.index), "time_s": float(frame.time_s),
-            "wall_time": time.time(), "ego": frame.ego.as_dict(), "control": control.as_dict(),
-            "autopilot": bool(control.autopilot), "cut": bool(frame.cut),
-            "timings_ms": _timings_ms(timings),
-            "files": list(arrays),
-        }
+        record = tick_record(self.frames_queued, frame, control, timings, list(arrays))
         writer.put(FramePacket(
             position=self.frames_queued, record=record, arrays=arrays, render=rendered,
             engine=engine if video else None, video=video, nbytes=nbytes,

@@ -15,8 +15,19 @@ from typing import Any
 import numpy as np
 
 from carla_bridge.core.frames import Control, SceneFrame, SourceBase
-from carla_bridge.session.format import SessionFormatError
-from carla_bridge.session.reader import load_frame, open_session, record_control
+from carla_bridge.session.format import MCAP_SUFFIX, SessionFormatError, mcap_problem
+from carla_bridge.session.reader import SessionIndex, open_session, record_control
+
+
+def open_recording(path: str | Path) -> SessionIndex | Any:
+    """A recorded session: a folder (reader.py) or an MCAP file (mcap_reader.McapSession), by its name."""
+    if Path(path).suffix.lower() != MCAP_SUFFIX:
+        return open_session(path)
+    problem = mcap_problem()
+    if problem:
+        raise SessionFormatError(f"{path}: {problem}")
+    from carla_bridge.session.mcap_reader import McapSession  # an optional package: the mcap extra
+    return McapSession(path)
 
 
 class SessionEnded(Exception):
@@ -24,7 +35,7 @@ class SessionEnded(Exception):
 
 
 class ReplaySource(SourceBase):
-    """Play a session folder back frame by frame.
+    """Play a session (a folder or an .mcap file) back frame by frame.
 
     ``reset()`` rewinds and returns the first frame; ``step(control)`` returns the next one (the first
     one when called before any reset) and raises SessionEnded after the last. The first frame delivered
@@ -37,7 +48,7 @@ class ReplaySource(SourceBase):
     weather_names: list[str] = ["as recorded"]
 
     def __init__(self, directory: str | Path, size: tuple[int, int] | None = None) -> None:
-        self.session = open_session(directory)
+        self.session = open_recording(directory)
         if not self.session.records:
             raise SessionFormatError(
                 f"{self.session.path}: the session holds no complete frame (recording stopped at once?)"
@@ -64,7 +75,7 @@ class ReplaySource(SourceBase):
 
     def frame(self, position: int) -> SceneFrame:
         """Random access to frame ``position`` (cut as recorded)."""
-        frame = load_frame(self.session, position)
+        frame = self.session.load(position)
         if self.size != self.session.size:
             frame = resize_frame(frame, self.size)
         return frame

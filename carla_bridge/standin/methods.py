@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from carla_bridge.core.net import carla_server_answers
 from carla_bridge.procedural.opendrive import town_to_opendrive
 from carla_bridge.standin import protocol
 from carla_bridge.standin.actors import SPECTATOR_ID, ActorRecord, blueprint_library, vehicle_extent
@@ -158,7 +157,12 @@ class MethodTable:
         return ok([self._actor(r) for r in records if r is not None])
 
     def h_get_actor_bounding_box(self, actor_id: int) -> list:
-        return ok(self._actor(self._record(actor_id))[3])
+        """CarlaServer.cpp answers a default (all-zero) BoundingBox for an actor that is gone, never an
+        error: libcarla's Traffic Manager thread asks for just-destroyed cars and aborts on an error."""
+        record = self.world.actors.get(int(actor_id))
+        if record is None:
+            return ok(protocol.bounding_box_to_rpc((0.0, 0.0, 0.0), 0.0, 0))
+        return ok(self._actor(record)[3])
 
     def h_get_actor_component_world_transform(self, actor_id: int, name: str) -> list:
         return ok(transform_to_rpc(self.world.world_pose(self._record(actor_id))))
@@ -217,25 +221,23 @@ class MethodTable:
         return protocol.error(f"CARLA stand-in: batch command variant {kind} is not implemented")
 
     # ------------------------------------------------------------------ traffic manager registry
+    # CarlaServer.cpp's registry: a plain map, port -> host. It never checks that a TM still runs: one
+    # whose process died stays listed until a client destroys it, and a second add for a port is refused.
     def h_is_traffic_manager_running(self, port: int) -> list:
-        """Whether a TM serves ``port``. A TM whose process died without deregistering would make
-        the next client wait for it (seconds) before starting its own: probe it, forget it if dead."""
-        entry = self.traffic_managers.get(int(port))
-        if entry is not None and not carla_server_answers(entry[0], entry[1], timeout_s=0.3):
-            log.info("traffic manager %s:%s no longer answers: forgotten", *entry)
-            self.traffic_managers.pop(int(port), None)
-            entry = None
-        return ok(entry is not None)
+        return ok(int(port) in self.traffic_managers)
 
     def h_get_traffic_manager_running(self, port: int) -> list:
         return ok(self.traffic_managers.get(int(port), ["", 0]))
 
     def h_add_traffic_manager_running(self, info: list) -> list:
         host, port = info
+        if int(port) in self.traffic_managers:
+            log.info("traffic manager at %s:%s not registered: port %s is taken by %s:%s", host, port, port,
+                     *self.traffic_managers[int(port)])
+            return ok(False)
         self.traffic_managers[int(port)] = [host, int(port)]
         log.info("traffic manager registered at %s:%s", host, port)
         return ok(True)
 
     def h_destroy_traffic_manager(self, port: int) -> list:
-        self.traffic_managers.pop(int(port), None)
-        return ok_void()
+        return ok(self.traffic_managers.pop(int(port), None) is not None)

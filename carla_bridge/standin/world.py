@@ -23,6 +23,7 @@ import time
 
 from carla_bridge.client import codec as carla_codec
 from carla_bridge.core.frames import Control, Transform
+from carla_bridge.core.values import is_real
 from carla_bridge.procedural import GBuffer, ProceduralWorld
 from carla_bridge.procedural.config import check_camera
 from carla_bridge.standin import protocol
@@ -34,6 +35,7 @@ log = logging.getLogger("carla_bridge.standin.world")
 EPISODE_STREAM = 1
 ASYNC_DELTA_S = 0.05
 PARKING_OFFSET_M = 10_000.0  # where the procedural world's undestroyable ego waits, beyond any camera
+PROCEDURAL_MAX_STEP_S = 1.0  # the longest step ProceduralWorld.advance takes
 SUBSCRIBE_WAIT_S = 1.0  # how long a tick waits for a camera whose token was just resolved to subscribe
 # rpc::EpisodeSettings of CARLA 0.9.16 (11 fields): synchronous_mode, no_rendering_mode,
 # fixed_delta_seconds (optional), substepping, max_substep_delta_time, max_substeps,
@@ -119,9 +121,9 @@ class StandinWorld:
         return float(fixed[1]) if fixed and fixed[0] else ASYNC_DELTA_S
 
     def apply_settings(self, settings: list) -> int:
-        """Take new episode settings and tick once so the client sees a frame carrying them."""
-        if not isinstance(settings, list) or len(settings) < 3:
-            raise ValueError(f"episode settings must be a list of CARLA's fields, got {settings!r}")
+        """Take new episode settings, checked whole before any is stored (a refused one changes nothing),
+        and tick once so the client sees a frame carrying them."""
+        _check_settings(settings)
         with self.lock:
             self.settings = list(settings) + DEFAULT_SETTINGS[len(settings):]
             log.info("settings: synchronous=%s fixed_delta_seconds=%s", self.synchronous,
@@ -160,11 +162,13 @@ class StandinWorld:
 
     def destroy(self, actor_id: int) -> bool:
         with self.lock:
+            for child in self.actors.children(actor_id):
+                # ActorDispatcher.cpp destroys only the actor (and its controller); Unreal detaches the
+                # attached actors, which stay where they were, with no parent.
+                child.transform, child.parent_id = self.world_pose(child), 0
             record = self.actors.remove(actor_id)
             if record is None:
                 return False
-            for child in self.actors.children(actor_id):
-                self.destroy(child.actor_id)  # CARLA destroys attached sensors with their parent
             if record.world_id is not None:
                 self._release_vehicle(record.world_id)
                 self._velocity.pop(record.world_id, None)
@@ -216,7 +220,9 @@ class StandinWorld:
         """Advance one step, publish camera frames and the episode state; returns the new frame id."""
         with self.lock:
             dt = self.delta_s
-            self.world.advance(dt)
+            substeps = math.ceil(dt / PROCEDURAL_MAX_STEP_S)  # CARLA takes any dt; the procedural world <= 1 s
+            for _ in range(substeps):
+                self.world.advance(dt / substeps)
             self.frame += 1
             self.elapsed_s += dt
             self._publish_cameras()
@@ -286,6 +292,16 @@ class StandinWorld:
             self._park_ego()
         else:
             self.world.destroy_vehicle(world_id)
+
+
+def _check_settings(settings: list) -> None:
+    """rpc::EpisodeSettings as the client sends them; CARLA takes any positive fixed_delta_seconds."""
+    if not isinstance(settings, list) or len(settings) < 3 or not isinstance(settings[2], list) or not settings[2]:
+        raise ValueError(f"episode settings must be a list of CARLA's fields, got {settings!r}")
+    fixed = settings[2]
+    if fixed[0] and not (len(fixed) == 2 and is_real(fixed[1], finite=True) and fixed[1] > 0.0):
+        raise ValueError(f"fixed_delta_seconds must be a positive number of seconds (or None for a variable "
+                         f"step), got {fixed[1:]!r}; the settings stay as they were")
 
 
 def _camera(attributes: dict[str, str]) -> tuple[int, int, float]:

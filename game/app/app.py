@@ -27,7 +27,7 @@ from carla_bridge.core.files import stamped_folder
 from carla_bridge.core.frames import SourceLost
 from carla_bridge.core.labels import colorize
 from carla_bridge.session import SessionEnded, SessionFormatError
-from game.app.recording import Recording
+from game.app.recording import Recording, start_live
 from game.app.status import hud_lines, session_meta
 from game.app.timing import FrameStats, Pacer, StageTimes, warmup_frames
 from game.keys.keyboard import KeyboardController
@@ -52,7 +52,7 @@ class App:
         self.config = config
         self.model = load_model(config)
         self.device = resolve_device(config)
-        requested = config.res or default_resolution(self.model.preset, self.device)
+        requested = config.res or default_resolution(self.model, self.device)
         if config.source != "replay":
             check_size(self.model, requested, "--res")
             warn_if_memory_short(requested, self.device)
@@ -78,7 +78,8 @@ class App:
         from_replay = self.source_name == "replay"
         self.keyboard = KeyboardController(autopilot=config.autopilot or (self.headless and not from_replay))
         self.hud = HUD()
-        self.recording = Recording(self.hud, config.record, self.size, config.record_rgb, self.headless)
+        self.recording = Recording(self.hud, config.record, self.size, config.record_rgb, self.headless,
+                                   config.record_format, start_live(config.live, config.live_port))
         self.profiler = Profiler(enabled=config.profile, warmup_frames=warmup_frames(config.frames,
                                  self.renderer.compiled), use_cuda=self.device.startswith("cuda"))
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="source") if config.threaded else None
@@ -193,7 +194,7 @@ class App:
         if self.draw:
             self._display(frame, rendered, times)
         self.profiler.end_frame()
-        if self.recording.recorder is not None:
+        if self.recording.active:
             start = perf_counter_ns()
             self.recording.add(frame, rendered, dict(times.ms), stopping=lambda: bool(self.stop.requested))
             times.add("record", start, perf_counter_ns())

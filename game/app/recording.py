@@ -1,5 +1,6 @@
 """The drive's recording (--record DIR, the R key): one SessionRecorder at a time, the ones R stopped
-still finalizing in threads, and why a recording failed, for the HUD and the exit status."""
+still finalizing in threads, and why a recording failed, for the HUD and the exit status; and the live
+view (--live foxglove), which gets every tick the recorder would."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from carla_bridge.core.files import stamped_folder
 from carla_bridge.session import SessionRecorder
+from game.startup.cli import LaunchError
 from game.view.hud import HUD
 
 RED = (255, 90, 90)
@@ -18,13 +21,34 @@ RED = (255, 90, 90)
 HEADLESS_BACKLOG_FRAMES = 16
 
 
+def start_live(view: str | None, port: int) -> Any:
+    """The --live server (carla_bridge.session.live.LiveView), or None without --live."""
+    if view is None:
+        return None
+    from carla_bridge.session.live import LiveView  # an optional package: the mcap extra
+
+    try:
+        live = LiveView(port)
+    except RuntimeError as error:  # foxglove-sdk's "Address already in use" and the like
+        raise LaunchError(f"--live-port {port}: cannot serve on 127.0.0.1:{port} ({error}); "
+                          "choose another port with --live-port (0: any free one)") from None
+    print(f"live view: {live.url} (Foxglove: Open connection, Foxglove WebSocket)")
+    return live
+
+
 class Recording:
     def __init__(self, hud: HUD, root: Path | None, size: tuple[int, int], record_rgb: bool,
-                 headless: bool) -> None:
+                 headless: bool, record_format: str = "folder", live: Any = None) -> None:
         self.hud, self.root, self.size, self.record_rgb, self.headless = hud, root, size, record_rgb, headless
+        self.record_format, self.live = record_format, live
         self.recorder: SessionRecorder | None = None
         self.finishing: list[threading.Thread] = []  # recordings stopped with R, finalizing
         self.error: str | None = None  # why a recording failed to start or stopped (disk full, ...)
+
+    @property
+    def active(self) -> bool:
+        """Whether a tick has somewhere to go: a recording or the live view."""
+        return self.recorder is not None or self.live is not None
 
     def text(self) -> str | None:
         """The HUD's "REC n", or None when not recording."""
@@ -37,8 +61,10 @@ class Recording:
             self.start(meta)
 
     def start(self, meta: dict) -> None:
-        path = stamped_folder(self.root or "sessions")
-        self.recorder = SessionRecorder(path, meta, size=self.size, record_rgb=self.record_rgb, video=True)
+        mcap = self.record_format == "mcap"
+        path = stamped_folder(self.root or "sessions", suffix=".mcap" if mcap else "")
+        self.recorder = SessionRecorder(path, meta, size=self.size, record_rgb=self.record_rgb, video=True,
+                                        record_format=self.record_format)
         if self.recorder.error:
             self.error = self.recorder.error  # the exit status says so (App.run)
             self.hud.notify(f"recording failed: {self.recorder.error}", color=RED, seconds=6.0)
@@ -50,8 +76,13 @@ class Recording:
         print(f"recording to {path}")
 
     def add(self, frame, rendered, timings: dict[str, float], stopping: Callable[[], bool]) -> None:
-        """Queue one tick; a headless drive then waits for the writer (see _wait_for_writer)."""
+        """Send one tick to the live view and queue it; a headless drive then waits for the writer (see
+        _wait_for_writer)."""
+        if self.live is not None:
+            self.live.publish(frame, frame.ego.control, rendered, timings)
         recorder = self.recorder
+        if recorder is None:
+            return
         recorder.add(frame, frame.ego.control, rendered, timings=timings)
         if self.headless:
             _wait_for_writer(recorder, stopping)
@@ -98,6 +129,9 @@ class Recording:
         self.finishing.append(thread)
 
     def close(self, compiled: bool) -> None:
+        if self.live is not None:
+            self.live.close()
+            self.live = None
         if self.recorder is not None:
             self.stop(compiled)
         for thread in self.finishing:

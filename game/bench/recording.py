@@ -13,6 +13,8 @@ Blocks alternate (base, record, base, record...) from the same seed so both see 
 share the machine's background load; the headline overhead_pct is the median over block pairs of
 median(record) / median(base) - 1. CPU ms per frame (this process + writer process + ffmpeg) is the
 load-independent cost.
+--record-format mcap records MCAP files instead (carla_bridge/session/mcap_writer.py); both runs a
+folder block and an MCAP block after each base block and prints the two side by side.
 The last line is JSON.
 """
 
@@ -111,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Renderer backend (default auto)")
     parser.add_argument("--record-rgb", action="store_true", help="also write lossless rgb PNGs")
     parser.add_argument("--no-video", action="store_true", help="no render.mp4 / engine.mp4")
+    parser.add_argument("--record-format", choices=("folder", "mcap", "both"), default="folder",
+                        help="what the record blocks write (default folder); both: a block of each per base block")
     parser.add_argument("--out", type=Path, default=None, help="keep the sessions here (default: temp)")
     parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     args = parser.parse_args(argv)
@@ -125,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     _check_renderer_flag(parser, args.renderer)
     if args.out is not None:
         problem = folder_write_problem(args.out)
-        held = [f"block{b}" for b in range(args.blocks) if (args.out / f"block{b}").exists()]
+        held = [f"block{b}{suffix}" for b in range(args.blocks) for suffix in ("", ".mcap")
+                if (args.out / f"block{b}{suffix}").exists()]
         if problem:
             parser.error(f"--out {args.out}: {problem}; pass another folder")
         if held:
@@ -141,73 +146,87 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     root = args.out or Path(tempfile.mkdtemp(prefix="session-bench-"))
+    formats = ("folder", "mcap") if args.record_format == "both" else (args.record_format,)
     per_block = max(1, args.frames // args.blocks)
     base: list[float] = []
-    rec: list[float] = []
-    ratios: list[float] = []
-    add_ms: list[float] = []
-    cpu = {"base": 0.0, "record": 0.0}
-    stats = {"frames_written": 0, "video_frames_dropped": 0, "ready_s": [], "close_s": []}
-    errors = []
-    with source, tqdm(total=2 * args.blocks * per_block + 10, desc="bench", unit="frame") as bar:
+    cpu_base = 0.0
+    runs = {name: {"times": [], "ratios": [], "add_ms": [], "cpu_s": 0.0, "frames_written": 0,
+                   "video_frames_dropped": 0, "ready_s": [], "close_s": [], "errors": []} for name in formats}
+    with source, tqdm(total=(1 + len(formats)) * args.blocks * per_block + 10, desc="bench", unit="frame") as bar:
         run_once(source, workload, 10, args.seed, None, bar, renderer)  # warm-up (numba, caches)
         for block in range(args.blocks):
             cpu_start = _cpu_s()
             times_base = run_once(source, workload, per_block, args.seed, None, bar, renderer)
-            cpu["base"] += _cpu_s() - cpu_start
-            cpu_start = _cpu_s()
-            start = time.perf_counter()  # steady state is measured; the recorder's start-up apart
-            recorder = SessionRecorder(
-                root / f"block{block}", {"source": kind, "seed": args.seed, "bench": True}, size=size,
-                record_rgb=args.record_rgb, video=not args.no_video,
-            )
-            stats["ready_s"].append(round(time.perf_counter() - start, 3))
-            times_rec = run_once(source, workload, per_block, args.seed, recorder, bar, renderer, add_ms)
-            start = time.perf_counter()
-            recorder.close()  # drains the queue, ends the writer and reaps ffmpeg: their CPU time counts below
-            stats["close_s"].append(round(time.perf_counter() - start, 3))
-            cpu["record"] += _cpu_s() - cpu_start
-            stats["frames_written"] += recorder.frames_written
-            stats["video_frames_dropped"] += recorder.video_frames_dropped
-            if recorder.error:
-                errors.append(recorder.error)
+            cpu_base += _cpu_s() - cpu_start
             base += times_base
-            rec += times_rec
-            ratios.append(statistics.median(times_rec) / statistics.median(times_base))
+            for name, run in runs.items():
+                cpu_start = _cpu_s()
+                start = time.perf_counter()  # steady state is measured; the recorder's start-up apart
+                recorder = SessionRecorder(
+                    root / f"block{block}{'.mcap' if name == 'mcap' else ''}",
+                    {"source": kind, "seed": args.seed, "bench": True}, size=size,
+                    record_rgb=args.record_rgb, video=not args.no_video, record_format=name,
+                )
+                run["ready_s"].append(round(time.perf_counter() - start, 3))
+                times_rec = run_once(source, workload, per_block, args.seed, recorder, bar, renderer, run["add_ms"])
+                start = time.perf_counter()
+                recorder.close()  # drains the queue, ends the writer and reaps ffmpeg: their CPU time counts below
+                run["close_s"].append(round(time.perf_counter() - start, 3))
+                run["cpu_s"] += _cpu_s() - cpu_start
+                run["frames_written"] += recorder.frames_written
+                run["video_frames_dropped"] += recorder.video_frames_dropped
+                if recorder.error:
+                    run["errors"].append(recorder.error)
+                run["times"] += times_rec
+                run["ratios"].append(statistics.median(times_rec) / statistics.median(times_base))
     if args.out is None:
         shutil.rmtree(root, ignore_errors=True)
+    errors = [error for run in runs.values() for error in run["errors"]]
     if errors:  # the record blocks stopped recording: their times would credit a recorder that did nothing
         print(f"error: the recording failed, so there is no overhead to report: {errors[0]}", file=sys.stderr)
         raise SystemExit(1)
-    median_base, median_rec = statistics.median(base), statistics.median(rec)
+    median_base = statistics.median(base)
     frames = args.blocks * per_block
+    summaries = {name: _summary(run, median_base, frames) for name, run in runs.items()}
     result = {
         "res": f"{size[0]}x{size[1]}", "frames": frames, "blocks": args.blocks, "source": kind,
         "renderer": render_kind, "writer": "thread", "workload_ms": args.workload_ms,
         "record_rgb": args.record_rgb,
-        "video": not args.no_video,
-        "median_ms_base": round(median_base, 3), "median_ms_record": round(median_rec, 3),
+        "video": not args.no_video, "record_format": args.record_format,
+        "median_ms_base": round(median_base, 3),
         "p95_ms_base": round(percentile(base, 95), 3),
-        "p95_ms_record": round(percentile(rec, 95), 3),
+        "cpu_ms_per_frame_base": round(1000 * cpu_base / frames, 3),
+        **summaries[formats[0]],  # the first format's figures under the keys they always had
+        **({"by_format": summaries} if len(formats) > 1 else {}),
+    }
+    for name, summary in summaries.items():
+        writers = "process + writer + ffmpeg" if name == "folder" and not args.no_video else "process + writer"
+        print(f"{name}: median frame {median_base:.2f} ms without recording, {summary['median_ms_record']:.2f} ms "
+              f"with (thread writer, {render_kind} renderer); paired "
+              f"overhead {summary['overhead_pct']:+.1f} %; CPU per frame {result['cpu_ms_per_frame_base']:.2f} -> "
+              f"{summary['cpu_ms_per_frame_record']:.2f} ms ({writers}); add() "
+              f"{summary['add_ms_median']:.2f} ms median")
+    print_result(result)
+    return 0
+
+
+def _summary(run: dict, median_base: float, frames: int) -> dict:
+    """One record format's figures against the base blocks."""
+    median_rec = statistics.median(run["times"])
+    return {
+        "median_ms_record": round(median_rec, 3),
+        "p95_ms_record": round(percentile(run["times"], 95), 3),
         "overhead_pct_pooled": round(100.0 * (median_rec - median_base) / median_base, 2),
         # Paired estimate: each record block against the base block just before it, so slow drifts of
         # the machine's background load cancel; the headline figure.
-        "overhead_pct": round(100.0 * (statistics.median(ratios) - 1.0), 2),
+        "overhead_pct": round(100.0 * (statistics.median(run["ratios"]) - 1.0), 2),
         # The drive's own cost of SessionRecorder.add (copies, hand-over); GIL contention with a writer
         # thread is not in it but in median_ms_record.
-        "add_ms_median": round(statistics.median(add_ms), 3),
-        "add_ms_p95": round(percentile(add_ms, 95), 3),
-        "cpu_ms_per_frame_base": round(1000 * cpu["base"] / frames, 3),
-        "cpu_ms_per_frame_record": round(1000 * cpu["record"] / frames, 3),
-        **stats, "errors": errors,
+        "add_ms_median": round(statistics.median(run["add_ms"]), 3),
+        "add_ms_p95": round(percentile(run["add_ms"], 95), 3),
+        "cpu_ms_per_frame_record": round(1000 * run["cpu_s"] / frames, 3),
+        **{key: run[key] for key in ("frames_written", "video_frames_dropped", "ready_s", "close_s", "errors")},
     }
-    print(f"median frame {median_base:.2f} ms without recording, {median_rec:.2f} ms with (thread "
-          f"writer, {render_kind} renderer); paired "
-          f"overhead {result['overhead_pct']:+.1f} %; CPU per frame {result['cpu_ms_per_frame_base']:.2f} -> "
-          f"{result['cpu_ms_per_frame_record']:.2f} ms (process + writer + ffmpeg); add() "
-          f"{result['add_ms_median']:.2f} ms median")
-    print_result(result)
-    return 0
 
 
 def _check_renderer_flag(parser: argparse.ArgumentParser, renderer: str) -> None:

@@ -20,6 +20,8 @@ from carla_bridge.core.frames import CAMERA_SIDES, parse_size
 from game.keys.bindings import bindings_text
 
 SOURCES = ("auto", "procedural", "carla", "replay")
+RECORD_FORMATS = ("folder", "mcap")
+LIVE_VIEWS = ("foxglove",)
 # neural_render.runtime's BACKENDS and PRECISIONS, plus auto, all and remote (the render service,
 # neural_render.serve, through RemoteRenderer), written out: importing the runtime
 # imports torch, which made `launch.py --help` take 4.0 s instead of 0.55 s (2-core box).
@@ -69,6 +71,9 @@ class GameConfig:
     screenshot: Path | None = None
     record: Path | None = None
     record_rgb: bool = False
+    record_format: str = "folder"
+    live: str | None = None
+    live_port: int = 8765
     replay: Path | None = None
     export: Path | None = None
     export_frames: Path | None = None
@@ -88,6 +93,11 @@ def _resolution(flag: str):
 
     parse.__name__ = "WIDTHxHEIGHT"
     return parse
+
+
+def _listen_port(text: str) -> int:
+    """A port to listen on: 0 asks the system for any free one."""
+    return 0 if text.strip() == "0" else _port(text)
 
 
 def _generation(text: str) -> str:
@@ -211,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="record from the start into a new folder under DIR (R also records, "
                                "under DIR or ./sessions)")
     sessions.add_argument("--record-rgb", action="store_true", help="also record the engine rgb (training data)")
+    sessions.add_argument("--record-format", choices=RECORD_FORMATS, default="folder",
+                          help="folder (default): session.json, PNGs, npy, mp4s; mcap: one DIR/<stamp>.mcap "
+                               "file that Foxglove opens (needs the mcap extra; README, Open a session in Foxglove)")
+    sessions.add_argument("--live", choices=LIVE_VIEWS, default=None,
+                          help="foxglove: serve the drive live over the Foxglove WebSocket protocol on "
+                               "127.0.0.1 (the same channels as --record-format mcap)")
+    sessions.add_argument("--live-port", type=_listen_port, default=8765, metavar="PORT",
+                          help="the --live server's port (default 8765, Foxglove's; 0: any free port)")
     sessions.add_argument("--replay", type=Path, default=None, metavar="DIR",
                           help="replay a recorded session (same as --source replay)")
     sessions.add_argument("--export", type=Path, default=None, metavar="OUT.mp4",
@@ -248,6 +266,15 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
         parser.error("argument --source: 'replay' needs --replay DIR (the session folder)")
     if args.replay is not None:
         args.source = "replay"
+    if args.record_format == "mcap" or args.live:  # the live view sends the MCAP channels
+        # Imported only then: carla_bridge.session pulls in numpy and PIL, which --help must not wait for.
+        from carla_bridge.session.format import mcap_problem
+
+        problem = mcap_problem()
+        if problem:
+            parser.error(f"argument {'--record-format' if args.record_format == 'mcap' else '--live'}: {problem}")
+    if args.live_port != 8765 and args.live is None:
+        parser.error("argument --live-port: needs --live foxglove (the server it is the port of)")
     for flag, value in (("--export", args.export), ("--export-frames", args.export_frames)):
         if value is not None and args.replay is None:
             parser.error(f"argument {flag}: needs --replay DIR (the session to export)")

@@ -129,7 +129,7 @@ def run_backend_comparison(config: GameConfig) -> int:
     """--profile --backend all: the profiler renders the same frames with every backend."""
     model = load_model(config)
     device = resolve_device(config)
-    size = config.res or (_replay_size(config) if config.replay else default_resolution(model.preset, device))
+    size = config.res or (_replay_size(config) if config.replay else default_resolution(model, device))
     check_size(model, size, "--res" if config.res or not config.replay else f"--replay {config.replay}")
     frames = config.frames or 120
     if config.compile and frames < 2:  # compare_backends measures at least one frame: it would be the compile

@@ -10,7 +10,7 @@ tells how to train one.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,7 +19,7 @@ from carla_bridge.core.values import is_int
 from game.signals import interruption_in
 from game.startup.cli import GameConfig, LaunchError, retrain_command
 from neural_render.checkpoint import CheckpointError, default_model_path, load_generator, read_metadata, weights_path
-from neural_render.model import build_generator
+from neural_render.model import PRESETS, build_generator
 from neural_render.runtime import Renderer
 from neural_render.runtime.common import compile_note, precision_note
 from neural_render.runtime.remote import RemoteRenderer
@@ -122,9 +122,11 @@ def resolve_device(config: GameConfig) -> str:
     return config.device
 
 
-def default_resolution(preset: str, device: str) -> tuple[int, int]:
-    """Render size when --res is not given: what the preset runs interactively on that device."""
-    if preset == "gpu":
+def default_resolution(choice: ModelChoice, device: str) -> tuple[int, int]:
+    """Render size when --res is not given: what the network runs interactively on that device. The
+    gpu preset's network (by its widths and blocks, not by the name a file's metadata gives it) gets
+    its 1024x512; any other network the CPU or CUDA default."""
+    if replace(choice.model.config, name="gpu") == PRESETS["gpu"]:
         return 1024, 512
     return (512, 256) if device.startswith("cuda") else (256, 128)
 

@@ -160,6 +160,11 @@ def cached_onnx(model: Vid2VidGenerator, width: int, height: int, precision: str
     stamp = export_stamp(model, width, height, precision, digest)
     key = f"{model.config.name}-{width}x{height}-{precision}-{digest[:16]}"
     path = Path(directory or cache_folder()) / f"{key}.onnx"
+    if path.exists() and not path.is_file():  # the export's final rename cannot replace a folder
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        elsewhere = "pass another folder" if directory else "set NEURAL_DRIVE_CACHE to another folder"
+        raise CacheError(f"ONNX cache entry {path}: is {kind}, where the export of this model belongs; "
+                         f"remove it, or {elsewhere}")
     stale = None
     if path.exists():
         stale = stamp_problem(path, stamp)

@@ -8,7 +8,9 @@ device. `last_timings` holds perf_counter_ns (start, end) of each stage for the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +25,12 @@ from neural_render.runtime.select import create_backend
 class Renderer(HistorySwitch):
     """Labels (+ flow) of each tick in, the generated (H, W, 3) uint8 RGB frame out; see the README's
     "Use it from your own simulator". ``precision`` is a request: ``renderer.precision`` says what runs
-    (onnxruntime on the CPU runs fp32). One Renderer keeps one drive's history, so call it from one
-    thread at a time (any thread); build one per camera. ``close()`` (or a ``with`` block) drops the
-    backend without waiting for the garbage collector (on CUDA torch keeps the freed memory in its
-    cache for the next Renderer; torch.cuda.empty_cache() returns it to the driver)."""
+    (onnxruntime on the CPU runs fp32). One Renderer keeps one drive's history (and its backend one set
+    of input/output buffers), so call it from one thread at a time (any thread): a render() or reset()
+    while another thread's runs is a RuntimeError, not a wrong frame. Build one per camera or thread.
+    ``close()`` (or a ``with`` block) drops the backend without waiting for the garbage collector (on
+    CUDA torch keeps the freed memory in its cache for the next Renderer; torch.cuda.empty_cache()
+    returns it to the driver)."""
 
     def __init__(self, model: Vid2VidGenerator | str | Path, backend: str = "auto", device: str | None = None,
                  precision: str = "fp32", size: tuple[int, int] = (256, 128), compile: bool | str = False,
@@ -59,6 +63,7 @@ class Renderer(HistorySwitch):
         self.last_timings: dict[str, tuple[int, int]] = {}
         self.frames_rendered = 0
         self._has_history = False
+        self._in_use = threading.Lock()  # taken without waiting by render() and reset(): see _one_caller
 
     @property
     def compiled(self) -> bool:
@@ -68,8 +73,24 @@ class Renderer(HistorySwitch):
 
     def reset(self) -> None:
         """Drop the history: the next frame is rendered from its labels alone."""
+        with self._one_caller():
+            self._drop_history()
+
+    def _drop_history(self) -> None:
         self._has_history = False
         self._open_backend().reset()
+
+    @contextlib.contextmanager
+    def _one_caller(self):
+        """Refuse a second thread at once rather than queue it: the backends share their buffers and
+        history between calls, and two drives interleaved through one history are both wrong anyway."""
+        if not self._in_use.acquire(blocking=False):
+            raise RuntimeError(f"{self!r} is in use by another thread: use one Renderer per thread "
+                               f"(one Renderer keeps one drive's history)")
+        try:
+            yield
+        finally:
+            self._in_use.release()
 
     def close(self) -> None:
         """Drop the backend (its device buffers, ONNX Runtime session or TensorRT engine). Idempotent."""
@@ -87,13 +108,17 @@ class Renderer(HistorySwitch):
         return self._backend
 
     def render(self, frame) -> np.ndarray:
+        with self._one_caller():
+            return self._render(frame)
+
+    def _render(self, frame) -> np.ndarray:
         backend = self._open_backend()
         timings: dict[str, tuple[int, int]] = {}
         with Stage(timings, "preprocess"):  # the frame enters here: checked once, then trusted
             labels, flow, cut = frame_fields(frame)
             check_inputs(labels, flow, self.size, self.config.num_classes)
             if check_frame_cut(cut):
-                self.reset()
+                self._drop_history()
             has_history = self._has_history and self._history_enabled
             labels = np.ascontiguousarray(labels)
         try:

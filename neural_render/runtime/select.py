@@ -43,9 +43,10 @@ MODULES = {"tensorrt-rtx": "tensorrt_rtx"}  # the backends whose package is not 
 GPU_ONLY = ("tensorrt", "tensorrt-rtx")
 
 
-def _rtx_card() -> bool:
-    """Whether cuda:0 is a GPU TensorRT-RTX builds for (decided by compute capability)."""
-    return _cuda() and torch.cuda.get_device_capability(0) in RTX_CAPABILITIES
+def _rtx_card(device: str) -> bool:
+    """Whether ``device`` ('cuda' meaning cuda:0, as in torch, or 'cuda:N') is a GPU TensorRT-RTX builds
+    for, decided by compute capability: a machine may hold an RTX card beside a datacenter one."""
+    return _cuda() and torch.cuda.get_device_capability(torch.device(device).index or 0) in RTX_CAPABILITIES
 
 
 def unavailable_reason(backend: str, device: str | None) -> str:
@@ -77,7 +78,7 @@ def available_backends(device: str | None = None) -> list[str]:
                 out.append("onnxruntime")
     if device != "cpu" and cuda and _has("tensorrt"):
         out.append("tensorrt")
-    if device != "cpu" and _rtx_card() and _has("tensorrt_rtx"):
+    if device != "cpu" and _rtx_card(device if want_cuda else "cuda") and _has("tensorrt_rtx"):
         out.append("tensorrt-rtx")
     if not want_cuda and _has("openvino"):
         out.append("openvino")
@@ -89,12 +90,13 @@ def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[s
     if backend not in ("auto", *BACKENDS):
         raise ValueError(f"backend '{backend}': choose auto, {', '.join(BACKENDS)}")
     if backend == "auto":
-        gpu = available_backends("cuda") if device != "cpu" else []
+        gpu = device or "cuda"
+        on_gpu = available_backends(gpu) if gpu != "cpu" else []
         for fastest in ("tensorrt-rtx", "tensorrt"):  # RTX only lists itself on an RTX card
-            if fastest in gpu:
-                return fastest, "cuda"
-        if device != "cpu" and _cuda():
-            return "torch", device or "cuda"
+            if fastest in on_gpu:
+                return fastest, gpu
+        if gpu != "cpu" and _cuda():
+            return "torch", gpu
         return ("openvino" if _has("openvino") else "onnxruntime"), "cpu"
     if backend in GPU_ONLY:
         return backend, device or "cuda"

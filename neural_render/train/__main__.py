@@ -87,7 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=sorted(PRESET_DEFAULTS),
                    help=f"generator preset (sizes) (default: {TrainConfig.preset})")
     p.add_argument("--recipe", choices=sorted(RECIPES),
-                   help=f"fast: L1+SSIM, no GAN (minutes); vid2vid: full GAN objective (default: {TrainConfig.recipe})")
+                   help="fast: L1+SSIM, no GAN (minutes); vid2vid: full GAN objective; sharp: vid2vid's with a small "
+                        "reconstruction term, to fine-tune a fast model (--init) for texture; framewise: fast's "
+                        f"losses with the history off, the frame-by-frame baseline (default: {TrainConfig.recipe})")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start a new run from these generator weights (.safetensors or a run folder, same "
+                        "--preset), e.g. --recipe sharp --init models/cpu.safetensors")
     p.add_argument("--data", choices=["procedural", "replay", "cityscapes"],
                    help="procedural: the built-in world; replay: recorded sessions; cityscapes: the dataset "
                         f"(default: {TrainConfig.data})")
@@ -146,7 +151,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         data=args.data, data_path=args.data_path, steps=args.steps, batch=args.batch, device=args.device,
         workers=args.workers, seed=args.seed, weather=args.weather, amp=args.amp, vgg_weights=args.vgg_weights,
         lr_decay_steps=args.lr_decay_steps, sample_every=args.sample_every, ckpt_every=args.ckpt_every,
-        time_limit_min=args.time_limit,
+        time_limit_min=args.time_limit, init=args.init,
     )
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be at least 1, got {args.threads}")
@@ -166,6 +171,9 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     if saved is None:
         cfg = resolve(args.preset or TrainConfig.preset, args.recipe or TrainConfig.recipe, **_overrides(args))
     else:
+        if args.init:
+            raise ValueError(f"--init starts a new run from other weights; --resume continues {args.out} from its "
+                             "own: drop one of them")
         check_same_network(saved, args.preset or saved.get("preset"), args.recipe or saved.get("recipe"), args.out)
         cfg = continue_config(saved, **_overrides(args))
     if args.vgg_weights:  # a perceptual term needs a weight: imaginaire's 10 unless --loss-weight vgg sets one

@@ -1,6 +1,6 @@
 """Training clips from recorded sessions (``carla_bridge.session.ReplaySource``) that carry the engine rgb.
 
-``--data-path`` is one session folder or a folder of session folders. Sessions recorded without rgb
+``--data-path`` is one session (a folder or an .mcap file) or a folder of them. Sessions recorded without rgb
 are skipped with a printed reason; if none is left, a ValueError says how to record with rgb.
 Sessions are read sequentially (``ReplaySource.step``), so this is an IterableDataset: each worker
 (and each DDP rank) walks its own share of the sessions, in a loop, and cuts them into consecutive
@@ -20,21 +20,26 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from carla_bridge.core.frames import Control
 from carla_bridge.session import ReplaySource, SessionEnded
+from carla_bridge.session.format import MCAP_SUFFIX
 from neural_render.train.augment import AugmentConfig, augment_clip
 from neural_render.train.clip import Clip, frames_to_clip
 from neural_render.train.splits import mix
 
 
 def find_sessions(root: str | Path) -> list[Path]:
-    """Session folders (those holding session.json) at or one level below ``root``, sorted."""
+    """Sessions at or one level below ``root``, sorted: folders holding session.json and .mcap files."""
     root = Path(root)
+    if root.is_file() and root.suffix.lower() == MCAP_SUFFIX:
+        return [root]
     if not root.is_dir():
-        raise ValueError(f"--data-path {root} is not a folder (give a session folder or a folder of sessions)")
+        raise ValueError(f"--data-path {root} is not a folder (give a session folder, a folder of sessions "
+                         f"or a {MCAP_SUFFIX} file)")
     if (root / "session.json").is_file():
         return [root]
-    found = sorted(p.parent for p in root.glob("*/session.json"))
+    found = sorted([p.parent for p in root.glob("*/session.json")] + list(root.glob(f"*{MCAP_SUFFIX}")))
     if not found:
-        raise ValueError(f"--data-path {root}: no session folders (with session.json) found there or one level below")
+        raise ValueError(f"--data-path {root}: no session folders (with session.json) nor {MCAP_SUFFIX} files "
+                         "found there or one level below")
     return found
 
 

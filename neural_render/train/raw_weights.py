@@ -21,7 +21,7 @@ from pathlib import Path
 
 from carla_bridge.core import cli
 from carla_bridge.core.files import file_write_problem
-from neural_render.checkpoint import load_generator, save_generator, state_misfit
+from neural_render.checkpoint import load_generator, save_generator, shapes_of, state_misfit
 from neural_render.train.state import read_raw_generator
 
 
@@ -30,7 +30,7 @@ def save_raw_weights(run: str | Path, out: str | Path) -> int:
     ValueError when ``run`` holds no readable training state or it does not fit the run's model."""
     info, raw = read_raw_generator(run)
     model = load_generator(run)  # the EMA file: architecture and config; its weights are replaced below
-    misfit = state_misfit(model.state_dict(), raw)  # missing or misshapen tensors, on one line
+    misfit = state_misfit(shapes_of(model.state_dict()), shapes_of(raw))  # missing or misshapen tensors, on one line
     if misfit:
         raise ValueError(f"--run {run}: the training state does not fit its generator.safetensors ({misfit})")
     model.load_state_dict(raw)

@@ -15,6 +15,7 @@ from contextlib import nullcontext
 
 import torch
 
+from neural_render.checkpoint import load_generator
 from neural_render.metrics import occlusion_mask
 from neural_render.model import build_generator
 from neural_render.train import losses as L
@@ -34,6 +35,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
         self.G = build_generator(cfg.preset).to(self.device)
         self.G.config.check_size(*cfg.res)
+        if cfg.init:  # a CheckpointError (ValueError) names the file when it is not this preset's
+            self.G.load_state_dict(load_generator(cfg.init, preset=cfg.preset).state_dict())
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.k = self.G.config.k
         w = cfg.weights
@@ -90,7 +93,7 @@ class Trainer:
         g = torch.Generator().manual_seed(mix(cfg.seed, self.step, self.dist.rank, 7))
         keep = (torch.rand(b, generator=g) >= cfg.flow_dropout).float().to(self.device)
         self.G.train()
-        rollout = Rollout(self.G, history=True, detach=True)
+        rollout = Rollout(self.G, history=cfg.history, detach=True)
         outs = []
         with self._autocast():
             for t in range(t_len):
@@ -164,7 +167,7 @@ class Trainer:
             add("ssim", w.ssim, L.ssim_loss(out.image, real[:, t]))
             if self.vgg is not None:
                 add("vgg", w.vgg, self.vgg(out.image.float(), real[:, t]))
-            if t == 0:
+            if t == 0 or not cfg.history:
                 continue  # no history: no flow, mask or temporal terms
             flow = d["flow"][:, t]
             known = d["has_flow"][:, t].view(-1, 1, 1, 1)

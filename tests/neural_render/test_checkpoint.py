@@ -9,6 +9,7 @@ import torch
 
 from neural_render.checkpoint import DEFAULT_MODEL_PATH, CheckpointError, load_generator, read_metadata, save_generator
 from neural_render.model import build_generator, example_inputs
+from support.checkpoints import resaved, with_config
 
 
 @pytest.fixture()
@@ -125,17 +126,8 @@ def test_saved_file_gets_the_mode_the_umask_gives(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
-def _resaved(path, tmp_path, edit):
-    """A copy of checkpoint ``path`` with its tensors changed by ``edit`` (config and meta kept)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata()
-    state = load_file(str(path))
-    edit(state)
-    out = tmp_path / "edited.safetensors"
-    save_file(state, str(out), metadata=metadata)
-    return out
+def _edited(path, tmp_path, edit_state):
+    return resaved(path, tmp_path / "edited.safetensors", edit_state=edit_state)
 
 
 def _misfit_message(path) -> str:
@@ -150,17 +142,61 @@ def test_a_missing_tensor_is_named(saved, tmp_path):
     """The error names the missing keys, rather than ending at torch's 'Error(s) in loading state_dict
     for Vid2VidGenerator:' with the keys cut off."""
     keys = list(saved[0].state_dict())
-    message = _misfit_message(_resaved(saved[1], tmp_path, lambda s: [s.pop(keys[0]), s.pop(keys[1])]))
+    message = _misfit_message(_edited(saved[1], tmp_path, lambda s: [s.pop(keys[0]), s.pop(keys[1])]))
     assert f"missing '{keys[0]}' (and 1 more)" in message, message
 
 
 def test_an_unexpected_tensor_is_named(saved, tmp_path):
-    message = _misfit_message(_resaved(saved[1], tmp_path, lambda s: s.update(stray=torch.zeros(2))))
+    message = _misfit_message(_edited(saved[1], tmp_path, lambda s: s.update(stray=torch.zeros(2))))
     assert "unexpected 'stray'" in message and "more" not in message, message
 
 
 def test_a_wrongly_shaped_tensor_names_both_shapes(saved, tmp_path):
     name, tensor = next((k, v) for k, v in saved[0].state_dict().items() if v.dim() == 4)
     shape = tuple(tensor.shape)
-    message = _misfit_message(_resaved(saved[1], tmp_path, lambda s: s.update({name: torch.zeros(1, *shape[1:])})))
+    message = _misfit_message(_edited(saved[1], tmp_path, lambda s: s.update({name: torch.zeros(1, *shape[1:])})))
     assert f"'{name}' has shape {(1, *shape[1:])} in the file, {shape} in the network" in message, message
+
+
+@pytest.mark.parametrize("fields, named", [
+    ({"widths": [8, -4]}, "widths"),
+    ({"widths": []}, "widths"),
+    ({"widths": [8, 8.5]}, "widths"),
+    ({"flow_widths": "88"}, "flow_widths"),
+    ({"num_classes": 1}, "num_classes"),
+    ({"num_classes": 29.0}, "num_classes"),
+    ({"k": True}, "k"),
+    ({"n_blocks": -1}, "n_blocks"),
+    ({"spade_hidden": 0}, "spade_hidden"),
+    ({"spade_kernel": 2}, "spade_kernel"),
+    ({"n_flow_blocks": "1"}, "n_flow_blocks"),
+    ({"separable": 1}, "separable"),
+    ({"name": 7}, "name"),
+])
+def test_a_config_field_out_of_range_is_named_with_its_range(saved, tmp_path, fields, named):
+    bad = with_config(saved[1], tmp_path / "bad.safetensors", **fields)
+    with pytest.raises(CheckpointError) as caught:
+        load_generator(bad)
+    message = str(caught.value)
+    assert f"GeneratorConfig.{named}" in message and str(bad) in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("config_text, problem", [("{widths: [8", "not JSON"), ("[8, 8]", "not a JSON object")])
+def test_a_config_that_is_no_json_object_is_a_checkpoint_error(saved, tmp_path, config_text, problem):
+    bad = resaved(saved[1], tmp_path / "bad.safetensors", edit_metadata=lambda m: m.update(config=config_text))
+    with pytest.raises(CheckpointError, match=problem):
+        read_metadata(bad)
+
+
+def test_a_config_bigger_than_its_tensors_is_refused_before_the_network_is_built(saved, tmp_path, monkeypatch):
+    """The network a config implies is compared with the file's tensor shapes first: a few KB of
+    tensors under widths that would build gigabytes of parameters never reach the constructor."""
+    import neural_render.checkpoint as checkpoint
+
+    bad = with_config(saved[1], tmp_path / "wide.safetensors", widths=[4096, 4096])
+
+    def no_build(config):
+        raise AssertionError(f"built a {config.widths} network from a file whose tensors do not fit it")
+    monkeypatch.setattr(checkpoint, "Vid2VidGenerator", no_build)
+    with pytest.raises(CheckpointError, match="do not fit the 'tiny' network"):
+        load_generator(bad)

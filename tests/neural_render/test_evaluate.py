@@ -83,3 +83,15 @@ def test_a_weather_out_of_range_names_the_flag(checkpoint, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _run(checkpoint, "--weather", "99")
     assert exit_info.value.code == 2 and "argument --weather" in capsys.readouterr().err
+
+
+def test_the_json_holds_the_blur_aware_metrics_per_level_and_quarter(checkpoint, capsys):
+    assert main(["--model", str(checkpoint), "--res", "64x32", "--frames", "8", "--seeds", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    for key in ("swd", "swd_framewise", "temporal_residual", "temporal_residual_framewise"):
+        assert result[key] > 0, key
+    assert len(result["swd_by_level"]) == 2  # 64x32: the image and its 32x16 half
+    assert result["swd"] == pytest.approx(sum(result["swd_by_level"]) / 2, abs=1e-5)
+    assert len(result["swd_by_quarter"]) == 4 and all(v > 0 for v in result["swd_by_quarter"])
+    assert any(line.startswith("SWD by quarter") for line in out)

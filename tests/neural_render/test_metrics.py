@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from neural_render.metrics import occlusion_mask, psnr, ssim, warping_error
+from neural_render.metrics import occlusion_mask, psnr, ssim, temporal_residual_error, warping_error
 
 
 def _image(seed: int = 0, h: int = 24, w: int = 32) -> torch.Tensor:
@@ -70,3 +70,29 @@ def test_depth_and_labels_mark_occlusions():
     assert mask[2:4, 2:4].sum() == 0 and mask[6, 6] == 0
     assert mask.sum() == 64 - 4 - 1
     assert not math.isnan(float(mask.mean()))
+
+
+def test_flickering_and_frozen_copies_score_worse_temporal_residuals_than_the_real_video():
+    """A real video panning 2 px a frame; the exact backward flow undoes the pan. The real video
+    against itself is 0, as is a copy with a constant colour shift (steady, only biased); a copy with
+    new noise every frame (flicker) and a copy stuck at its first frame (frozen) both are not."""
+    base = _image(5, w=64)
+    video = [torch.roll(base, shifts=-2 * t, dims=3) for t in range(4)]
+    flow = torch.zeros(1, 2, 24, 64)
+    flow[:, 0] = 2.0
+    mask = occlusion_mask(flow)
+    noise = torch.Generator().manual_seed(6)
+    copies = {
+        "real": video,
+        "biased": [(frame * 0.8 + 0.1) for frame in video],
+        "flickering": [(frame + 0.05 * torch.randn(frame.shape, generator=noise)).clamp(0, 1) for frame in video],
+        "frozen": [video[0]] * 4,
+    }
+
+    def score(copy):
+        return sum(float(temporal_residual_error(copy[t], copy[t - 1], video[t], video[t - 1], flow, mask))
+                   for t in range(1, 4)) / 3
+
+    scores = {name: score(copy) for name, copy in copies.items()}
+    assert scores["real"] < 1e-6 and scores["biased"] < 0.05 * scores["flickering"], scores
+    assert scores["flickering"] > 0.02 and scores["frozen"] > 0.02, scores

@@ -47,11 +47,16 @@ def require_carla():
     return pytest.importorskip("carla", reason="the carla 0.9.16 client is not installed (pip install -e .[carla])")
 
 
+STANDIN_MAIN = "\nimport sys\nfrom carla_bridge.standin.__main__ import main\nsys.exit(main(sys.argv[1:]))\n"
+
+
 class StandinProcess:
     """``python -m carla_bridge.standin`` on free ports; ``stop()`` sends SIGTERM and checks the exit."""
 
-    def __init__(self, *extra: str, nofile: int | None = None) -> None:
-        """``nofile``: the process's soft limit of open file descriptors (RLIMIT_NOFILE), when set."""
+    def __init__(self, *extra: str, nofile: int | None = None, patch: str = "") -> None:
+        """``nofile``: the process's soft limit of open file descriptors (RLIMIT_NOFILE), when set.
+        ``patch``: Python run in the server process before it starts (a test's stand-in for a server
+        that sends what the procedural world never makes)."""
         self.port, self.tm_port = free_port_pair()
         env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         limit = []
@@ -60,8 +65,8 @@ class StandinProcess:
                 pytest.skip("prlimit (util-linux) is not installed")
             limit = ["prlimit", f"--nofile={nofile}:"]
         self.process = subprocess.Popen(
-            [*limit, sys.executable, "-m", "carla_bridge.standin", "--port", str(self.port), "--log-level", "INFO",
-             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+            [*limit, sys.executable, *(["-c", patch + STANDIN_MAIN] if patch else ["-m", "carla_bridge.standin"]),
+             "--port", str(self.port), "--log-level", "INFO", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
         self.log: list[str] = []
         self.expected_errors: list[str] = []  # substrings of ERROR lines a test provoked on purpose
         self._stderr = threading.Thread(target=self._drain, daemon=True)

@@ -1,5 +1,7 @@
-"""Shared by the runtime tests: the tiny generator they render with, and random frames."""
+"""Shared by the runtime tests: the tiny generator they render with, random frames, and a backend
+wrapper that holds a render inside its step."""
 
+import threading
 import types
 
 import numpy as np
@@ -24,3 +26,18 @@ def random_frame(seed: int, size: tuple[int, int], cut: bool = False, flow: bool
     return types.SimpleNamespace(labels=rng.integers(0, 29, (height, width), dtype=np.uint8),
                                  flow=rng.standard_normal((height, width, 2)).astype(np.float32) if flow else None,
                                  cut=cut)
+
+
+class HeldStep:
+    """Wraps a Renderer's backend so that a render() stays inside its step until released."""
+
+    def __init__(self, backend):
+        self.backend, self.inside, self.release = backend, threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+    def step(self, *args):
+        self.inside.set()
+        self.release.wait(10)
+        return self.backend.step(*args)

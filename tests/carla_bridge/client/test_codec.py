@@ -11,18 +11,25 @@ from carla_bridge.client import codec
 
 def test_semantic_tag_is_the_red_byte_of_bgra():
     raw = bytes([9, 8, 7, 255, 0, 0, 14, 255])  # two pixels, B G R A
-    np.testing.assert_array_equal(codec.decode_semantic(raw, 2, 1), [[7, 14]])
+    labels, unknown = codec.decode_semantic(raw, 2, 1)
+    np.testing.assert_array_equal(labels, [[7, 14]])
+    assert unknown == 0
 
 
 def test_semantic_round_trip_and_errors():
     labels = np.random.default_rng(0).integers(0, 29, (6, 10), dtype=np.uint8)
     raw = codec.encode_semantic(labels)
     assert len(raw) == 6 * 10 * 4
-    np.testing.assert_array_equal(codec.decode_semantic(raw, 10, 6), labels)
+    np.testing.assert_array_equal(codec.decode_semantic(raw, 10, 6)[0], labels)
     with pytest.raises(ValueError, match="holds 236 bytes, expected 240 for 10x6"):
         codec.decode_semantic(raw[:-4], 10, 6)
-    with pytest.raises(ValueError, match="tag 40, outside 0..28"):
-        codec.decode_semantic(bytes([0, 0, 40, 255]), 1, 1)
+
+
+def test_unknown_semantic_tags_become_unlabeled_and_are_counted():
+    raw = bytes([0, 0, 40, 255, 0, 0, 7, 255, 0, 0, 29, 255, 0, 0, 255, 255])  # tags 40, 7, 29, 255
+    labels, unknown = codec.decode_semantic(raw, 4, 1)
+    np.testing.assert_array_equal(labels, [[0, 7, 0, 0]])
+    assert unknown == 3
 
 
 def test_depth_decodes_carla_24_bit_code_to_metres():

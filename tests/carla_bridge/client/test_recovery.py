@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from carla_bridge.client.recovery import DriveNote, LeftBehind, ServerBusy, clean_up_after, note_folder
+from carla_bridge.core.frames import Control
 from support.carla import REPO, StandinProcess, client, finish, standin, start_client, wait_for  # noqa: F401
 
 ASYNC = {"synchronous_mode": False, "fixed_delta_seconds": None}
@@ -85,6 +86,7 @@ def test_a_running_drive_holds_the_server(cache):
 KILLED_DRIVE = """
 import os, signal, sys
 from types import SimpleNamespace as S
+from carla_bridge.core.frames import Control
 from carla_bridge.client.recovery import DriveNote
 note = DriveNote("127.0.0.1", 2000)
 note.claim()
@@ -291,4 +293,25 @@ def test_a_second_drive_on_a_server_a_live_one_holds_is_refused(standin, client,
         assert not list((tmp_path / "carla-settings").rglob("*.json"))  # its own note, removed at its exit
     finally:
         client_process.kill()
+        _put_the_world_back(world)
+
+
+def test_the_next_drive_after_a_killed_one_gets_a_traffic_manager_on_the_same_port(
+        standin, client, tmp_path, monkeypatch):
+    """CARLA's server keeps a dead Traffic Manager registered (CarlaServer.cpp never probes it, and
+    refuses a second add for its port): the next drive on that port must still drive by autopilot."""
+    from carla_bridge.client.source import CarlaSource
+
+    monkeypatch.setenv("NEURAL_DRIVE_CACHE", str(tmp_path))
+    world = client.get_world()
+    try:
+        _kill_a_driving_client(standin)
+        started = time.monotonic()
+        with CarlaSource(port=standin.port, tm_port=standin.tm_port, size=(64, 32), seed=6, timeout_s=5.0) as source:
+            first = source.reset()
+            for _ in range(10):
+                frame = source.step(Control(autopilot=True))
+        assert frame.ego.speed_mps > 0.5 and frame.ego.transform != first.ego.transform
+        assert time.monotonic() - started < 20.0
+    finally:
         _put_the_world_back(world)

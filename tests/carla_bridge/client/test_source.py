@@ -13,7 +13,7 @@ import pytest
 
 from carla_bridge.core.frames import Control, Transform
 from carla_bridge.core.labels import NUM_LABELS
-from support.carla import client, free_port_pair, require_carla, standin  # noqa: F401
+from support.carla import StandinProcess, client, free_port_pair, require_carla, standin  # noqa: F401
 
 pytestmark = pytest.mark.carla
 
@@ -95,6 +95,19 @@ def test_traffic_manager_autopilot_drives_along_the_road(source):
     assert np.mean(frame.labels[-4:, 24:40] == 1) > 0.5  # the road is still under the bonnet
     manual = source.step(Control(throttle=0.0, brake=1.0))
     assert not manual.ego.control.autopilot and manual.ego.control.brake == 1.0
+
+
+def test_autopilot_ticks_open_no_connection_of_their_own(source, monkeypatch):
+    # A TCP probe per tick is about 20 connections a second to a real server's RPC port; the source
+    # probes only once an RPC failed, to tell a dead server from a hung one.
+    from carla_bridge.client import source as source_module
+
+    probes = []
+    monkeypatch.setattr(source_module, "carla_server_answers", lambda *a, **k: probes.append(a) or True)
+    source.reset()
+    for _ in range(5):
+        source.step(Control(autopilot=True))
+    assert probes == []
 
 
 def test_respawn_and_weather(source, client):
@@ -179,3 +192,31 @@ def test_a_traffic_manager_port_in_use_is_named(standin, client):
     assert str(error.value) == (f"the Traffic Manager cannot listen on port {standin.port} (it is the CARLA "
                                 f"server's own port): the port is in use; pass another --tm-port (default 8000)")
     assert _only_spectator_left(client) == ["spectator"]
+
+
+CUSTOM_ASSET = """
+from carla_bridge.standin import world
+encode = world._encode
+def with_a_custom_asset(type_id, gbuffer):
+    raw = bytearray(encode(type_id, gbuffer))
+    if type_id == "sensor.camera.semantic_segmentation":
+        raw[2] = 40  # the red byte of pixel (0, 0): a tag CARLA's table lacks
+    return bytes(raw)
+world._encode = with_a_custom_asset
+"""
+
+
+def test_a_tag_outside_carla_s_table_is_drawn_unlabeled_and_counted():
+    # CARLA's ColorConverter.h wraps unknown tags (tag % 29): a custom asset's stray pixel is no error.
+    require_carla()
+    from carla_bridge.client.source import CarlaSource
+
+    server = StandinProcess("--pedestrians", "0", patch=CUSTOM_ASSET)
+    try:
+        with CarlaSource(port=server.port, tm_port=server.tm_port, size=SIZE, seed=3, timeout_s=5.0,
+                         cameras=("semantic",)) as source:
+            frames = [source.reset(), source.step(Control())]
+    finally:
+        assert server.stop() == 0
+    assert [int(frame.labels[0, 0]) for frame in frames] == [0, 0]
+    assert source.unknown_tag_pixels == 2

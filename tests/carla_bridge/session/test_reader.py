@@ -4,12 +4,16 @@ with a folder is a SessionFormatError naming the file (and line) and the problem
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from carla_bridge.core.frames import Control
 from carla_bridge.session import FORMAT_VERSION, ReplaySource, SessionFormatError, SessionRecorder, open_session
+from carla_bridge.session.__main__ import main as check_session
 from game.bench.workloads import synthetic_frame
 from support.sessions import SIZE, small_session
 
@@ -79,6 +83,35 @@ def test_future_format_version(tmp_path):
         ReplaySource(path)
 
 
+def _edit_line(path: Path, number: int, text: str | None = None, **values) -> None:
+    """Replace line ``number`` (1-based) of frames.jsonl by ``text``, or by its record updated with ``values``."""
+    lines = (path / "frames.jsonl").read_text().splitlines()
+    lines[number - 1] = text if text is not None else json.dumps({**json.loads(lines[number - 1]), **values})
+    (path / "frames.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _cut_line(path: Path, number: int, keep: int) -> None:
+    """Line ``number`` of frames.jsonl cut to ``keep`` characters, the lines after it kept."""
+    _edit_line(path, number, (path / "frames.jsonl").read_text().splitlines()[number - 1][:keep])
+
+
+def _save_png(path: Path, name: str, array: np.ndarray) -> None:
+    Image.fromarray(array).save(path / name)
+
+
+def _cut(path: Path, name: str, keep: int) -> None:
+    (path / name).write_bytes((path / name).read_bytes()[:keep])
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under ``root`` with its size and modification time: what 'nothing written' compares."""
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+# The fault suite's 25 corrupt sessions (README, Reliability): each is rejected naming the file (and the
+# line) and what is wrong. Files are addressed by position and a fixed list of kinds, so a path-like name
+# in a record is an unknown kind, never a path that is opened.
+@pytest.mark.fault
 @pytest.mark.parametrize("damage, message", [
     (lambda p: (p / "labels" / "000001.png").unlink(), r"000001.png is missing .*line 2"),
     (lambda p: (p / "frames.jsonl").unlink(), r"frames.jsonl is missing"),
@@ -91,12 +124,38 @@ def test_future_format_version(tmp_path):
     (lambda p: _edit_meta(p, fps=-5), r"'fps' must be a positive number, got -5$"),
     (lambda p: _edit_meta(p, fps=True), r"'fps' must be a positive number, got True$"),
     (lambda p: _edit_meta(p, delta_s=float("nan")), r"'delta_s' must be a positive number, got nan$"),
+    (lambda p: (p / "session.json").write_text("[]"), r"session.json: expected a JSON object, got list"),
+    (lambda p: (p / "session.json").write_text(""), r"session.json: cannot be read as JSON"),
+    (lambda p: (p / "session.json").write_bytes(b"\xff\xfe\x00"), r"session.json: cannot be read as JSON"),
+    (lambda p: _edit_meta(p, format_version="1"), r"'format_version' must be an integer, got '1'"),
+    (lambda p: _edit_meta(p, format_version=0), r"'format_version' must be >= 1, got 0"),
+    # a line cut short that is not the last one is no crash artefact
+    (lambda p: _cut_line(p, 1, 40), r"frames.jsonl:1: not a JSON record"),
+    (lambda p: _edit_line(p, 1, "[1, 2]"), r"frames.jsonl:1: expected a JSON object"),
+    (lambda p: _edit_line(p, 1, '{"position": 0}'), r"frames.jsonl:1: record lacks index, time_s, ego"),
+    (lambda p: _edit_line(p, 2, position=5), r"frames.jsonl:2: position 5 out of order \(expected 1\)"),
+    (lambda p: _edit_line(p, 2, files=["labels", "../../session.json"]),
+     r"frames.jsonl:2: unknown file kind '../../session.json'"),
+    (lambda p: _edit_line(p, 2, position="/etc/passwd"), r"'position' must be a whole number, got '/etc/passwd'"),
+    (lambda p: _save_png(p, "labels/000001.png", np.zeros((10, 10), np.uint8)),
+     r"000001.png: expected \(48, 96\) uint8 for a 96x48 session, got \(10, 10\) uint8"),
+    (lambda p: _save_png(p, "labels/000001.png", np.zeros((48, 96, 3), np.uint8)),
+     r"000001.png: expected \(48, 96\) uint8 .* got \(48, 96, 3\) uint8"),
+    (lambda p: _cut(p, "labels/000001.png", 40), r"000001.png: cannot be read"),
+    (lambda p: np.save(p / "flow" / "000001.npy", np.zeros((48, 96, 2))),
+     r"000001.npy: expected \(48, 96, 2\) float32 .* got \(48, 96, 2\) float64"),
 ])
-def test_damaged_sessions_name_the_problem(tmp_path, damage, message):
+def test_damaged_sessions_name_the_problem(tmp_path, capsys, damage, message):
     path = small_session(tmp_path)
     damage(path)
-    with pytest.raises(SessionFormatError, match=message):
+    before = _tree(tmp_path)
+    with pytest.raises(SessionFormatError, match=message) as error:
         list(ReplaySource(path))
+    assert str(path) in str(error.value)  # by name: the file, under the session's folder
+    assert check_session([str(path), "--load"]) == 1  # the check command says the same, in one line
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and re.search(message, err.split("error: ")[1].rstrip("\n")), err
+    assert _tree(tmp_path) == before  # nothing written, nothing removed
 
 
 @pytest.mark.parametrize("keep", [0, 5, 50, 200])

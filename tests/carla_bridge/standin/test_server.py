@@ -96,7 +96,7 @@ def test_spawned_car_camera_frames_and_destroy(client):
             while image.frame < tick:
                 image = frames.get(timeout=5.0)
             assert image.frame == tick and (image.width, image.height) == (48, 24)
-        labels = decode_semantic(image.raw_data, 48, 24)
+        labels, _ = decode_semantic(image.raw_data, 48, 24)
         assert {1, 11} <= set(np.unique(labels).tolist())  # road below, sky above
         assert car.get_location().distance(start) > 0.5 and car.get_control().throttle == 1.0
         assert image.transform.location.distance(car.get_location()) == pytest.approx(np.hypot(1.6, 1.7), abs=0.05)

@@ -133,3 +133,41 @@ def test_r_then_esc_within_one_tick_leaves_no_empty_session(make_app, headless_e
     post_key(pygame.K_ESCAPE)
     assert app.run() == 0
     assert not (headless_env / "sessions").exists()  # the close kept the 0-frame session
+
+
+def test_a_full_disk_stops_the_recording_and_the_drive_goes_on(make_app, monkeypatch, capsys):
+    """Someone watches a window: the drive goes on, the HUD and the log say the recording stopped and why,
+    and the session is closed saying so (a headless run ends instead: test_app's failed-recording test)."""
+    import json
+
+    from support.disk import fill_disk_at_frame
+
+    app = make_app()
+    app.headless = app.recording.headless = False  # as in a window: SDL's dummy driver made it headless
+    fill_disk_at_frame(monkeypatch, 2)
+    post_key(pygame.K_r)
+    for _ in range(40):
+        assert app.tick()
+        if app.recording.recorder is None:
+            break
+    assert app.recording.recorder is None, "the recording never stopped"
+    assert app.tick() and app.tick()  # the drive goes on
+    assert app.hud.notice.text.startswith("recording stopped: disk full after 2 frames")
+    assert "recording stopped: disk full after 2 frames" in capsys.readouterr().out
+    (session,) = Path("sessions").iterdir()
+    meta = json.loads((session / "session.json").read_text())
+    assert meta["closed"] is True and meta["ended_by"] == "disk full" and meta["frames"] == 2
+
+
+def test_a_live_port_in_use_is_a_launch_error_naming_the_flag():
+    from carla_bridge.session.live import LiveView
+    from game.app.recording import start_live
+    from game.startup.cli import LaunchError
+
+    taken = LiveView(port=0)
+    try:
+        with pytest.raises(LaunchError, match=f"--live-port {taken.port}: cannot serve on 127.0.0.1"):
+            start_live("foxglove", taken.port)
+    finally:
+        taken.close()
+    assert start_live(None, 8765) is None

@@ -59,3 +59,13 @@ def test_session_bench_bad_checkpoint_is_one_line(tmp_path, capsys):
               str(tmp_path / "bad.safetensors"), "--res", "64x32"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_both_formats_side_by_side(capsys):
+    assert main(["--res", "64x32", "--frames", "4", "--blocks", "2", "--renderer", "none",
+                 "--source", "synthetic", "--workload-ms", "0", "--no-video", "--record-format", "both"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert set(result["by_format"]) == {"folder", "mcap"}
+    assert result["by_format"]["mcap"]["frames_written"] == 4 and result["frames_written"] == 4  # folder's
+    assert "folder: median frame" in out and "mcap: median frame" in out

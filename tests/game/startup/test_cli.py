@@ -128,3 +128,21 @@ def test_backends_and_precisions_are_the_runtime_s():
     from neural_render import runtime
 
     assert set(BACKENDS) == {"auto", "all", "remote", *runtime.BACKENDS} and PRECISIONS == tuple(runtime.PRECISIONS)
+
+
+def test_mcap_and_live_flags(capsys, monkeypatch):
+    config = parse_args(["--record-format", "mcap", "--live", "foxglove", "--live-port", "0"])
+    assert (config.record_format, config.live, config.live_port) == ("mcap", "foxglove", 0)
+    assert parse_args([]).live_port == 8765 and parse_args([]).record_format == "folder"
+    for argv, said in ((["--live-port", "9000"], "needs --live foxglove"),
+                       (["--live", "foxglove", "--live-port", "70000"], "must be a TCP port"),
+                       (["--record-format", "bag"], "invalid choice")):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert said in capsys.readouterr().err
+    import carla_bridge.session.format as session_format
+
+    monkeypatch.setattr(session_format, "MCAP_MODULES", ("mcap", "no_such_module_here"))
+    with pytest.raises(SystemExit):
+        parse_args(["--record-format", "mcap"])
+    assert "pip install 'neural-drive[mcap]'" in capsys.readouterr().err

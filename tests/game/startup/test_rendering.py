@@ -72,3 +72,20 @@ def test_replay_size_the_model_cannot_take_says_to_resample():
     choice = ModelChoice(build_generator("tiny"), "tiny", None, untrained=True, preset="tiny")
     with pytest.raises(LaunchError, match=r"--replay s: size 60x36: .* resample the session with --res"):
         check_size(choice, (60, 36), "--replay s")
+
+
+def test_the_default_size_comes_from_the_network_not_its_name(tmp_path):
+    """cpu-preset weights whose metadata only claims the name 'gpu' get the cpu default size; the gpu
+    network gets its 1024x512 whatever it is called."""
+    from dataclasses import replace
+
+    from game.startup.rendering import default_resolution, load_model, untrained_model
+    from neural_render.checkpoint import save_generator
+    from neural_render.model import PRESETS, build_generator
+
+    named_gpu = save_generator(build_generator(replace(PRESETS["cpu"], name="gpu")), tmp_path / "cpu-as-gpu.safetensors")
+    assert default_resolution(load_model(parse_args(["--model", str(named_gpu)])), "cpu") == (256, 128)
+    gpu = untrained_model("gpu")
+    assert default_resolution(gpu, "cpu") == (1024, 512)
+    renamed = save_generator(build_generator(replace(PRESETS["gpu"], name="mine")), tmp_path / "mine.safetensors")
+    assert default_resolution(load_model(parse_args(["--model", str(renamed)])), "cuda") == (1024, 512)

@@ -150,3 +150,12 @@ def test_auto_drives_the_carla_standin(make_app):
         app.close()  # restores the server's settings and destroys the ego before the server stops
     finally:
         assert server.stop() == 0
+
+
+def test_an_mcap_recording_replays_in_the_drive(make_app):
+    app = make_app("--headless", "--frames", "3", "--record", "sessions", "--record-format", "mcap")
+    assert app.run() == 0
+    (session,) = Path("sessions").glob("*.mcap")
+    replay = make_app("--headless", "--source", "replay", "--replay", str(session))
+    assert replay.source_reason.endswith("(3 frames)") and replay.size == (64, 32)
+    assert replay.run() == 0 and replay.ticks == 3

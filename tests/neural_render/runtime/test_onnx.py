@@ -156,3 +156,31 @@ def test_an_older_versions_export_in_a_read_only_cache_still_serves(model, tmp_p
     onnx.save(edited, str(path))  # a stamp that does not match is damage: still refused
     with pytest.raises(export.CacheError, match="read-only"):
         export.cached_onnx(model, W, H)
+
+
+def _cache_entry(model, tmp_path):
+    """Where cached_onnx keeps the export of ``model`` at W x H in ``tmp_path``, found by exporting once."""
+    path = cached_onnx(model, W, H, directory=tmp_path)
+    return path, path.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_damaged_cache_entry_is_exported_again(model, tmp_path, damage):
+    path, sound = _cache_entry(model, tmp_path)
+    path.write_bytes({"truncated": sound[: len(sound) * 2 // 3], "garbage": bytes(range(256)) * 40,
+                      "empty": b""}[damage])
+    assert cached_onnx(model, W, H, directory=tmp_path) == path
+    assert path.read_bytes() == sound and export.stamp_problem(path, export.export_stamp(model, W, H, "fp32")) is None
+
+
+def test_a_folder_under_the_cache_entrys_name_is_a_clear_error(model, tmp_path):
+    path, _ = _cache_entry(model, tmp_path)
+    path.unlink()
+    path.mkdir()
+    (path / "kept.txt").write_text("someone's file")
+    with pytest.raises(export.CacheError) as caught:
+        cached_onnx(model, W, H, directory=tmp_path)
+    message = str(caught.value)
+    assert str(path) in message and "is a folder" in message and "remove it" in message, message
+    assert (path / "kept.txt").read_text() == "someone's file"  # nothing of the user's is removed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # and no temporary is left

@@ -14,7 +14,7 @@ import neural_render.runtime.renderer as renderer_module
 from neural_render.checkpoint import CheckpointError, save_generator
 from neural_render.model import build_generator
 from neural_render.runtime import Renderer
-from support.runtime import random_frame, tiny_generator_with_flow
+from support.runtime import HeldStep, random_frame, tiny_generator_with_flow
 
 W, H = 64, 32
 BACKENDS = ["torch", "onnxruntime"]
@@ -202,6 +202,27 @@ def test_renderer_used_from_another_thread(model, backend):
     assert not errors
     for i, out in enumerate(got):
         np.testing.assert_array_equal(out, ref.render(frame(i, cut=i == 0)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("second_call", ["render", "reset"])
+def test_a_renderer_in_use_by_another_thread_refuses_at_once(model, backend, second_call):
+    """One Renderer holds one drive's history (and on ONNX Runtime one set of I/O buffers): a second
+    thread's call while a render runs is refused with what to do, and the first frame is unharmed."""
+    r, ref = make(model, backend), make(model, backend)
+    held = r._backend = HeldStep(r._backend)
+    got = []
+    first = threading.Thread(target=lambda: got.append(r.render(frame(0))))
+    first.start()
+    assert held.inside.wait(10)
+    try:
+        with pytest.raises(RuntimeError, match="in use by another thread: use one Renderer per thread"):
+            getattr(r, second_call)(*([frame(1)] if second_call == "render" else []))
+    finally:
+        held.release.set()
+        first.join(10)
+    np.testing.assert_array_equal(got[0], ref.render(frame(0)))
+    np.testing.assert_array_equal(r.render(frame(1)), ref.render(frame(1)))  # free again once it returned
 
 
 # --- constructor arguments ---------------------------------------------------------------------------

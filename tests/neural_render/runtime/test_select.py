@@ -74,3 +74,14 @@ def test_openvino_runs_on_the_cpu_and_tensorrt_rtx_on_a_gpu_only():
     with pytest.raises(ValueError, match="'tensorrt-rtx' runs on a CUDA GPU only"):
         create_backend("tensorrt-rtx", None, (64, 32), "cpu", "fp32")
     assert resolve_backend("openvino") == ("openvino", "cpu")
+
+
+def test_auto_asks_the_card_it_will_run_on_not_cuda_0(fake_gpu, monkeypatch):
+    """A datacenter GPU as cuda:0 beside an RTX card as cuda:1: each device gets its own TensorRT."""
+    fake_gpu(None)
+    capabilities = {0: (9, 0), 1: (8, 9)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capabilities[device])
+    assert resolve_backend("auto", "cuda:1") == ("tensorrt-rtx", "cuda:1")
+    assert resolve_backend("auto", "cuda:0") == ("tensorrt", "cuda:0")
+    assert resolve_backend("auto") == ("tensorrt", "cuda")
+    assert "tensorrt-rtx" in available_backends("cuda:1") and "tensorrt-rtx" not in available_backends()

@@ -11,9 +11,10 @@ from neural_render.train.data_replay import ReplayClips
 NO_AUG = AugmentConfig(flip_p=0.0, crop_scale_max=1.0, label_noise_p=0.0)
 
 
-def _record(path, frames: int, rgb: bool) -> None:
+def _record(path, frames: int, rgb: bool, record_format: str = "folder") -> None:
     w, h = 32, 16
-    with SessionRecorder(path, {"source": "test", "delta_s": 0.05}, size=(w, h), record_rgb=rgb, video=False) as rec:
+    with SessionRecorder(path, {"source": "test", "delta_s": 0.05}, size=(w, h), record_rgb=rgb, video=False,
+                         record_format=record_format) as rec:
         for i in range(frames):
             labels = np.full((h, w), i % 5, np.uint8)
             flow = np.zeros((h, w, 2), np.float32)
@@ -33,6 +34,15 @@ def test_sessions_give_consecutive_clips_with_flow(tmp_path):
     assert float(first["flow"][1, 0].mean()) == 1.0
     # frames 0-2 then 3-5 (brightness 20 * index)
     assert [int(c["rgb"][t, 0, 0, 0]) for c in (first, second) for t in range(3)] == [0, 20, 40, 60, 80, 100]
+
+
+def test_mcap_sessions_train_as_folders_do(tmp_path):
+    _record(tmp_path / "s1.mcap", 7, rgb=True, record_format="mcap")
+    for root in (tmp_path, tmp_path / "s1.mcap"):  # a folder of sessions, or the file itself
+        clips = iter(ReplayClips(root, 32, 16, length=3, base_seed=0, augment=NO_AUG))
+        first, second = next(clips), next(clips)
+        assert first["has_flow"].tolist() == [0.0, 1.0, 1.0]
+        assert [int(c["rgb"][t, 0, 0, 0]) for c in (first, second) for t in range(3)] == [0, 20, 40, 60, 80, 100]
 
 
 def test_sessions_without_rgb_are_skipped_with_a_clear_error(tmp_path, capsys):
