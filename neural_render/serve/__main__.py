@@ -50,14 +50,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from neural_render.serve.server import RenderFunction, pytriton_problem, serve
+
+    problem = pytriton_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         model = load_generator(args.model)
     except (CheckpointError, FileNotFoundError) as error:
         print(f"error: --model {args.model}: {error}", file=sys.stderr)
         return 2
-    # Imported after the flags: PyTriton and tritonclient take a second to import, --help none.
-    from neural_render.serve.server import RenderFunction, serve
-
     function = RenderFunction(model, args.device, args.precision, args.idle_timeout)
     serve(function, args.host, args.http_port, args.grpc_port, args.metrics_port, args.max_batch,
           args.max_queue_delay_us)

@@ -82,6 +82,26 @@ def tensors():
     return inputs, outputs
 
 
+SERVE_VENV = ("python3 -m venv serve-venv && serve-venv/bin/pip install torch==2.13.0 -e '.[serve]' "
+              "(README, Serve many simulators)")
+
+
+def pytriton_problem() -> str | None:
+    """Why PyTriton cannot serve in this environment, or None. Under numpy 2 it starts and answers, but
+    every answer is empty: its Python-backend stub (triton_python_backend_stub, Triton 2.51) is built
+    with a pybind11 older than 2.12, which reads numpy 1's array layout, so each output the stub copies
+    from numpy holds 0 bytes and a BYTES input kills the stub (measured under numpy 2.4.6). PyTriton 0.7,
+    the last release, pins numpy < 2 for this; checked here so that a --no-deps install fails at start."""
+    try:
+        import pytriton  # noqa: F401  (the optional `serve` extra)
+    except ImportError:
+        return f"the render service needs PyTriton, the `serve` extra: {SERVE_VENV}"
+    if int(np.__version__.split(".")[0]) >= 2:
+        return (f"PyTriton 0.7 needs numpy < 2 (numpy {np.__version__} here: its Triton stub answers with empty "
+                f"tensors): run the service in a venv of its own, {SERVE_VENV}")
+    return None
+
+
 def python_library_path() -> None:
     """Put this Python's library folder on LD_LIBRARY_PATH before Triton starts. Triton's Python-backend
     stub, which runs PyTriton's side of the model, is a separate executable linked against
