@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from neural_render.serve.bench import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_START_TIMEOUT_S = 90.0  # measured ~8 s on the 2-core box (Triton 2.7 s, the model's stub, torch)
@@ -30,17 +31,6 @@ def assert_frames_match(got: list[np.ndarray], want: list[np.ndarray], what: str
         assert a.shape == b.shape and a.dtype == b.dtype == np.uint8, f"{what}, frame {index}"
         assert off.max() <= MAX_LEVELS_OFF and (off > 0).mean() <= MAX_FRACTION_OFF, \
             f"{what}, frame {index}: {int((off > 0).sum())} values off, up to {int(off.max())} levels"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
 
 
 class ServerProcess:

@@ -1,0 +1,29 @@
+"""neural_render.serve.bench without a server: its --clients flag, and the measuring loop over local
+Renderers (the same loop measures the RemoteRenderers: tests/neural_render/serve/test_server.py)."""
+
+import argparse
+
+import pytest
+
+from neural_render.runtime import Renderer
+from neural_render.serve.bench import client_counts, run_clients
+from support.runtime import tiny_generator_with_flow
+
+
+def test_client_counts():
+    assert client_counts("1,2,4,8") == [1, 2, 4, 8]
+    for bad in ("", "1,,2", "0,2", "two"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive whole numbers separated by commas"):
+            client_counts(bad)
+
+
+def test_run_clients_counts_every_frame_of_every_client():
+    size, frames = (64, 32), 3
+    renderers = [Renderer(tiny_generator_with_flow(), backend="torch", device="cpu", size=size) for _ in range(2)]
+    try:
+        result = run_clients(renderers, frames, size)
+    finally:
+        for renderer in renderers:
+            renderer.close()
+    assert result["fps"] > 0 and 0 < result["p50"] <= result["p99"] and result["batch"] == 1.0
+    assert all(renderer.frames_rendered == frames for renderer in renderers)
