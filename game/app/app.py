@@ -297,7 +297,7 @@ class App:
 
     def _backend(self) -> None:
         """Rebuild the Renderer on the next available backend; keep the old one when that fails."""
-        names = available_backends(self.config.device)
+        names = [*available_backends(self.config.device), *(["remote"] if self.config.server else [])]
         current = self.renderer.backend_name
         if not [name for name in names if name != current]:
             self.hud.notify(f"{current} is the only backend available here")
@@ -305,7 +305,7 @@ class App:
         candidate = self.backend_tried = next_backend(names, current, self.backend_tried)
         try:
             renderer = make_renderer(self.model.model, candidate, self.config.device, self.config.precision,
-                                     self.size, self.config.compile)
+                                     self.size, self.config.compile, self.config.server)
         except LaunchError as error:
             self.hud.notify(f"backend {candidate} failed; staying on {current}", color=RED, seconds=5.0)
             print(f"backend switch failed: {error}")
