@@ -11,6 +11,7 @@ the cost of a frame does not depend on its content), so the server's streams rea
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import subprocess
 import sys
@@ -43,7 +44,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", type=cli.device, default="cpu", help="the server's and the local Renderers'")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS)
     parser.add_argument("--max-batch", type=cli.positive_int, default=8, help="the server's --max-batch")
+    parser.add_argument("--json", type=Path, help="also write the rows here, one JSON object (for a committed run)")
     args = parser.parse_args(argv)
+    if args.json is not None and not args.json.parent.is_dir():  # checked now, not after minutes of measuring
+        parser.error(f"argument --json: folder {str(args.json.parent)!r} does not exist; create it first")
     try:
         args.size = parse_size(args.res)
     except ValueError as error:
@@ -158,7 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     for kind, count, result in rows:
         print(f"| {count} | {kind} | {result['fps']:.1f} | {result['p50']:.1f} | {result['p99']:.1f} | "
               f"{result['batch']:.2f} |")
+    if args.json is not None:
+        args.json.write_text(rows_json(args, rows))
+        print(f"wrote {args.json}")
     return 0
+
+
+def rows_json(args: argparse.Namespace, rows: list[tuple[str, int, dict[str, float]]]) -> str:
+    width, height = args.size
+    settings = {"res": f"{width}x{height}", "frames": args.frames, "device": args.device,
+                "precision": args.precision, "max_batch": args.max_batch, "model": str(args.model)}
+    return json.dumps({**settings, "rows": [{"renderer": kind, "clients": count, "frames_per_s": result["fps"],
+                                             "p50_ms": result["p50"], "p99_ms": result["p99"],
+                                             "mean_batch": result["batch"]} for kind, count, result in rows]},
+                      indent=1) + "\n"
 
 
 if __name__ == "__main__":
