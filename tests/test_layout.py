@@ -39,6 +39,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
                               "neural_render.warp"),
     "neural_render.export": ("carla_bridge.core", "neural_render.model", "neural_render.checkpoint",
                              "neural_render.runtime"),
+    "neural_render.serve": ("carla_bridge.core", "neural_render.model", "neural_render.checkpoint",
+                            "neural_render.runtime"),
     "neural_render.metrics": ("carla_bridge.core", "neural_render.warp"),
     "neural_render.evaluate": ("carla_bridge", "neural_render"),
     "neural_render.calibrate": ("carla_bridge", "neural_render"),

@@ -44,7 +44,7 @@ def history(app) -> None:
 
 def backend(app) -> None:
     """Rebuild the Renderer on the next available backend; keep the old one when that fails."""
-    names = available_backends(app.config.device)
+    names = [*available_backends(app.config.device), *(["remote"] if app.config.server else [])]
     current = app.renderer.backend_name
     if not [name for name in names if name != current]:
         app.hud.notify(f"{current} is the only backend available here")
@@ -52,7 +52,7 @@ def backend(app) -> None:
     candidate = app.backend_tried = next_backend(names, current, app.backend_tried)
     try:
         renderer = make_renderer(app.model.model, candidate, app.config.device, app.config.precision,
-                                 app.size, app.config.compile)
+                                 app.size, app.config.compile, app.config.server)
     except LaunchError as error:
         app.hud.notify(f"backend {candidate} failed; staying on {current}", color=RED, seconds=5.0)
         print(f"backend switch failed: {error}")

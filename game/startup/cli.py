@@ -22,10 +22,11 @@ from game.keys.bindings import bindings_text
 SOURCES = ("auto", "procedural", "carla", "replay")
 RECORD_FORMATS = ("folder", "mcap")
 LIVE_VIEWS = ("foxglove",)
-# neural_render.runtime's BACKENDS and PRECISIONS, plus auto and all, written out: importing the runtime
+# neural_render.runtime's BACKENDS and PRECISIONS, plus auto, all and remote (the render service,
+# neural_render.serve, through RemoteRenderer), written out: importing the runtime
 # imports torch, which made `launch.py --help` take 4.0 s instead of 0.55 s (2-core box).
 # tests/game/startup/test_cli.py checks that they match.
-BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "torch", "onnxruntime", "openvino", "all")
+BACKENDS = ("auto", "tensorrt", "tensorrt-rtx", "torch", "onnxruntime", "openvino", "remote", "all")
 PRECISIONS = ("fp32", "fp16", "bf16")
 SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # what pygame.image.save writes; others silently become TGA
 SIZE_FLAGS = ("--res", "--window")  # WIDTHxHEIGHT values
@@ -73,6 +74,7 @@ class GameConfig:
     model: Path | None = None
     preset: str | None = None
     backend: str = "auto"
+    server: str | None = None
     device: str | None = None
     precision: str = "fp32"
     compile: bool = False
@@ -218,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="inference backend (default: auto = tensorrt-rtx on an RTX card, tensorrt on other "
                             "GPUs, else torch on CUDA; on the CPU openvino, else onnxruntime); "
                             "all (with --profile): compare every available backend on the same frames and exit")
+    model.add_argument("--server", default=None, metavar="URL",
+                       help="--backend remote: the render service's gRPC address, grpc://HOST:PORT (started with "
+                            "python -m neural_render.serve; README, Serve many simulators)")
     model.add_argument("--device", type=cli.device, default=None, help="cpu, cuda or cuda:N (default: auto)")
     model.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: fp32")
     model.add_argument("--compile", action="store_true",
@@ -302,6 +307,10 @@ def parse_args(argv: list[str] | None = None) -> GameConfig:
         _check_preset(parser, args.preset)
     if args.report is not None:
         args.profile = True
+    if args.backend == "remote" and args.server is None:
+        parser.error("argument --backend: 'remote' needs --server grpc://HOST:PORT (python -m neural_render.serve)")
+    if args.server is not None and args.backend != "remote":
+        parser.error("argument --server: renders through the service only with --backend remote")
     if args.backend == "all" and not args.profile:
         parser.error("argument --backend: 'all' compares backends and needs --profile")
     if args.backend == "all" and args.source == "carla":  # a comparison needs the same frames for every backend

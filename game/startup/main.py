@@ -106,7 +106,8 @@ def run_export(config: GameConfig) -> int:
     recorded = _replay_size(config)  # opened even with --res: a bad session fails here, before any render
     size = config.res or recorded
     check_size(model, size, "--res" if config.res else f"--replay {config.replay}")
-    renderer = make_renderer(model.model, config.backend, config.device, config.precision, size, config.compile)
+    renderer = make_renderer(model.model, config.backend, config.device, config.precision, size, config.compile,
+                             config.server)
     if model.untrained:
         print(f"warning: exporting with an UNTRAINED {model.preset} model", file=sys.stderr)
     elif model.barely_trained:

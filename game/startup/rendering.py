@@ -22,6 +22,7 @@ from neural_render.checkpoint import CheckpointError, default_model_path, load_g
 from neural_render.model import PRESETS, build_generator
 from neural_render.runtime import Renderer
 from neural_render.runtime.common import compile_note, precision_note
+from neural_render.runtime.remote import RemoteRenderer
 from neural_render.runtime.select import cuda_device_problem
 
 DEFAULT_PRESET = "cpu"
@@ -147,17 +148,21 @@ COMPILE_WAIT = ("torch's first frames compile the generator (measured: 30 s on a
 
 
 def make_renderer(model, backend: str, device: str | None, precision: str, size: tuple[int, int],
-                  compile: bool = False):
-    """A neural_render.runtime.Renderer; LaunchError naming the flag when the backend cannot start."""
+                  compile: bool = False, server: str | None = None):
+    """A neural_render.runtime.Renderer, or with backend 'remote' a RemoteRenderer of the render service
+    at ``server`` (which runs its own model; --model names the local one the size was checked against);
+    LaunchError naming the flag when the backend cannot start or the server does not answer."""
     try:
+        if backend == "remote":
+            return RemoteRenderer(server, size=size, num_classes=model.config.num_classes)
         renderer = Renderer(model, backend=backend, device=device, precision=precision, size=size, compile=compile)
-    except (ValueError, RuntimeError, MemoryError, ImportError) as error:  # MemoryError: the size is too big
+    except (ValueError, RuntimeError, MemoryError, ImportError, ConnectionError) as error:  # MemoryError: too big
         interrupt = interruption_in(error)
         if interrupt is not None:  # Ctrl+C or SIGTERM while the backend started: not a backend failure
             raise interrupt from None
-        raise LaunchError(
-            f"--backend {backend} --device {device or 'auto'} --precision {precision}: {_one_line(error)}"
-        ) from None
+        flags = f"--backend remote --server {server}" if backend == "remote" else \
+            f"--backend {backend} --device {device or 'auto'} --precision {precision}"
+        raise LaunchError(f"{flags}: {_one_line(error)}") from None
     note = precision_note("--precision", precision, renderer.precision,
                           renderer.backend_name, renderer.device_name)  # e.g. onnxruntime on the CPU: fp32 only
     if note:

@@ -41,6 +41,15 @@ def compile_note(flag: str, asked: bool | str, compiled: bool, backend: str) -> 
     return f"note: {flag} did not take with {backend} (see the warning above); it runs uncompiled"
 
 
+def frame_fields(frame: object) -> tuple[object, object, object]:
+    """(labels, flow, cut) of a SceneFrame-like object, or a ValueError saying what a frame must have."""
+    try:
+        return frame.labels, frame.flow, frame.cut
+    except AttributeError:
+        raise ValueError(f"frame: expected a SceneFrame (or any object with .labels, .flow and .cut "
+                         f"attributes), got {type(frame).__name__}; a dict: types.SimpleNamespace(**d)") from None
+
+
 def check_inputs(labels: object, flow: object, size: tuple[int, int], num_classes: int) -> None:
     """Raise ValueError naming the problem for anything a backend must never see: the one check of a
     frame, where it enters Renderer.render; the backends trust what passed."""
@@ -79,6 +88,27 @@ def check_frame_cut(cut: object) -> bool:
     if isinstance(cut, numbers.Integral) and int(cut) in (0, 1):
         return bool(cut)
     raise ValueError(f"frame.cut must be a bool (True after a camera jump), got {type(cut).__name__} {cut!r:.40}")
+
+
+class HistorySwitch:
+    """``history_enabled`` of the Renderer and the RemoteRenderer: off, every frame is rendered from its
+    labels alone. ``_has_history`` says whether the next frame may use the history."""
+
+    _history_enabled = True
+    _has_history = False
+
+    @property
+    def history_enabled(self) -> bool:
+        return self._history_enabled
+
+    @history_enabled.setter
+    def history_enabled(self, value: bool) -> None:
+        value = bool(value)
+        if value != self._history_enabled:
+            # a change of the switch: turning it back on starts from a fresh frame, not a stale one.
+            # Writing the value it already has (a loop syncing a setting every tick) keeps the history.
+            self._has_history = False
+        self._history_enabled = value
 
 
 class Backend(Protocol):

@@ -18,11 +18,11 @@ import numpy as np
 from carla_bridge.core.frames import parse_size
 from neural_render.checkpoint import load_generator
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import PRECISIONS, Stage, check_frame_cut, check_inputs
+from neural_render.runtime.common import PRECISIONS, Stage, HistorySwitch, check_frame_cut, check_inputs, frame_fields
 from neural_render.runtime.select import create_backend
 
 
-class Renderer:
+class Renderer(HistorySwitch):
     """Labels (+ flow) of each tick in, the generated (H, W, 3) uint8 RGB frame out; see the README's
     "Use it from your own simulator". ``precision`` is a request: ``renderer.precision`` says what runs
     (onnxruntime on the CPU runs fp32). One Renderer keeps one drive's history (and its backend one set
@@ -71,19 +71,6 @@ class Renderer:
         torch.compile that fails at the first frame falls back to eager, so read it after a render."""
         return self._backend is not None and self._backend.compiled
 
-    @property
-    def history_enabled(self) -> bool:
-        return self._history_enabled
-
-    @history_enabled.setter
-    def history_enabled(self, value: bool) -> None:
-        value = bool(value)
-        if value != self._history_enabled:
-            # a change of the switch: turning it back on starts from a fresh frame, not a stale one.
-            # Writing the value it already has (a loop syncing a setting every tick) keeps the history.
-            self._has_history = False
-        self._history_enabled = value
-
     def reset(self) -> None:
         """Drop the history: the next frame is rendered from its labels alone."""
         with self._one_caller():
@@ -128,11 +115,7 @@ class Renderer:
         backend = self._open_backend()
         timings: dict[str, tuple[int, int]] = {}
         with Stage(timings, "preprocess"):  # the frame enters here: checked once, then trusted
-            try:
-                labels, flow, cut = frame.labels, frame.flow, frame.cut
-            except AttributeError:
-                raise ValueError(f"frame: expected a SceneFrame (or any object with .labels, .flow and .cut "
-                                 f"attributes), got {type(frame).__name__}; a dict: types.SimpleNamespace(**d)") from None
+            labels, flow, cut = frame_fields(frame)
             check_inputs(labels, flow, self.size, self.config.num_classes)
             if check_frame_cut(cut):
                 self._drop_history()

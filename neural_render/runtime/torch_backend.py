@@ -26,10 +26,7 @@ class TorchBackend:
         self.device, self.precision, self.dtype = device, precision, DTYPES[precision]
         self.device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         width, height = size
-        # A copy: .to() is in place, and the caller's model must not turn fp16 / move to the GPU.
-        self.module = RenderStep(copy.deepcopy(model)).to(device=device, dtype=self.dtype).eval()
-        if channels_last:  # NHWC convs: tensor cores on CUDA, oneDNN's blocked layouts on CPU
-            self.module = self.module.to(memory_format=torch.channels_last)
+        self.module = eval_step(model, device, self.dtype, channels_last)
         self.history = DeviceHistory(model.config.k, width, height, device, self.dtype)
         self.compiled = False
         self._run = self.module
@@ -69,6 +66,17 @@ class TorchBackend:
             h.swap()
         with Stage(timings, "download"):
             return h.download()
+
+
+def eval_step(model: Vid2VidGenerator, device: torch.device, dtype: torch.dtype,
+              channels_last: bool = True) -> RenderStep:
+    """An eval-mode RenderStep over a copy of ``model`` on ``device`` in ``dtype``: the module the torch
+    backend runs, and the render service batches (neural_render.serve)."""
+    # A copy: .to() is in place, and the caller's model must not turn fp16 / move to the GPU.
+    module = RenderStep(copy.deepcopy(model)).to(device=device, dtype=dtype).eval()
+    if channels_last:  # NHWC convs: tensor cores on CUDA, oneDNN's blocked layouts on CPU
+        module = module.to(memory_format=torch.channels_last)
+    return module
 
 
 def _first_line(error: BaseException, limit: int = 200) -> str:

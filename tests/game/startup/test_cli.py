@@ -127,7 +127,7 @@ def test_backends_and_precisions_are_the_runtime_s():
     from game.startup.cli import BACKENDS, PRECISIONS
     from neural_render import runtime
 
-    assert set(BACKENDS) == {"auto", "all", *runtime.BACKENDS} and PRECISIONS == tuple(runtime.PRECISIONS)
+    assert set(BACKENDS) == {"auto", "all", "remote", *runtime.BACKENDS} and PRECISIONS == tuple(runtime.PRECISIONS)
 
 
 def test_mcap_and_live_flags(capsys, monkeypatch):
