@@ -1,10 +1,9 @@
 """The K key's backend list: a drive started with --backend remote --server URL can switch to a local
-backend and back to the render service at that URL (App._backend on a stand-in App, no window)."""
+backend and back to the render service at that URL (game.app.actions.backend on a stand-in App, no window)."""
 
 import types
 
-import game.app.app as app_module
-from game.app.app import App
+import game.app.actions as actions
 
 
 class Hud:
@@ -27,21 +26,21 @@ def test_k_cycles_through_the_remote_backend_when_a_server_is_given(monkeypatch)
         built.append((backend, server))
         return renderer(backend)
 
-    monkeypatch.setattr(app_module, "available_backends", lambda device: ["torch"])
-    monkeypatch.setattr(app_module, "make_renderer", make_renderer)
+    monkeypatch.setattr(actions, "available_backends", lambda device: ["torch"])
+    monkeypatch.setattr(actions, "make_renderer", make_renderer)
     app = types.SimpleNamespace(config=types.SimpleNamespace(device="cpu", precision="fp32", compile=False,
                                                              server="grpc://127.0.0.1:8001"),
                                 renderer=renderer("remote"), backend_tried=None, model=types.SimpleNamespace(model=None),
                                 size=(64, 32), hud=Hud())
-    App._backend(app)
-    App._backend(app)
+    actions.backend(app)
+    actions.backend(app)
     assert built == [("torch", "grpc://127.0.0.1:8001"), ("remote", "grpc://127.0.0.1:8001")]
     assert app.renderer.backend_name == "remote"
 
 
 def test_without_a_server_k_offers_no_remote_backend(monkeypatch):
-    monkeypatch.setattr(app_module, "available_backends", lambda device: ["torch"])
+    monkeypatch.setattr(actions, "available_backends", lambda device: ["torch"])
     app = types.SimpleNamespace(config=types.SimpleNamespace(device="cpu", server=None), renderer=renderer("torch"),
                                 backend_tried=None, hud=Hud())
-    App._backend(app)
+    actions.backend(app)
     assert app.hud.said == ["torch is the only backend available here"]
