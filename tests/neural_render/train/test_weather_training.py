@@ -58,3 +58,22 @@ def test_the_render_follows_a_change_of_weather_within_a_few_frames():
     # Within three frames of the change the mean colour has gone most of the way to the sunset look.
     assert np.abs(means[7] - sunset).max() < 30, means[7]
     assert means[7].mean() < means[4].mean() - 100
+
+
+def test_weather_all_trains_a_weather_generator_from_an_old_checkpoint(tmp_path):
+    from neural_render.checkpoint import save_generator
+    from neural_render.train.config import resolve
+    from neural_render.train.trainer import Trainer
+
+    torch.manual_seed(0)
+    old = build_generator("tiny")  # trained without weather
+    init = save_generator(old, tmp_path / "old.safetensors")
+    trainer = Trainer(resolve("tiny", "fast", weather="all", device="cpu", init=str(init), vgg_weights=None))
+    assert trainer.G.config.weather_dim == 6
+    state = trainer.G.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in old.state_dict().items())  # it starts as the old model
+    clips = [_clip(p, seed=1) for p in LOOK]
+    logs = trainer.train_step({k: torch.stack([c[k] for c in clips]) for k in clips[0]})
+    assert np.isfinite(logs["l1"])
+    # The weather maps learnt from the step: the vector reached the generator.
+    assert any(v.abs().sum() > 0 for k, v in trainer.G.state_dict().items() if ".weather." in k)
