@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from carla_bridge.core.files import atomic_path
-from neural_render.model import PRESETS, GeneratorConfig, Vid2VidGenerator, state_shapes
+from neural_render.model import PRESETS, GeneratorConfig, Vid2VidGenerator, build_generator
 
 FORMAT = "neural-drive-generator"
 FORMAT_VERSION = "1"
@@ -84,6 +84,13 @@ def load_generator(path: str | Path, preset: str | None = None, map_location: st
         raise CheckpointError(f"{path}: weights do not fit the '{config.name}' network ({misfit}); "
                               f"the file was written by another version: re-export or re-train")
     return model.to(map_location).eval()
+
+
+def state_shapes(config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in the state_dict of the network ``config`` builds, from a
+    weightless copy on the "meta" device: no memory for the weights, whatever the widths."""
+    with torch.device("meta"):
+        return {name: tuple(t.shape) for name, t in build_generator(config).state_dict().items()}
 
 
 def shapes_of(state: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:

@@ -102,9 +102,11 @@ def evaluate_seed(model, seed: int, width: int, height: int, frames: int, device
             cur = _tensors(frame, device)  # the procedural world always renders rgb
             has_flow = cur["flow"] is not None and not frame.cut and prev is not None
             flow = cur["flow"] if has_flow else None
-            ones = torch.ones(1, device=device)
-            y = to_uint8(recurrent.step(cur["labels"], flow, ones if has_flow else None, cut=frame.cut).image).float() / 255
-            z = to_uint8(baseline.step(cur["labels"], None, None, cut=True).image).float() / 255 if framewise else None
+            ones, sky = torch.ones(1, device=device), torch.from_numpy(frame.weather)[None].to(device)
+            y = to_uint8(recurrent.step(cur["labels"], flow, ones if has_flow else None, cut=frame.cut,
+                                        weather=sky).image).float() / 255
+            z = to_uint8(baseline.step(cur["labels"], None, None, cut=True, weather=sky).image).float() / 255 \
+                if framewise else None
             acc["psnr"].append(float(psnr(y, cur["rgb"])))
             patches["real"].add(cur["rgb"])
             patches["y"].add(y)

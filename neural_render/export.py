@@ -23,7 +23,8 @@ from carla_bridge.core.files import file_write_problem
 from carla_bridge.core.frames import parse_size
 from neural_render.checkpoint import load_generator
 from neural_render.model import PRESETS, RenderStep, Vid2VidGenerator, build_generator
-from neural_render.runtime.onnx import EXPORT_PRECISIONS, cache_problem, cached_onnx, check_graph, export_onnx
+from neural_render.runtime.onnx import (EXPORT_PRECISIONS, WEATHER_INPUT, cache_problem, cached_onnx, check_graph,
+                                        export_onnx)
 from neural_render.runtime.ort_backend import session_options
 
 DEFAULT_PRESET = "cpu"  # what --preset means without --model (random weights); with --model, the file's
@@ -64,14 +65,16 @@ def check_parity(model: Vid2VidGenerator, onnx_path: str | Path, width: int, hei
         flow = torch.randn(1, 2, height, width, generator=g) * 1.5
         hist = torch.tensor([0.0 if i == 0 else 1.0])
         hflow = torch.tensor([1.0 if i % 3 else 0.0])
+        weather = (torch.rand(1, cfg.weather_dim, generator=g),) if cfg.weather_dim else ()  # a new sky each frame
         if i > 0:  # shift the label history: K-1 carried maps + the new one
             t_labels = torch.cat([t_next_labels, new], 1)
             o_labels = np.concatenate([o_next_labels, new.numpy()], 1)
         with torch.no_grad():
-            t_img, _, t_prev_new, t_next_labels = step(t_labels, t_prev, flow, hist, hflow)
+            t_img, _, t_prev_new, t_next_labels = step(t_labels, t_prev, flow, hist, hflow, *weather)
         o_img, _, o_prev_new, o_next_labels = sess.run(None, _graph_feed(sess, {
             "labels": o_labels, "prev_frames": o_prev, "flow": flow.numpy(),
-            "has_history": hist.numpy(), "has_flow": hflow.numpy()}))
+            "has_history": hist.numpy(), "has_flow": hflow.numpy(),
+            **{WEATHER_INPUT: w.numpy() for w in weather}}))
         worst = max(worst, float(np.abs(t_img.numpy() - o_img.astype(np.float32)).max()))
         t_prev, o_prev = t_prev_new, o_prev_new
     return worst

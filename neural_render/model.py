@@ -50,7 +50,7 @@ MAX_LEVELS = 8      # entries in widths / flow_widths (each one halves the resol
 MAX_WIDTH = 4096
 FIELD_RANGES: dict[str, tuple[int, int]] = {
     "num_classes": (2, 256), "k": (2, 16), "widths": (1, MAX_WIDTH), "n_blocks": (0, 32),
-    "spade_hidden": (1, MAX_WIDTH), "flow_widths": (1, MAX_WIDTH), "n_flow_blocks": (0, 32),
+    "spade_hidden": (1, MAX_WIDTH), "flow_widths": (1, MAX_WIDTH), "n_flow_blocks": (0, 32), "weather_dim": (0, 64),
 }  # and spade_kernel is 1 or 3, separable a bool, name a short string
 
 
@@ -76,6 +76,7 @@ class GeneratorConfig:
     flow_widths: tuple[int, ...] = (8, 8)   # flow branch width at 1/4, 1/8, ... resolution
     n_flow_blocks: int = 0          # plain resblocks at the flow branch bottleneck
     separable: bool = False         # depthwise-separable 3x3 convs (CPU presets)
+    weather_dim: int = 0            # weather vector length (carla_bridge.core.weather); 0: none, as before it
 
     def __post_init__(self) -> None:
         for field, (low, high) in FIELD_RANGES.items():
@@ -173,15 +174,23 @@ class SPADE(nn.Module):
 
     gamma and beta come from `seg`, the shared hidden features of the label map at this scale (SPADE
     computes them per layer; sharing them per scale keeps the cost low). We predict (1 + gamma) as in
-    the official code so a zero-initialised layer starts as a plain instance norm."""
+    the official code so a zero-initialised layer starts as a plain instance norm. With a weather
+    vector, a linear map of it adds a per-channel scale and shift to gamma and beta (FiLM, Perez et
+    al., AAAI 2018): the same labels lit by another sun; zero-initialised, so it starts as no change."""
 
-    def __init__(self, channels: int, seg_channels: int, kernel: int):
+    def __init__(self, channels: int, seg_channels: int, kernel: int, weather_dim: int = 0):
         super().__init__()
         self.norm = nn.InstanceNorm2d(channels, affine=False)
         self.gamma_beta = nn.Conv2d(seg_channels, 2 * channels, kernel, 1, kernel // 2)
+        self.weather = nn.Linear(weather_dim, 2 * channels) if weather_dim else None
+        for parameter in self.weather.parameters() if weather_dim else ():
+            nn.init.zeros_(parameter)
 
-    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.gamma_beta(seg).chunk(2, dim=1)
+    def forward(self, x: torch.Tensor, seg: torch.Tensor, weather: torch.Tensor | None = None) -> torch.Tensor:
+        gamma_beta = self.gamma_beta(seg)
+        if self.weather is not None:
+            gamma_beta = gamma_beta + self.weather(weather.to(gamma_beta.dtype))[:, :, None, None]
+        gamma, beta = gamma_beta.chunk(2, dim=1)
         return self.norm(x) * (1 + gamma) + beta
 
 
@@ -192,19 +201,19 @@ class SPADEResBlock(nn.Module):
     def __init__(self, cin: int, cout: int, seg_channels: int, cfg: GeneratorConfig):
         super().__init__()
         mid = min(cin, cout)
-        self.norm_0 = SPADE(cin, seg_channels, cfg.spade_kernel)
+        self.norm_0 = SPADE(cin, seg_channels, cfg.spade_kernel, cfg.weather_dim)
         self.conv_0 = conv3x3(cin, mid, separable=cfg.separable)
-        self.norm_1 = SPADE(mid, seg_channels, cfg.spade_kernel)
+        self.norm_1 = SPADE(mid, seg_channels, cfg.spade_kernel, cfg.weather_dim)
         self.conv_1 = conv3x3(mid, cout, separable=cfg.separable)
         self.learned_shortcut = cin != cout
         if self.learned_shortcut:
-            self.norm_s = SPADE(cin, seg_channels, cfg.spade_kernel)
+            self.norm_s = SPADE(cin, seg_channels, cfg.spade_kernel, cfg.weather_dim)
             self.conv_s = nn.Conv2d(cin, cout, 1, bias=False)
 
-    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
-        xs = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+    def forward(self, x: torch.Tensor, seg: torch.Tensor, weather: torch.Tensor | None) -> torch.Tensor:
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg, weather), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg, weather), 0.2))
+        xs = self.conv_s(self.norm_s(x, seg, weather)) if self.learned_shortcut else x
         return xs + dx
 
 
@@ -273,11 +282,12 @@ class Vid2VidGenerator(nn.Module):
         self.dec = nn.ModuleList(SPADEResBlock(widths[i + 1], widths[i], hidden[i], cfg)
                                  for i in reversed(range(len(widths) - 1)))
         # Full resolution: class-adaptive modulation straight from the one-hot (1x1), keeps label edges crisp.
-        self.out_norm = SPADE(widths[0], c, 1)
+        self.out_norm = SPADE(widths[0], c, 1, cfg.weather_dim)
         self.out_conv = nn.Conv2d(widths[0], 3, 3, 1, 1)
 
-    def forward(self, labels: torch.Tensor, prev_frames: torch.Tensor, flow: torch.Tensor,
-                has_history: torch.Tensor, has_flow: torch.Tensor) -> GeneratorOutput:
+    def forward(self, labels: torch.Tensor, prev_frames: torch.Tensor, flow: torch.Tensor, has_history: torch.Tensor,
+                has_flow: torch.Tensor, weather: torch.Tensor | None = None) -> GeneratorOutput:
+        """weather (B, weather_dim) float, required when the config has weather_dim, ignored otherwise."""
         cfg = self.config
         b, k, h, w = labels.shape
         dtype = self.out_conv.weight.dtype
@@ -312,10 +322,10 @@ class Vid2VidGenerator(nn.Module):
             skips.append(x)
             segs.append(F.relu(seg_conv(seg_in)))
         for block in self.bottleneck:
-            x = block(x, segs[-1])
+            x = block(x, segs[-1], weather)
         for block, i in zip(self.dec, reversed(range(len(cfg.widths) - 1))):
-            x = block(up2(x), segs[i]) + skips[i]
-        x = F.leaky_relu(self.out_norm(up2(x), onehot), 0.2)
+            x = block(up2(x), segs[i], weather) + skips[i]
+        x = F.leaky_relu(self.out_norm(up2(x), onehot, weather), 0.2)
         hallucinated = torch.tanh(self.out_conv(x))
 
         # vid2vid composition (Wang et al. 2018, eq. 4).
@@ -333,8 +343,8 @@ class RenderStep(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, labels, prev_frames, flow, has_history, has_flow):
-        image = self.model(labels, prev_frames, flow, has_history, has_flow).image
+    def forward(self, labels, prev_frames, flow, has_history, has_flow, weather=None):
+        image = self.model(labels, prev_frames, flow, has_history, has_flow, weather).image
         next_frames = torch.cat([prev_frames[:, 1:], image.unsqueeze(1).to(prev_frames.dtype)], 1)
         # uint8 only at the graph's edges: TensorRT (and TensorRT-RTX) take uint8 as a network input or
         # output and as a Cast's output, never into another op, so the permute runs before the cast and
@@ -357,13 +367,6 @@ def build_generator(preset: str | GeneratorConfig, **overrides) -> Vid2VidGenera
     return Vid2VidGenerator(cfg)
 
 
-def state_shapes(config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
-    """The name and shape of every tensor in the state_dict of the network ``config`` builds, from a
-    weightless copy on the "meta" device: no memory for the weights, whatever the widths."""
-    with torch.device("meta"):
-        return {name: tuple(t.shape) for name, t in Vid2VidGenerator(config).state_dict().items()}
-
-
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -378,7 +381,7 @@ def count_flops(model: Vid2VidGenerator | GeneratorConfig, width: int, height: i
         meta = Vid2VidGenerator(cfg)
         k = cfg.k
         args = (torch.zeros(1, k, height, width, dtype=torch.uint8), torch.zeros(1, k - 1, 3, height, width),
-                torch.zeros(1, 2, height, width), torch.ones(1), torch.ones(1))
+                torch.zeros(1, 2, height, width), torch.ones(1), torch.ones(1), torch.zeros(1, cfg.weather_dim))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         meta(*args)
     return int(counter.get_total_flops())
@@ -386,10 +389,12 @@ def count_flops(model: Vid2VidGenerator | GeneratorConfig, width: int, height: i
 
 def example_inputs(cfg: GeneratorConfig, width: int, height: int, batch: int = 1, device=None,
                    dtype: torch.dtype = torch.float32, seed: int | None = None) -> tuple[torch.Tensor, ...]:
-    """Random valid inputs (labels uint8, prev_frames, flow, has_history=1, has_flow=1)."""
+    """Random valid inputs (labels uint8, prev_frames, flow, has_history=1, has_flow=1, and the weather
+    in [0, 1] when the config takes it): RenderStep's inputs, in its order."""
     g = torch.Generator().manual_seed(0 if seed is None else seed)
     labels = torch.randint(0, cfg.num_classes, (batch, cfg.k, height, width), generator=g, dtype=torch.uint8)
     prev = torch.rand(batch, cfg.k - 1, 3, height, width, generator=g) * 2 - 1
     flow = torch.randn(batch, 2, height, width, generator=g) * 2
     ones = torch.ones(batch)
-    return (labels.to(device), prev.to(device, dtype), flow.to(device), ones.to(device), ones.to(device))
+    weather = (torch.rand(batch, cfg.weather_dim, generator=g).to(device),) if cfg.weather_dim else ()
+    return (labels.to(device), prev.to(device, dtype), flow.to(device), ones.to(device), ones.to(device), *weather)

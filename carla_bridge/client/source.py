@@ -1,9 +1,8 @@
 """CarlaSource: SceneFrames from a CARLA 0.9.16 server through the real ``carla`` client library.
 
-The pattern of CARLA's PythonAPI/examples/synchronous_mode.py and manual_control.py: synchronous mode
-with a fixed delta, an ego car at a spawn point picked by the seed, cameras at the hood whose frames
-are paired by frame id (one queue per sensor, drained after each ``world.tick()``), the Traffic
-Manager for autopilot, and a teardown that always runs, also after errors and from signal handlers.
+The pattern of CARLA's PythonAPI/examples/synchronous_mode.py and manual_control.py: synchronous mode with a fixed delta,
+an ego car at a spawn point picked by the seed, hood cameras whose frames are paired by frame id (one queue per sensor,
+drained after each ``world.tick()``), the Traffic Manager for autopilot, and a teardown that always runs.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from carla_bridge.client.blueprints import ego_blueprints
 from carla_bridge.client.recovery import DriveNote, ServerBusy, destroy_actors
 from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 from carla_bridge.core.net import ConnectionWatch, carla_server_answers, host_problem, not_carla_reason
+from carla_bridge.core.weather import from_weather_parameters
 
 log = logging.getLogger("carla_bridge.client.source")
 
@@ -256,6 +256,7 @@ class CarlaSource(SourceBase):
             frame_id = self.world.tick(self.timeout_s) if self.sync else self.world.wait_for_tick(self.timeout_s).frame
             data = {name: self._wait_frame(name, frame_id) for name in self.cameras}
             ego = self._ego_state(self._ego.get_transform(), self._ego.get_velocity(), self._ego.get_control())
+            weather = from_weather_parameters(self.world.get_weather())  # each tick: another client may change it
         except RuntimeError as error:
             raise self._lost(error) from None
         self._index += 1
@@ -269,7 +270,7 @@ class CarlaSource(SourceBase):
                         "drawn as Unlabeled, counted in unknown_tag_pixels", self.where)
         self.unknown_tag_pixels += unknown
         return SceneFrame(index=self._index, time_s=float(data["semantic"].timestamp - self._time0), cut=cut,
-                          ego=ego, **arrays)
+                          ego=ego, weather=weather, **arrays)
 
     def _wait_frame(self, name: str, frame_id: int) -> Any:
         """Drain camera ``name``'s queue up to frame ``frame_id`` (async mode: the first at or after it)."""

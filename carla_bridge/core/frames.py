@@ -16,6 +16,7 @@ import numpy as np
 
 from carla_bridge.core.labels import check_labels
 from carla_bridge.core.values import is_int
+from carla_bridge.core.weather import check_weather
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,8 @@ class SceneFrame:
     depth:  (H, W) float32 metres along the optical axis, or None.
     rgb:    (H, W, 3) uint8, the engine's own image, or None (training target, side-by-side view).
     cut:    True when the camera jumped (spawn, respawn, teleport): consumers drop their history.
+    weather: (WEATHER_DIM,) float32 CARLA weather parameters scaled by carla_bridge.core.weather, or
+            None when the source does not know it (a renderer then assumes clear noon).
     """
 
     index: int
@@ -112,6 +115,7 @@ class SceneFrame:
     rgb: np.ndarray | None = None
     ego: EgoState = field(default_factory=EgoState)
     cut: bool = False
+    weather: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -125,6 +129,8 @@ class SceneFrame:
         _check_array(self.flow, "SceneFrame.flow", (h, w, 2), np.float32, finite=True)
         _check_array(self.depth, "SceneFrame.depth", (h, w), np.float32, finite=False)
         _check_array(self.rgb, "SceneFrame.rgb", (h, w, 3), np.uint8, finite=False)
+        if self.weather is not None:
+            check_weather(self.weather, "SceneFrame.weather")
         return self
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from carla_bridge.core.frames import Transform
 from carla_bridge.core.values import is_int, is_real
+from carla_bridge.core.weather import CLEAR_NOON, weather_vector
 from carla_bridge.procedural.kernel import (W_AMB, W_CLOUD, W_FOG, W_FOGD, W_HORIZON, W_SIZE, W_SUN, W_SUNCOL, W_WET,
                                             W_ZENITH)
 
@@ -113,3 +114,18 @@ WEATHERS: dict[str, np.ndarray] = {
                              (0.78, 0.79, 0.8), (0.78, 0.79, 0.8), 0.03, 0.6),
 }
 WEATHER_NAMES: list[str] = list(WEATHERS)
+
+# The same presets in CARLA's WeatherParameters terms (carla_bridge.core.weather): what SceneFrame.weather
+# tells the generator. Sun altitudes and cloud cover are those the lighting above renders; CARLA's own
+# ClearNoon / ClearSunset / CloudyNoon carry fog_density 2-3, and WetCloudyNoon puddles (deposits 50).
+WEATHER_PARAMETERS: dict[str, np.ndarray] = {
+    "ClearNoon": CLEAR_NOON,
+    "ClearSunset": weather_vector(sun_altitude_angle=10.0, cloudiness=30.0, precipitation=0.0,
+                                  precipitation_deposits=0.0, wetness=0.0, fog_density=2.0),
+    "CloudyNoon": weather_vector(sun_altitude_angle=50.0, cloudiness=85.0, precipitation=0.0,
+                                 precipitation_deposits=0.0, wetness=0.0, fog_density=3.0),
+    "WetCloudyNoon": weather_vector(sun_altitude_angle=50.0, cloudiness=95.0, precipitation=0.0,
+                                    precipitation_deposits=50.0, wetness=100.0, fog_density=3.0),
+    "FoggyMorning": weather_vector(sun_altitude_angle=20.0, cloudiness=60.0, precipitation=0.0,
+                                   precipitation_deposits=0.0, wetness=0.0, fog_density=40.0),
+}

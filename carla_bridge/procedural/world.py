@@ -12,7 +12,7 @@ import numpy as np
 
 from carla_bridge.core.frames import Control, EgoState, SceneFrame, SourceBase, SourceLost, Transform
 from carla_bridge.core.values import is_int, is_real
-from carla_bridge.procedural.config import (WEATHER_NAMES, WEATHERS, WorldConfig, check_camera, check_seed,
+from carla_bridge.procedural.config import (WEATHER_NAMES, WEATHER_PARAMETERS, WEATHERS, WorldConfig, check_camera, check_seed,
                                             check_transform)
 from carla_bridge.procedural.crowd import Crowd
 from carla_bridge.procedural.ground import build_ground
@@ -284,4 +284,5 @@ class ProceduralWorld(SourceBase):
         pose = self.ego_camera_pose()
         g = self._render(pose, None if cut else self._cam_prev, cfg.width, cfg.height, cfg.fov, True, True)
         return SceneFrame(index=self._index, time_s=self._time, labels=g.labels, flow=g.flow, depth=g.depth,
-                          rgb=g.rgb, ego=self.vehicle_state(self.ego_id), cut=cut)
+                          rgb=g.rgb, ego=self.vehicle_state(self.ego_id), cut=cut,
+                          weather=WEATHER_PARAMETERS[self.weather_names[self._weather]])

@@ -36,7 +36,7 @@ from neural_render.model import PRESETS, Vid2VidGenerator, build_generator, coun
 from neural_render.runtime import Renderer
 from neural_render.runtime.buffers import HostHistory
 from neural_render.runtime.common import BACKENDS, compile_note, precision_note
-from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES
+from neural_render.runtime.onnx import OUTPUT_NAMES, input_names
 from neural_render.runtime.select import cuda_device_problem, resolve_backend
 from neural_render.runtime.torch_backend import TorchBackend
 
@@ -63,7 +63,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
         from neural_render.runtime.ort_backend import OrtBackend  # imports onnxruntime: only for its rows
         be = OrtBackend(model, size, device, precision, threads=threads)
         if be.binding is not None:  # GPU EP: bind the device buffers once, run repeatedly
-            for name, t in zip(INPUT_NAMES, be.history.inputs()):
+            for name, t in zip(input_names(model.config), be.history.inputs()):
                 be._bind(name, t, output=False)
             for name, t in zip(OUTPUT_NAMES, be.history.outputs()):
                 be._bind(name, t, output=True)
@@ -94,7 +94,7 @@ def _model_only(model: Vid2VidGenerator, backend: str, device: str, precision: s
 def _zero_feeds(model: Vid2VidGenerator, size: tuple[int, int]) -> dict[str, np.ndarray]:
     """The graph's inputs of a frame with history and flow, for the CPU backends' model-only timing."""
     width, height = size
-    return HostHistory(model.config.k, width, height).feeds(np.zeros((height, width), np.uint8),
+    return HostHistory(model.config.k, width, height, model.config.weather_dim).feeds(np.zeros((height, width), np.uint8),
                                                            np.zeros((height, width, 2), np.float32), True)
 
 

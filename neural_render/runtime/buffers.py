@@ -5,7 +5,8 @@ Set `cur` is what the next step reads: labels (1, K, H, W) uint8 whose first K-1
 previous label maps and whose last plane receives the new upload, and frames (1, K-1, 3, H, W), the
 previous outputs. A step writes its history outputs straight into set `1 - cur` (next_labels into
 planes 0..K-2, next_frames into frames), then `swap()` flips the sets: no copies, no allocation.
-Only the current uint8 label map (and the float32 flow, when there is one) crosses from the host.
+Only the current uint8 label map (and the float32 flow, when there is one) crosses from the host, and
+for a model that takes the weather, its (1, weather_dim) float32 vector.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 
 
 class DeviceHistory:
-    def __init__(self, k: int, width: int, height: int, device: torch.device, frame_dtype: torch.dtype):
+    def __init__(self, k: int, width: int, height: int, device: torch.device, frame_dtype: torch.dtype,
+                 weather_dim: int = 0):
         self.k, self.width, self.height, self.device = k, width, height, device
         self.labels = [torch.zeros(1, k, height, width, dtype=torch.uint8, device=device) for _ in range(2)]
         self.frames = [torch.zeros(1, k - 1, 3, height, width, dtype=frame_dtype, device=device) for _ in range(2)]
@@ -23,6 +25,7 @@ class DeviceHistory:
         self.flow_hw2 = torch.zeros(height, width, 2, dtype=torch.float32, device=device)
         self.has_history = torch.zeros(1, dtype=torch.float32, device=device)
         self.has_flow = torch.zeros(1, dtype=torch.float32, device=device)
+        self.weather = torch.zeros(1, weather_dim, dtype=torch.float32, device=device) if weather_dim else None
         self.image = torch.zeros(1, 3, height, width, dtype=frame_dtype, device=device)
         self.image_u8 = torch.zeros(1, height, width, 3, dtype=torch.uint8, device=device)
         self.cuda = device.type == "cuda"
@@ -45,8 +48,10 @@ class DeviceHistory:
         for t in (*self.labels, *self.frames):
             t.zero_()
 
-    def upload(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool) -> None:
-        """Write the new label map (and flow) into the `cur` input set; no history -> zeros."""
+    def upload(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
+               weather: np.ndarray | None = None) -> None:
+        """Write the new label map (and flow, and weather) into the `cur` input set; no history -> zeros.
+        The weather stays until the next one is given."""
         labels_dev = self.labels[self.cur]
         self.host_labels.numpy()[...] = labels
         new = labels_dev[0, self.k - 1]
@@ -55,6 +60,8 @@ class DeviceHistory:
             labels_dev[0, : self.k - 1].copy_(new.expand(self.k - 1, -1, -1))
             self.frames[self.cur].zero_()
         self.has_history.fill_(1.0 if has_history else 0.0)
+        if weather is not None:  # 24 bytes: a plain copy, no staging buffer
+            self.weather.copy_(torch.from_numpy(weather).view(1, -1))
         if flow is None:
             self.has_flow.fill_(0.0)
             self.flow.zero_()
@@ -65,8 +72,9 @@ class DeviceHistory:
             self.has_flow.fill_(1.0)
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
-        """(labels, prev_frames, flow, has_history, has_flow) in the graph's input order."""
-        return self.labels[self.cur], self.frames[self.cur], self.flow, self.has_history, self.has_flow
+        """(labels, prev_frames, flow, has_history, has_flow[, weather]) in the graph's input order."""
+        weather = () if self.weather is None else (self.weather,)
+        return self.labels[self.cur], self.frames[self.cur], self.flow, self.has_history, self.has_flow, *weather
 
     def outputs(self) -> tuple[torch.Tensor, ...]:
         """(image, image_u8, next_frames, next_labels) buffers in the graph's output order."""
@@ -89,8 +97,9 @@ class HostHistory:
     (ONNX Runtime's CPU provider, OpenVINO): a step's next_frames and next_labels outputs are the next
     step's prev_frames and first K-1 label planes, with the same semantics as DeviceHistory."""
 
-    def __init__(self, k: int, width: int, height: int):
+    def __init__(self, k: int, width: int, height: int, weather_dim: int = 0):
         self.k, self.width, self.height = k, width, height
+        self.weather = np.zeros((1, weather_dim), np.float32) if weather_dim else None
         self.reset()
 
     def reset(self) -> None:
@@ -100,8 +109,10 @@ class HostHistory:
         self.zero_flow = np.zeros((1, 2, height, width), np.float32)
         self.next_labels = np.zeros((1, k - 1, height, width), np.uint8)
 
-    def feeds(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool) -> dict[str, np.ndarray]:
-        """The graph's inputs by name for this frame; no history -> every plane the current map, frames zero."""
+    def feeds(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
+              weather: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The graph's inputs by name for this frame; no history -> every plane the current map, frames zero.
+        The weather stays until the next one is given."""
         if has_history:
             self.labels[0, :-1] = self.next_labels[0]
         else:
@@ -109,9 +120,14 @@ class HostHistory:
             self.frames[...] = 0.0
         self.labels[0, -1] = labels
         flow_in = self.zero_flow if flow is None else flow.transpose(2, 0, 1)[None].copy()
-        return {"labels": self.labels, "prev_frames": self.frames, "flow": flow_in,
-                "has_history": np.array([float(has_history)], np.float32),
-                "has_flow": np.array([0.0 if flow is None else 1.0], np.float32)}
+        feeds = {"labels": self.labels, "prev_frames": self.frames, "flow": flow_in,
+                 "has_history": np.array([float(has_history)], np.float32),
+                 "has_flow": np.array([0.0 if flow is None else 1.0], np.float32)}
+        if self.weather is not None:
+            if weather is not None:
+                self.weather[0] = weather
+            feeds["weather"] = self.weather
+        return feeds
 
     def keep(self, next_frames: np.ndarray, next_labels: np.ndarray) -> None:
         self.frames, self.next_labels = next_frames, next_labels

@@ -3,7 +3,8 @@ TensorRT backends build from.
 
 The graph is `RenderStep` (model.py): static shapes, batch 1, history as explicit inputs/outputs:
   inputs  labels (1,K,H,W) uint8, prev_frames (1,K-1,3,H,W) float, flow (1,2,H,W) float32,
-          has_history (1,) float32, has_flow (1,) float32
+          has_history (1,) float32, has_flow (1,) float32, and weather (1,weather_dim) float32 for a
+          model that takes it (config.weather_dim > 0; the config is in model_hash, so its own cache key)
   outputs image (1,3,H,W) float, image_u8 (1,H,W,3) uint8, next_frames (1,K-1,3,H,W), next_labels (1,K-1,H,W) uint8
 We export with opset 17 through the TorchScript exporter (dynamo=False): GridSample there keeps
 mode="bilinear"; opset 20 renames it to "linear", which TensorRT's ONNX parser has mis-sampled.
@@ -27,7 +28,8 @@ import onnx
 import torch
 
 from carla_bridge.core.files import atomic_path, cache_folder, folder_write_problem
-from neural_render.model import FORWARD_REVISION, RenderStep, Vid2VidGenerator, build_generator, example_inputs
+from neural_render.model import (FORWARD_REVISION, GeneratorConfig, RenderStep, Vid2VidGenerator, build_generator,
+                                  example_inputs)
 from neural_render.runtime.common import DTYPES
 
 OPSET = 17
@@ -36,6 +38,7 @@ OPSET = 17
 # TensorRT's ONNX parser accepts it (RenderStep).
 EXPORT_REVISION = 2
 INPUT_NAMES = ("labels", "prev_frames", "flow", "has_history", "has_flow")
+WEATHER_INPUT = "weather"
 OUTPUT_NAMES = ("image", "image_u8", "next_frames", "next_labels")
 EXPORT_PRECISIONS = ("fp32", "fp16")  # fp16: the graph strongly typed TensorRT builds
 STAMP_PREFIX = "neural_drive."
@@ -62,6 +65,11 @@ def cache_problem(directory: str | Path | None = None) -> str | None:
     return f"{where}: {problem}; set NEURAL_DRIVE_CACHE to a writable folder"
 
 
+def input_names(config: GeneratorConfig) -> tuple[str, ...]:
+    """The graph's inputs for a model of ``config``, in RenderStep's order."""
+    return INPUT_NAMES + ((WEATHER_INPUT,) if config.weather_dim else ())
+
+
 def model_hash(model: Vid2VidGenerator) -> str:
     """sha256 of the forward's and the export's revisions, the config and every weight, so neither a
     retrained model nor a changed network or graph reuses a stale export."""
@@ -85,7 +93,8 @@ def export_onnx(model: Vid2VidGenerator, path: str | Path, width: int, height: i
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(step, args, str(tmp), dynamo=False, opset_version=OPSET,
-                          input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES), do_constant_folding=True)
+                          input_names=list(input_names(model.config)), output_names=list(OUTPUT_NAMES),
+                          do_constant_folding=True)
         _stamp(tmp, stamp or export_stamp(model, width, height, precision))
         check_graph(tmp)
     return path

@@ -52,16 +52,16 @@ class OpenVINOBackend:
         self.precision = precision
         self.device_name = "cpu"
         self.onnx_path = path
-        self.host = HostHistory(model.config.k, width, height)
+        self.host = HostHistory(model.config.k, width, height, model.config.weather_dim)
         log.info("openvino: %s at %s on %s", path.name, precision, core.get_property("CPU", props.device.full_name))
 
     def reset(self) -> None:
         self.host.reset()
 
     def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
-             timings: dict[str, tuple[int, int]]) -> np.ndarray:
+             timings: dict[str, tuple[int, int]], weather: np.ndarray | None = None) -> np.ndarray:
         with Stage(timings, "upload"):  # host memory is the device here: just lay the inputs out
-            feeds = self.host.feeds(labels, flow, has_history)
+            feeds = self.host.feeds(labels, flow, has_history, weather)
         with Stage(timings, "inference"):
             out = self.request.infer(feeds)  # copies of the outputs: the request reuses its own buffers
             _, image_u8, next_frames, next_labels = (out[o] for o in self.compiled_model.outputs)

@@ -14,7 +14,7 @@ import torch
 from neural_render.model import Vid2VidGenerator
 from neural_render.runtime.buffers import DeviceHistory, HostHistory
 from neural_render.runtime.common import Stage, log
-from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES, cached_onnx
+from neural_render.runtime.onnx import OUTPUT_NAMES, cached_onnx, input_names
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -40,7 +40,8 @@ class OrtBackend:
         if precision != "fp32":  # the graph is exported in fp32; TRT EP runs it in fp16 when asked
             log.info("onnxruntime backend: graph is fp32; precision %s applies to the TensorRT EP only", precision)
         width, height = size
-        self.k, self.width, self.height = model.config.k, width, height
+        self.k, self.width, self.height, self.weather_dim = model.config.k, width, height, model.config.weather_dim
+        self.input_names = input_names(model.config)
         path = Path(onnx_path) if onnx_path else cached_onnx(model, width, height, "fp32")
         want_gpu = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
         available = ort.get_available_providers()
@@ -78,7 +79,7 @@ class OrtBackend:
         if self.on_gpu:
             self._init_iobinding()
         else:
-            self.host = HostHistory(self.k, width, height)
+            self.host = HostHistory(self.k, width, height, self.weather_dim)
 
     # --- CPU / plain path: numpy in, numpy out, history as returned arrays --------------------------
     def reset(self) -> None:
@@ -88,11 +89,11 @@ class OrtBackend:
             self.host.reset()
 
     def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
-             timings: dict[str, tuple[int, int]]) -> np.ndarray:
+             timings: dict[str, tuple[int, int]], weather: np.ndarray | None = None) -> np.ndarray:
         if self.binding is not None:
-            return self._step_bound(labels, flow, has_history, timings)
+            return self._step_bound(labels, flow, has_history, timings, weather)
         with Stage(timings, "upload"):  # host memory is the device here: just lay the inputs out
-            feeds = self.host.feeds(labels, flow, has_history)
+            feeds = self.host.feeds(labels, flow, has_history, weather)
         with Stage(timings, "inference"):
             _, image_u8, next_frames, next_labels = self.session.run(None, feeds)
             self.host.keep(next_frames, next_labels)
@@ -102,7 +103,7 @@ class OrtBackend:
     # --- GPU path: IO binding onto torch CUDA ping-pong buffers ---------------------------------------
     def _init_iobinding(self) -> None:
         self.device = torch.device("cuda", torch.cuda.current_device())
-        self.history = DeviceHistory(self.k, self.width, self.height, self.device, torch.float32)
+        self.history = DeviceHistory(self.k, self.width, self.height, self.device, torch.float32, self.weather_dim)
         self.binding = self.session.io_binding()
         self._sync = lambda: torch.cuda.synchronize(self.device)
         self.device_name += f" on {torch.cuda.get_device_name(self.device)}"
@@ -112,12 +113,12 @@ class OrtBackend:
         bind = self.binding.bind_output if output else self.binding.bind_input
         bind(name, "cuda", self.device.index or 0, np_dtype, list(tensor.shape), tensor.data_ptr())
 
-    def _step_bound(self, labels, flow, has_history, timings) -> np.ndarray:
+    def _step_bound(self, labels, flow, has_history, timings, weather) -> np.ndarray:
         h = self.history
         with Stage(timings, "upload", self._sync):
-            h.upload(labels, flow, has_history)
+            h.upload(labels, flow, has_history, weather)
         with Stage(timings, "inference", self._sync):
-            for name, t in zip(INPUT_NAMES, h.inputs()):
+            for name, t in zip(self.input_names, h.inputs()):
                 self._bind(name, t, output=False)
             for name, t in zip(OUTPUT_NAMES, h.outputs()):
                 self._bind(name, t, output=True)

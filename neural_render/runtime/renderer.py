@@ -2,8 +2,9 @@
 
 Per frame: check the inputs (a bad frame raises ValueError here, never inside a backend), decide
 whether there is history (not after a cut, a reset, or with history_enabled off), and hand the uint8
-labels (+ float32 flow) to the backend, which keeps the K-1 previous outputs and label maps on its
-device. `last_timings` holds perf_counter_ns (start, end) of each stage for the profiler.
+labels (+ float32 flow, + the weather for a model that takes it) to the backend, which keeps the K-1
+previous outputs and label maps on its device. `last_timings` holds perf_counter_ns (start, end) of
+each stage for the profiler.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from carla_bridge.core.frames import parse_size
+from carla_bridge.core.weather import CLEAR_NOON, WEATHER_DIM, check_weather
 from neural_render.checkpoint import load_generator
 from neural_render.model import Vid2VidGenerator
-from neural_render.runtime.common import PRECISIONS, Stage, HistorySwitch, check_frame_cut, check_inputs, frame_fields
+from neural_render.runtime.common import (PRECISIONS, HistorySwitch, Stage, check_frame_cut, check_inputs,
+                                          frame_fields, log)
 from neural_render.runtime.select import create_backend
 
 
@@ -50,6 +53,9 @@ class Renderer(HistorySwitch):
         # The size is checked here, once: the backends and the ONNX export trust it.
         self.size = parse_size(size, "size")
         model.config.check_size(*self.size)
+        if model.config.weather_dim not in (0, WEATHER_DIM):
+            raise ValueError(f"model '{model.config.name}' takes a weather vector of {model.config.weather_dim} "
+                             f"values; frames carry {WEATHER_DIM} (carla_bridge.core.weather): retrain it")
         self.config = model.config
         self.model_name = model.config.name
         try:
@@ -63,6 +69,7 @@ class Renderer(HistorySwitch):
         self.last_timings: dict[str, tuple[int, int]] = {}
         self.frames_rendered = 0
         self._has_history = False
+        self._weather_noted = False  # the one line saying this model ignores the frames' weather
         self._in_use = threading.Lock()  # taken without waiting by render() and reset(): see _one_caller
 
     @property
@@ -70,6 +77,11 @@ class Renderer(HistorySwitch):
         """Whether frames run compiled (torch.compile, or TensorRT's CUDA graphs); False once closed. A
         torch.compile that fails at the first frame falls back to eager, so read it after a render."""
         return self._backend is not None and self._backend.compiled
+
+    @property
+    def takes_weather(self) -> bool:
+        """Whether the render follows frame.weather; False for a model trained without it."""
+        return self.config.weather_dim > 0
 
     def reset(self) -> None:
         """Drop the history: the next frame is rendered from its labels alone."""
@@ -117,18 +129,30 @@ class Renderer(HistorySwitch):
         with Stage(timings, "preprocess"):  # the frame enters here: checked once, then trusted
             labels, flow, cut = frame_fields(frame)
             check_inputs(labels, flow, self.size, self.config.num_classes)
+            weather = self._weather(getattr(frame, "weather", None))
             if check_frame_cut(cut):
                 self._drop_history()
             has_history = self._has_history and self._history_enabled
             labels = np.ascontiguousarray(labels)
         try:
-            image = backend.step(labels, flow, has_history, timings)
+            image = backend.step(labels, flow, has_history, timings, weather)
         except (RuntimeError, MemoryError) as error:
             raise _out_of_memory(error, self.size) or error
         self._has_history = self._history_enabled
         self.frames_rendered += 1
         self.last_timings = timings
         return image
+
+    def _weather(self, weather: object) -> np.ndarray | None:
+        """frame.weather as the backend takes it: the checked vector for a weather model (clear noon when
+        the frame has none), None for a model without weather, which says so once."""
+        if not self.takes_weather:
+            if weather is not None and not self._weather_noted:
+                log.warning("model '%s' was trained without weather input: the render ignores the frames' "
+                            "weather (C / Shift+C change the engine image only)", self.model_name)
+                self._weather_noted = True
+            return None
+        return CLEAR_NOON if weather is None else check_weather(weather, "frame.weather")
 
     def __repr__(self) -> str:
         w, h = self.size

@@ -27,7 +27,7 @@ class TorchBackend:
         self.device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
         width, height = size
         self.module = eval_step(model, device, self.dtype, channels_last)
-        self.history = DeviceHistory(model.config.k, width, height, device, self.dtype)
+        self.history = DeviceHistory(model.config.k, width, height, device, self.dtype, model.config.weather_dim)
         self.compiled = False
         self._run = self.module
         if compile:
@@ -55,10 +55,10 @@ class TorchBackend:
 
     @torch.no_grad()
     def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
-             timings: dict[str, tuple[int, int]]) -> np.ndarray:
+             timings: dict[str, tuple[int, int]], weather: np.ndarray | None = None) -> np.ndarray:
         h = self.history
         with Stage(timings, "upload", self._sync):
-            h.upload(labels, flow, has_history)
+            h.upload(labels, flow, has_history, weather)
         with Stage(timings, "inference", self._sync):
             outs = self._forward(*h.inputs())
             for dst, src in zip(h.outputs(), outs):  # copy out: CUDA-graph outputs are reused memory

@@ -73,5 +73,5 @@ class TensorRTBackend(TensorRTRunner):
             log.info("tensorrt: building engine (%s), this takes a minute once per model/GPU/shape", precision)
             return build_engine(trt, onnx_bytes, precision, timing_cache)
         frame_dtype = torch.float16 if graph_precision == "fp16" else torch.float32
-        self.start(trt, EngineCache(root / f"{key[:24]}.engine"), build, model.config.k, size, frame_dtype,
+        self.start(trt, EngineCache(root / f"{key[:24]}.engine"), build, model.config, size, frame_dtype,
                    cuda_graph)

@@ -90,5 +90,5 @@ class TensorRTRTXBackend(TensorRTRunner):
         onnx_bytes = cached_onnx(model, *size, precision, directory).read_bytes()
         cache = rtx_engine_cache(trt, onnx_bytes, size, precision, capability, directory)
         frame_dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.start(trt, cache, rtx_builder(trt, onnx_bytes, capability, precision), model.config.k, size,
+        self.start(trt, cache, rtx_builder(trt, onnx_bytes, capability, precision), model.config, size,
                    frame_dtype, cuda_graph)

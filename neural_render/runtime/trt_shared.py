@@ -26,7 +26,8 @@ import torch
 from carla_bridge.core.files import write_atomic
 from neural_render.runtime.buffers import DeviceHistory
 from neural_render.runtime.common import Stage, log
-from neural_render.runtime.onnx import INPUT_NAMES, OUTPUT_NAMES
+from neural_render.model import GeneratorConfig
+from neural_render.runtime.onnx import OUTPUT_NAMES, input_names
 
 DIGEST_BYTES = 32  # the sha256 in front of every cached engine
 
@@ -110,14 +111,15 @@ class TensorRTRunner:
 
     name = "tensorrt"
 
-    def start(self, trt, cache: EngineCache, build: Callable[[], bytes], k: int, size: tuple[int, int],
-              frame_dtype: torch.dtype, cuda_graph: bool) -> None:
+    def start(self, trt, cache: EngineCache, build: Callable[[], bytes], config: GeneratorConfig,
+              size: tuple[int, int], frame_dtype: torch.dtype, cuda_graph: bool) -> None:
         self.trt, self.cache, self.engine_path = trt, cache, cache.path
+        self.io_names = input_names(config) + OUTPUT_NAMES
         self._runtime = trt.Runtime(trt_logger(trt))
         self.engine = self._load_or_build(build)
         self.context = self.engine.create_execution_context()
         width, height = size
-        self.history = DeviceHistory(k, width, height, self.device, frame_dtype)
+        self.history = DeviceHistory(config.k, width, height, self.device, frame_dtype, config.weather_dim)
         self.stream = torch.cuda.Stream(self.device)  # TensorRT warns on (and serialises) the default stream
         self.cuda_graph = cuda_graph
         self.graphs: dict[int, object] = {}
@@ -145,13 +147,13 @@ class TensorRTRunner:
         if engine is None:
             return None
         names = {engine.get_tensor_name(i) for i in range(engine.num_io_tensors)}
-        return engine if names == set(INPUT_NAMES) | set(OUTPUT_NAMES) else None
+        return engine if names == set(self.io_names) else None
 
     def reset(self) -> None:
         self.history.reset()
 
     def _bind(self) -> None:
-        for name, tensor in zip(INPUT_NAMES + OUTPUT_NAMES, self.history.inputs() + self.history.outputs()):
+        for name, tensor in zip(self.io_names, self.history.inputs() + self.history.outputs()):
             self.context.set_tensor_address(name, tensor.data_ptr())
 
     def _execute(self) -> None:
@@ -172,11 +174,11 @@ class TensorRTRunner:
         self.graphs[parity].replay()
 
     def step(self, labels: np.ndarray, flow: np.ndarray | None, has_history: bool,
-             timings: dict[str, tuple[int, int]]) -> np.ndarray:
+             timings: dict[str, tuple[int, int]], weather: np.ndarray | None = None) -> np.ndarray:
         h, sync = self.history, self.stream.synchronize
         with torch.cuda.stream(self.stream):
             with Stage(timings, "upload", sync):
-                h.upload(labels, flow, has_history)
+                h.upload(labels, flow, has_history, weather)
             with Stage(timings, "inference", sync):
                 self._execute()
                 h.swap()

@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, FileNotFoundError) as error:
         print(f"error: --model {args.model}: {error}", file=sys.stderr)
         return 2
+    if model.config.weather_dim:  # a request carries labels, flow and a cut; no weather yet
+        print(f"error: --model {args.model} takes the weather, which the render service does not carry yet; "
+              "serve a model trained without --weather all", file=sys.stderr)
+        return 2
     function = RenderFunction(model, args.device, args.precision, args.idle_timeout)
     serve(function, args.host, args.http_port, args.grpc_port, args.metrics_port, args.max_batch,
           args.max_queue_delay_us)

@@ -7,6 +7,7 @@ Keys (T frames, oldest first; the DataLoader's default collate adds the batch di
   has_flow  (T,)         float32 1 where flow[t] is the exact flow to frame t-1 of this clip
   depth     (T, H, W)    float32 metres, zeros where unknown
   has_depth (T,)         float32 1 where depth[t] is known
+  weather   (T, D)       float32 the frame's weather (carla_bridge.core.weather), clear noon where unknown
 Frame 0 of a clip never has flow (its previous frame is not in the clip), so has_flow[0] == 0.
 Labels and colours stay uint8 until they reach the device: 4x less to copy than float.
 """
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from carla_bridge.core.weather import CLEAR_NOON
 
 Clip = dict[str, torch.Tensor]
 
@@ -49,6 +52,8 @@ def frames_to_clip(frames: Sequence) -> Clip:
         "has_flow": torch.tensor(has_flow, dtype=torch.float32),
         "depth": torch.from_numpy(np.ascontiguousarray(np.stack(depth), dtype=np.float32)),
         "has_depth": torch.tensor(has_depth, dtype=torch.float32),
+        # As the renderer reads a frame without weather: clear noon.
+        "weather": torch.from_numpy(np.stack([CLEAR_NOON if f.weather is None else f.weather for f in frames])),
     }
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from carla_bridge.core.weather import CLEAR_NOON
 from neural_render.train.augment import AugmentConfig, augment_clip
 from neural_render.train.clip import Clip
 from neural_render.train.splits import mix
@@ -143,5 +144,6 @@ class CityscapesClips(Dataset):
             "has_flow": torch.zeros(want),
             "depth": torch.zeros(want, h, w),
             "has_depth": torch.zeros(want),
+            "weather": torch.from_numpy(CLEAR_NOON).expand(want, -1).clone(),  # daytime photos, weather unknown
         }
         return augment_clip(clip, self.width, self.height, rng, self.augment)

@@ -57,8 +57,8 @@ class ProceduralClips(Dataset):
         self.augment = augment
         self.warmup_max = warmup_max
         # "default": the world's default preset (what evaluate and the game show first); "all": a random
-        # preset per clip; "N": preset N. The generator has no weather input, so "all" teaches it an
-        # average look of all presets, which costs PSNR against any one of them.
+        # preset per clip, each frame carrying its weather vector, which the trainer then feeds to a
+        # generator built with weather_dim (Trainer); "N": preset N.
         self.weather = weather
         self._world = None  # created lazily inside each worker process
 

@@ -71,10 +71,11 @@ def sample_strip(trainer: Trainer, batch, path: Path, frames: int = 4) -> Path:
     labels = batch["labels"][:1, :frames].to(trainer.device)
     flow = batch["flow"][:1, :frames].to(trainer.device)
     has_flow = batch["has_flow"][:1, :frames].to(trainer.device)
+    weather = batch["weather"][:1, :frames].to(trainer.device)
     rollout = Rollout(trainer.G_ema, history=True)
     rows = []
     for t in range(labels.shape[1]):
-        out = rollout.step(labels[:, t], flow[:, t], has_flow[:, t], cut=t == 0)
+        out = rollout.step(labels[:, t], flow[:, t], has_flow[:, t], cut=t == 0, weather=weather[:, t])
         image = to_uint8(out.image)[0].permute(1, 2, 0).cpu().numpy()
         target = batch["rgb"][0, t].permute(1, 2, 0).numpy()
         rows.append(np.concatenate([colorize(batch["labels"][0, t].numpy()), image, target], 1))

@@ -29,8 +29,9 @@ class Rollout:
         self.started = False
 
     def step(self, labels: torch.Tensor, flow: torch.Tensor | None = None, has_flow: torch.Tensor | None = None,
-             cut: bool = False) -> GeneratorOutput:
-        """labels (B, H, W) integer; flow (B, 2, H, W) engine flow t -> t-1 or None; has_flow (B,) 0/1."""
+             cut: bool = False, weather: torch.Tensor | None = None) -> GeneratorOutput:
+        """labels (B, H, W) integer; flow (B, 2, H, W) engine flow t -> t-1 or None; has_flow (B,) 0/1;
+        weather (B, D) (carla_bridge.core.weather), needed by a model with weather_dim, ignored by others."""
         b, h, w = labels.shape
         if cut or not self.history or not self.started:
             self.labels = labels.unsqueeze(1).expand(b, self.k, h, w)
@@ -43,7 +44,7 @@ class Rollout:
         if flow is None or has_flow is None:
             flow = torch.zeros(b, 2, h, w, device=labels.device)
             has_flow = torch.zeros(b, device=labels.device)
-        out = self.model(self.labels, self.frames, flow, has_history, has_flow)
+        out = self.model(self.labels, self.frames, flow, has_history, has_flow, weather)
         image = out.image.detach() if self.detach else out.image
         self.frames = torch.cat([self.frames[:, 1:], image.unsqueeze(1).to(self.frames.dtype)], 1)
         self.started = True

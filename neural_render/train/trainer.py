@@ -15,6 +15,7 @@ from contextlib import nullcontext
 
 import torch
 
+from carla_bridge.core.weather import WEATHER_DIM
 from neural_render.checkpoint import load_generator
 from neural_render.metrics import occlusion_mask
 from neural_render.model import build_generator
@@ -33,10 +34,15 @@ class Trainer:
         self.cfg, self.dist = cfg, dist or DistInfo()
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
-        self.G = build_generator(cfg.preset).to(self.device)
+        # --weather all draws a preset per clip: the generator then takes the weather (model.SPADE's FiLM).
+        weather_dim = WEATHER_DIM if cfg.weather == "all" else 0
+        self.G = build_generator(cfg.preset, weather_dim=weather_dim).to(self.device)
         self.G.config.check_size(*cfg.res)
         if cfg.init:  # a CheckpointError (ValueError) names the file when it is not this preset's
-            self.G.load_state_dict(load_generator(cfg.init, preset=cfg.preset).state_dict())
+            start = load_generator(cfg.init, preset=cfg.preset)
+            # A model trained without weather starts a weather one exactly: its weather maps start at zero.
+            strict = start.config.weather_dim == weather_dim
+            self.G.load_state_dict(start.state_dict(), strict=strict)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.k = self.G.config.k
         w = cfg.weights
@@ -98,7 +104,8 @@ class Trainer:
         with self._autocast():
             for t in range(t_len):
                 has_flow = d["has_flow"][:, t] * keep
-                outs.append(rollout.step(d["labels"][:, t], d["flow"][:, t], has_flow, cut=t == 0))
+                outs.append(rollout.step(d["labels"][:, t], d["flow"][:, t], has_flow, cut=t == 0,
+                                         weather=d["weather"][:, t]))
         fakes = torch.stack([o.image.float() for o in outs], 1)  # (B, T, 3, H, W)
         logs: dict[str, float] = {}
         if self.opt_d is not None:

@@ -117,6 +117,8 @@ def test_respawn_and_weather(source, client):
     assert source.set_weather(source.weather_names.index("ClearSunset")) == "ClearSunset"
     weather = client.get_world().get_weather()
     assert weather.sun_altitude_angle == pytest.approx(require_carla().WeatherParameters.ClearSunset.sun_altitude_angle)
+    # The next frame tells the renderer: sun at 15 degrees, scaled to (15 + 90) / 180 * 2 - 1.
+    assert source.step(Control()).weather[0] == pytest.approx(15.0 / 90.0)
 
 
 def test_no_server_is_a_clear_connection_error():

@@ -13,6 +13,7 @@ import pytest
 from carla_bridge.core.frames import Control, Source, SourceLost, Transform
 from carla_bridge.core.labels import NUM_LABELS, TAG, check_labels
 from carla_bridge.procedural import GBuffer, ProceduralWorld, WorldConfig
+from carla_bridge.procedural.config import WEATHER_PARAMETERS
 from carla_bridge.procedural.opendrive import town_to_opendrive
 
 SMALL = dict(width=64, height=32)
@@ -86,6 +87,10 @@ def test_weather_presets_change_rgb_not_labels():
     other = world.render_camera(world.ego_camera_pose(), None, 64, 32, 90.0)
     np.testing.assert_array_equal(other.labels, frame.labels)
     assert np.abs(other.rgb.astype(int) - frame.rgb).mean() > 5
+    # The frame says which weather it shows, in CARLA's terms: the next step carries the new preset.
+    np.testing.assert_array_equal(frame.weather, WEATHER_PARAMETERS[world.weather_names[0]])
+    assert world.step(Control()).weather.tolist() == WEATHER_PARAMETERS[name].tolist()
+    assert set(WEATHER_PARAMETERS) == set(world.weather_names)
 
 
 def test_multi_vehicle_api():
