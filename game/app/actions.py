@@ -28,7 +28,9 @@ def weather(app, step: int) -> None:
         return
     app.weather = (app.weather + step) % len(names)
     app.weather_name = app.source.set_weather(app.weather) or names[app.weather]  # the HUD keeps showing it
-    app.hud.notify(f"Weather: {app.weather_name}")
+    # A model trained without weather renders every preset alike: say so where the key was pressed.
+    ignored = "" if app.renderer.takes_weather else " (the engine image only: this model ignores weather)"
+    app.hud.notify(f"Weather: {app.weather_name}{ignored}")
 
 
 def layout(app) -> None:

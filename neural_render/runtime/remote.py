@@ -48,6 +48,7 @@ class RemoteRenderer(HistorySwitch):
     model_name = "remote"  # the server's model; the client does not load it
     precision = "fp32"  # what the server was started with is its own flag; the client cannot see it
     compiled = False
+    takes_weather = False  # the service refuses a weather model (neural_render.serve.__main__)
 
     def __init__(self, url: str, size: tuple[int, int] = (256, 128), stream: str | None = None,
                  num_classes: int = 29, timeout_s: float = DEFAULT_TIMEOUT_S):

@@ -45,6 +45,6 @@ def test_the_weather_stays_in_the_hud_after_its_notice(make_app):
     post_key(pygame.K_c)
     assert app.tick()
     name = app.source.weather_names[1]
-    assert app.hud.notice.text == f"Weather: {name}"
+    assert app.hud.notice.text.startswith(f"Weather: {name}")
     app.hud.tick(10.0)  # the notice has faded
     assert app.hud.notice.seconds_left == 0 and f"weather   {name}" in app.hud_lines(app.frame)

@@ -95,6 +95,7 @@ def test_hud_help_and_weather_keys(make_app):
     post_key(pygame.K_c)
     _ticks(app, 1)
     assert app.weather == 1 % len(names) and "Weather" in app.hud.notice.text
+    assert "this model ignores weather" in app.hud.notice.text  # the shipped model was trained without it
     post_key(pygame.K_c, mod=pygame.KMOD_LSHIFT)
     post_key(pygame.K_c, mod=pygame.KMOD_LSHIFT)
     _ticks(app, 1)
